@@ -1,0 +1,53 @@
+"""cffi build script: compiles native/src/*.c into the extension ``edge_lsh._native``.
+
+API (out-of-line) mode: the C compiler checks every declaration against the real header, so
+the binding cannot drift from the kernel. Flags are portable on purpose: no -march=native, so
+a wheel or an sdist built on one machine runs on any machine of its architecture.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cffi import FFI
+
+ROOT = Path(__file__).resolve().parent.parent
+NATIVE = ROOT / "native"
+HEADER = NATIVE / "include" / "edge_lsh.h"
+
+
+def cdef_from_header(text: str) -> str:
+    """The header as cffi's parser accepts it: no comments, no C++ guards, and of the
+    preprocessor lines only the integer #defines."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    keep = []
+    in_cplusplus = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#ifdef __cplusplus"):
+            in_cplusplus = True
+        elif in_cplusplus:
+            in_cplusplus = not stripped.startswith("#endif")
+        elif stripped.startswith("#"):
+            m = re.match(r"#define\s+(ELSH_\w+)\s+(0x[0-9A-Fa-f]+|\d+)u?\s*$", stripped)
+            if m:
+                keep.append(f"#define {m.group(1)} {m.group(2)}")
+        else:
+            keep.append(line)
+    return "\n".join(keep)
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(cdef_from_header(HEADER.read_text()))
+ffibuilder.set_source(
+    "edge_lsh._native",
+    '#include "edge_lsh.h"\n',
+    sources=[str(p.relative_to(ROOT)) for p in sorted((NATIVE / "src").glob("*.c"))],
+    include_dirs=[str((NATIVE / "include").relative_to(ROOT)), str((NATIVE / "src").relative_to(ROOT))],
+    extra_compile_args=["-std=c99", "-O2", "-ffp-contract=off"],
+    libraries=["m"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

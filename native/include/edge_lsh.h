@@ -1,0 +1,296 @@
+/*
+ * edge_lsh.h - public C API of the edge-lsh kernel.
+ *
+ * A network is a stack of fully connected layers. Each hidden layer (and, if asked, the output
+ * layer) keeps L locality-sensitive hash tables over its neurons' weight rows. For an input,
+ * the layer hashes the input vector, counts how often each neuron collides with it over the L
+ * tables and computes only the top-k neurons, forward and backward.
+ *
+ * Memory: the caller owns everything. elsh_net_plan() says how many bytes the arena needs;
+ * elsh_net_init() carves every buffer (weights, optimizer state, hash tables, scratch) out of
+ * it. The kernel never calls malloc. The arena holds plain data only (no pointers), laid out
+ * the same on every platform, so saving the arena saves the whole model.
+ *
+ * Determinism: every random choice (initial weights, projections, padding order, reservoir
+ * insertion, sample order) comes from one seeded PRNG (prng.c).
+ */
+#ifndef EDGE_LSH_H
+#define EDGE_LSH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ELSH_VERSION_MAJOR 0
+#define ELSH_VERSION_MINOR 1
+
+#define ELSH_MAX_LAYERS 8       /* hidden layers + output layer */
+#define ELSH_MAX_WIDTH 65535    /* neuron ids are stored as uint16 in the tables */
+#define ELSH_MAX_BITS 15        /* K: bits per table (bucket ids must stay below ELSH_NO_BUCKET) */
+#define ELSH_MAX_TABLES 1024    /* L */
+#define ELSH_NO_BUCKET 0xFFFFu  /* neuron_slot value: neuron not stored in this table */
+
+typedef enum {
+    ELSH_OK = 0,
+    ELSH_ERR_NULL = -1,        /* a required pointer was NULL */
+    ELSH_ERR_CONFIG = -2,      /* a configuration value is out of range */
+    ELSH_ERR_ARENA = -3,       /* arena too small or misaligned */
+    ELSH_ERR_INPUT = -4,       /* non-finite input or label out of range */
+    ELSH_ERR_STATE = -5        /* call not valid in the current state */
+} elsh_status;
+
+const char *elsh_status_str(int status);
+
+/* ---------------------------------------------------------------- PRNG (prng.c) */
+
+/* xoshiro128** seeded by splitmix64: 32-bit outputs, cheap on Cortex-M, same stream everywhere. */
+typedef struct {
+    uint32_t s[4];
+} elsh_prng;
+
+void elsh_prng_seed(elsh_prng *rng, uint64_t seed);
+uint32_t elsh_prng_u32(elsh_prng *rng);
+uint32_t elsh_prng_below(elsh_prng *rng, uint32_t n);   /* uniform in [0, n), n >= 1, unbiased */
+float elsh_prng_uniform(elsh_prng *rng);                /* [0, 1), 24 random bits */
+float elsh_prng_normal(elsh_prng *rng);  /* approx N(0,1): Irwin-Hall of 4, no libm, exact */
+uint64_t elsh_mix64(uint64_t x);         /* splitmix64 finalizer: hashes ints to ints */
+
+/* ---------------------------------------------------------------- configuration */
+
+typedef enum {
+    ELSH_HASH_SIMHASH = 0,   /* signed Gaussian random projections (multiplies) */
+    ELSH_HASH_TERNARY = 1,   /* signed sparse +-1 projections: adds and subtracts only */
+    ELSH_HASH_DWTA = 2       /* densified winner-take-all: comparisons only */
+} elsh_hash_family;
+
+typedef enum { ELSH_INSERT_FIFO = 0, ELSH_INSERT_RESERVOIR = 1 } elsh_insert_policy;
+typedef enum { ELSH_SELECT_TOPK = 0, ELSH_SELECT_UNION = 1 } elsh_select_mode;
+
+typedef struct {
+    int32_t family;          /* elsh_hash_family */
+    int32_t bits;            /* K: bits per table, 1..ELSH_MAX_BITS */
+    int32_t tables;          /* L: number of tables, 1..ELSH_MAX_TABLES */
+    int32_t pool;            /* sum-pool windows of this many inputs before hashing; 1 = none */
+    int32_t bucket_capacity; /* max neurons per bucket; 0 = min(128, n_out) */
+    int32_t insert_policy;   /* elsh_insert_policy, when a bucket is full */
+    int32_t select_mode;     /* elsh_select_mode */
+    int32_t ternary_nnz;     /* ternary: non-zeros per projection; 0 = ceil(dim / 3) */
+    int32_t dwta_bin;        /* DWTA: inputs per bin, a power of two 2..256; 0 = 8 */
+} elsh_hash_config;
+
+typedef struct {
+    int32_t n_out;           /* neurons in this layer */
+    int32_t use_lsh;         /* 0: dense (every neuron computed); 1: LSH-selected */
+    float active_fraction;   /* k = max(1, round(active_fraction * n_out)) when use_lsh */
+    elsh_hash_config hash;   /* ignored when use_lsh == 0 */
+} elsh_layer_config;
+
+/* Hidden layers are ReLU; the last layer is the softmax output. */
+typedef struct {
+    int32_t n_in;
+    int32_t n_layers;                          /* hidden layers + 1 output layer */
+    elsh_layer_config layers[ELSH_MAX_LAYERS];
+    uint64_t seed;
+} elsh_net_config;
+
+/* ---------------------------------------------------------------- op counters */
+
+/* Arithmetic and memory traffic of one phase of one layer. Multiply-accumulates count as one
+ * mul plus one add. weight_bytes counts parameter bytes read (weights, biases, projections). */
+typedef struct {
+    uint64_t mul;
+    uint64_t add;
+    uint64_t cmp;
+    uint64_t weight_bytes;
+    uint64_t table_bytes;    /* bucket entries read or written */
+} elsh_ops;
+
+typedef enum {
+    ELSH_PHASE_HASH = 0,     /* pooling + hashing the layer input, and candidate counting */
+    ELSH_PHASE_FORWARD = 1,  /* the active neurons' dot products, activation */
+    ELSH_PHASE_BACKWARD = 2, /* deltas for the previous layer */
+    ELSH_PHASE_UPDATE = 3,   /* optimizer step on active rows */
+    ELSH_PHASE_TABLES = 4,   /* re-hashing and moving updated neurons between buckets */
+    ELSH_PHASE_COUNT = 5
+} elsh_phase;
+
+/* ---------------------------------------------------------------- layer and network */
+
+/* A layer's views into the arena. Everything here is derived from the config by
+ * elsh_net_init(); the arena alone holds the state. */
+typedef struct {
+    int32_t n_in, n_out, k, use_lsh, is_output;
+    elsh_hash_config hash;
+    int32_t hash_dim;          /* ceil(n_in / pool): length of the vector that is hashed */
+    int32_t n_buckets;         /* 2^K */
+    int32_t capacity;          /* slots per bucket */
+    int32_t dwta_per_table;    /* DWTA sub-hashes per table */
+    int32_t dwta_bits;         /* log2(dwta_bin) */
+    int32_t active_capacity;   /* k (+1 for the true label at the output while training) */
+
+    /* parameters, row-major: w[j * n_in + i] is neuron j's weight for input i */
+    float *w;
+    float *b;
+    /* optimizer state (Adagrad accumulators and momentum) */
+    float *w_g2, *w_vel, *b_g2, *b_vel;
+
+    /* hash functions (only the family in use is non-NULL) */
+    float *proj;               /* SimHash: [L*K][hash_dim] Gaussian */
+    uint16_t *tern_idx;        /* ternary: [L*K][nnz] input index */
+    int8_t *tern_sign;         /* ternary: [L*K][nnz] +1 / -1 */
+    int32_t tern_nnz;
+    uint16_t *dwta_idx;        /* DWTA: [L*dwta_per_table][dwta_bin] input index */
+
+    /* tables: [L][2^K] buckets of `capacity` neuron ids */
+    uint16_t *bucket_ids;      /* [L][B][capacity] */
+    uint16_t *bucket_len;      /* [L][B] */
+    uint16_t *bucket_head;     /* [L][B] FIFO: next slot to evict */
+    uint32_t *bucket_seen;     /* [L][B] reservoir: inserts ever offered */
+    uint16_t *neuron_bucket;   /* [n_out][L] bucket holding the neuron, ELSH_NO_BUCKET if none */
+    uint8_t *dirty;            /* [n_out] updated since its last re-hash */
+    uint16_t *pad_order;       /* [n_out] fixed random permutation used to pad the active set */
+    elsh_prng *rng;            /* this layer's PRNG (reservoir insertion), kept in the arena */
+
+    /* scratch, reused by every call */
+    float *hash_in;            /* [hash_dim], kept all-zero between calls */
+    uint32_t *codes;           /* [L] bucket ids of the current input */
+    uint32_t *neuron_codes;    /* [L] bucket ids of the neuron being re-hashed */
+    int32_t *hist;             /* [L + 1] histogram of collision counts */
+    uint16_t *counts;          /* [n_out] collision counts, kept all-zero between calls */
+    uint16_t *touched;         /* [L * capacity] neurons with a non-zero count */
+    int32_t *active;           /* [active_capacity] active neuron ids, ascending */
+    float *act;                /* [active_capacity] outputs of the active neurons */
+    float *delta;              /* [active_capacity] dL/dz of the active neurons */
+    int32_t n_active;
+    int32_t n_candidates;      /* distinct neurons found in the L buckets for this input */
+
+    elsh_ops ops_last[ELSH_PHASE_COUNT];   /* the most recent call */
+    elsh_ops ops_total[ELSH_PHASE_COUNT];  /* since elsh_net_reset_counters() */
+} elsh_layer;
+
+typedef struct {
+    elsh_net_config cfg;
+    int32_t n_layers;
+    elsh_layer layers[ELSH_MAX_LAYERS];
+    float *input_dense;        /* [n_in] copy of the current input */
+    int32_t *input_index;      /* [max width] 0..n-1, the "active" list of a dense input */
+    float *probs;              /* [n_classes] output probabilities (0 for inactive classes) */
+    elsh_prng *train_rng;      /* sample order; kept in the arena */
+    int64_t *samples_seen;     /* training samples since init; drives the table schedule */
+    void *arena;
+    size_t arena_bytes;
+} elsh_net;
+
+/* Bytes of arena the config needs (64-byte aligned buffers inside). Validates the config. */
+int elsh_net_plan(const elsh_net_config *cfg, size_t *arena_bytes);
+
+/* Point every buffer of `net` into `arena` (which must be 64-byte aligned and at least
+ * elsh_net_plan() bytes). Does not touch the arena's contents: use it to attach a saved arena. */
+int elsh_net_init(elsh_net *net, const elsh_net_config *cfg, void *arena, size_t arena_bytes);
+
+/* Fill parameters from cfg->seed (uniform He init), draw hash functions, zero optimizer state,
+ * build all tables. */
+int elsh_net_randomize(elsh_net *net);
+
+void elsh_net_reset_counters(elsh_net *net);
+
+/* Sum of one phase over all layers (ops_total when total != 0, else ops_last). */
+elsh_ops elsh_net_ops(const elsh_net *net, int phase, int total);
+
+/* ---------------------------------------------------------------- hashing (hash.c) */
+
+/* Sum-pool a dense vector (n values) or a sparse one (idx != NULL) into layer->hash_in. */
+void elsh_hash_pool(elsh_layer *layer, const float *x, const int32_t *idx, int32_t n, elsh_ops *ops);
+/* Bucket id of table t for the vector in layer->hash_in (or `v` of length hash_dim). */
+uint32_t elsh_hash_code(const elsh_layer *layer, const float *v, int32_t t, elsh_ops *ops);
+/* Draw new hash functions for the layer from rng. */
+void elsh_hash_draw(elsh_layer *layer, elsh_prng *rng);
+/* Bucket ids of neuron j's weight row in every table, into codes[L]. Uses hash_in as scratch. */
+void elsh_hash_neuron(elsh_layer *layer, int32_t j, uint32_t *codes, elsh_ops *ops);
+
+/* ---------------------------------------------------------------- tables (tables.c) */
+
+/* Empty every bucket and insert every neuron. */
+void elsh_tables_rebuild(elsh_layer *layer);
+/* Re-hash the neurons marked dirty and move them to their new buckets. Returns how many. */
+int32_t elsh_tables_update(elsh_layer *layer);
+/* Number of neurons currently stored in table t (sum of bucket lengths). */
+int32_t elsh_tables_count(const elsh_layer *layer, int32_t t);
+
+/* ---------------------------------------------------------------- selection (select.c) */
+
+/* From layer->codes, choose the active set: top-k by collision count (ties by lower neuron id)
+ * or union, padded from pad_order when fewer than k neurons collide. If force >= 0 it is added
+ * (training: the true label at an LSH output layer). Fills active[] ascending and n_active. */
+void elsh_select(elsh_layer *layer, int32_t force, elsh_ops *ops);
+
+/* ---------------------------------------------------------------- layers (layer_f32.c) */
+
+/* Forward one layer. The input is dense (in_idx == NULL, n_in values) or sparse (in_n values at
+ * the in_idx positions). Hashes and selects when the layer uses LSH. */
+void elsh_layer_forward_f32(elsh_layer *layer, const float *in_val, const int32_t *in_idx,
+                            int32_t in_n, int32_t force);
+
+/* Backward one layer for the deltas in layer->delta: adds dL/dx of the active inputs into
+ * prev_delta (NULL for the first layer) and steps Adagrad + momentum on the active rows. */
+void elsh_layer_backward_f32(elsh_layer *layer, const float *in_val, const int32_t *in_idx,
+                             int32_t in_n, float *prev_delta, float lr, float momentum, float l2,
+                             float eps);
+
+/* ---------------------------------------------------------------- network (net.c, train.c) */
+
+/* Forward pass for one input. label >= 0 only while training (forced into an LSH output
+ * layer's active set). Fills net->probs. Returns the predicted class (>= 0) or an error. */
+int elsh_net_forward(elsh_net *net, const float *x, int32_t label);
+
+typedef enum { ELSH_REBUILD_SEED = 0, ELSH_REBUILD_EVERY = 1, ELSH_REBUILD_NEVER = 2 } elsh_rebuild;
+
+typedef struct {
+    float lr;                /* Adagrad learning rate */
+    float momentum_start;    /* momentum, ramped linearly ... */
+    float momentum_end;      /* ... to this by momentum_epochs */
+    int32_t momentum_epochs;
+    float l2;                /* L2 weight decay added to the gradient of active rows */
+    float adagrad_eps;
+    int32_t rebuild;         /* elsh_rebuild */
+    int32_t rebuild_every;   /* samples between table updates, for ELSH_REBUILD_EVERY */
+    int32_t rehash_every;    /* samples between drawing new hash functions; 0 = never */
+} elsh_train_config;
+
+void elsh_train_config_default(elsh_train_config *tc);
+
+typedef struct {
+    double loss_sum;
+    int64_t correct;
+    int64_t samples;
+    int64_t rebuilds;
+    int64_t rehashes;
+} elsh_train_stats;
+
+/* Samples between table updates in `epoch` for a set of n samples (0 = no updates). */
+int64_t elsh_rebuild_interval(const elsh_train_config *tc, int32_t epoch, int64_t n);
+
+/* One step (Adagrad + momentum) on one sample; no table maintenance. *loss gets its
+ * cross-entropy. Returns the class predicted before the step, or an error. */
+int elsh_train_sample(elsh_net *net, const elsh_train_config *tc, int32_t epoch,
+                      const float *x, int32_t label, float *loss);
+
+/* Train on samples x[order[i]] for i in [0, n) (x is [rows][n_in], row-major). Table
+ * maintenance follows tc and `epoch`; `n_epoch` is the epoch's full size, for the schedule. */
+int elsh_train_batch(elsh_net *net, const elsh_train_config *tc, int32_t epoch, int64_t n_epoch,
+                     const float *x, const int32_t *labels, const int32_t *order, int64_t n,
+                     elsh_train_stats *stats);
+
+/* Predicted class of each of n rows; probs (n * n_classes) may be NULL. */
+int elsh_predict(elsh_net *net, const float *x, int64_t n, int32_t *pred, float *probs);
+
+/* Fisher-Yates shuffle of 0..n-1 into order using the training PRNG. */
+void elsh_shuffle(elsh_net *net, int32_t *order, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EDGE_LSH_H */

@@ -1,0 +1,113 @@
+/* layer_f32.c - the sparse fully connected layer in float32 (the reference path).
+ *
+ * forward:  for each active neuron j, z_j = b_j + sum over active inputs i of w[j][i] * x_i;
+ *           hidden layers apply ReLU, the output layer keeps logits.
+ * backward: given dL/dz of the active neurons, add w[j][i] * dL/dz_j into the previous layer's
+ *           deltas (active inputs only) and take one Adagrad + momentum step on the active rows.
+ * Inputs are dense (idx == NULL) or a list of (idx, value) pairs: the active set of the layer
+ * below. Summation order is fixed (ascending input position), so results are reproducible. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+static void hash_and_select(elsh_layer *L, const float *in_val, const int32_t *in_idx,
+                            int32_t in_n, int32_t force)
+{
+    elsh_ops *ops = &L->ops_last[ELSH_PHASE_HASH];
+    const float *v = in_val;
+    int pooled = L->hash.pool > 1 || in_idx != NULL;
+    if (pooled) {
+        elsh_hash_pool(L, in_val, in_idx, in_n, ops);
+        v = L->hash_in;
+    }
+    for (int32_t t = 0; t < L->hash.tables; t++) L->codes[t] = elsh_hash_code(L, v, t, ops);
+    if (pooled) {
+        /* restore the all-zero scratch: only the touched windows when the input was sparse */
+        if (in_idx) {
+            for (int32_t q = 0; q < in_n; q++) L->hash_in[in_idx[q] / L->hash.pool] = 0.0f;
+        } else {
+            memset(L->hash_in, 0, (size_t)L->hash_dim * sizeof(float));
+        }
+    }
+    elsh_select(L, force, ops);
+}
+
+void elsh_layer_forward_f32(elsh_layer *L, const float *in_val, const int32_t *in_idx,
+                            int32_t in_n, int32_t force)
+{
+    ops_clear(&L->ops_last[ELSH_PHASE_HASH]);
+    ops_clear(&L->ops_last[ELSH_PHASE_FORWARD]);
+    if (L->use_lsh) hash_and_select(L, in_val, in_idx, in_n, force);
+
+    int32_t n_in = L->n_in;
+    for (int32_t a = 0; a < L->n_active; a++) {
+        int32_t j = L->active[a];
+        const float *row = L->w + (size_t)j * (size_t)n_in;
+        float s = L->b[j];
+        if (in_idx) {
+            for (int32_t q = 0; q < in_n; q++) s += row[in_idx[q]] * in_val[q];
+        } else {
+            for (int32_t i = 0; i < n_in; i++) s += row[i] * in_val[i];
+        }
+        L->act[a] = (L->is_output || s > 0.0f) ? s : 0.0f;
+    }
+    elsh_ops *ops = &L->ops_last[ELSH_PHASE_FORWARD];
+    uint64_t macs = (uint64_t)L->n_active * (uint64_t)in_n;
+    ops->mul += macs;
+    ops->add += macs + (uint64_t)L->n_active;
+    ops->cmp += L->is_output ? 0u : (uint64_t)L->n_active;
+    ops->weight_bytes += (macs + (uint64_t)L->n_active) * 4u;
+    ops_accumulate(&L->ops_total[ELSH_PHASE_HASH], &L->ops_last[ELSH_PHASE_HASH]);
+    ops_accumulate(&L->ops_total[ELSH_PHASE_FORWARD], ops);
+}
+
+/* One Adagrad + momentum step on one parameter. */
+static inline void adagrad_step(float *w, float *g2, float *vel, float grad, float lr, float mom,
+                                float eps)
+{
+    *g2 += grad * grad;
+    *vel = mom * *vel - lr * grad / (sqrtf(*g2) + eps);
+    *w += *vel;
+}
+
+/* ops per parameter step: grad (2 mul, 1 add), g2 (1 mul, 1 add), step (2 mul, 1 sqrt, 1 div
+ * counted as mul, 1 add), momentum (1 mul, 1 add), weight (1 add) */
+#define STEP_MULS 7u
+#define STEP_ADDS 5u
+
+void elsh_layer_backward_f32(elsh_layer *L, const float *in_val, const int32_t *in_idx,
+                             int32_t in_n, float *prev_delta, float lr, float mom, float l2,
+                             float eps)
+{
+    elsh_ops *bw = &L->ops_last[ELSH_PHASE_BACKWARD], *up = &L->ops_last[ELSH_PHASE_UPDATE];
+    ops_clear(bw);
+    ops_clear(up);
+    int32_t n_in = L->n_in;
+    if (prev_delta) memset(prev_delta, 0, (size_t)in_n * sizeof(float));
+    for (int32_t a = 0; a < L->n_active; a++) {
+        int32_t j = L->active[a];
+        float d = L->delta[a];
+        size_t off = (size_t)j * (size_t)n_in;
+        float *row = L->w + off, *g2 = L->w_g2 + off, *vel = L->w_vel + off;
+        for (int32_t q = 0; q < in_n; q++) {
+            int32_t i = in_idx ? in_idx[q] : q;
+            float w = row[i];
+            if (prev_delta) prev_delta[q] += w * d; /* uses the weight before this step */
+            adagrad_step(&row[i], &g2[i], &vel[i], d * in_val[q] + l2 * w, lr, mom, eps);
+        }
+        adagrad_step(&L->b[j], &L->b_g2[j], &L->b_vel[j], d, lr, mom, eps);
+        if (L->use_lsh) L->dirty[j] = 1;
+    }
+    uint64_t n_par = (uint64_t)L->n_active * (uint64_t)(in_n + 1);
+    if (prev_delta) {
+        bw->mul += (uint64_t)L->n_active * (uint64_t)in_n;
+        bw->add += (uint64_t)L->n_active * (uint64_t)in_n;
+    }
+    bw->weight_bytes += n_par * 4u;
+    up->mul += n_par * STEP_MULS;
+    up->add += n_par * STEP_ADDS;
+    up->weight_bytes += n_par * 12u; /* w, g2, vel */
+    ops_accumulate(&L->ops_total[ELSH_PHASE_BACKWARD], bw);
+    ops_accumulate(&L->ops_total[ELSH_PHASE_UPDATE], up);
+}

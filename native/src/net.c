@@ -1,0 +1,287 @@
+/* net.c - configuration checks, the arena layout, initialization and op counters.
+ *
+ * One function, carve_net(), walks every buffer of the network in a fixed order. Run with a
+ * NULL arena it only adds up sizes (elsh_net_plan); with an arena it also points the views
+ * into it (elsh_net_init). Both use the same walk, so the layout cannot drift from the plan. */
+#include "edge_lsh.h"
+
+#include <math.h>
+#include <string.h>
+
+#define ARENA_ALIGN 64u
+#define ARENA_LIMIT ((uint64_t)1 << 40) /* refuse plans beyond 1 TiB: a config error */
+
+const char *elsh_status_str(int status)
+{
+    switch (status) {
+    case ELSH_OK: return "ok";
+    case ELSH_ERR_NULL: return "a required pointer was NULL";
+    case ELSH_ERR_CONFIG: return "configuration value out of range";
+    case ELSH_ERR_ARENA: return "arena too small or misaligned";
+    case ELSH_ERR_INPUT: return "non-finite input or label out of range";
+    case ELSH_ERR_STATE: return "call not valid in the current state";
+    default: return "unknown status";
+    }
+}
+
+typedef struct {
+    unsigned char *base; /* NULL while planning */
+    uint64_t used;
+} carver;
+
+static void *take(carver *c, uint64_t count, uint64_t elem_size)
+{
+    uint64_t start = (c->used + (ARENA_ALIGN - 1)) & ~(uint64_t)(ARENA_ALIGN - 1);
+    c->used = start + count * elem_size;
+    return c->base ? (void *)(c->base + start) : NULL;
+}
+
+static int32_t active_k(const elsh_layer_config *lc)
+{
+    if (!lc->use_lsh) return lc->n_out;
+    int32_t k = (int32_t)(lc->active_fraction * (float)lc->n_out + 0.5f);
+    if (k < 1) k = 1;
+    if (k > lc->n_out) k = lc->n_out;
+    return k;
+}
+
+static int is_pow2(int32_t v) { return v > 0 && (v & (v - 1)) == 0; }
+
+static int32_t log2i(int32_t v)
+{
+    int32_t r = 0;
+    while ((1 << r) < v) r++;
+    return r;
+}
+
+/* Fill the derived fields of a layer view from its config; -1 when out of range. */
+static int derive_layer(elsh_layer *L, const elsh_layer_config *lc, int32_t n_in, int is_output)
+{
+    memset(L, 0, sizeof(*L));
+    if (lc->n_out < 1 || lc->n_out > ELSH_MAX_WIDTH) return -1;
+    if (is_output && lc->n_out < 2) return -1;
+    if (lc->use_lsh != 0 && lc->use_lsh != 1) return -1;
+    L->n_in = n_in;
+    L->n_out = lc->n_out;
+    L->is_output = is_output;
+    L->use_lsh = lc->use_lsh;
+    if (!lc->use_lsh) {
+        L->k = lc->n_out;
+        L->active_capacity = lc->n_out;
+        return 0;
+    }
+    /* written as a negated range test so that NaN fails too */
+    if (!(lc->active_fraction > 0.0f && lc->active_fraction <= 1.0f)) return -1;
+    const elsh_hash_config *h = &lc->hash;
+    if (h->family < ELSH_HASH_SIMHASH || h->family > ELSH_HASH_DWTA) return -1;
+    if (h->bits < 1 || h->bits > ELSH_MAX_BITS) return -1;
+    if (h->tables < 1 || h->tables > ELSH_MAX_TABLES) return -1;
+    if (h->pool < 1 || h->pool > n_in) return -1;
+    if (h->bucket_capacity < 0 || h->bucket_capacity > ELSH_MAX_WIDTH) return -1;
+    if (h->insert_policy != ELSH_INSERT_FIFO && h->insert_policy != ELSH_INSERT_RESERVOIR) return -1;
+    if (h->select_mode != ELSH_SELECT_TOPK && h->select_mode != ELSH_SELECT_UNION) return -1;
+    L->hash = *h;
+    L->k = active_k(lc);
+    L->active_capacity = L->k + (is_output ? 1 : 0);
+    L->hash_dim = (n_in + h->pool - 1) / h->pool;
+    L->n_buckets = 1 << h->bits;
+    L->capacity = h->bucket_capacity ? h->bucket_capacity : (lc->n_out < 128 ? lc->n_out : 128);
+    if (h->family == ELSH_HASH_TERNARY) {
+        if (h->ternary_nnz < 0 || h->ternary_nnz > L->hash_dim) return -1;
+        L->tern_nnz = h->ternary_nnz ? h->ternary_nnz : (L->hash_dim + 2) / 3;
+    }
+    if (h->family == ELSH_HASH_DWTA) {
+        int32_t bin = h->dwta_bin ? h->dwta_bin : 8;
+        if (!is_pow2(bin) || bin < 2 || bin > 256 || bin > L->hash_dim) return -1;
+        L->hash.dwta_bin = bin;
+        L->dwta_bits = log2i(bin);
+        L->dwta_per_table = (h->bits + L->dwta_bits - 1) / L->dwta_bits;
+    }
+    return 0;
+}
+
+static void carve_layer(carver *c, elsh_layer *L)
+{
+    uint64_t nw = (uint64_t)L->n_out * (uint64_t)L->n_in;
+    L->w = take(c, nw, 4);
+    L->b = take(c, (uint64_t)L->n_out, 4);
+    L->w_g2 = take(c, nw, 4);
+    L->w_vel = take(c, nw, 4);
+    L->b_g2 = take(c, (uint64_t)L->n_out, 4);
+    L->b_vel = take(c, (uint64_t)L->n_out, 4);
+    L->active = take(c, (uint64_t)L->active_capacity, 4);
+    L->act = take(c, (uint64_t)L->active_capacity, 4);
+    L->delta = take(c, (uint64_t)L->active_capacity, 4);
+    if (!L->use_lsh) return;
+
+    uint64_t n_tab = (uint64_t)L->hash.tables;
+    uint64_t n_proj = n_tab * (uint64_t)L->hash.bits;
+    uint64_t n_bkt = n_tab * (uint64_t)L->n_buckets;
+    if (L->hash.family == ELSH_HASH_SIMHASH) L->proj = take(c, n_proj * (uint64_t)L->hash_dim, 4);
+    if (L->hash.family == ELSH_HASH_TERNARY) {
+        L->tern_idx = take(c, n_proj * (uint64_t)L->tern_nnz, 2);
+        L->tern_sign = take(c, n_proj * (uint64_t)L->tern_nnz, 1);
+    }
+    if (L->hash.family == ELSH_HASH_DWTA)
+        L->dwta_idx = take(c, n_tab * (uint64_t)L->dwta_per_table * (uint64_t)L->hash.dwta_bin, 2);
+    L->bucket_ids = take(c, n_bkt * (uint64_t)L->capacity, 2);
+    L->bucket_len = take(c, n_bkt, 2);
+    L->bucket_head = take(c, n_bkt, 2);
+    L->bucket_seen = take(c, n_bkt, 4);
+    L->neuron_bucket = take(c, (uint64_t)L->n_out * n_tab, 2);
+    L->dirty = take(c, (uint64_t)L->n_out, 1);
+    L->pad_order = take(c, (uint64_t)L->n_out, 2);
+    L->rng = take(c, 1, sizeof(elsh_prng));
+    L->hash_in = take(c, (uint64_t)L->hash_dim, 4);
+    L->codes = take(c, n_tab, 4);
+    L->neuron_codes = take(c, n_tab, 4);
+    L->hist = take(c, n_tab + 1, 4);
+    L->counts = take(c, (uint64_t)L->n_out, 2);
+    L->touched = take(c, (uint64_t)L->n_out, 2);
+}
+
+/* Derive every layer and walk the whole arena. Returns 0, or ELSH_ERR_CONFIG. */
+static int carve_net(elsh_net *net, const elsh_net_config *cfg, carver *c)
+{
+    if (cfg->n_in < 1 || cfg->n_in > ELSH_MAX_WIDTH) return ELSH_ERR_CONFIG;
+    if (cfg->n_layers < 1 || cfg->n_layers > ELSH_MAX_LAYERS) return ELSH_ERR_CONFIG;
+    net->cfg = *cfg;
+    net->n_layers = cfg->n_layers;
+    int32_t n_in = cfg->n_in, widest = cfg->n_in;
+    for (int32_t l = 0; l < cfg->n_layers; l++) {
+        if (derive_layer(&net->layers[l], &cfg->layers[l], n_in, l == cfg->n_layers - 1) != 0)
+            return ELSH_ERR_CONFIG;
+        n_in = cfg->layers[l].n_out;
+        if (n_in > widest) widest = n_in;
+    }
+    net->input_dense = take(c, (uint64_t)cfg->n_in, 4);
+    net->input_index = take(c, (uint64_t)widest, 4);
+    net->probs = take(c, (uint64_t)cfg->layers[cfg->n_layers - 1].n_out, 4);
+    net->train_rng = take(c, 1, sizeof(elsh_prng));
+    net->samples_seen = take(c, 1, 8);
+    for (int32_t l = 0; l < cfg->n_layers; l++) carve_layer(c, &net->layers[l]);
+    c->used = (c->used + (ARENA_ALIGN - 1)) & ~(uint64_t)(ARENA_ALIGN - 1);
+    if (c->used > ARENA_LIMIT || c->used > (uint64_t)SIZE_MAX) return ELSH_ERR_CONFIG;
+    return ELSH_OK;
+}
+
+int elsh_net_plan(const elsh_net_config *cfg, size_t *arena_bytes)
+{
+    if (!cfg || !arena_bytes) return ELSH_ERR_NULL;
+    elsh_net scratch;
+    carver c = {NULL, 0};
+    int rc = carve_net(&scratch, cfg, &c);
+    if (rc != ELSH_OK) return rc;
+    *arena_bytes = (size_t)c.used;
+    return ELSH_OK;
+}
+
+/* Scratch that must start in a known state; parameters are left alone. */
+static void reset_scratch(elsh_net *net)
+{
+    memset(net->input_dense, 0, (size_t)net->cfg.n_in * sizeof(float));
+    int32_t widest = net->cfg.n_in;
+    for (int32_t l = 0; l < net->n_layers; l++)
+        if (net->layers[l].n_out > widest) widest = net->layers[l].n_out;
+    for (int32_t i = 0; i < widest; i++) net->input_index[i] = i;
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        elsh_layer *L = &net->layers[l];
+        L->n_active = 0;
+        if (!L->use_lsh) {
+            for (int32_t j = 0; j < L->n_out; j++) L->active[j] = j;
+            L->n_active = L->n_out;
+            continue;
+        }
+        memset(L->hash_in, 0, (size_t)L->hash_dim * sizeof(float));
+        memset(L->counts, 0, (size_t)L->n_out * sizeof(uint16_t));
+    }
+}
+
+int elsh_net_init(elsh_net *net, const elsh_net_config *cfg, void *arena, size_t arena_bytes)
+{
+    if (!net || !cfg || !arena) return ELSH_ERR_NULL;
+    if (((uintptr_t)arena & (ARENA_ALIGN - 1)) != 0) return ELSH_ERR_ARENA;
+    size_t need;
+    int rc = elsh_net_plan(cfg, &need);
+    if (rc != ELSH_OK) return rc;
+    if (arena_bytes < need) return ELSH_ERR_ARENA;
+    memset(net, 0, sizeof(*net));
+    carver c = {(unsigned char *)arena, 0};
+    carve_net(net, cfg, &c);
+    net->arena = arena;
+    net->arena_bytes = need;
+    reset_scratch(net);
+    return ELSH_OK;
+}
+
+/* Independent streams per layer and purpose, so changing one config value (say L) does not
+ * reshuffle the initial weights. */
+static void seed_stream(elsh_prng *rng, uint64_t seed, int32_t layer, uint64_t purpose)
+{
+    elsh_prng_seed(rng, elsh_mix64(seed ^ (purpose << 32)) ^ (uint64_t)(layer + 1));
+}
+
+enum { STREAM_WEIGHTS = 1, STREAM_HASH = 2, STREAM_PAD = 3, STREAM_TABLES = 4, STREAM_TRAIN = 5 };
+
+int elsh_net_randomize(elsh_net *net)
+{
+    if (!net || !net->arena) return ELSH_ERR_NULL;
+    uint64_t seed = net->cfg.seed;
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        elsh_layer *L = &net->layers[l];
+        elsh_prng rng;
+        /* He-uniform for ReLU layers, Glorot-uniform for the softmax layer */
+        float fan = L->is_output ? (float)(L->n_in + L->n_out) : (float)L->n_in;
+        float limit = sqrtf(6.0f / fan);
+        size_t nw = (size_t)L->n_out * (size_t)L->n_in;
+        seed_stream(&rng, seed, l, STREAM_WEIGHTS);
+        for (size_t i = 0; i < nw; i++) L->w[i] = (2.0f * elsh_prng_uniform(&rng) - 1.0f) * limit;
+        memset(L->b, 0, (size_t)L->n_out * sizeof(float));
+        memset(L->w_g2, 0, nw * sizeof(float));
+        memset(L->w_vel, 0, nw * sizeof(float));
+        memset(L->b_g2, 0, (size_t)L->n_out * sizeof(float));
+        memset(L->b_vel, 0, (size_t)L->n_out * sizeof(float));
+        if (!L->use_lsh) continue;
+
+        seed_stream(&rng, seed, l, STREAM_HASH);
+        elsh_hash_draw(L, &rng);
+        seed_stream(&rng, seed, l, STREAM_PAD);
+        for (int32_t j = 0; j < L->n_out; j++) L->pad_order[j] = (uint16_t)j;
+        for (int32_t j = L->n_out - 1; j > 0; j--) {
+            uint32_t r = elsh_prng_below(&rng, (uint32_t)j + 1u);
+            uint16_t t = L->pad_order[j];
+            L->pad_order[j] = L->pad_order[r];
+            L->pad_order[r] = t;
+        }
+        seed_stream(L->rng, seed, l, STREAM_TABLES);
+        elsh_tables_rebuild(L);
+    }
+    seed_stream(net->train_rng, seed, 0, STREAM_TRAIN);
+    *net->samples_seen = 0;
+    elsh_net_reset_counters(net);
+    return ELSH_OK;
+}
+
+void elsh_net_reset_counters(elsh_net *net)
+{
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        memset(net->layers[l].ops_last, 0, sizeof(net->layers[l].ops_last));
+        memset(net->layers[l].ops_total, 0, sizeof(net->layers[l].ops_total));
+    }
+}
+
+elsh_ops elsh_net_ops(const elsh_net *net, int phase, int total)
+{
+    elsh_ops sum;
+    memset(&sum, 0, sizeof(sum));
+    if (phase < 0 || phase >= ELSH_PHASE_COUNT) return sum;
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        const elsh_ops *o = total ? &net->layers[l].ops_total[phase] : &net->layers[l].ops_last[phase];
+        sum.mul += o->mul;
+        sum.add += o->add;
+        sum.cmp += o->cmp;
+        sum.weight_bytes += o->weight_bytes;
+        sum.table_bytes += o->table_bytes;
+    }
+    return sum;
+}

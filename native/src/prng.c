@@ -1,0 +1,66 @@
+/* prng.c - the one PRNG behind every random choice: xoshiro128** seeded by splitmix64.
+ * 32-bit state words keep it cheap on Cortex-M; only integer ops, so every platform (and the
+ * Python mirror in edge_lsh/prng.py) produces the same stream. */
+#include "edge_lsh.h"
+
+uint64_t elsh_mix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+void elsh_prng_seed(elsh_prng *rng, uint64_t seed)
+{
+    uint64_t a = elsh_mix64(seed);
+    uint64_t b = elsh_mix64(a);
+    rng->s[0] = (uint32_t)a;
+    rng->s[1] = (uint32_t)(a >> 32);
+    rng->s[2] = (uint32_t)b;
+    rng->s[3] = (uint32_t)(b >> 32);
+    if ((rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3]) == 0) rng->s[0] = 1; /* never all-zero */
+}
+
+static uint32_t rotl32(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+
+uint32_t elsh_prng_u32(elsh_prng *rng)
+{
+    uint32_t *s = rng->s;
+    uint32_t result = rotl32(s[1] * 5u, 7) * 9u;
+    uint32_t t = s[1] << 9;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl32(s[3], 11);
+    return result;
+}
+
+uint32_t elsh_prng_below(elsh_prng *rng, uint32_t n)
+{
+    /* Reject the (2^32 mod n) lowest values so every residue is equally likely. */
+    uint32_t threshold = (0u - n) % n;
+    uint32_t r;
+    do {
+        r = elsh_prng_u32(rng);
+    } while (r < threshold);
+    return r % n;
+}
+
+float elsh_prng_uniform(elsh_prng *rng)
+{
+    return (float)(elsh_prng_u32(rng) >> 8) * (1.0f / 16777216.0f);
+}
+
+float elsh_prng_normal(elsh_prng *rng)
+{
+    /* Irwin-Hall: the sum of 4 uniforms has mean 2 and variance 1/3. The integer sum of four
+     * 22-bit values fits float's 24-bit mantissa, so the conversion is exact: no libm, and the
+     * same value on every platform. */
+    uint32_t sum = 0;
+    for (int i = 0; i < 4; i++) sum += elsh_prng_u32(rng) >> 10;
+    float u = (float)sum * (1.0f / 4194304.0f);
+    return (u - 2.0f) * 1.7320508f;
+}

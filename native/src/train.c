@@ -1,0 +1,185 @@
+/* train.c - the network's forward pass, loss, backward pass and training loop.
+ *
+ * Training is per sample (batch size 1), as in the seed: forward through the active sets,
+ * softmax cross-entropy over the output's active classes, backward through the same active
+ * sets, then an Adagrad + momentum step on the active rows only. Updated neurons are marked
+ * dirty; the table schedule re-hashes them and moves them to their new buckets. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+void elsh_train_config_default(elsh_train_config *tc)
+{
+    tc->lr = 0.01f;
+    tc->momentum_start = 0.5f;
+    tc->momentum_end = 0.9f;
+    tc->momentum_epochs = 10;
+    tc->l2 = 0.0f;
+    tc->adagrad_eps = 1e-8f;
+    tc->rebuild = ELSH_REBUILD_SEED;
+    tc->rebuild_every = 0;
+    tc->rehash_every = 0;
+}
+
+int64_t elsh_rebuild_interval(const elsh_train_config *tc, int32_t epoch, int64_t n)
+{
+    if (n < 1) n = 1;
+    switch (tc->rebuild) {
+    case ELSH_REBUILD_SEED: /* ten times an epoch for 10 epochs, every other epoch to 20, then never */
+        if (epoch < 10) return n >= 10 ? n / 10 : 1;
+        if (epoch < 20) return 2 * n;
+        return 0;
+    case ELSH_REBUILD_EVERY: return tc->rebuild_every > 0 ? tc->rebuild_every : 0;
+    default: return 0;
+    }
+}
+
+static int32_t argmax_active(const elsh_layer *L)
+{
+    int32_t best = 0;
+    for (int32_t a = 1; a < L->n_active; a++)
+        if (L->act[a] > L->act[best]) best = a;
+    return L->active[best];
+}
+
+int elsh_net_forward(elsh_net *net, const float *x, int32_t label)
+{
+    if (!net || !x) return ELSH_ERR_NULL;
+    const float *in_val = x;
+    const int32_t *in_idx = NULL;
+    int32_t in_n = net->cfg.n_in;
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        elsh_layer *L = &net->layers[l];
+        elsh_layer_forward_f32(L, in_val, in_idx, in_n, L->is_output ? label : -1);
+        in_val = L->act;
+        in_idx = L->use_lsh ? L->active : NULL;
+        in_n = L->n_active;
+    }
+    return argmax_active(&net->layers[net->n_layers - 1]);
+}
+
+/* Softmax over the output's active classes into net->probs (0 for inactive classes). */
+static void softmax_probs(elsh_net *net)
+{
+    const elsh_layer *L = &net->layers[net->n_layers - 1];
+    memset(net->probs, 0, (size_t)L->n_out * sizeof(float));
+    float mx = L->act[0];
+    for (int32_t a = 1; a < L->n_active; a++) mx = L->act[a] > mx ? L->act[a] : mx;
+    float sum = 0.0f;
+    for (int32_t a = 0; a < L->n_active; a++) {
+        float e = expf(L->act[a] - mx);
+        net->probs[L->active[a]] = e;
+        sum += e;
+    }
+    float inv = 1.0f / sum;
+    for (int32_t a = 0; a < L->n_active; a++) net->probs[L->active[a]] *= inv;
+}
+
+static float momentum_at(const elsh_train_config *tc, int32_t epoch)
+{
+    if (tc->momentum_epochs <= 0 || epoch >= tc->momentum_epochs) return tc->momentum_end;
+    float f = (float)epoch / (float)tc->momentum_epochs;
+    return tc->momentum_start + (tc->momentum_end - tc->momentum_start) * f;
+}
+
+int elsh_train_sample(elsh_net *net, const elsh_train_config *tc, int32_t epoch,
+                      const float *x, int32_t label, float *loss)
+{
+    if (!net || !tc || !x) return ELSH_ERR_NULL;
+    elsh_layer *out = &net->layers[net->n_layers - 1];
+    if (label < 0 || label >= out->n_out) return ELSH_ERR_INPUT;
+    int pred = elsh_net_forward(net, x, label);
+    softmax_probs(net);
+    float p = net->probs[label];
+    if (loss) *loss = -logf(p > 1e-30f ? p : 1e-30f);
+    for (int32_t a = 0; a < out->n_active; a++)
+        out->delta[a] = net->probs[out->active[a]] - (out->active[a] == label ? 1.0f : 0.0f);
+
+    float mom = momentum_at(tc, epoch);
+    for (int32_t l = net->n_layers - 1; l >= 0; l--) {
+        elsh_layer *L = &net->layers[l];
+        elsh_layer *prev = l > 0 ? &net->layers[l - 1] : NULL;
+        const float *in_val = prev ? prev->act : x;
+        const int32_t *in_idx = (prev && prev->use_lsh) ? prev->active : NULL;
+        int32_t in_n = prev ? prev->n_active : net->cfg.n_in;
+        elsh_layer_backward_f32(L, in_val, in_idx, in_n, prev ? prev->delta : NULL, tc->lr, mom,
+                                tc->l2, tc->adagrad_eps);
+        if (prev) /* ReLU: no gradient through neurons that output zero */
+            for (int32_t q = 0; q < prev->n_active; q++)
+                if (prev->act[q] <= 0.0f) prev->delta[q] = 0.0f;
+    }
+    return pred;
+}
+
+static void maintain_tables(elsh_net *net, const elsh_train_config *tc, int32_t epoch,
+                            int64_t n_epoch, elsh_train_stats *stats)
+{
+    int64_t seen = *net->samples_seen;
+    int64_t every = elsh_rebuild_interval(tc, epoch, n_epoch);
+    int rehash = tc->rehash_every > 0 && seen % tc->rehash_every == 0;
+    if (!rehash && !(every > 0 && seen % every == 0)) return;
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        elsh_layer *L = &net->layers[l];
+        if (!L->use_lsh) continue;
+        if (rehash) {
+            elsh_hash_draw(L, L->rng);
+            elsh_tables_rebuild(L);
+        } else {
+            elsh_tables_update(L);
+        }
+    }
+    if (stats) {
+        stats->rebuilds += !rehash;
+        stats->rehashes += rehash;
+    }
+}
+
+int elsh_train_batch(elsh_net *net, const elsh_train_config *tc, int32_t epoch, int64_t n_epoch,
+                     const float *x, const int32_t *labels, const int32_t *order, int64_t n,
+                     elsh_train_stats *stats)
+{
+    if (!net || !tc || !x || !labels) return ELSH_ERR_NULL;
+    if (!(tc->lr > 0.0f) || n < 0) return ELSH_ERR_CONFIG;
+    size_t n_in = (size_t)net->cfg.n_in;
+    for (int64_t s = 0; s < n; s++) {
+        int64_t row = order ? order[s] : s;
+        float loss = 0.0f;
+        int pred = elsh_train_sample(net, tc, epoch, x + (size_t)row * n_in, labels[row], &loss);
+        if (pred < 0) return pred;
+        (*net->samples_seen)++;
+        if (stats) {
+            stats->loss_sum += loss;
+            stats->correct += pred == labels[row];
+            stats->samples++;
+        }
+        maintain_tables(net, tc, epoch, n_epoch, stats);
+    }
+    return ELSH_OK;
+}
+
+int elsh_predict(elsh_net *net, const float *x, int64_t n, int32_t *pred, float *probs)
+{
+    if (!net || !x || !pred) return ELSH_ERR_NULL;
+    size_t n_in = (size_t)net->cfg.n_in;
+    int32_t n_cls = net->layers[net->n_layers - 1].n_out;
+    for (int64_t s = 0; s < n; s++) {
+        pred[s] = elsh_net_forward(net, x + (size_t)s * n_in, -1);
+        if (probs) {
+            softmax_probs(net);
+            memcpy(probs + (size_t)s * (size_t)n_cls, net->probs, (size_t)n_cls * sizeof(float));
+        }
+    }
+    return ELSH_OK;
+}
+
+void elsh_shuffle(elsh_net *net, int32_t *order, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) order[i] = (int32_t)i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        uint32_t r = elsh_prng_below(net->train_rng, (uint32_t)(i + 1));
+        int32_t t = order[i];
+        order[i] = order[r];
+        order[r] = t;
+    }
+}
