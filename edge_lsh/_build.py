@@ -44,7 +44,10 @@ ffibuilder.set_source(
     "edge_lsh._native",
     '#include "edge_lsh.h"\n',
     sources=[str(p.relative_to(ROOT)) for p in sorted((NATIVE / "src").glob("*.c"))],
-    include_dirs=[str((NATIVE / "include").relative_to(ROOT)), str((NATIVE / "src").relative_to(ROOT))],
+    include_dirs=[
+        str((NATIVE / "include").relative_to(ROOT)),
+        str((NATIVE / "src").relative_to(ROOT)),
+    ],
     extra_compile_args=["-std=c99", "-O2", "-ffp-contract=off"],
     libraries=["m"],
 )

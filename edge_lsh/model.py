@@ -30,10 +30,18 @@ __all__ = [
     "FAMILIES",
 ]
 
-FAMILIES = {"simhash": lib.ELSH_HASH_SIMHASH, "ternary": lib.ELSH_HASH_TERNARY, "dwta": lib.ELSH_HASH_DWTA}
+FAMILIES = {
+    "simhash": lib.ELSH_HASH_SIMHASH,
+    "ternary": lib.ELSH_HASH_TERNARY,
+    "dwta": lib.ELSH_HASH_DWTA,
+}
 INSERT_POLICIES = {"fifo": lib.ELSH_INSERT_FIFO, "reservoir": lib.ELSH_INSERT_RESERVOIR}
 SELECT_MODES = {"topk": lib.ELSH_SELECT_TOPK, "union": lib.ELSH_SELECT_UNION}
-REBUILD = {"seed": lib.ELSH_REBUILD_SEED, "every": lib.ELSH_REBUILD_EVERY, "never": lib.ELSH_REBUILD_NEVER}
+REBUILD = {
+    "seed": lib.ELSH_REBUILD_SEED,
+    "every": lib.ELSH_REBUILD_EVERY,
+    "never": lib.ELSH_REBUILD_NEVER,
+}
 PHASES = ("hash", "forward", "backward", "update", "tables")
 SAVE_FORMAT = "edge-lsh-arena"
 SAVE_VERSION = 1
@@ -245,6 +253,8 @@ class Network:
         )
         if _arena is None:
             check(lib.elsh_net_randomize(self._net), "network randomize")
+        elif lib.elsh_net_check(self._net) != lib.ELSH_OK:
+            raise ModelFileError("model state is corrupt (index, length or value out of range)")
         self.epochs_trained = 0
         self.history: list[EpochReport] = []
 
@@ -484,7 +494,9 @@ class Network:
         x = self._inputs(x)
         pred = np.empty(x.shape[0], dtype=np.int32)
         check(
-            lib.elsh_predict(self._net, ptr(x, "float *"), x.shape[0], ptr(pred, "int32_t *"), ffi.NULL),
+            lib.elsh_predict(
+                self._net, ptr(x, "float *"), x.shape[0], ptr(pred, "int32_t *"), ffi.NULL
+            ),
             "predict",
         )
         return pred
@@ -496,7 +508,11 @@ class Network:
         probs = np.empty((x.shape[0], self.n_classes), dtype=np.float32)
         check(
             lib.elsh_predict(
-                self._net, ptr(x, "float *"), x.shape[0], ptr(pred, "int32_t *"), ptr(probs, "float *")
+                self._net,
+                ptr(x, "float *"),
+                x.shape[0],
+                ptr(pred, "int32_t *"),
+                ptr(probs, "float *"),
             ),
             "predict",
         )

@@ -39,7 +39,8 @@ typedef enum {
     ELSH_ERR_CONFIG = -2,      /* a configuration value is out of range */
     ELSH_ERR_ARENA = -3,       /* arena too small or misaligned */
     ELSH_ERR_INPUT = -4,       /* non-finite input or label out of range */
-    ELSH_ERR_STATE = -5        /* call not valid in the current state */
+    ELSH_ERR_STATE = -5,       /* call not valid in the current state */
+    ELSH_ERR_CORRUPT = -6      /* an attached arena breaks an invariant (bad id, length, NaN) */
 } elsh_status;
 
 const char *elsh_status_str(int status);
@@ -190,6 +191,10 @@ int elsh_net_plan(const elsh_net_config *cfg, size_t *arena_bytes);
 /* Point every buffer of `net` into `arena` (which must be 64-byte aligned and at least
  * elsh_net_plan() bytes). Does not touch the arena's contents: use it to attach a saved arena. */
 int elsh_net_init(elsh_net *net, const elsh_net_config *cfg, void *arena, size_t arena_bytes);
+
+/* Check an attached arena before use: every table entry, index and length in range, the
+ * padding order a permutation, parameters finite. Run it on any arena that came from a file. */
+int elsh_net_check(elsh_net *net);
 
 /* Fill parameters from cfg->seed (uniform He init), draw hash functions, zero optimizer state,
  * build all tables. */

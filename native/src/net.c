@@ -3,7 +3,7 @@
  * One function, carve_net(), walks every buffer of the network in a fixed order. Run with a
  * NULL arena it only adds up sizes (elsh_net_plan); with an arena it also points the views
  * into it (elsh_net_init). Both use the same walk, so the layout cannot drift from the plan. */
-#include "edge_lsh.h"
+#include "internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -20,6 +20,7 @@ const char *elsh_status_str(int status)
     case ELSH_ERR_ARENA: return "arena too small or misaligned";
     case ELSH_ERR_INPUT: return "non-finite input or label out of range";
     case ELSH_ERR_STATE: return "call not valid in the current state";
+    case ELSH_ERR_CORRUPT: return "model state is corrupt (index, length or value out of range)";
     default: return "unknown status";
     }
 }
@@ -211,6 +212,77 @@ int elsh_net_init(elsh_net *net, const elsh_net_config *cfg, void *arena, size_t
     net->arena = arena;
     net->arena_bytes = need;
     reset_scratch(net);
+    return ELSH_OK;
+}
+
+static int all_finite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i] - v[i] == 0.0f)) return 0; /* false for NaN and +-inf */
+    return 1;
+}
+
+static int all_below(const uint16_t *v, size_t n, uint32_t limit)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] >= limit) return 0;
+    return 1;
+}
+
+static int check_layer(elsh_layer *L)
+{
+    size_t nw = (size_t)L->n_out * (size_t)L->n_in, n_out = (size_t)L->n_out;
+    if (!all_finite(L->w, nw) || !all_finite(L->b, n_out)) return 0;
+    if (!all_finite(L->w_g2, nw) || !all_finite(L->w_vel, nw)) return 0;
+    if (!all_finite(L->b_g2, n_out) || !all_finite(L->b_vel, n_out)) return 0;
+    if (!L->use_lsh) return 1;
+    size_t T = (size_t)L->hash.tables, K = (size_t)L->hash.bits;
+    uint32_t dim = (uint32_t)L->hash_dim;
+    if (L->proj && !all_finite(L->proj, T * K * (size_t)L->hash_dim)) return 0;
+    if (L->tern_idx) {
+        size_t n = T * K * (size_t)L->tern_nnz;
+        if (!all_below(L->tern_idx, n, dim)) return 0;
+        for (size_t i = 0; i < n; i++)
+            if (L->tern_sign[i] != 1 && L->tern_sign[i] != -1) return 0;
+    }
+    if (L->dwta_idx && !all_below(L->dwta_idx, T * (size_t)L->dwta_per_table * (size_t)L->hash.dwta_bin, dim))
+        return 0;
+    /* each neuron at most once per table, exactly where neuron_bucket says: this also bounds
+     * every collision count by L, which selection relies on */
+    for (size_t i = 0; i < n_out * T; i++)
+        if (L->neuron_bucket[i] != ELSH_NO_BUCKET && L->neuron_bucket[i] >= L->n_buckets) return 0;
+    int ok = 1;
+    for (size_t t = 0; ok && t < T; t++) {
+        for (uint32_t b = 0; ok && b < (uint32_t)L->n_buckets; b++) {
+            size_t bi = t * (size_t)L->n_buckets + b;
+            int32_t len = L->bucket_len[bi];
+            const uint16_t *slots = bucket_slots(L, (int32_t)t, b);
+            if (len > L->capacity || L->bucket_head[bi] >= L->capacity) ok = 0;
+            for (int32_t s = 0; ok && s < len; s++) {
+                uint16_t j = slots[s];
+                if (j >= L->n_out || L->counts[j] || L->neuron_bucket[(size_t)j * T + t] != b) ok = 0;
+                else L->counts[j] = 1;
+            }
+        }
+        memset(L->counts, 0, n_out * sizeof(uint16_t));
+    }
+    if (!ok) return 0;
+    /* pad_order must be a permutation: mark each id once in the (all-zero) counts scratch */
+    ok = all_below(L->pad_order, n_out, (uint32_t)L->n_out);
+    for (size_t j = 0; ok && j < n_out; j++) {
+        if (L->counts[L->pad_order[j]]) ok = 0;
+        L->counts[L->pad_order[j]] = 1;
+    }
+    memset(L->counts, 0, n_out * sizeof(uint16_t));
+    return ok;
+}
+
+int elsh_net_check(elsh_net *net)
+{
+    if (!net || !net->arena) return ELSH_ERR_NULL;
+    for (int32_t l = 0; l < net->n_layers; l++)
+        if (!check_layer(&net->layers[l])) return ELSH_ERR_CORRUPT;
+    if (*net->samples_seen < 0) return ELSH_ERR_CORRUPT;
     return ELSH_OK;
 }
 

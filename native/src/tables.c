@@ -39,7 +39,7 @@ static void insert_neuron(elsh_layer *L, int32_t t, uint32_t b, int32_t j)
     size_t bi = (size_t)t * (size_t)L->n_buckets + b;
     uint16_t *slots = bucket_slots(L, t, b);
     int32_t len = L->bucket_len[bi];
-    L->bucket_seen[bi]++;
+    if (L->bucket_seen[bi] < UINT32_MAX) L->bucket_seen[bi]++; /* saturate: never below(0) */
     int32_t slot;
     if (len < L->capacity) {
         slot = len;

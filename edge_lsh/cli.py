@@ -1,0 +1,277 @@
+"""The ``edge-lsh`` command line: train, eval, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import numpy as np
+
+from edge_lsh import defaults
+from edge_lsh.data import SPEC_HELP, DataError, Dataset, load
+from edge_lsh.model import FAMILIES, LSHConfig, ModelFileError, Network, TrainConfig
+from edge_lsh.native import NativeError
+
+
+class Progress:
+    """One status line on stderr: a redrawn bar on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, epochs: int, label: str = "", stream: TextIO | None = None) -> None:
+        self.epochs = epochs
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.last_draw = 0.0
+
+    def update(self, epoch: int, done: int, total: int, loss: float, acc: float) -> None:
+        if not self.tty:
+            return
+        now = time.monotonic()
+        if done < total and now - self.last_draw < 0.1:
+            return
+        self.last_draw = now
+        width = 24
+        fill = int(width * done / total)
+        bar = "#" * fill + "-" * (width - fill)
+        self.stream.write(
+            f"\r{self.label}epoch {epoch + 1}/{self.epochs} [{bar}] {done}/{total} "
+            f"loss {loss:.4f} acc {acc * 100:5.1f}%"
+        )
+        self.stream.flush()
+
+    def epoch_done(self, report: Any, test_acc: float | None = None) -> None:
+        extra = f" test {test_acc * 100:5.2f}%" if test_acc is not None else ""
+        line = (
+            f"{self.label}epoch {report.epoch + 1}/{self.epochs} loss {report.loss:.4f} "
+            f"train {report.train_accuracy * 100:5.2f}%{extra} {report.seconds:.2f}s"
+        )
+        self.stream.write(("\r" + line + " " * 10 + "\n") if self.tty else line + "\n")
+        self.stream.flush()
+
+
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be a positive integer")
+    return v
+
+
+def _fraction(text: str) -> float:
+    v = float(text)
+    if not (0.0 < v <= 1.0):
+        raise argparse.ArgumentTypeError(f"{text}: must be in (0, 1]")
+    return v
+
+
+def _hidden(text: str) -> list[int]:
+    try:
+        sizes = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected sizes like 1000,1000") from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive sizes like 1000,1000")
+    return sizes
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="digits", metavar="SPEC", help="data set (default: digits)")
+    p.add_argument("--limit", type=_positive_int, help="use only the first N training samples")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-lsh",
+        description="Hashing-based sparse neural networks: train, evaluate, compare with dense.",
+        epilog="Data specs:\n" + SPEC_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    t = sub.add_parser(
+        "train",
+        help="train a network (LSH-sparse by default, --dense for the baseline)",
+        epilog="Data specs:\n" + SPEC_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_data_args(t)
+    d = defaults.LSH
+    t.add_argument(
+        "--hidden", type=_hidden, default=[defaults.HIDDEN], help="hidden sizes, e.g. 1000,1000"
+    )
+    t.add_argument(
+        "--active", type=_fraction, default=d.active_fraction, help="active fraction per LSH layer"
+    )
+    t.add_argument("--bits", type=_positive_int, default=d.bits, help="K: bits per hash table")
+    t.add_argument(
+        "--tables", type=_positive_int, default=d.tables, help="L: number of hash tables"
+    )
+    t.add_argument("--hash", choices=sorted(FAMILIES), default=d.family, help="hash family")
+    t.add_argument(
+        "--pool", type=int, default=d.pool, help="inputs summed per hashed value (0 auto, 1 none)"
+    )
+    t.add_argument("--select", choices=["topk", "union"], default=d.select)
+    t.add_argument("--insert", choices=["fifo", "reservoir"], default=d.insert)
+    t.add_argument(
+        "--capacity", type=int, default=d.bucket_capacity, help="bucket capacity (0 auto)"
+    )
+    t.add_argument("--output-lsh", action="store_true", help="LSH-sample the output layer too")
+    t.add_argument("--dense", action="store_true", help="train the dense baseline instead")
+    t.add_argument("--epochs", type=_positive_int, default=defaults.EPOCHS)
+    t.add_argument("--lr", type=float, default=defaults.TRAIN.lr, help="Adagrad learning rate")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", metavar="PATH", help="save the trained model here")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+
+    e = sub.add_parser("eval", help="evaluate a saved model on a data set's test split")
+    e.add_argument("model", metavar="MODEL")
+    _add_data_args(e)
+    e.add_argument("--seed", type=int, default=0, help="seed of the data split")
+
+    m = sub.add_parser("demo", help="LSH against dense on the bundled digits, side by side")
+    m.add_argument("--epochs", type=_positive_int, default=defaults.EPOCHS)
+    m.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    m.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def _load_data(spec: str, limit: int | None, seed: int = 0) -> Dataset:
+    return load(spec, seed=seed, limit=limit)
+
+
+def train_and_report(
+    data: Dataset,
+    net: Network,
+    epochs: int,
+    train: TrainConfig,
+    *,
+    label: str = "",
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Train net on data, then evaluate on the test split; the figures `--json` prints."""
+    bar = None if quiet else Progress(epochs, label)
+    reports = net.fit(
+        data.x_train,
+        data.y_train,
+        epochs=epochs,
+        train=train,
+        progress=bar.update if bar else None,
+        on_epoch=bar.epoch_done if bar else None,
+    )
+    train_seconds = sum(r.seconds for r in reports)
+    ev = net.evaluate(data.x_test, data.y_test)
+    n_train = data.x_train.shape[0]
+    active = [net.layer_info(i)["k"] / net.layer_info(i)["n_out"] for i in range(len(net.hidden))]
+    return {
+        "data": data.name,
+        "layers": net.layer_sizes,
+        "lsh": net.lsh is not None,
+        "accuracy": ev["accuracy"],
+        "active_fraction": float(np.mean(active)) if active else 1.0,
+        "multiplications_per_sample": ev["multiplications_per_sample"],
+        "dense_multiplications_per_sample": ev["dense_multiplications_per_sample"],
+        "multiplication_fraction": ev["multiplication_fraction"],
+        "hash_multiplications_per_sample": ev["hash_multiplications_per_sample"],
+        "additions_per_sample": ev["additions_per_sample"],
+        "weight_bytes_per_sample": ev["weight_bytes_per_sample"],
+        "train_seconds": train_seconds,
+        "epochs": epochs,
+        "samples_per_second": n_train * epochs / train_seconds if train_seconds > 0 else 0.0,
+        "inference_us_per_sample": ev["inference_us_per_sample"],
+        "final_loss": reports[-1].loss,
+    }
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    data = _load_data(args.data, args.limit, args.seed)
+    lsh = None
+    if not args.dense:
+        lsh = LSHConfig(
+            active_fraction=args.active,
+            family=args.hash,
+            bits=args.bits,
+            tables=args.tables,
+            pool=args.pool,
+            bucket_capacity=args.capacity,
+            insert=args.insert,
+            select=args.select,
+        )
+    net = Network(
+        data.n_features,
+        args.hidden,
+        data.n_classes,
+        lsh,
+        output_lsh=args.output_lsh,
+        seed=args.seed,
+    )
+    train = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": args.lr})
+    if not args.quiet:
+        kind = "dense" if lsh is None else f"LSH {args.hash} K={args.bits} L={args.tables}"
+        print(
+            f"training {'-'.join(map(str, net.layer_sizes))} ({kind}, active "
+            f"{net.active_counts()}) on {data.name}: {data.x_train.shape[0]} train / "
+            f"{data.x_test.shape[0]} test",
+            file=sys.stderr,
+        )
+    summary = train_and_report(data, net, args.epochs, train, quiet=args.quiet)
+    if args.out:
+        net.save(args.out)
+        summary["model"] = args.out
+    _print_summary(summary, args.json)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    net = Network.load(args.model)
+    data = _load_data(args.data, args.limit, args.seed)
+    if data.n_features != net.n_in:
+        raise DataError(f"{data.name} has {data.n_features} features; the model takes {net.n_in}")
+    if data.n_classes > net.n_classes:
+        raise DataError(
+            f"{data.name} has {data.n_classes} classes; the model knows {net.n_classes}"
+        )
+    ev = net.evaluate(data.x_test, data.y_test)
+    summary = {"model": args.model, "data": data.name, **ev}
+    _print_summary(summary, args.json)
+    return 0
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    for key, value in summary.items():
+        if isinstance(value, float):
+            value = f"{value:.6g}"
+        print(f"{key:34s} {value}")
+    if as_json:
+        print(json.dumps(summary))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edge_lsh.demo import run_demo
+
+    return run_demo(epochs=args.epochs, as_json=args.json, quiet=args.quiet)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "eval":
+            return cmd_eval(args)
+        return cmd_demo(args)
+    except (DataError, ModelFileError, ValueError, NativeError, FloatingPointError) as exc:
+        print(f"edge-lsh: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edge-lsh: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

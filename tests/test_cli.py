@@ -1,0 +1,78 @@
+"""The edge-lsh command line: train/eval with --json, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from edge_lsh.cli import main
+
+REQUIRED = {
+    "accuracy",
+    "active_fraction",
+    "multiplications_per_sample",
+    "dense_multiplications_per_sample",
+    "train_seconds",
+    "samples_per_second",
+}
+
+
+def small_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 240)
+    x = (np.eye(3)[y].repeat(8, axis=1) + 0.2 * rng.random((240, 24))).astype(np.float32)
+    path = tmp_path / "d.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def test_train_json_then_eval(tmp_path, capsys):
+    data = small_npz(tmp_path)
+    model = tmp_path / "m.npz"
+    args = ["train", "--data", f"npz:{data}", "--hidden", "64", "--active", "0.25", "--epochs"]
+    rc = main(
+        [*args, "3", "--bits", "3", "--tables", "8", "--hash", "ternary", "--out", str(model)]
+        + ["--json"]
+    )
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert REQUIRED <= set(out)
+    assert out["accuracy"] > 0.9
+    assert out["active_fraction"] == 0.25
+    assert out["multiplications_per_sample"] == 16 * 24 + 16 * 3
+    assert out["dense_multiplications_per_sample"] == 64 * 24 + 64 * 3
+    assert model.exists()
+    assert main(["eval", str(model), "--data", f"npz:{data}", "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ev["accuracy"] == out["accuracy"]
+
+
+def test_dense_flag_trains_baseline(tmp_path, capsys):
+    data = small_npz(tmp_path)
+    rc = main(["train", "--data", f"npz:{data}", "--hidden", "32", "--dense", "--epochs", "1"])
+    assert rc == 0
+    assert "multiplication_fraction" in capsys.readouterr().out
+
+
+def test_errors_exit_2_with_message(tmp_path, capsys):
+    assert main(["train", "--data", "nosuch:thing", "--epochs", "1"]) == 2
+    assert "error" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    assert main(["eval", str(bad), "--data", "digits"]) == 2
+    assert "error" in capsys.readouterr().err
+    data = small_npz(tmp_path)
+    args = ["train", "--data", f"npz:{data}", "--hash", "dwta", "--pool", "8", "--epochs", "1"]
+    assert main(args) == 2
+    assert "dwta_bin" in capsys.readouterr().err  # 8-wide bins vs 24 values pooled to 3
+
+
+def test_unknown_option_is_a_usage_error(capsys):
+    try:
+        main(["train", "--no-such-option"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:
+        raise AssertionError("argparse should exit")
+    assert "unrecognized arguments" in capsys.readouterr().err
