@@ -4,6 +4,6 @@ see tools/bench/README.md for the sweeps behind them)."""
 from edge_lsh.model import LSHConfig, TrainConfig
 
 HIDDEN = 1000
-EPOCHS = 10
+EPOCHS = 16
 LSH = LSHConfig()
 TRAIN = TrainConfig()
