@@ -166,6 +166,7 @@ typedef struct {
     float *act;                /* [active_capacity] outputs of the active neurons */
     float *delta;              /* [active_capacity] dL/dz of the active neurons */
     int32_t n_active;
+    int32_t forced;            /* id added only because it was forced (the label), else -1 */
     int32_t n_candidates;      /* distinct neurons found in the L buckets for this input */
 
     elsh_ops ops_last[ELSH_PHASE_COUNT];   /* the most recent call */
@@ -189,7 +190,8 @@ typedef struct {
 int elsh_net_plan(const elsh_net_config *cfg, size_t *arena_bytes);
 
 /* Point every buffer of `net` into `arena` (which must be 64-byte aligned and at least
- * elsh_net_plan() bytes). Does not touch the arena's contents: use it to attach a saved arena. */
+ * elsh_net_plan() bytes). Parameters, optimizer state and tables are left as they are (use it
+ * to attach a saved arena, then elsh_net_check); only scratch buffers are reset. */
 int elsh_net_init(elsh_net *net, const elsh_net_config *cfg, void *arena, size_t arena_bytes);
 
 /* Check an attached arena before use: every table entry, index and length in range, the
@@ -283,8 +285,10 @@ int64_t elsh_rebuild_interval(const elsh_train_config *tc, int32_t epoch, int64_
 int elsh_train_sample(elsh_net *net, const elsh_train_config *tc, int32_t epoch,
                       const float *x, int32_t label, float *loss);
 
-/* Train on samples x[order[i]] for i in [0, n) (x is [rows][n_in], row-major). Table
- * maintenance follows tc and `epoch`; `n_epoch` is the epoch's full size, for the schedule. */
+/* Train on samples x[order[i]] for i in [0, n) (x is [rows][n_in], row-major; order NULL
+ * means 0..n-1; the caller guarantees order's entries are valid rows). Table maintenance
+ * follows tc and `epoch`; `n_epoch` is the epoch's full size, for the schedule. A non-finite
+ * input or a label out of range stops the batch with ELSH_ERR_INPUT. */
 int elsh_train_batch(elsh_net *net, const elsh_train_config *tc, int32_t epoch, int64_t n_epoch,
                      const float *x, const int32_t *labels, const int32_t *order, int64_t n,
                      elsh_train_stats *stats);

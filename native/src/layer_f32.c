@@ -38,6 +38,7 @@ void elsh_layer_forward_f32(elsh_layer *L, const float *in_val, const int32_t *i
 {
     ops_clear(&L->ops_last[ELSH_PHASE_HASH]);
     ops_clear(&L->ops_last[ELSH_PHASE_FORWARD]);
+    L->forced = -1;
     if (L->use_lsh) hash_and_select(L, in_val, in_idx, in_n, force);
 
     int32_t n_in = L->n_in;

@@ -188,6 +188,7 @@ static void reset_scratch(elsh_net *net)
     for (int32_t l = 0; l < net->n_layers; l++) {
         elsh_layer *L = &net->layers[l];
         L->n_active = 0;
+        L->forced = -1;
         if (!L->use_lsh) {
             for (int32_t j = 0; j < L->n_out; j++) L->active[j] = j;
             L->n_active = L->n_out;

@@ -107,12 +107,14 @@ void elsh_select(elsh_layer *L, int32_t force, elsh_ops *ops)
     }
     for (int32_t q = 0; q < n_touched; q++) L->counts[L->touched[q]] = 0;
 
+    L->forced = -1;
     if (force >= 0 && force < n_out && n_act < L->active_capacity) {
         int32_t pos = 0;
         while (pos < n_act && L->active[pos] < force) pos++;
         if (pos == n_act || L->active[pos] != force) {
             for (int32_t q = n_act; q > pos; q--) L->active[q] = L->active[q - 1];
             L->active[pos] = force;
+            L->forced = force;
             n_act++;
         }
     }

@@ -14,6 +14,17 @@ static void count_table_bytes(elsh_layer *L, uint64_t n)
     L->ops_last[ELSH_PHASE_TABLES].table_bytes += n * 2u;
 }
 
+static void reverse(uint16_t *v, int32_t lo, int32_t hi)
+{
+    for (; lo < hi; lo++, hi--) {
+        uint16_t t = v[lo];
+        v[lo] = v[hi];
+        v[hi] = t;
+    }
+}
+
+/* Remove neuron j from its bucket in table t. The remaining slots are left in age order,
+ * oldest first (head 0), so FIFO keeps evicting the oldest after removals. */
 static void remove_neuron(elsh_layer *L, int32_t t, int32_t j)
 {
     uint16_t *where = &L->neuron_bucket[(size_t)j * (size_t)L->hash.tables + (size_t)t];
@@ -21,13 +32,21 @@ static void remove_neuron(elsh_layer *L, int32_t t, int32_t j)
     uint32_t b = *where;
     size_t bi = (size_t)t * (size_t)L->n_buckets + b;
     uint16_t *slots = bucket_slots(L, t, b);
-    int32_t len = L->bucket_len[bi];
+    int32_t len = L->bucket_len[bi], head = L->bucket_head[bi];
     for (int32_t s = 0; s < len; s++) {
         if (slots[s] != (uint16_t)j) continue;
-        slots[s] = slots[len - 1]; /* swap-remove: order within a bucket carries no meaning */
-        L->bucket_len[bi] = (uint16_t)(len - 1);
-        if (L->bucket_head[bi] >= len - 1) L->bucket_head[bi] = 0;
-        count_table_bytes(L, (uint64_t)s + 2u);
+        for (int32_t q = s; q < len - 1; q++) slots[q] = slots[q + 1];
+        len--;
+        if (head > s) head--;
+        if (head >= len) head = 0;
+        if (head > 0) { /* rotate left by head: the oldest moves to slot 0 */
+            reverse(slots, 0, head - 1);
+            reverse(slots, head, len - 1);
+            reverse(slots, 0, len - 1);
+        }
+        L->bucket_len[bi] = (uint16_t)len;
+        L->bucket_head[bi] = 0;
+        count_table_bytes(L, 2u * (uint64_t)len + 2u);
         break;
     }
     *where = ELSH_NO_BUCKET;

@@ -35,17 +35,29 @@ int64_t elsh_rebuild_interval(const elsh_train_config *tc, int32_t epoch, int64_
     }
 }
 
+/* Predicted class: the largest logit among the classes the layer chose itself. A label forced
+ * into an LSH output while training is left out, so training accuracy is not inflated. */
 static int32_t argmax_active(const elsh_layer *L)
 {
-    int32_t best = 0;
-    for (int32_t a = 1; a < L->n_active; a++)
-        if (L->act[a] > L->act[best]) best = a;
-    return L->active[best];
+    int32_t best = -1;
+    for (int32_t a = 0; a < L->n_active; a++) {
+        if (L->active[a] == L->forced) continue;
+        if (best < 0 || L->act[a] > L->act[best]) best = a;
+    }
+    return best < 0 ? L->active[0] : L->active[best];
+}
+
+static int all_finite(const float *x, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (!(x[i] - x[i] == 0.0f)) return 0; /* false for NaN and +-inf */
+    return 1;
 }
 
 int elsh_net_forward(elsh_net *net, const float *x, int32_t label)
 {
     if (!net || !x) return ELSH_ERR_NULL;
+    if (!all_finite(x, net->cfg.n_in)) return ELSH_ERR_INPUT;
     const float *in_val = x;
     const int32_t *in_idx = NULL;
     int32_t in_n = net->cfg.n_in;
@@ -90,6 +102,7 @@ int elsh_train_sample(elsh_net *net, const elsh_train_config *tc, int32_t epoch,
     elsh_layer *out = &net->layers[net->n_layers - 1];
     if (label < 0 || label >= out->n_out) return ELSH_ERR_INPUT;
     int pred = elsh_net_forward(net, x, label);
+    if (pred < 0) return pred;
     softmax_probs(net);
     float p = net->probs[label];
     if (loss) *loss = -logf(p > 1e-30f ? p : 1e-30f);
@@ -164,7 +177,9 @@ int elsh_predict(elsh_net *net, const float *x, int64_t n, int32_t *pred, float 
     size_t n_in = (size_t)net->cfg.n_in;
     int32_t n_cls = net->layers[net->n_layers - 1].n_out;
     for (int64_t s = 0; s < n; s++) {
-        pred[s] = elsh_net_forward(net, x + (size_t)s * n_in, -1);
+        int rc = elsh_net_forward(net, x + (size_t)s * n_in, -1);
+        if (rc < 0) return rc;
+        pred[s] = rc;
         if (probs) {
             softmax_probs(net);
             memcpy(probs + (size_t)s * (size_t)n_cls, net->probs, (size_t)n_cls * sizeof(float));

@@ -1,0 +1,135 @@
+/* test_main.c - the C test runner: the harness implementation and the list of tests.
+ * Every test is a `void test_...(void)` function in some tests/test_*.c file; add it to TESTS. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+
+#define TESTS(X)                                                                             \
+    /* test_prng.c */                                                                        \
+    X(test_prng_known_answers)                                                               \
+    X(test_prng_mix64_known_answers)                                                         \
+    X(test_prng_derived_known_answers)                                                       \
+    X(test_prng_reseed_repeats)                                                              \
+    X(test_prng_below_range)                                                                 \
+    X(test_prng_below_uniform)                                                               \
+    X(test_prng_uniform_range)                                                               \
+    X(test_prng_normal_moments)                                                              \
+    /* test_net.c */                                                                         \
+    X(test_status_str)                                                                       \
+    X(test_plan_accepts_valid_configs)                                                       \
+    X(test_plan_rejects_bad_configs)                                                         \
+    X(test_plan_ignores_hash_config_of_dense_layer)                                          \
+    X(test_plan_null_pointers)                                                               \
+    X(test_plan_size_stable_and_grows)                                                       \
+    X(test_init_arena_errors)                                                                \
+    X(test_init_layer_views)                                                                 \
+    X(test_active_k_rounding)                                                                \
+    X(test_init_attaches_saved_arena)                                                        \
+    X(test_randomize_initial_state)                                                          \
+    X(test_determinism_randomize)                                                            \
+    X(test_determinism_training)                                                             \
+    X(test_different_seed_different_weights)                                                 \
+    X(test_reset_counters)                                                                   \
+    /* test_hash.c */                                                                        \
+    X(test_simhash_hand_projection)                                                          \
+    X(test_ternary_hand_projection)                                                          \
+    X(test_dwta_hand_bins)                                                                   \
+    X(test_dwta_densification)                                                               \
+    X(test_zero_input_code_zero)                                                             \
+    X(test_hash_pool_dense_and_sparse)                                                       \
+    X(test_forward_pooling_restores_scratch)                                                 \
+    X(test_hash_neuron_pooled)                                                               \
+    X(test_hash_draw_ranges)                                                                 \
+    /* test_tables.c */                                                                      \
+    X(test_tables_rebuild_consistent)                                                        \
+    X(test_tables_fifo_evicts_oldest)                                                        \
+    X(test_tables_reservoir_full)                                                            \
+    X(test_tables_reservoir_uniform)                                                         \
+    X(test_tables_update_moves_dirty)                                                        \
+    X(test_tables_update_stress)                                                             \
+    X(test_tables_count)                                                                     \
+    /* test_select.c */                                                                      \
+    X(test_select_topk_exact)                                                                \
+    X(test_select_topk_ties_lower_id)                                                        \
+    X(test_select_union)                                                                     \
+    X(test_select_padding_empty_buckets)                                                     \
+    X(test_select_k_larger_than_candidates)                                                  \
+    X(test_select_force_label)                                                               \
+    X(test_pad_order_is_permutation)                                                         \
+    /* test_layer.c */                                                                       \
+    X(test_dense_forward_matches_reference)                                                  \
+    X(test_dense_train_steps_match_adagrad)                                                  \
+    X(test_sparse_layer_only_active)                                                         \
+    X(test_sparse_train_steps_match_reference)                                               \
+    X(test_forward_op_counts)                                                                \
+    X(test_train_blobs_lsh)                                                                  \
+    X(test_train_blobs_lsh_output)                                                           \
+    X(test_train_batch_matches_samples)                                                      \
+    X(test_train_bad_label)                                                                  \
+    X(test_all_zero_inputs)                                                                  \
+    X(test_softmax_large_logits)                                                             \
+    X(test_rebuild_interval_and_shuffle)                                                     \
+    X(test_bug_nonfinite_input_rejected)                                                     \
+    X(test_bug_fifo_evicts_oldest_after_removal)
+
+#define DECLARE(fn) void fn(void);
+TESTS(DECLARE)
+
+static int n_passed, n_failed, cur_failures;
+static const char *cur_name = "(none)";
+
+#define MAX_LINES_PER_TEST 50
+
+void check_fail(const char *file, int line, const char *fmt, ...)
+{
+    cur_failures++;
+    if (cur_failures > MAX_LINES_PER_TEST) {
+        if (cur_failures == MAX_LINES_PER_TEST + 1)
+            printf("FAIL %s: further failing checks of this test not shown\n", cur_name);
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    printf("FAIL %s: %s:%d: ", cur_name, file, line);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    fflush(stdout);
+}
+
+int check_current_failures(void) { return cur_failures; }
+
+void check_run(const char *name, void (*fn)(void))
+{
+    cur_name = name;
+    cur_failures = 0;
+    clock_t t0 = clock();
+    fn();
+    double secs = (double)(clock() - t0) / (double)CLOCKS_PER_SEC;
+    if (secs > 2.0) printf("slow: %s took %.1f s\n", name, secs);
+    if (cur_failures) {
+        n_failed++;
+        printf("FAILED %s (%d failing checks)\n", name, cur_failures);
+    } else {
+        n_passed++;
+    }
+    fflush(stdout);
+    cur_name = "(none)";
+}
+
+int check_summary(void)
+{
+    printf("%d passed, %d failed\n", n_passed, n_failed);
+    return n_failed ? 1 : 0;
+}
+
+int main(void)
+{
+#define RUN_ONE(fn) RUN(fn);
+    TESTS(RUN_ONE)
+    return check_summary();
+}
