@@ -1,0 +1,274 @@
+"""Helpers shared by the benchmark scripts in tools/bench: argument types, timing of the C
+prediction loop, machine information, Markdown tables and atomic JSON output.
+
+Imported as ``common`` by scripts run as ``python tools/bench/<script>.py`` (Python puts the
+script's folder first on sys.path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_lsh.model import Network
+from edge_lsh.native import check, ffi, lib, ptr
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+# ----------------------------------------------------------------------------- argument types
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be a positive integer")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
+    return value
+
+
+def hidden_sizes(text: str) -> list[int]:
+    """argparse type: hidden layer sizes such as ``1000`` or ``1000,1000``."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected sizes like 1000 or 1000,1000"
+        ) from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive sizes like 1000,1000")
+    return sizes
+
+
+def percent(text: str) -> float:
+    """argparse type: a percentage in (0, 100]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a percentage such as 5") from None
+    if not (0.0 < value <= 100.0):
+        raise argparse.ArgumentTypeError(f"{text}: must be a percentage in (0, 100]")
+    return value
+
+
+def percent_list(text: str) -> list[float]:
+    """argparse type: comma-separated percentages such as ``5,10,25,50``."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected percentages like 5,10,25,50")
+    values = [percent(p) for p in parts]
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"{text!r}: a percentage is repeated")
+    return values
+
+
+def format_percent(value: float) -> str:
+    """5.0 -> '5', 12.5 -> '12.5'."""
+    return f"{value:g}"
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+class CPredictTimer:
+    """Times ``lib.elsh_predict`` (the C loop: one sample after another, batch-1 semantics)
+    over a fixed input matrix, with the pointers made once so that only the C call is timed."""
+
+    def __init__(self, net: Network, x: np.ndarray) -> None:
+        if x.dtype != np.float32 or not x.flags.c_contiguous or x.ndim != 2:
+            raise ValueError("CPredictTimer needs a C-contiguous 2-D float32 array")
+        if x.shape[1] != net.n_in or x.shape[0] < 1:
+            raise ValueError(f"inputs of shape {x.shape} do not fit a network of {net.n_in} inputs")
+        self.net = net
+        self.x = x
+        self.n = int(x.shape[0])
+        self.pred = np.empty(self.n, dtype=np.int32)
+        self._x_p = ptr(x, "float *")
+        self._pred_p = ptr(self.pred, "int32_t *")
+
+    def run(self) -> float:
+        """One timed pass over every sample; returns the seconds it took."""
+        t0 = time.perf_counter_ns()
+        status = lib.elsh_predict(self.net._net, self._x_p, self.n, self._pred_p, ffi.NULL)
+        t1 = time.perf_counter_ns()
+        check(status, "predict")
+        return (t1 - t0) * 1e-9
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (numpy's linear interpolation) of values."""
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def median(values: Sequence[float]) -> float:
+    return float(np.median(np.asarray(values, dtype=np.float64)))
+
+
+# ----------------------------------------------------------------------------- machine info
+
+
+def cpu_model() -> str | None:
+    """The CPU model from /proc/cpuinfo (Linux), else platform.processor() or None."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("model name", "Processor", "cpu model", "Hardware"):
+            return value.strip()
+    return platform.processor() or None
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def git_revision() -> str | None:
+    """The repository's HEAD commit, with '+dirty' when the work tree has changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "--no-optional-locks",
+                "-C",
+                str(REPO_ROOT),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def machine_info() -> dict[str, Any]:
+    """Where and when the benchmark ran."""
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1_5_15": load_average(),
+        "numpy": np.__version__,
+        "edge_lsh_git": git_revision(),
+    }
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    """One human line summarising machine_info()."""
+    load = f"load avg (1, 5, 15 min) {info['load_average_1_5_15']}"
+    if "load_average_at_start" in info:
+        load = f"{load} at end, {info['load_average_at_start']} at start"
+    return (
+        f"{info['date']} | {info['cpu_model'] or 'unknown CPU'} x{info['cpu_count']} | "
+        f"{info['platform']} | {info['python']} | numpy {info['numpy']} | {load}"
+    )
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table with padded columns; the first column left-aligned, others right."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        if len(row) != len(headers):
+            raise ValueError("row and header lengths differ")
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = (
+        "|"
+        + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths))
+        + "|"
+    )
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write obj as JSON: a temporary file in the same folder, fsync, then os.replace."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_json_target(path: str | os.PathLike[str]) -> None:
+    """Fail early (before a long run) when the JSON file could not be written."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise ValueError(f"--json {target}: is a directory")
+    if not folder.is_dir():
+        raise ValueError(f"--json {target}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"--json {target}: folder {folder} is not writable")
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def fail(prog: str, message: str, code: int = 2) -> int:
+    """Print ``prog: error: message`` on stderr and return the exit code."""
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    return code
