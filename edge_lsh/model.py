@@ -36,7 +36,11 @@ FAMILIES = {
     "dwta": lib.ELSH_HASH_DWTA,
 }
 INSERT_POLICIES = {"fifo": lib.ELSH_INSERT_FIFO, "reservoir": lib.ELSH_INSERT_RESERVOIR}
-SELECT_MODES = {"topk": lib.ELSH_SELECT_TOPK, "union": lib.ELSH_SELECT_UNION}
+SELECT_MODES = {
+    "topk": lib.ELSH_SELECT_TOPK,
+    "union": lib.ELSH_SELECT_UNION,
+    "exact": lib.ELSH_SELECT_EXACT,
+}
 REBUILD = {
     "seed": lib.ELSH_REBUILD_SEED,
     "every": lib.ELSH_REBUILD_EVERY,
@@ -63,7 +67,7 @@ class LSHConfig:
     pool: int = 0  # inputs summed per hashed value; 0 = auto (about 8 hashed values), 1 = none
     bucket_capacity: int = 0  # 0 = min(128, layer width)
     insert: str = "fifo"  # fifo | reservoir, when a bucket is full
-    select: str = "topk"  # topk | union
+    select: str = "topk"  # topk | union | exact (the oracle: computes every neuron)
     ternary_nnz: int = 0  # ternary: non-zeros per projection; 0 = a third of the inputs
     dwta_bin: int = 8  # DWTA: inputs per winner-take-all bin (power of two)
 
@@ -343,6 +347,13 @@ class Network:
             )
         return info
 
+    def set_active_fraction(self, fraction: float | None) -> None:
+        """Run the LSH layers at another active fraction from now on (e.g. more neurons for
+        more accuracy at inference); None restores the configured one. Not saved."""
+        if fraction is not None and not (0.0 < fraction <= 1.0):
+            raise ValueError(f"active fraction {fraction!r}: must be in (0, 1]")
+        check(lib.elsh_net_set_active(self._net, fraction or 0.0), "set active fraction")
+
     def last_active(self, index: int) -> np.ndarray:
         """The active neuron ids of layer `index` for the most recent forward pass."""
         L = self._net.layers[index]
@@ -445,49 +456,65 @@ class Network:
         stats = ffi.new("elsh_train_stats *")
         x_p, y_p = ptr(x, "float *"), ptr(y, "int32_t *")
         reports = []
-        for _ in range(epochs):
-            epoch = self.epochs_trained
-            lib.elsh_shuffle(self._net, ptr(order, "int32_t *"), n)
-            stats.loss_sum = 0.0
-            stats.correct = stats.samples = stats.rebuilds = stats.rehashes = 0
-            t0 = time.perf_counter()
-            for start in range(0, n, chunk):
-                count = min(chunk, n - start)
-                rc = lib.elsh_train_batch(
-                    self._net,
-                    tc,
-                    epoch,
-                    n,
-                    x_p,
-                    y_p,
-                    ffi.cast("int32_t *", ffi.from_buffer(order)) + start,
-                    count,
-                    stats,
-                )
-                check(rc, "training")
-                if progress:
-                    done = int(stats.samples)
-                    progress(epoch, done, n, stats.loss_sum / done, stats.correct / done)
-            seconds = time.perf_counter() - t0
-            loss = float(stats.loss_sum / n)
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"training diverged in epoch {epoch} (loss {loss}); lower the learning rate"
-                )
-            report = EpochReport(
-                epoch=epoch,
-                loss=loss,
-                train_accuracy=float(stats.correct / n),
-                seconds=seconds,
-                samples=n,
-                table_updates=int(stats.rebuilds + stats.rehashes),
-            )
-            self.epochs_trained += 1
-            self.history.append(report)
-            reports.append(report)
-            if on_epoch:
-                on_epoch(report)
+        try:
+            for _ in range(epochs):
+                reports.append(self._fit_epoch(x_p, y_p, n, order, tc, stats, progress, chunk))
+                if on_epoch:
+                    on_epoch(reports[-1])
+        finally:
+            lib.elsh_net_set_active(self._net, 0.0)  # inference uses the configured k
         return reports
+
+    def _fit_epoch(
+        self,
+        x_p: Any,
+        y_p: Any,
+        n: int,
+        order: np.ndarray,
+        tc: Any,
+        stats: Any,
+        progress: ProgressFn | None,
+        chunk: int,
+    ) -> EpochReport:
+        epoch = self.epochs_trained
+        lib.elsh_shuffle(self._net, ptr(order, "int32_t *"), n)
+        stats.loss_sum = 0.0
+        stats.correct = stats.samples = stats.rebuilds = stats.rehashes = 0
+        t0 = time.perf_counter()
+        for start in range(0, n, chunk):
+            count = min(chunk, n - start)
+            rc = lib.elsh_train_batch(
+                self._net,
+                tc,
+                epoch,
+                n,
+                x_p,
+                y_p,
+                ffi.cast("int32_t *", ffi.from_buffer(order)) + start,
+                count,
+                stats,
+            )
+            check(rc, "training")
+            if progress:
+                done = int(stats.samples)
+                progress(epoch, done, n, stats.loss_sum / done, stats.correct / done)
+        seconds = time.perf_counter() - t0
+        loss = float(stats.loss_sum / n)
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"training diverged in epoch {epoch} (loss {loss}); lower the learning rate"
+            )
+        report = EpochReport(
+            epoch=epoch,
+            loss=loss,
+            train_accuracy=float(stats.correct / n),
+            seconds=seconds,
+            samples=n,
+            table_updates=int(stats.rebuilds + stats.rehashes),
+        )
+        self.epochs_trained += 1
+        self.history.append(report)
+        return report
 
     # ------------------------------------------------------------------ inference
     def predict(self, x: Any) -> np.ndarray:

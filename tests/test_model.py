@@ -137,3 +137,33 @@ def test_load_rejects_out_of_range_table_entries(tmp_path):
     net2.save(path)
     with pytest.raises(ModelFileError, match="corrupt"):
         Network.load(path)
+
+
+def test_exact_selection_is_the_true_top_k():
+    """select='exact' (the oracle LSH approximates) keeps the k largest pre-activations."""
+    rng = np.random.default_rng(5)
+    net = Network(12, [40], 3, LSHConfig(active_fraction=0.2, select="exact"), seed=2)
+    w, b = net.layer_arrays(0)["w"], net.layer_arrays(0)["b"]
+    b[:] = rng.normal(0, 0.1, 40).astype(np.float32)
+    for x in rng.random((20, 12), dtype=np.float32):
+        net.predict(x[None])
+        z = w.astype(np.float64) @ x + b
+        expected = np.sort(np.argsort(-z, kind="stable")[:8])
+        assert np.array_equal(net.last_active(0), expected)
+    ev = net.evaluate(rng.random((4, 12), dtype=np.float32), np.zeros(4, dtype=np.int32))
+    assert ev["multiplications_per_sample"] == 40 * 12 + 8 * 12 + 8 * 3  # scoring costs all 40
+
+
+def test_set_active_fraction_changes_k_until_restored():
+    net = Network(10, [100], 3, LSHConfig(active_fraction=0.05), seed=0)
+    x = np.ones((1, 10), dtype=np.float32)
+    net.predict(x)
+    assert len(net.last_active(0)) == 5
+    net.set_active_fraction(0.2)
+    net.predict(x)
+    assert len(net.last_active(0)) == 20
+    net.set_active_fraction(None)
+    net.predict(x)
+    assert len(net.last_active(0)) == 5
+    with pytest.raises(ValueError):
+        net.set_active_fraction(1.5)

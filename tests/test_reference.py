@@ -396,7 +396,7 @@ def test_forced_label_at_lsh_output() -> None:
 
 
 def test_layer_forward_with_force_on_hidden_layer_is_capped() -> None:
-    """A hidden layer has no spare slot: force is ignored there (active_capacity == k)."""
+    """Force (the training label) applies to output layers only: a hidden layer ignores it."""
     net = Network(
         N_IN,
         [64],

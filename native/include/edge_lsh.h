@@ -68,7 +68,9 @@ typedef enum {
 } elsh_hash_family;
 
 typedef enum { ELSH_INSERT_FIFO = 0, ELSH_INSERT_RESERVOIR = 1 } elsh_insert_policy;
-typedef enum { ELSH_SELECT_TOPK = 0, ELSH_SELECT_UNION = 1 } elsh_select_mode;
+/* EXACT computes every neuron and keeps the true top-k pre-activations: the oracle that LSH
+ * approximates, at dense cost (for measuring how much selection quality matters). */
+typedef enum { ELSH_SELECT_TOPK = 0, ELSH_SELECT_UNION = 1, ELSH_SELECT_EXACT = 2 } elsh_select_mode;
 
 typedef struct {
     int32_t family;          /* elsh_hash_family */
@@ -130,7 +132,7 @@ typedef struct {
     int32_t capacity;          /* slots per bucket */
     int32_t dwta_per_table;    /* DWTA sub-hashes per table */
     int32_t dwta_bits;         /* log2(dwta_bin) */
-    int32_t active_capacity;   /* k (+1 for the true label at the output while training) */
+    int32_t active_capacity;   /* n_out (+1 for the true label at an LSH output layer) */
 
     /* parameters, row-major: w[j * n_in + i] is neuron j's weight for input i */
     float *w;
@@ -165,6 +167,7 @@ typedef struct {
     int32_t *active;           /* [active_capacity] active neuron ids, ascending */
     float *act;                /* [active_capacity] outputs of the active neurons */
     float *delta;              /* [active_capacity] dL/dz of the active neurons */
+    float *score;              /* [n_out] EXACT selection: every neuron's pre-activation */
     int32_t n_active;
     int32_t forced;            /* id added only because it was forced (the label), else -1 */
     int32_t n_candidates;      /* distinct neurons found in the L buckets for this input */
@@ -201,6 +204,11 @@ int elsh_net_check(elsh_net *net);
 /* Fill parameters from cfg->seed (uniform He init), draw hash functions, zero optimizer state,
  * build all tables. */
 int elsh_net_randomize(elsh_net *net);
+
+/* Change k of every LSH layer to round(fraction * n_out) for the calls that follow (e.g. a
+ * larger active set in early training epochs, so that fewer neurons end up never selected);
+ * fraction <= 0 restores each layer's configured k. */
+int elsh_net_set_active(elsh_net *net, float fraction);
 
 void elsh_net_reset_counters(elsh_net *net);
 

@@ -24,4 +24,7 @@ static inline uint16_t *bucket_slots(const elsh_layer *L, int32_t t, uint32_t b)
     return L->bucket_ids + ((size_t)t * (size_t)L->n_buckets + b) * (size_t)L->capacity;
 }
 
+/* Output layers only: insert `force` (>= 0) into the ascending active set if missing. */
+void elsh_select_force(elsh_layer *L, int32_t force);
+
 #endif

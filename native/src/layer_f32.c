@@ -33,13 +33,65 @@ static void hash_and_select(elsh_layer *L, const float *in_val, const int32_t *i
     elsh_select(L, force, ops);
 }
 
+static float dot_row(const float *row, float bias, const float *in_val, const int32_t *in_idx,
+                     int32_t in_n)
+{
+    float s = bias;
+    if (in_idx) {
+        for (int32_t q = 0; q < in_n; q++) s += row[in_idx[q]] * in_val[q];
+    } else {
+        for (int32_t i = 0; i < in_n; i++) s += row[i] * in_val[i];
+    }
+    return s;
+}
+
+/* a ranks above b: higher score, ties to the lower id */
+static int ranks_above(const float *score, int32_t a, int32_t b)
+{
+    return score[a] > score[b] || (score[a] == score[b] && a < b);
+}
+
+/* The oracle: compute every neuron and keep the true top-k. active[] holds the best so far in
+ * rank order (insertion, O(n_out * k): a measuring tool, not a fast path); then ascending ids. */
+static void select_exact(elsh_layer *L, const float *in_val, const int32_t *in_idx, int32_t in_n,
+                         int32_t force, elsh_ops *ops)
+{
+    int32_t k = L->k, n = 0;
+    int32_t *best = L->active;
+    for (int32_t j = 0; j < L->n_out; j++) {
+        L->score[j] = dot_row(L->w + (size_t)j * (size_t)L->n_in, L->b[j], in_val, in_idx, in_n);
+        if (n == k && !ranks_above(L->score, j, best[k - 1])) continue;
+        int32_t pos = n < k ? n++ : k - 1;
+        while (pos > 0 && ranks_above(L->score, j, best[pos - 1])) {
+            best[pos] = best[pos - 1];
+            pos--;
+        }
+        best[pos] = j;
+    }
+    for (int32_t a = 1; a < n; a++) { /* ascending ids, like the LSH selection */
+        int32_t v = best[a], b = a;
+        for (; b > 0 && best[b - 1] > v; b--) best[b] = best[b - 1];
+        best[b] = v;
+    }
+    L->n_active = n;
+    elsh_select_force(L, force);
+    uint64_t macs = (uint64_t)L->n_out * (uint64_t)in_n;
+    ops->mul += macs;
+    ops->add += macs + (uint64_t)L->n_out;
+    ops->cmp += (uint64_t)L->n_out * 2u;
+    ops->weight_bytes += (macs + (uint64_t)L->n_out) * 4u;
+}
+
 void elsh_layer_forward_f32(elsh_layer *L, const float *in_val, const int32_t *in_idx,
                             int32_t in_n, int32_t force)
 {
     ops_clear(&L->ops_last[ELSH_PHASE_HASH]);
     ops_clear(&L->ops_last[ELSH_PHASE_FORWARD]);
     L->forced = -1;
-    if (L->use_lsh) hash_and_select(L, in_val, in_idx, in_n, force);
+    if (L->use_lsh && L->hash.select_mode == ELSH_SELECT_EXACT)
+        select_exact(L, in_val, in_idx, in_n, force, &L->ops_last[ELSH_PHASE_HASH]);
+    else if (L->use_lsh)
+        hash_and_select(L, in_val, in_idx, in_n, force);
 
     int32_t n_in = L->n_in;
     for (int32_t a = 0; a < L->n_active; a++) {

@@ -80,10 +80,11 @@ static int derive_layer(elsh_layer *L, const elsh_layer_config *lc, int32_t n_in
     if (h->pool < 1 || h->pool > n_in) return -1;
     if (h->bucket_capacity < 0 || h->bucket_capacity > ELSH_MAX_WIDTH) return -1;
     if (h->insert_policy != ELSH_INSERT_FIFO && h->insert_policy != ELSH_INSERT_RESERVOIR) return -1;
-    if (h->select_mode != ELSH_SELECT_TOPK && h->select_mode != ELSH_SELECT_UNION) return -1;
+    if (h->select_mode < ELSH_SELECT_TOPK || h->select_mode > ELSH_SELECT_EXACT) return -1;
     L->hash = *h;
     L->k = active_k(lc);
-    L->active_capacity = L->k + (is_output ? 1 : 0);
+    /* room for any k up to n_out (elsh_net_set_active), plus the forced label at the output */
+    L->active_capacity = lc->n_out + (is_output ? 1 : 0);
     L->hash_dim = (n_in + h->pool - 1) / h->pool;
     L->n_buckets = 1 << h->bits;
     L->capacity = h->bucket_capacity ? h->bucket_capacity : (lc->n_out < 128 ? lc->n_out : 128);
@@ -139,6 +140,7 @@ static void carve_layer(carver *c, elsh_layer *L)
     L->hist = take(c, n_tab + 1, 4);
     L->counts = take(c, (uint64_t)L->n_out, 2);
     L->touched = take(c, (uint64_t)L->n_out, 2);
+    if (L->hash.select_mode == ELSH_SELECT_EXACT) L->score = take(c, (uint64_t)L->n_out, 4);
 }
 
 /* Derive every layer and walk the whole arena. Returns 0, or ELSH_ERR_CONFIG. */
@@ -332,6 +334,20 @@ int elsh_net_randomize(elsh_net *net)
     seed_stream(net->train_rng, seed, 0, STREAM_TRAIN);
     *net->samples_seen = 0;
     elsh_net_reset_counters(net);
+    return ELSH_OK;
+}
+
+int elsh_net_set_active(elsh_net *net, float fraction)
+{
+    if (!net || !net->arena) return ELSH_ERR_NULL;
+    if (!(fraction <= 1.0f)) return ELSH_ERR_CONFIG; /* also rejects NaN */
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        elsh_layer *L = &net->layers[l];
+        if (!L->use_lsh) continue;
+        elsh_layer_config lc = net->cfg.layers[l];
+        if (fraction > 0.0f) lc.active_fraction = fraction;
+        L->k = active_k(&lc);
+    }
     return ELSH_OK;
 }
 

@@ -107,8 +107,15 @@ void elsh_select(elsh_layer *L, int32_t force, elsh_ops *ops)
     }
     for (int32_t q = 0; q < n_touched; q++) L->counts[L->touched[q]] = 0;
 
+    L->n_active = n_act;
+    elsh_select_force(L, force);
+}
+
+void elsh_select_force(elsh_layer *L, int32_t force)
+{
+    int32_t n_act = L->n_active;
     L->forced = -1;
-    if (force >= 0 && force < n_out && n_act < L->active_capacity) {
+    if (force >= 0 && L->is_output && force < L->n_out && n_act < L->active_capacity) {
         int32_t pos = 0;
         while (pos < n_act && L->active[pos] < force) pos++;
         if (pos == n_act || L->active[pos] != force) {

@@ -123,7 +123,7 @@ void test_plan_rejects_bad_configs(void)
     BAD(cfg.layers[0].hash.family = 3);
     BAD(cfg.layers[0].hash.insert_policy = 2);
     BAD(cfg.layers[0].hash.insert_policy = -1);
-    BAD(cfg.layers[0].hash.select_mode = 2);
+    BAD(cfg.layers[0].hash.select_mode = 3); /* 0 topk, 1 union, 2 exact */
     BAD(cfg.layers[0].hash.select_mode = -1);
     /* DWTA bins: powers of two 2..256, no larger than hash_dim */
     BAD(cfg.layers[0].hash.family = ELSH_HASH_DWTA; cfg.layers[0].hash.dwta_bin = 3);
@@ -320,7 +320,7 @@ void test_init_layer_views(void)
     CHECK_EQ_INT(L0->hash_dim, 7);     /* ceil(20 / 3) */
     CHECK_EQ_INT(L0->tern_nnz, 3);     /* ceil(7 / 3) */
     CHECK_EQ_INT(L0->k, 8);
-    CHECK_EQ_INT(L0->active_capacity, 8);
+    CHECK_EQ_INT(L0->active_capacity, 40); /* any k up to n_out (elsh_net_set_active) */
     CHECK_EQ_INT(L0->n_buckets, 32);
     CHECK_EQ_INT(L0->capacity, 40);    /* min(128, n_out) */
     CHECK(L0->proj == NULL && L0->dwta_idx == NULL && L0->tern_idx != NULL);
@@ -333,7 +333,7 @@ void test_init_layer_views(void)
     CHECK_EQ_INT(L2->is_output, 1);
     CHECK_EQ_INT(L0->is_output, 0);
     CHECK_EQ_INT(L2->k, 3);
-    CHECK_EQ_INT(L2->active_capacity, 4); /* + the forced label */
+    CHECK_EQ_INT(L2->active_capacity, 11); /* n_out + the forced label */
     CHECK_EQ_INT(L2->capacity, 3);
     CHECK(L2->proj != NULL);
 
@@ -408,8 +408,14 @@ void test_active_k_rounding(void)
         CHECK_EQ_INT(elsh_net_init(&net, &cfg, arena, bytes), ELSH_OK);
         CHECK_MSG(net.layers[0].k == cases[c].k, "n_out %d fraction %g: k %d, expected %d", (int)cases[c].n_out,
                   (double)cases[c].frac, (int)net.layers[0].k, (int)cases[c].k);
-        CHECK_EQ_INT(net.layers[0].active_capacity, cases[c].k);
-        CHECK_EQ_INT(net.layers[1].active_capacity, net.layers[1].k + 1);
+        CHECK_EQ_INT(net.layers[0].active_capacity, net.layers[0].n_out);
+        CHECK_EQ_INT(net.layers[1].active_capacity, net.layers[1].n_out + 1);
+        /* elsh_net_set_active: any fraction, then back to the configured k */
+        CHECK_EQ_INT(elsh_net_set_active(&net, 1.0f), ELSH_OK);
+        CHECK_EQ_INT(net.layers[0].k, net.layers[0].n_out);
+        CHECK_EQ_INT(elsh_net_set_active(&net, 1.5f), ELSH_ERR_CONFIG);
+        CHECK_EQ_INT(elsh_net_set_active(&net, 0.0f), ELSH_OK);
+        CHECK_EQ_INT(net.layers[0].k, cases[c].k);
         free(raw);
     }
     elsh_net_config cfg;

@@ -39,6 +39,7 @@ from common import (
     machine_line,
     markdown_table,
     median,
+    non_negative_float,
     non_negative_int,
     percent,
     percentile,
@@ -104,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=7,
         help="rounds of every method over all samples (default: 7)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=non_negative_float,
+        default=0.3,
+        metavar="SECONDS",
+        help=(
+            "untimed pause before each timed method, so that BLAS threads spinning after "
+            "numpy do not slow the next method (default: 0.3)"
+        ),
     )
     parser.add_argument(
         "--limit",
@@ -180,8 +191,16 @@ def time_per_call(
 
 
 def measure(
-    lsh_net: Network, dense_net: Network, numpy_net: NumpyDense, x: np.ndarray, repeats: int
+    lsh_net: Network,
+    dense_net: Network,
+    numpy_net: NumpyDense,
+    x: np.ndarray,
+    repeats: int,
+    settle: float,
 ) -> Measurements:
+    """Time every method `repeats` times in round robin. Before each timed method the script
+    sleeps `settle` seconds (untimed) so that BLAS worker threads still spinning after a
+    numpy call, or other leftovers of the previous method, do not slow the next one."""
     n = int(x.shape[0])
     m = Measurements(n)
     rows = [x[i : i + 1] for i in range(n)]  # (1, n_in) views, made once
@@ -224,6 +243,8 @@ def measure(
         for rep in range(repeats):
             start = rep % len(methods)
             for _, go in [*methods[start:], *methods[:start]]:
+                if settle > 0:
+                    time.sleep(settle)
                 go()
             progress(f"repeat {rep + 1}/{repeats} done")
     finally:
@@ -294,7 +315,11 @@ def summarise(
     n = m.n
     us_loop = {k: 1e6 * median(v) / n for k, v in m.c_loop_seconds.items()}
     per_call = {
-        k: {"median_us": median(v) / 1e3, "p90_us": percentile(v, 90) / 1e3}
+        k: {
+            "median_us": median(v) / 1e3,
+            "p90_us": percentile(v, 90) / 1e3,
+            "mean_us": float(np.mean(v)) / 1e3,
+        }
         for k, v in m.per_call_ns.items()
     }
     preds = m.per_call_pred
@@ -307,6 +332,7 @@ def summarise(
                 "c_loop_us_per_sample": us_loop["lsh"],
                 "per_call_median_us": per_call["lsh"]["median_us"],
                 "per_call_p90_us": per_call["lsh"]["p90_us"],
+                "per_call_mean_us": per_call["lsh"]["mean_us"],
                 "accuracy": float((preds["lsh"] == y).mean()),
                 "multiplications_per_sample": lsh_eval["multiplications_per_sample"],
                 "active_per_layer": lsh_net.active_counts(),
@@ -315,6 +341,7 @@ def summarise(
                 "c_loop_us_per_sample": us_loop["dense"],
                 "per_call_median_us": per_call["dense"]["median_us"],
                 "per_call_p90_us": per_call["dense"]["p90_us"],
+                "per_call_mean_us": per_call["dense"]["mean_us"],
                 "accuracy": float((preds["dense"] == y).mean()),
                 "multiplications_per_sample": dense_mults,
                 "active_per_layer": dense_net.active_counts(),
@@ -323,6 +350,7 @@ def summarise(
                 "c_loop_us_per_sample": None,
                 "per_call_median_us": per_call["numpy"]["median_us"],
                 "per_call_p90_us": per_call["numpy"]["p90_us"],
+                "per_call_mean_us": per_call["numpy"]["mean_us"],
                 "accuracy": float((preds["numpy"] == y).mean()),
                 "multiplications_per_sample": dense_mults,
                 "active_per_layer": dense_net.active_counts(),
@@ -352,6 +380,7 @@ def render(summary: dict[str, Any], active: float) -> str:
         "C loop µs/sample",
         "per call median µs",
         "per call p90 µs",
+        "per call mean µs",
         "mults/sample",
         "acc % (timed samples)",
     ]
@@ -365,6 +394,7 @@ def render(summary: dict[str, Any], active: float) -> str:
                 "-" if loop is None else f"{loop:.1f}",
                 f"{s['per_call_median_us']:.1f}",
                 f"{s['per_call_p90_us']:.1f}",
+                f"{s['per_call_mean_us']:.1f}",
                 f"{s['multiplications_per_sample']:,.0f}",
                 f"{s['accuracy'] * 100:.2f}",
             ]
@@ -408,7 +438,7 @@ def run(args: argparse.Namespace) -> int:
     lsh_eval = lsh_net.evaluate(x, y)
     dense_eval = dense_net.evaluate(x, y)
 
-    m = measure(lsh_net, dense_net, numpy_net, x, args.repeats)
+    m = measure(lsh_net, dense_net, numpy_net, x, args.repeats, args.settle)
     summary = summarise(m, y, lsh_net, dense_net, lsh_eval, dense_eval)
     blas = blas_info()  # after numpy has run a matmul: the BLAS library is loaded
     info = machine_info()
@@ -421,7 +451,8 @@ def run(args: argparse.Namespace) -> int:
         f"{args.train_epochs} epoch(s), seed {args.seed}; LSH {lsh_cfg.family} K={lsh_cfg.bits} "
         f"L={lsh_cfg.tables}, active per layer {lsh_net.active_counts()}. C loop = median over "
         f"repeats of (lib.elsh_predict over all samples)/n; per call = median and p90 over "
-        f"every timed call (samples x repeats).\n"
+        f"every timed call (samples x repeats), mean likewise; an untimed {args.settle:g} s pause "
+        f"precedes each timed method.\n"
     )
     print(render(summary, args.active))
     print()

@@ -53,6 +53,17 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
+    if not (0.0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text}: must be a finite number >= 0")
+    return value
+
+
 def hidden_sizes(text: str) -> list[int]:
     """argparse type: hidden layer sizes such as ``1000`` or ``1000,1000``."""
     try:
