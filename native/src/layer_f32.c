@@ -33,16 +33,45 @@ static void hash_and_select(elsh_layer *L, const float *in_val, const int32_t *i
     elsh_select(L, force, ops);
 }
 
+/* Dot products with several independent accumulators, combined in a fixed order: the same
+ * result on every platform (no reassociation is left to the compiler), and enough independent
+ * work per iteration for the CPU to overlap, or for the compiler to put in SIMD lanes. */
+static float dot_dense(const float *row, const float *x, int32_t n)
+{
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 += row[i] * x[i];
+        s1 += row[i + 1] * x[i + 1];
+        s2 += row[i + 2] * x[i + 2];
+        s3 += row[i + 3] * x[i + 3];
+        s4 += row[i + 4] * x[i + 4];
+        s5 += row[i + 5] * x[i + 5];
+        s6 += row[i + 6] * x[i + 6];
+        s7 += row[i + 7] * x[i + 7];
+    }
+    for (; i < n; i++) s0 += row[i] * x[i];
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+}
+
+static float dot_sparse(const float *row, const int32_t *idx, const float *val, int32_t n)
+{
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int32_t q = 0;
+    for (; q + 4 <= n; q += 4) {
+        s0 += row[idx[q]] * val[q];
+        s1 += row[idx[q + 1]] * val[q + 1];
+        s2 += row[idx[q + 2]] * val[q + 2];
+        s3 += row[idx[q + 3]] * val[q + 3];
+    }
+    for (; q < n; q++) s0 += row[idx[q]] * val[q];
+    return (s0 + s1) + (s2 + s3);
+}
+
 static float dot_row(const float *row, float bias, const float *in_val, const int32_t *in_idx,
                      int32_t in_n)
 {
-    float s = bias;
-    if (in_idx) {
-        for (int32_t q = 0; q < in_n; q++) s += row[in_idx[q]] * in_val[q];
-    } else {
-        for (int32_t i = 0; i < in_n; i++) s += row[i] * in_val[i];
-    }
-    return s;
+    return bias + (in_idx ? dot_sparse(row, in_idx, in_val, in_n) : dot_dense(row, in_val, in_n));
 }
 
 /* a ranks above b: higher score, ties to the lower id */
@@ -96,13 +125,7 @@ void elsh_layer_forward_f32(elsh_layer *L, const float *in_val, const int32_t *i
     int32_t n_in = L->n_in;
     for (int32_t a = 0; a < L->n_active; a++) {
         int32_t j = L->active[a];
-        const float *row = L->w + (size_t)j * (size_t)n_in;
-        float s = L->b[j];
-        if (in_idx) {
-            for (int32_t q = 0; q < in_n; q++) s += row[in_idx[q]] * in_val[q];
-        } else {
-            for (int32_t i = 0; i < n_in; i++) s += row[i] * in_val[i];
-        }
+        float s = dot_row(L->w + (size_t)j * (size_t)n_in, L->b[j], in_val, in_idx, in_n);
         L->act[a] = (L->is_output || s > 0.0f) ? s : 0.0f;
     }
     elsh_ops *ops = &L->ops_last[ELSH_PHASE_FORWARD];
