@@ -49,6 +49,7 @@ REBUILD = {
 PHASES = ("hash", "forward", "backward", "update", "tables")
 SAVE_FORMAT = "edge-lsh-arena"
 SAVE_VERSION = 1
+CENTER_SAMPLES = 2000  # rows used to estimate the centers each epoch
 AUTO_HASHED_VALUES = 8  # pool=0: sum-pool the input down to about this many values (the seed's)
 
 
@@ -63,13 +64,14 @@ class LSHConfig:
     active_fraction: float = 0.05
     family: str = "ternary"  # simhash | ternary | dwta
     bits: int = 3  # K: bits per table
-    tables: int = 50  # L: number of tables
+    tables: int = 100  # L: number of tables
     pool: int = 0  # inputs summed per hashed value; 0 = auto (about 8 hashed values), 1 = none
     bucket_capacity: int = 0  # 0 = min(128, layer width)
     insert: str = "fifo"  # fifo | reservoir, when a bucket is full
     select: str = "topk"  # topk | union | exact (the oracle: computes every neuron)
     ternary_nnz: int = 0  # ternary: non-zeros per projection; 0 = a third of the inputs
     dwta_bin: int = 8  # DWTA: inputs per winner-take-all bin (power of two)
+    center: bool = False  # hash (input - its mean over the training data): see fit_centers
 
     def validate(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -116,7 +118,7 @@ class TrainConfig:
     momentum_epochs: int = 10
     l2: float = 1e-4
     rebuild: str = "every"  # seed | every | never
-    rebuild_every: int = 100  # samples between table updates, for rebuild="every"
+    rebuild_every: int = 20  # samples between table updates, for rebuild="every"
     rehash_every: int = 0  # samples between drawing new hash functions; 0 = never
 
     def validate(self) -> None:
@@ -228,6 +230,7 @@ class Network:
                 h.select_mode = SELECT_MODES[lsh.select]
                 h.ternary_nnz = lsh.ternary_nnz
                 h.dwta_bin = lsh.dwta_bin
+                h.center = int(lsh.center)
                 hash_dim = -(-fan_in // h.pool)
                 if lsh.family == "dwta" and lsh.dwta_bin > hash_dim:
                     raise ValueError(
@@ -317,6 +320,7 @@ class Network:
         out["bucket_len"] = self._view(L.bucket_len, T * B, np.uint16).reshape(T, B)
         out["neuron_bucket"] = self._view(L.neuron_bucket, n_out * T, np.uint16).reshape(n_out, T)
         out["pad_order"] = self._view(L.pad_order, n_out, np.uint16)
+        out["center"] = self._view(L.center, d, np.float32)
         return out
 
     def layer_info(self, index: int) -> dict[str, Any]:
@@ -344,6 +348,7 @@ class Network:
                 dwta_bin=int(L.hash.dwta_bin),
                 dwta_per_table=int(L.dwta_per_table),
                 dwta_bits=int(L.dwta_bits),
+                center=bool(L.hash.center),
             )
         return info
 
@@ -353,6 +358,14 @@ class Network:
         if fraction is not None and not (0.0 < fraction <= 1.0):
             raise ValueError(f"active fraction {fraction!r}: must be in (0, 1]")
         check(lib.elsh_net_set_active(self._net, fraction or 0.0), "set active fraction")
+
+    def fit_centers(self, x: Any) -> None:
+        """Set each centered LSH layer's center to the mean of its input over x (fit() does this
+        at the start of every epoch when LSHConfig.center is set)."""
+        x = self._inputs(x)
+        if x.shape[0] == 0:
+            raise ValueError("no samples to fit centers on")
+        check(lib.elsh_net_fit_centers(self._net, ptr(x, "float *"), x.shape[0]), "fit centers")
 
     def last_active(self, index: int) -> np.ndarray:
         """The active neuron ids of layer `index` for the most recent forward pass."""

@@ -239,7 +239,8 @@ def trace(net: Any, x: np.ndarray, label: int = -1) -> ForwardResult:
 
     Layer 0 hashes the dense input (pooled); layer l > 0 hashes the previous layer's output as a
     dense vector (values at the previous active ids, zeros elsewhere), pooled. A layer without
-    LSH computes every neuron. Hidden layers apply ReLU; the output keeps logits. label >= 0 is
+    LSH computes every neuron. A centered layer hashes the pooled input minus its center.
+    Hidden layers apply ReLU; the output keeps logits. label >= 0 is
     forced into an LSH output layer's active set (as during training)."""
     h = np.asarray(x, dtype=np.float32).astype(np.float64).reshape(-1)
     n_layers = int(net.n_layers)
@@ -253,6 +254,8 @@ def trace(net: Any, x: np.ndarray, label: int = -1) -> ForwardResult:
             raise ValueError(f"layer {i} takes {n_in} inputs, got {h.shape[0]}")
         if info["lsh"]:
             v = pool(h, int(info["pool"]), int(info["hash_dim"]))
+            if info.get("center"):
+                v = v - arrays["center"].astype(np.float64)
             codes = hash_codes(info, arrays, v)
             act = select(info, arrays, codes, label if info["output"] else -1)
         else:

@@ -82,6 +82,7 @@ typedef struct {
     int32_t select_mode;     /* elsh_select_mode */
     int32_t ternary_nnz;     /* ternary: non-zeros per projection; 0 = ceil(dim / 3) */
     int32_t dwta_bin;        /* DWTA: inputs per bin, a power of two 2..256; 0 = 8 */
+    int32_t center;          /* 1: hash (pooled input - center), see elsh_net_fit_centers */
 } elsh_hash_config;
 
 typedef struct {
@@ -158,6 +159,7 @@ typedef struct {
     elsh_prng *rng;            /* this layer's PRNG (reservoir insertion), kept in the arena */
 
     /* scratch, reused by every call */
+    float *center;             /* [hash_dim] pooled mean input, subtracted before hashing */
     float *hash_in;            /* [hash_dim], kept all-zero between calls */
     uint32_t *codes;           /* [L] bucket ids of the current input */
     uint32_t *neuron_codes;    /* [L] bucket ids of the neuron being re-hashed */
@@ -204,6 +206,13 @@ int elsh_net_check(elsh_net *net);
 /* Fill parameters from cfg->seed (uniform He init), draw hash functions, zero optimizer state,
  * build all tables. */
 int elsh_net_randomize(elsh_net *net);
+
+/* Centering: inputs are all non-negative (pixels, ReLU outputs), so they all point the same
+ * way and the neurons aligned with that common direction would win every input. Hashing the
+ * input minus its mean spreads the inputs over the hash space. For each LSH layer with
+ * hash.center set, in layer order, set `center` to the pooled mean of that layer's input over
+ * the n rows of x (earlier layers run forward to produce it). Parameters are not changed. */
+int elsh_net_fit_centers(elsh_net *net, const float *x, int64_t n);
 
 /* Change k of every LSH layer to round(fraction * n_out) for the calls that follow (e.g. a
  * larger active set in early training epochs, so that fewer neurons end up never selected);

@@ -17,18 +17,23 @@ static void hash_and_select(elsh_layer *L, const float *in_val, const int32_t *i
     elsh_ops *ops = &L->ops_last[ELSH_PHASE_HASH];
     const float *v = in_val;
     int pooled = L->hash.pool > 1 || in_idx != NULL;
+    int centered = L->hash.center;
     if (pooled) {
         elsh_hash_pool(L, in_val, in_idx, in_n, ops);
         v = L->hash_in;
     }
+    if (centered) { /* hash_in = pooled input - center (dense from here on) */
+        for (int32_t i = 0; i < L->hash_dim; i++)
+            L->hash_in[i] = (pooled ? L->hash_in[i] : in_val[i]) - L->center[i];
+        ops->add += (uint64_t)L->hash_dim;
+        v = L->hash_in;
+    }
     for (int32_t t = 0; t < L->hash.tables; t++) L->codes[t] = elsh_hash_code(L, v, t, ops);
-    if (pooled) {
-        /* restore the all-zero scratch: only the touched windows when the input was sparse */
-        if (in_idx) {
-            for (int32_t q = 0; q < in_n; q++) L->hash_in[in_idx[q] / L->hash.pool] = 0.0f;
-        } else {
-            memset(L->hash_in, 0, (size_t)L->hash_dim * sizeof(float));
-        }
+    /* restore the all-zero scratch: only the touched windows when the input was sparse */
+    if (centered || (pooled && !in_idx)) {
+        memset(L->hash_in, 0, (size_t)L->hash_dim * sizeof(float));
+    } else if (pooled) {
+        for (int32_t q = 0; q < in_n; q++) L->hash_in[in_idx[q] / L->hash.pool] = 0.0f;
     }
     elsh_select(L, force, ops);
 }

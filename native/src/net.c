@@ -80,6 +80,7 @@ static int derive_layer(elsh_layer *L, const elsh_layer_config *lc, int32_t n_in
     if (h->pool < 1 || h->pool > n_in) return -1;
     if (h->bucket_capacity < 0 || h->bucket_capacity > ELSH_MAX_WIDTH) return -1;
     if (h->insert_policy != ELSH_INSERT_FIFO && h->insert_policy != ELSH_INSERT_RESERVOIR) return -1;
+    if (h->center != 0 && h->center != 1) return -1;
     if (h->select_mode < ELSH_SELECT_TOPK || h->select_mode > ELSH_SELECT_EXACT) return -1;
     L->hash = *h;
     L->k = active_k(lc);
@@ -134,6 +135,7 @@ static void carve_layer(carver *c, elsh_layer *L)
     L->dirty = take(c, (uint64_t)L->n_out, 1);
     L->pad_order = take(c, (uint64_t)L->n_out, 2);
     L->rng = take(c, 1, sizeof(elsh_prng));
+    L->center = take(c, (uint64_t)L->hash_dim, 4);
     L->hash_in = take(c, (uint64_t)L->hash_dim, 4);
     L->codes = take(c, n_tab, 4);
     L->neuron_codes = take(c, n_tab, 4);
@@ -242,6 +244,7 @@ static int check_layer(elsh_layer *L)
     size_t T = (size_t)L->hash.tables, K = (size_t)L->hash.bits;
     uint32_t dim = (uint32_t)L->hash_dim;
     if (L->proj && !all_finite(L->proj, T * K * (size_t)L->hash_dim)) return 0;
+    if (!all_finite(L->center, (size_t)L->hash_dim)) return 0;
     if (L->tern_idx) {
         size_t n = T * K * (size_t)L->tern_nnz;
         if (!all_below(L->tern_idx, n, dim)) return 0;
@@ -318,6 +321,7 @@ int elsh_net_randomize(elsh_net *net)
         memset(L->b_vel, 0, (size_t)L->n_out * sizeof(float));
         if (!L->use_lsh) continue;
 
+        memset(L->center, 0, (size_t)L->hash_dim * sizeof(float));
         seed_stream(&rng, seed, l, STREAM_HASH);
         elsh_hash_draw(L, &rng);
         seed_stream(&rng, seed, l, STREAM_PAD);

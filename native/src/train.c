@@ -188,6 +188,42 @@ int elsh_predict(elsh_net *net, const float *x, int64_t n, int32_t *pred, float 
     return ELSH_OK;
 }
 
+int elsh_net_fit_centers(elsh_net *net, const float *x, int64_t n)
+{
+    if (!net || !x) return ELSH_ERR_NULL;
+    if (n < 1) return ELSH_ERR_INPUT;
+    size_t n_in = (size_t)net->cfg.n_in;
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        elsh_layer *L = &net->layers[l];
+        if (!L->use_lsh || !L->hash.center) continue;
+        /* sum the pooled inputs of layer l in hash_in (all-zero on entry), then move the mean
+         * into center; layers below l run forward with their centers already fitted */
+        for (int64_t s = 0; s < n; s++) {
+            const float *row = x + (size_t)s * n_in;
+            if (!all_finite(row, net->cfg.n_in)) {
+                memset(L->hash_in, 0, (size_t)L->hash_dim * sizeof(float));
+                return ELSH_ERR_INPUT;
+            }
+            const float *in_val = row;
+            const int32_t *in_idx = NULL;
+            int32_t in_n = net->cfg.n_in;
+            for (int32_t p = 0; p < l; p++) {
+                elsh_layer *P = &net->layers[p];
+                elsh_layer_forward_f32(P, in_val, in_idx, in_n, -1);
+                in_val = P->act;
+                in_idx = P->use_lsh ? P->active : NULL;
+                in_n = P->n_active;
+            }
+            elsh_hash_pool(L, in_val, in_idx, in_n, NULL);
+        }
+        for (int32_t i = 0; i < L->hash_dim; i++) {
+            L->center[i] = (float)((double)L->hash_in[i] / (double)n);
+            L->hash_in[i] = 0.0f;
+        }
+    }
+    return ELSH_OK;
+}
+
 void elsh_shuffle(elsh_net *net, int32_t *order, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) order[i] = (int32_t)i;
