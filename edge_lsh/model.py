@@ -469,13 +469,12 @@ class Network:
         stats = ffi.new("elsh_train_stats *")
         x_p, y_p = ptr(x, "float *"), ptr(y, "int32_t *")
         reports = []
-        try:
-            for _ in range(epochs):
-                reports.append(self._fit_epoch(x_p, y_p, n, order, tc, stats, progress, chunk))
-                if on_epoch:
-                    on_epoch(reports[-1])
-        finally:
-            lib.elsh_net_set_active(self._net, 0.0)  # inference uses the configured k
+        for _ in range(epochs):
+            if self.lsh is not None and self.lsh.center:
+                self.fit_centers(x[: min(n, CENTER_SAMPLES)])
+            reports.append(self._fit_epoch(x_p, y_p, n, order, tc, stats, progress, chunk))
+            if on_epoch:
+                on_epoch(reports[-1])
         return reports
 
     def _fit_epoch(
