@@ -11,6 +11,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -105,6 +106,12 @@ def parse_spec(spec: str) -> tuple[str, list[str]]:
     raise DataError(f"unknown data spec {spec!r}\n{SPEC_HELP}")
 
 
+class _SplitOpts(TypedDict):
+    seed: int
+    test_fraction: float
+    limit: int | None
+
+
 def load(
     spec: str, *, seed: int = 0, test_fraction: float = 0.2, limit: int | None = None
 ) -> Dataset:
@@ -120,7 +127,7 @@ def load(
     if limit is not None and limit < 1:
         raise DataError(f"limit must be a positive number of samples, got {limit}")
     name = kind if not args else spec.strip()
-    opts = {"seed": seed, "test_fraction": test_fraction, "limit": limit}
+    opts: _SplitOpts = {"seed": seed, "test_fraction": test_fraction, "limit": limit}
     if kind == "digits":
         x, y = _digits_arrays()
         return _split_finish(name, x, y, "scikit-learn digits", **opts)
