@@ -165,7 +165,7 @@ typedef struct {
     uint32_t *neuron_codes;    /* [L] bucket ids of the neuron being re-hashed */
     int32_t *hist;             /* [L + 1] histogram of collision counts */
     uint16_t *counts;          /* [n_out] collision counts, kept all-zero between calls */
-    uint16_t *touched;         /* [n_out] neurons with a non-zero count (or padded in) */
+    uint16_t *touched;         /* [n_out + 1] neurons with a non-zero count (or padded in) */
     int32_t *active;           /* [active_capacity] active neuron ids, ascending */
     float *act;                /* [active_capacity] outputs of the active neurons */
     float *delta;              /* [active_capacity] dL/dz of the active neurons */

@@ -141,7 +141,7 @@ static void carve_layer(carver *c, elsh_layer *L)
     L->neuron_codes = take(c, n_tab, 4);
     L->hist = take(c, n_tab + 1, 4);
     L->counts = take(c, (uint64_t)L->n_out, 2);
-    L->touched = take(c, (uint64_t)L->n_out, 2);
+    L->touched = take(c, (uint64_t)L->n_out + 1u, 2); /* +1: gather_counts writes one ahead */
     if (L->hash.select_mode == ELSH_SELECT_EXACT) L->score = take(c, (uint64_t)L->n_out, 4);
 }
 

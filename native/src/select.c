@@ -20,9 +20,10 @@ static int32_t gather_counts(elsh_layer *L, elsh_ops *ops)
         uint32_t b = L->codes[t];
         const uint16_t *slots = bucket_slots(L, t, b);
         int32_t len = L->bucket_len[(size_t)t * (size_t)L->n_buckets + b];
-        for (int32_t s = 0; s < len; s++) {
+        for (int32_t s = 0; s < len; s++) { /* branch-free: keep j if its count was 0 */
             uint16_t j = slots[s];
-            if (L->counts[j] == 0) L->touched[n_touched++] = j;
+            L->touched[n_touched] = j;
+            n_touched += L->counts[j] == 0;
             L->counts[j]++;
         }
         scanned += (uint64_t)len;
