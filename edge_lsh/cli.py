@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -256,7 +257,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(epochs=args.epochs, as_json=args.json, quiet=args.quiet)
 
 
+def _show_warning(message: Warning | str, *_: Any, **__: Any) -> None:
+    print(f"edge-lsh: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

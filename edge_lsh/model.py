@@ -11,6 +11,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -512,9 +513,17 @@ class Network:
                 progress(epoch, done, n, stats.loss_sum / done, stats.correct / done)
         seconds = time.perf_counter() - t0
         loss = float(stats.loss_sum / n)
-        if not math.isfinite(loss):
+        if not math.isfinite(loss) or lib.elsh_net_check(self._net) != lib.ELSH_OK:
             raise FloatingPointError(
-                f"training diverged in epoch {epoch} (loss {loss}); lower the learning rate"
+                f"training diverged in epoch {epoch} (loss {loss}, or a parameter is no longer "
+                "finite); lower the learning rate"
+            )
+        if loss > 3.0 * math.log(self.n_classes):
+            warnings.warn(
+                f"epoch {epoch}: mean loss {loss:.3g} is far above chance level "
+                f"({math.log(self.n_classes):.3g}); the learning rate may be too high",
+                RuntimeWarning,
+                stacklevel=3,
             )
         report = EpochReport(
             epoch=epoch,

@@ -167,3 +167,10 @@ def test_set_active_fraction_changes_k_until_restored():
     assert len(net.last_active(0)) == 5
     with pytest.raises(ValueError):
         net.set_active_fraction(1.5)
+
+
+def test_runaway_learning_rate_warns():
+    x, y = blobs(200)
+    net = Network(32, [32], 4, LSHConfig(active_fraction=0.25), seed=0)
+    with pytest.warns(RuntimeWarning, match="learning rate may be too high"):
+        net.fit(x, y, epochs=2, train=TrainConfig(lr=1e6))
