@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 import zipfile
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_lsh.fileio import atomic_write
 from edge_lsh.native import NativeError, aligned_empty, check, ffi, lib, ptr
 
 __all__ = [
@@ -622,16 +622,8 @@ class Network:
         the same folder, fsync, then rename over `path`."""
         path = Path(path)
         meta = json.dumps(self.config_dict()).encode()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, config=np.frombuffer(meta, dtype=np.uint8), arena=self._arena)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as f:
+            np.savez(f, config=np.frombuffer(meta, dtype=np.uint8), arena=self._arena)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Network:

@@ -23,7 +23,6 @@ import numpy as np
 from common import (
     CPredictTimer,
     check_json_target,
-    fail,
     format_percent,
     hidden_sizes,
     machine_info,
@@ -34,13 +33,13 @@ from common import (
     percent_list,
     positive_int,
     progress,
+    run_guarded,
     write_json_atomic,
 )
 
 from edge_lsh import defaults
-from edge_lsh.data import SPEC_HELP, DataError, Dataset, load
+from edge_lsh.data import SPEC_HELP, Dataset, load
 from edge_lsh.model import EpochReport, LSHConfig, Network
-from edge_lsh.native import NativeError
 
 PROG = "bench_fractions.py"
 DEFAULT_FRACTIONS = "5,10,25,50"
@@ -309,15 +308,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except DataError as exc:
-        return fail(PROG, str(exc))
-    except (ValueError, NativeError, FloatingPointError, OSError) as exc:
-        return fail(PROG, str(exc))
-    except KeyboardInterrupt:
-        return fail(PROG, "interrupted", 130)
+    return run_guarded(PROG, run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import numpy as np
 from common import (
     CPredictTimer,
     check_json_target,
-    fail,
     format_percent,
     hidden_sizes,
     machine_info,
@@ -45,13 +44,13 @@ from common import (
     percentile,
     positive_int,
     progress,
+    run_guarded,
     write_json_atomic,
 )
 
 from edge_lsh import defaults
-from edge_lsh.data import SPEC_HELP, DataError, Dataset, load
+from edge_lsh.data import SPEC_HELP, Dataset, load
 from edge_lsh.model import Network
-from edge_lsh.native import NativeError
 
 PROG = "bench_latency.py"
 BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -498,15 +497,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except DataError as exc:
-        return fail(PROG, str(exc))
-    except (ValueError, NativeError, FloatingPointError, OSError) as exc:
-        return fail(PROG, str(exc))
-    except KeyboardInterrupt:
-        return fail(PROG, "interrupted", 130)
+    return run_guarded(PROG, run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

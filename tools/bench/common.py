@@ -14,16 +14,17 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_lsh.data import DataError
+from edge_lsh.fileio import atomic_write
 from edge_lsh.model import Network
-from edge_lsh.native import check, ffi, lib, ptr
+from edge_lsh.native import NativeError, check, ffi, lib, ptr
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -246,20 +247,9 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write obj as JSON: a temporary file in the same folder, fsync, then os.replace."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write obj as JSON to path: temporary file in the same folder, fsync, os.replace."""
+    with atomic_write(path) as f:
+        f.write((json.dumps(obj, indent=2) + "\n").encode())
 
 
 def check_json_target(path: str | os.PathLike[str]) -> None:
@@ -277,6 +267,18 @@ def check_json_target(path: str | os.PathLike[str]) -> None:
 def progress(message: str) -> None:
     """A progress line on stderr."""
     print(message, file=sys.stderr, flush=True)
+
+
+def run_guarded(
+    prog: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace
+) -> int:
+    """run(args), turning bad input and interrupts into a message and an exit status."""
+    try:
+        return run(args)
+    except (DataError, ValueError, NativeError, FloatingPointError, OSError) as exc:
+        return fail(prog, str(exc))
+    except KeyboardInterrupt:
+        return fail(prog, "interrupted", 130)
 
 
 def fail(prog: str, message: str, code: int = 2) -> int:
