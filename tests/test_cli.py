@@ -76,3 +76,14 @@ def test_unknown_option_is_a_usage_error(capsys):
     else:
         raise AssertionError("argparse should exit")
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_demo_prints_side_by_side_table_and_json(capsys):
+    assert main(["demo", "--epochs", "1", "--quiet", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith("LSH 5% active") for line in out)
+    assert any(line.startswith("dense (same kernel)") for line in out)
+    result = json.loads(out[-1])
+    lsh, dense = result["lsh"], result["dense"]
+    assert lsh["multiplications_per_sample"] == 0.05 * dense["multiplications_per_sample"]
+    assert lsh["accuracy"] > 0.8 and dense["accuracy"] > 0.8  # one epoch already learns digits
