@@ -16,7 +16,7 @@ def _row(name: str, s: dict[str, Any], dense_mults: float) -> str:
     pct = 100.0 * s["multiplications_per_sample"] / dense_mults
     return (
         f"{name:<22s} {s['accuracy'] * 100:8.2f}% {s['multiplications_per_sample']:>12,.0f} "
-        f"{pct:7.1f}% {s['inference_us_per_sample']:10.1f} {s['samples_per_second']:12,.0f}"
+        f"{pct:7.1f}% {s['inference_us_per_sample']:10.1f} {s['samples_per_second']:15,.0f}"
     )
 
 
@@ -43,7 +43,7 @@ def run_demo(epochs: int = defaults.EPOCHS, as_json: bool = False, quiet: bool =
     )
     print()
     header = ("accuracy", "mults/sample", "of dense", "us/sample", "train samples/s")
-    widths = (9, 12, 8, 10, 12)
+    widths = (9, 12, 8, 10, 15)
     print(" " * 22 + "".join(f" {h:>{w}s}" for h, w in zip(header, widths)))
     print(_row(f"LSH {lsh_cfg.active_fraction:.0%} active", lsh, d_m))
     print(_row("dense (same kernel)", dense, d_m))
