@@ -184,7 +184,7 @@ class Network:
         *,
         output_lsh: bool = False,
         seed: int = 0,
-        _arena: np.ndarray | None = None,
+        _fill: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         hidden = [int(h) for h in hidden]
         if n_in < 1 or n_in > lib.ELSH_MAX_WIDTH:
@@ -245,22 +245,15 @@ class Network:
         size = ffi.new("size_t *")
         check(lib.elsh_net_plan(self._cfg, size), "network configuration")
         self.arena_bytes = int(size[0])
-        if _arena is not None:
-            if _arena.nbytes != self.arena_bytes:
-                raise ModelFileError(
-                    f"saved arena has {_arena.nbytes} bytes, this configuration needs "
-                    f"{self.arena_bytes}"
-                )
-            self._arena = aligned_empty(self.arena_bytes)
-            self._arena[:] = _arena
-        else:
-            self._arena = aligned_empty(self.arena_bytes)
+        self._arena = aligned_empty(self.arena_bytes)
+        if _fill is not None:
+            _fill(self._arena)  # a saved state, read straight into place (see load)
         self._net = ffi.new("elsh_net *")
         check(
             lib.elsh_net_init(self._net, self._cfg, ptr(self._arena, "void *"), self.arena_bytes),
             "network init",
         )
-        if _arena is None:
+        if _fill is None:
             check(lib.elsh_net_randomize(self._net), "network randomize")
         elif lib.elsh_net_check(self._net) != lib.ELSH_OK:
             raise ModelFileError("model state is corrupt (index, length or value out of range)")
@@ -295,8 +288,7 @@ class Network:
 
     def layer_arrays(self, index: int) -> dict[str, np.ndarray]:
         """Views (no copies) of one layer's parameters, hash functions and tables."""
-        if not (0 <= index < self.n_layers):
-            raise IndexError(f"layer {index} of {self.n_layers}")
+        self._layer_index(index)
         L = self._net.layers[index]
         n_in, n_out = int(L.n_in), int(L.n_out)
         out: dict[str, np.ndarray] = {
@@ -324,8 +316,14 @@ class Network:
         out["center"] = self._view(L.center, d, np.float32)
         return out
 
+    def _layer_index(self, index: int) -> int:
+        if not (0 <= index < self.n_layers):
+            raise IndexError(f"layer {index} of a network with {self.n_layers} layers")
+        return index
+
     def layer_info(self, index: int) -> dict[str, Any]:
         """The derived settings of one layer (k, pooling, table shape)."""
+        self._layer_index(index)
         L = self._net.layers[index]
         info: dict[str, Any] = {
             "n_in": int(L.n_in),
@@ -370,6 +368,7 @@ class Network:
 
     def last_active(self, index: int) -> np.ndarray:
         """The active neuron ids of layer `index` for the most recent forward pass."""
+        self._layer_index(index)
         L = self._net.layers[index]
         return self._view(L.active, int(L.n_active), np.int32).copy()
 
@@ -399,6 +398,8 @@ class Network:
         return result
 
     def layer_ops(self, index: int, total: bool = True) -> dict[str, dict[str, int]]:
+        """Op counters of one layer, per phase."""
+        self._layer_index(index)
         L = self._net.layers[index]
         src = L.ops_total if total else L.ops_last
         return {
@@ -460,6 +461,8 @@ class Network:
         train.validate()
         if epochs < 0:
             raise ValueError(f"epochs={epochs}: must be >= 0")
+        if chunk < 1:
+            raise ValueError(f"chunk={chunk}: must be >= 1")
         x = self._inputs(x)
         y = self._labels(y, x.shape[0])
         n = x.shape[0]
@@ -490,7 +493,7 @@ class Network:
         chunk: int,
     ) -> EpochReport:
         epoch = self.epochs_trained
-        lib.elsh_shuffle(self._net, ptr(order, "int32_t *"), n)
+        check(lib.elsh_shuffle(self._net, ptr(order, "int32_t *"), n), "shuffle")
         stats.loss_sum = 0.0
         stats.correct = stats.samples = stats.rebuilds = stats.rehashes = 0
         t0 = time.perf_counter()
@@ -621,6 +624,8 @@ class Network:
         """Write the whole state (parameters, optimizer, tables) atomically: a temporary file in
         the same folder, fsync, then rename over `path`."""
         path = Path(path)
+        if lib.elsh_net_check(self._net) != lib.ELSH_OK:
+            raise ValueError("the network state is not valid (diverged training?): not saved")
         meta = json.dumps(self.config_dict()).encode()
         with atomic_write(path) as f:
             np.savez(f, config=np.frombuffer(meta, dtype=np.uint8), arena=self._arena)
@@ -632,40 +637,39 @@ class Network:
         if not path.is_file():
             raise ModelFileError(f"{path}: no such model file")
         try:
-            with np.load(path, allow_pickle=False) as z:
-                if "config" not in z or "arena" not in z:
+            with zipfile.ZipFile(path) as zf:
+                names = set(zf.namelist())
+                if not {"config.npy", "arena.npy"} <= names:
                     raise ModelFileError(f"{path}: not an edge-lsh model (missing config/arena)")
-                meta = json.loads(z["config"].tobytes().decode())
-                arena = np.ascontiguousarray(z["arena"], dtype=np.uint8)
-        except ModelFileError:
-            raise
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-            raise ModelFileError(f"{path}: cannot read model file ({exc})") from exc
-        if not isinstance(meta, dict) or meta.get("format") != SAVE_FORMAT:
-            raise ModelFileError(f"{path}: not an edge-lsh model file")
-        if meta.get("version") != SAVE_VERSION:
-            raise ModelFileError(
-                f"{path}: model file version {meta.get('version')}, this edge-lsh reads "
-                f"version {SAVE_VERSION}"
-            )
-        if meta.get("byteorder") != "little" or np.little_endian is False:
-            raise ModelFileError(f"{path}: byte order does not match this machine")
-        try:
-            lsh = LSHConfig(**meta["lsh"]) if meta["lsh"] is not None else None
-            net = cls(
-                int(meta["n_in"]),
-                [int(h) for h in meta["hidden"]],
-                int(meta["n_classes"]),
-                lsh,
-                output_lsh=bool(meta["output_lsh"]),
-                seed=int(meta["seed"]),
-                _arena=arena,
-            )
+                meta = json.loads(_read_npy_bytes(zf, "config.npy", limit=1 << 20).decode())
+                _check_meta(meta)
+                try:
+                    lsh = LSHConfig(**meta["lsh"]) if meta["lsh"] is not None else None
+                    epochs_trained = int(meta.get("epochs_trained", 0))
+                    if not (0 <= epochs_trained < 2**31):
+                        raise ValueError(f"epochs_trained {epochs_trained} out of range")
+
+                    def fill(arena: np.ndarray) -> None:
+                        _read_npy_bytes(zf, "arena.npy", into=arena)
+
+                    net = cls(
+                        int(meta["n_in"]),
+                        [int(h) for h in meta["hidden"]],
+                        int(meta["n_classes"]),
+                        lsh,
+                        output_lsh=bool(meta["output_lsh"]),
+                        seed=int(meta["seed"]),
+                        _fill=fill,
+                    )
+                except ModelFileError:
+                    raise
+                except (KeyError, TypeError, ValueError, NativeError) as exc:
+                    raise ModelFileError(f"invalid model configuration ({exc})") from exc
         except ModelFileError as exc:
             raise ModelFileError(f"{path}: {exc}") from exc
-        except (KeyError, TypeError, ValueError, NativeError) as exc:
-            raise ModelFileError(f"{path}: invalid model configuration ({exc})") from exc
-        net.epochs_trained = int(meta.get("epochs_trained", 0))
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as exc:
+            raise ModelFileError(f"{path}: cannot read model file ({exc})") from exc
+        net.epochs_trained = epochs_trained
         return net
 
     def with_lsh(self, **changes: Any) -> LSHConfig:
@@ -673,3 +677,46 @@ class Network:
         if self.lsh is None:
             raise ValueError("dense network has no LSHConfig")
         return replace(self.lsh, **changes)
+
+
+def _check_meta(meta: Any) -> None:
+    if not isinstance(meta, dict) or meta.get("format") != SAVE_FORMAT:
+        raise ModelFileError("not an edge-lsh model file")
+    if meta.get("version") != SAVE_VERSION:
+        raise ModelFileError(
+            f"model file version {meta.get('version')}, this edge-lsh reads version {SAVE_VERSION}"
+        )
+    if meta.get("byteorder") != "little" or not np.little_endian:
+        raise ModelFileError("byte order does not match this machine")
+
+
+def _read_npy_bytes(
+    zf: zipfile.ZipFile, name: str, *, limit: int = 0, into: np.ndarray | None = None
+) -> bytes:
+    """The payload of a 1-D uint8 .npy member, checked against its header before any large
+    read: at most `limit` bytes, or exactly into.nbytes bytes read into `into`."""
+    with zf.open(name) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ModelFileError(f"{name}: unsupported .npy version {version}")
+        if dtype != np.uint8 or len(shape) != 1:
+            raise ModelFileError(f"{name}: expected a 1-D uint8 array, got {dtype} {shape}")
+        size = int(shape[0])
+        if into is not None:
+            if size != into.nbytes:
+                raise ModelFileError(
+                    f"{name} holds {size} bytes; this configuration needs {into.nbytes}"
+                )
+            if f.readinto(into.data) != size:  # type: ignore[attr-defined]  # ZipExtFile has it
+                raise ModelFileError(f"{name}: truncated")
+            return b""
+        if size > limit:
+            raise ModelFileError(f"{name}: {size} bytes is too large")
+        data = f.read(size)
+        if len(data) != size:
+            raise ModelFileError(f"{name}: truncated")
+        return bytes(data)

@@ -3,6 +3,8 @@ bad inputs and corrupt files get clear errors."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -122,21 +124,88 @@ def test_load_rejects_missing_truncated_and_corrupt_files(tmp_path):
         Network.load(tmp_path / "junk.npz")
 
 
-def test_load_rejects_out_of_range_table_entries(tmp_path):
-    """A file whose zip is intact but whose tables point outside the layer must not reach C."""
-    net = Network(16, [32], 3, LSHConfig(active_fraction=0.25, bits=2, tables=4), seed=0)
-    arrays = net.layer_arrays(0)
-    t, b = np.argwhere(arrays["bucket_len"] > 0)[0]
-    arrays["bucket_ids"][t, b, 0] = 5000  # neuron id beyond the 32 neurons
-    path = tmp_path / "bad.npz"
+def _corrupt_copy(net: Network, path, field: str, layer: int, index, value) -> None:
+    """Save net, then overwrite one element of a field inside the saved arena bytes (the way a
+    damaged or crafted file would look: the zip itself stays intact)."""
     net.save(path)
+    with np.load(path) as z:
+        config, arena = z["config"], z["arena"].copy()
+    if field in ("rng", "train_rng", "samples_seen"):
+        obj = net._net.layers[layer] if field == "rng" else net._net
+        ptr_ = getattr(obj, "rng" if field == "rng" else field)
+        dtype, count = (np.int64, 1) if field == "samples_seen" else (np.uint32, 4)
+        view = net._view(ptr_, count, dtype)
+    else:
+        view = net.layer_arrays(layer)[field]
+    offset = view.ctypes.data - net._arena.ctypes.data
+    patched = view.copy()
+    patched[index] = value
+    arena[offset : offset + patched.nbytes] = np.frombuffer(patched.tobytes(), dtype=np.uint8)
+    np.savez(path, config=config, arena=arena)
+
+
+CORRUPTIONS = [
+    ("bucket_ids", 0, (0, 0, 0), 5000),  # a neuron id beyond the layer
+    ("bucket_len", 0, (0, 0), 999),  # longer than the bucket
+    ("neuron_bucket", 0, (0, 0), 77),  # a bucket that does not exist
+    ("pad_order", 0, 1, 0),  # not a permutation any more
+    ("tern_idx", 0, (0, 0, 0), 60000),  # an input beyond the hashed vector
+    ("tern_sign", 0, (0, 0, 0), 0),  # ternary signs are +-1
+    ("w", 0, (0, 0), np.inf),
+    ("center", 0, 0, np.nan),
+    ("rng", 0, slice(None), 0),  # the all-zero PRNG state would hang rejection sampling
+    ("train_rng", 0, slice(None), 0),
+    ("samples_seen", 0, 0, np.iinfo(np.int64).max),  # would overflow when counting on
+]
+
+
+@pytest.mark.parametrize("field, layer, index, value", CORRUPTIONS)
+def test_load_rejects_each_kind_of_corrupt_state(tmp_path, field, layer, index, value):
+    """A file whose zip is intact but whose state breaks an invariant must not reach C."""
+    cfg = LSHConfig(active_fraction=0.25, family="ternary", bits=2, tables=4, center=True)
+    net = Network(16, [32], 3, cfg, seed=0)
+    if field == "bucket_ids":  # make sure the first bucket is in use
+        a = net.layer_arrays(0)
+        t, b = np.argwhere(a["bucket_len"] > 0)[0]
+        index = (int(t), int(b), 0)
+    path = tmp_path / "bad.npz"
+    _corrupt_copy(net, path, field, layer, index, value)
     with pytest.raises(ModelFileError, match="corrupt"):
         Network.load(path)
-    net2 = Network(16, [32], 3, LSHConfig(active_fraction=0.25, bits=2, tables=4), seed=0)
-    net2.layer_arrays(0)["w"][0, 0] = np.inf
-    net2.save(path)
-    with pytest.raises(ModelFileError, match="corrupt"):
+
+
+def test_negative_adagrad_accumulator_is_corrupt(tmp_path):
+    net = Network(16, [32], 3, LSHConfig(active_fraction=0.25), seed=0)
+    net.save(tmp_path / "ok.npz")
+    Network.load(tmp_path / "ok.npz")  # the untouched file loads
+    w_g2 = net._view(net._net.layers[0].w_g2, 16 * 32, np.float32)
+    w_g2[3] = -1.0  # would become sqrt(-1) = NaN in the next step
+    with pytest.raises(ValueError, match="not saved"):
+        net.save(tmp_path / "bad.npz")
+    assert not (tmp_path / "bad.npz").exists()
+
+
+def test_load_checks_sizes_before_reading(tmp_path):
+    net = Network(16, [32], 3, LSHConfig(active_fraction=0.25), seed=0)
+    path = tmp_path / "m.npz"
+    net.save(path)
+    with np.load(path) as z:
+        config, arena = z["config"], z["arena"]
+    np.savez(path, config=config, arena=arena[:-64])  # one cache line short
+    with pytest.raises(ModelFileError, match="needs"):
         Network.load(path)
+    meta = json.loads(config.tobytes())
+    meta["epochs_trained"] = -5
+    np.savez(path, config=np.frombuffer(json.dumps(meta).encode(), np.uint8), arena=arena)
+    with pytest.raises(ModelFileError, match="epochs_trained"):
+        Network.load(path)
+
+
+def test_layer_accessors_check_the_index():
+    net = Network(8, [16], 3, LSHConfig(active_fraction=0.25), seed=0)
+    for accessor in (net.layer_info, net.last_active, net.layer_ops, net.layer_arrays):
+        with pytest.raises(IndexError):
+            accessor(5)
 
 
 def test_exact_selection_is_the_true_top_k():

@@ -23,7 +23,6 @@ from edge_lsh.prng import Prng, mix64
 
 PROB_RTOL = 1e-5
 PROB_FLOOR = 1e-6
-MAX_REL: list[float] = []  # max relative probability error of every compared network
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -122,7 +121,6 @@ def compare(net: Network, x: np.ndarray) -> Compared:
             out.near_ties += 1
             assert pred in ref.active[-1][ref.logits >= top[1]]
         out.rows += 1
-    MAX_REL.append(out.max_rel)
     return out
 
 
@@ -559,12 +557,3 @@ def test_tables_after_training_and_rebuild(family: str, pool: int, insert: str, 
         assert np.array_equal(a["bucket_len"], sim_lens)
         assert np.array_equal(a["neuron_bucket"], sim_where)
     compare(net, make_inputs(N_IN, 20, 5))
-
-
-def test_report_max_relative_error() -> None:
-    """Runs last in this file: the largest probability error over every compared network."""
-    if not MAX_REL:
-        pytest.skip("no comparisons ran (test selection)")
-    worst = max(MAX_REL)
-    print(f"\nmax relative probability error over {len(MAX_REL)} networks: {worst:.3g}")
-    assert worst < PROB_RTOL

@@ -9,7 +9,10 @@
  * Memory: the caller owns everything. elsh_net_plan() says how many bytes the arena needs;
  * elsh_net_init() carves every buffer (weights, optimizer state, hash tables, scratch) out of
  * it. The kernel never calls malloc. The arena holds plain data only (no pointers), laid out
- * the same on every platform, so saving the arena saves the whole model.
+ * the same on every platform of the same byte order, so saving the arena saves the model.
+ *
+ * Build with -std=c99 -ffp-contract=off: float results are then identical on every platform
+ * with IEEE single precision evaluated in single precision (FLT_EVAL_METHOD 0).
  *
  * Determinism: every random choice (initial weights, projections, padding order, reservoir
  * insertion, sample order) comes from one seeded PRNG (prng.c).
@@ -314,7 +317,7 @@ int elsh_train_batch(elsh_net *net, const elsh_train_config *tc, int32_t epoch, 
 int elsh_predict(elsh_net *net, const float *x, int64_t n, int32_t *pred, float *probs);
 
 /* Fisher-Yates shuffle of 0..n-1 into order using the training PRNG. */
-void elsh_shuffle(elsh_net *net, int32_t *order, int64_t n);
+int elsh_shuffle(elsh_net *net, int32_t *order, int64_t n); /* n <= INT32_MAX */
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,17 @@
 
 #include "edge_lsh.h"
 
+#include <float.h>
+
+/* Bit-identical results need float arithmetic done in float (not x87 extended precision)
+ * and no fused multiply-adds (build with -ffp-contract=off; clang also honours this pragma). */
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD != 0 && FLT_EVAL_METHOD != -1
+#error "edge-lsh needs FLT_EVAL_METHOD == 0 (on 32-bit x86 build with -msse2 -mfpmath=sse)"
+#endif
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 static inline void ops_accumulate(elsh_ops *dst, const elsh_ops *src)
 {
     dst->mul += src->mul;
@@ -17,6 +28,9 @@ static inline void ops_clear(elsh_ops *o)
 {
     o->mul = o->add = o->cmp = o->weight_bytes = o->table_bytes = 0;
 }
+
+/* e^x from float operations only: the same bits on every platform (train.c). */
+float elsh_expf(float x);
 
 /* Pointer to the first slot of bucket b of table t. */
 static inline uint16_t *bucket_slots(const elsh_layer *L, int32_t t, uint32_t b)

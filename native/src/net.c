@@ -234,13 +234,27 @@ static int all_below(const uint16_t *v, size_t n, uint32_t limit)
     return 1;
 }
 
+static int all_non_negative(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i] >= 0.0f)) return 0;
+    return 1;
+}
+
+/* xoshiro's all-zero state is a fixed point: it would return 0 forever and hang rejection
+ * sampling in elsh_prng_below */
+static int prng_usable(const elsh_prng *rng) { return (rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3]) != 0; }
+
 static int check_layer(elsh_layer *L)
 {
     size_t nw = (size_t)L->n_out * (size_t)L->n_in, n_out = (size_t)L->n_out;
     if (!all_finite(L->w, nw) || !all_finite(L->b, n_out)) return 0;
     if (!all_finite(L->w_g2, nw) || !all_finite(L->w_vel, nw)) return 0;
     if (!all_finite(L->b_g2, n_out) || !all_finite(L->b_vel, n_out)) return 0;
+    /* Adagrad accumulators are sums of squares: a negative one would turn sqrt into NaN */
+    if (!all_non_negative(L->w_g2, nw) || !all_non_negative(L->b_g2, n_out)) return 0;
     if (!L->use_lsh) return 1;
+    if (!prng_usable(L->rng)) return 0;
     size_t T = (size_t)L->hash.tables, K = (size_t)L->hash.bits;
     uint32_t dim = (uint32_t)L->hash_dim;
     if (L->proj && !all_finite(L->proj, T * K * (size_t)L->hash_dim)) return 0;
@@ -288,7 +302,9 @@ int elsh_net_check(elsh_net *net)
     if (!net || !net->arena) return ELSH_ERR_NULL;
     for (int32_t l = 0; l < net->n_layers; l++)
         if (!check_layer(&net->layers[l])) return ELSH_ERR_CORRUPT;
-    if (*net->samples_seen < 0) return ELSH_ERR_CORRUPT;
+    /* a bound far beyond any real run, so that counting on cannot overflow */
+    if (*net->samples_seen < 0 || *net->samples_seen > ((int64_t)1 << 62)) return ELSH_ERR_CORRUPT;
+    if (!prng_usable(net->train_rng)) return ELSH_ERR_CORRUPT;
     return ELSH_OK;
 }
 

@@ -71,6 +71,23 @@ int elsh_net_forward(elsh_net *net, const float *x, int32_t label)
     return argmax_active(&net->layers[net->n_layers - 1]);
 }
 
+/* e^x from float operations only (libm's expf differs in the last bit between C libraries,
+ * and the softmax feeds every weight update): x = n ln2 + r with |r| <= ln2 / 2, e^r by its
+ * degree-6 Taylor polynomial (relative error < 2e-7 there), times 2^n built exactly. */
+float elsh_expf(float x)
+{
+    if (x < -87.0f) return 0.0f;
+    if (x > 88.0f) x = 88.0f;
+    float n = (float)(int32_t)(x * 1.44269504f + (x >= 0.0f ? 0.5f : -0.5f));
+    float r = (x - n * 0.693359375f) + n * 2.12194440e-4f; /* ln2 = 355/512 - 2.1219444e-4 */
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6.0f + r * (1.0f / 24.0f + r * (1.0f / 120.0f + r * (1.0f / 720.0f))))));
+    int32_t e = (int32_t)n;
+    float scale = 1.0f; /* 2^e by repeated exact doubling/halving: |e| <= 127 */
+    float step = e >= 0 ? 2.0f : 0.5f;
+    for (int32_t k = e >= 0 ? e : -e; k > 0; k--) scale *= step;
+    return p * scale;
+}
+
 /* Softmax over the output's active classes into net->probs (0 for inactive classes). */
 static void softmax_probs(elsh_net *net)
 {
@@ -80,7 +97,7 @@ static void softmax_probs(elsh_net *net)
     for (int32_t a = 1; a < L->n_active; a++) mx = L->act[a] > mx ? L->act[a] : mx;
     float sum = 0.0f;
     for (int32_t a = 0; a < L->n_active; a++) {
-        float e = expf(L->act[a] - mx);
+        float e = elsh_expf(L->act[a] - mx);
         net->probs[L->active[a]] = e;
         sum += e;
     }
@@ -95,10 +112,19 @@ static float momentum_at(const elsh_train_config *tc, int32_t epoch)
     return tc->momentum_start + (tc->momentum_end - tc->momentum_start) * f;
 }
 
+/* Values that would make the optimizer produce NaN or blow up, rejected up front. */
+static int train_config_ok(const elsh_train_config *tc)
+{
+    return tc->lr > 0.0f && tc->lr < 1e30f && tc->adagrad_eps > 0.0f && tc->adagrad_eps < 1e30f &&
+           tc->l2 >= 0.0f && tc->l2 < 1e30f && tc->momentum_start >= 0.0f && tc->momentum_start < 1.0f &&
+           tc->momentum_end >= 0.0f && tc->momentum_end < 1.0f && tc->momentum_epochs >= 0;
+}
+
 int elsh_train_sample(elsh_net *net, const elsh_train_config *tc, int32_t epoch,
                       const float *x, int32_t label, float *loss)
 {
     if (!net || !tc || !x) return ELSH_ERR_NULL;
+    if (!train_config_ok(tc) || epoch < 0) return ELSH_ERR_CONFIG;
     elsh_layer *out = &net->layers[net->n_layers - 1];
     if (label < 0 || label >= out->n_out) return ELSH_ERR_INPUT;
     int pred = elsh_net_forward(net, x, label);
@@ -153,7 +179,7 @@ int elsh_train_batch(elsh_net *net, const elsh_train_config *tc, int32_t epoch, 
                      elsh_train_stats *stats)
 {
     if (!net || !tc || !x || !labels) return ELSH_ERR_NULL;
-    if (!(tc->lr > 0.0f) || n < 0) return ELSH_ERR_CONFIG;
+    if (!train_config_ok(tc) || epoch < 0 || n < 0) return ELSH_ERR_CONFIG;
     size_t n_in = (size_t)net->cfg.n_in;
     for (int64_t s = 0; s < n; s++) {
         int64_t row = order ? order[s] : s;
@@ -224,8 +250,10 @@ int elsh_net_fit_centers(elsh_net *net, const float *x, int64_t n)
     return ELSH_OK;
 }
 
-void elsh_shuffle(elsh_net *net, int32_t *order, int64_t n)
+int elsh_shuffle(elsh_net *net, int32_t *order, int64_t n)
 {
+    if (!net || (!order && n > 0)) return ELSH_ERR_NULL;
+    if (n < 0 || n > INT32_MAX) return ELSH_ERR_INPUT;
     for (int64_t i = 0; i < n; i++) order[i] = (int32_t)i;
     for (int64_t i = n - 1; i > 0; i--) {
         uint32_t r = elsh_prng_below(net->train_rng, (uint32_t)(i + 1));
@@ -233,4 +261,5 @@ void elsh_shuffle(elsh_net *net, int32_t *order, int64_t n)
         order[i] = order[r];
         order[r] = t;
     }
+    return ELSH_OK;
 }

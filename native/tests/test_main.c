@@ -74,7 +74,8 @@
     X(test_softmax_large_logits)                                                             \
     X(test_rebuild_interval_and_shuffle)                                                     \
     X(test_bug_nonfinite_input_rejected)                                                     \
-    X(test_bug_fifo_evicts_oldest_after_removal)
+    X(test_bug_fifo_evicts_oldest_after_removal)                                             \
+    X(test_portable_exp_accuracy)
 
 #define DECLARE(fn) void fn(void);
 TESTS(DECLARE)

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "check.h"
+#include "internal.h"
 #include "test_util.h"
 
 /* edge_lsh.h:41 documents ELSH_ERR_INPUT as "non-finite input or label out of range", but no
@@ -82,4 +83,20 @@ void test_bug_fifo_evicts_oldest_after_removal(void)
     CHECK_EQ_INT(L->neuron_bucket[6], 1);
     CHECK_EQ_INT(tables_problems(L, 1), 0);
     tnet_destroy(&t);
+}
+
+/* The softmax's exp is computed without libm so that training is bit-identical across C
+ * libraries; it must still be accurate. */
+void test_portable_exp_accuracy(void)
+{
+    double worst = 0.0;
+    for (int i = 0; i <= 97000; i++) { /* the softmax needs x <= 0; some positive x too */
+        float x = -87.0f + (float)i * 0.001f;
+        double want = exp((double)x);
+        double rel = fabs((double)elsh_expf(x) - want) / want;
+        if (rel > worst) worst = rel;
+    }
+    CHECK_MSG(worst < 1e-6, "max relative error %g", worst);
+    CHECK(elsh_expf(-200.0f) == 0.0f);
+    CHECK(elsh_expf(0.0f) == 1.0f);
 }
