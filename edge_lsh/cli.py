@@ -141,10 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_data(spec: str, limit: int | None, seed: int = 0) -> Dataset:
-    return load(spec, seed=seed, limit=limit)
-
-
 def train_and_report(
     data: Dataset,
     net: Network,
@@ -189,7 +185,7 @@ def train_and_report(
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    data = _load_data(args.data, args.limit, args.seed)
+    data = load(args.data, seed=args.seed, limit=args.limit)
     lsh = None
     if not args.dense:
         lsh = LSHConfig(
@@ -229,7 +225,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     net = Network.load(args.model)
-    data = _load_data(args.data, args.limit, args.seed)
+    data = load(args.data, seed=args.seed, limit=args.limit)
     if data.n_features != net.n_in:
         raise DataError(f"{data.name} has {data.n_features} features; the model takes {net.n_in}")
     if data.n_classes > net.n_classes:

@@ -13,7 +13,7 @@ import time
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +162,6 @@ class EpochReport:
     seconds: float
     samples: int
     table_updates: int
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 ProgressFn = Callable[[int, int, int, float, float], None]  # epoch, done, total, loss, acc
@@ -671,12 +670,6 @@ class Network:
             raise ModelFileError(f"{path}: cannot read model file ({exc})") from exc
         net.epochs_trained = epochs_trained
         return net
-
-    def with_lsh(self, **changes: Any) -> LSHConfig:
-        """A copy of this network's LSHConfig with some fields changed."""
-        if self.lsh is None:
-            raise ValueError("dense network has no LSHConfig")
-        return replace(self.lsh, **changes)
 
 
 def _check_meta(meta: Any) -> None:
