@@ -32,6 +32,7 @@ import numpy as np
 from common import (
     CPredictTimer,
     check_json_target,
+    data_info,
     format_percent,
     hidden_sizes,
     machine_info,
@@ -476,13 +477,7 @@ def run(args: argparse.Namespace) -> int:
                 "command": [PROG, *sys.argv[1:]],
                 "machine": info,
                 "blas": blas,
-                "data": {
-                    "spec": args.data,
-                    "name": data.name,
-                    "n_train": int(data.x_train.shape[0]),
-                    "n_test": int(data.x_test.shape[0]),
-                    "limit": args.limit,
-                },
+                "data": data_info(args.data, data, args.limit),
                 "layers": dense_net.layer_sizes,
                 "lsh": asdict(lsh_cfg),
                 "train_config": asdict(defaults.TRAIN),

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_lsh.data import DataError
+from edge_lsh.data import DataError, Dataset
 from edge_lsh.fileio import atomic_write
 from edge_lsh.model import Network
 from edge_lsh.native import NativeError, check, ffi, lib, ptr
@@ -244,6 +244,19 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
         + "|"
     )
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def data_info(spec: str, data: Dataset, limit: int | None) -> dict[str, Any]:
+    """What a benchmark's JSON records about its data set."""
+    return {
+        "spec": spec,
+        "name": data.name,
+        "n_train": int(data.x_train.shape[0]),
+        "n_test": int(data.x_test.shape[0]),
+        "n_features": data.n_features,
+        "n_classes": data.n_classes,
+        "limit": limit,
+    }
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
