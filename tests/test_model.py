@@ -243,3 +243,19 @@ def test_runaway_learning_rate_warns():
     net = Network(32, [32], 4, LSHConfig(active_fraction=0.25), seed=0)
     with pytest.warns(RuntimeWarning, match="learning rate may be too high"):
         net.fit(x, y, epochs=2, train=TrainConfig(lr=1e6))
+
+
+def test_lsh_output_layer_for_many_classes():
+    """With output_lsh the softmax layer is sampled too: training still learns 40 classes, and
+    inference computes only a fraction of the output neurons."""
+    x, y = blobs(n=3000, d=48, classes=40, seed=3)
+    # ReLU outputs are non-negative: centering their hash is what lets the output layer find
+    # the right class (0.99 here, against 0.54 uncentered with L=30)
+    cfg = LSHConfig(active_fraction=0.25, bits=3, tables=100, pool=1, center=True)
+    net = Network(48, [200], 40, cfg, output_lsh=True, seed=0)
+    net.fit(x[:2400], y[:2400], epochs=4, train=TrainConfig(lr=0.02))
+    ev = net.evaluate(x[2400:], y[2400:])
+    assert ev["accuracy"] > 0.9
+    assert net.active_counts() == [50, 10]
+    # hidden: 50 of 200 neurons over 48 inputs; output: 10 of 40 classes over 50 active inputs
+    assert ev["multiplications_per_sample"] == 50 * 48 + 10 * 50
