@@ -259,3 +259,18 @@ def test_lsh_output_layer_for_many_classes():
     assert net.active_counts() == [50, 10]
     # hidden: 50 of 200 neurons over 48 inputs; output: 10 of 40 classes over 50 active inputs
     assert ev["multiplications_per_sample"] == 50 * 48 + 10 * 50
+
+
+def test_saved_file_gets_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    net = Network(4, [8], 2, LSHConfig(active_fraction=0.5), seed=0)
+    path = tmp_path / "m.npz"
+    net.save(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    path.chmod(0o640)
+    net.save(path)  # overwriting keeps the file's own permissions
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
