@@ -91,9 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--hidden",
         type=hidden_sizes,
-        default=[defaults.HIDDEN],
+        default=[1000],  # the seed paper's network: 784-1000-10
         metavar="SIZES",
-        help=f"hidden layer sizes, e.g. 1000 or 1000,1000 (default: {defaults.HIDDEN})",
+        help="hidden layer sizes, e.g. 1000 or 1000,1000 (default: 1000, the seed's network)",
     )
     parser.add_argument(
         "--fractions",
