@@ -13,6 +13,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from edge_lsh import defaults
+from edge_lsh.argtypes import fraction, hidden_sizes, positive_int
 from edge_lsh.data import SPEC_HELP, DataError, Dataset, load
 from edge_lsh.model import FAMILIES, LSHConfig, ModelFileError, Network, TrainConfig
 from edge_lsh.native import NativeError
@@ -54,33 +55,9 @@ class Progress:
         self.stream.flush()
 
 
-def _positive_int(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be a positive integer")
-    return v
-
-
-def _fraction(text: str) -> float:
-    v = float(text)
-    if not (0.0 < v <= 1.0):
-        raise argparse.ArgumentTypeError(f"{text}: must be in (0, 1]")
-    return v
-
-
-def _hidden(text: str) -> list[int]:
-    try:
-        sizes = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected sizes like 1000,1000") from None
-    if not sizes or any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected positive sizes like 1000,1000")
-    return sizes
-
-
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="digits", metavar="SPEC", help="data set (default: digits)")
-    p.add_argument("--limit", type=_positive_int, help="use only the first N training samples")
+    p.add_argument("--limit", type=positive_int, help="use only the first N training samples")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
 
 
@@ -103,15 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(t)
     d = defaults.LSH
     t.add_argument(
-        "--hidden", type=_hidden, default=[defaults.HIDDEN], help="hidden sizes, e.g. 1000,1000"
+        "--hidden",
+        type=hidden_sizes,
+        default=[defaults.HIDDEN],
+        help="hidden sizes, e.g. 1000,1000",
     )
     t.add_argument(
-        "--active", type=_fraction, default=d.active_fraction, help="active fraction per LSH layer"
+        "--active", type=fraction, default=d.active_fraction, help="active fraction per LSH layer"
     )
-    t.add_argument("--bits", type=_positive_int, default=d.bits, help="K: bits per hash table")
-    t.add_argument(
-        "--tables", type=_positive_int, default=d.tables, help="L: number of hash tables"
-    )
+    t.add_argument("--bits", type=positive_int, default=d.bits, help="K: bits per hash table")
+    t.add_argument("--tables", type=positive_int, default=d.tables, help="L: number of hash tables")
     t.add_argument("--hash", choices=sorted(FAMILIES), default=d.family, help="hash family")
     t.add_argument(
         "--pool", type=int, default=d.pool, help="inputs summed per hashed value (0 auto, 1 none)"
@@ -123,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--output-lsh", action="store_true", help="LSH-sample the output layer too")
     t.add_argument("--dense", action="store_true", help="train the dense baseline instead")
-    t.add_argument("--epochs", type=_positive_int, default=defaults.EPOCHS)
+    t.add_argument("--epochs", type=positive_int, default=defaults.EPOCHS)
     t.add_argument("--lr", type=float, default=defaults.TRAIN.lr, help="Adagrad learning rate")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", metavar="PATH", help="save the trained model here")
@@ -135,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="seed of the data split")
 
     m = sub.add_parser("demo", help="LSH against dense on the bundled digits, side by side")
-    m.add_argument("--epochs", type=_positive_int, default=defaults.EPOCHS)
+    m.add_argument("--epochs", type=positive_int, default=defaults.EPOCHS)
     m.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     m.add_argument("--quiet", action="store_true", help="no progress output")
     return parser

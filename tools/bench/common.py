@@ -21,6 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from edge_lsh.argtypes import (  # noqa: F401  re-exported for the bench scripts
+    hidden_sizes,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
 from edge_lsh.data import DataError, Dataset
 from edge_lsh.fileio import atomic_write
 from edge_lsh.model import Network
@@ -30,52 +36,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 # ----------------------------------------------------------------------------- argument types
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be a positive integer")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
-    if not (0.0 <= value < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text}: must be a finite number >= 0")
-    return value
-
-
-def hidden_sizes(text: str) -> list[int]:
-    """argparse type: hidden layer sizes such as ``1000`` or ``1000,1000``."""
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected sizes like 1000 or 1000,1000"
-        ) from None
-    if not sizes or any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected positive sizes like 1000,1000")
-    return sizes
 
 
 def percent(text: str) -> float:
