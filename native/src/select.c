@@ -7,24 +7,37 @@
  * Either way, when fewer than k neurons collide the set is padded from a fixed random
  * permutation of the layer, starting at a position hashed from the input's bucket ids: the same
  * input always gets the same padding, and rarely chosen neurons still get chosen (and trained).
- * The active set is returned in ascending id order (cache-friendly row gathers). */
+ * The active set is returned in ascending id order (cache-friendly row gathers).
+ * The same code serves the float layer (fixed-capacity buckets) and the fixed-point layer
+ * (read-only CSR tables from a model file). */
 #include "internal.h"
 
 #define SELECTED 0xFFFFu /* counts[] marker; real counts are <= ELSH_MAX_TABLES */
 
-static int32_t gather_counts(elsh_layer *L, elsh_ops *ops)
+/* The slots and length of the bucket the input fell into in table t. */
+static const uint16_t *input_bucket(const elsh_select_job *J, int32_t t, int32_t *len)
+{
+    size_t bi = (size_t)t * (size_t)J->n_buckets + J->codes[t];
+    if (J->csr_offsets) {
+        *len = (int32_t)(J->csr_offsets[bi + 1] - J->csr_offsets[bi]);
+        return J->ids + J->csr_offsets[bi];
+    }
+    *len = J->bucket_len[bi];
+    return J->ids + bi * (size_t)J->capacity;
+}
+
+static int32_t gather_counts(const elsh_select_job *J, elsh_ops *ops)
 {
     int32_t n_touched = 0;
     uint64_t scanned = 0;
-    for (int32_t t = 0; t < L->hash.tables; t++) {
-        uint32_t b = L->codes[t];
-        const uint16_t *slots = bucket_slots(L, t, b);
-        int32_t len = L->bucket_len[(size_t)t * (size_t)L->n_buckets + b];
+    for (int32_t t = 0; t < J->tables; t++) {
+        int32_t len;
+        const uint16_t *slots = input_bucket(J, t, &len);
         for (int32_t s = 0; s < len; s++) { /* branch-free: keep j if its count was 0 */
             uint16_t j = slots[s];
-            L->touched[n_touched] = j;
-            n_touched += L->counts[j] == 0;
-            L->counts[j]++;
+            J->touched[n_touched] = j;
+            n_touched += J->counts[j] == 0;
+            J->counts[j]++;
         }
         scanned += (uint64_t)len;
     }
@@ -33,82 +46,104 @@ static int32_t gather_counts(elsh_layer *L, elsh_ops *ops)
     return n_touched;
 }
 
-static int32_t mark_union(elsh_layer *L, elsh_ops *ops)
+static int32_t mark_union(const elsh_select_job *J, int32_t *n_selected, elsh_ops *ops)
 {
     int32_t n_touched = 0, n_sel = 0;
     uint64_t scanned = 0;
-    for (int32_t t = 0; t < L->hash.tables && n_sel < L->k; t++) {
-        uint32_t b = L->codes[t];
-        const uint16_t *slots = bucket_slots(L, t, b);
-        int32_t len = L->bucket_len[(size_t)t * (size_t)L->n_buckets + b];
-        for (int32_t s = 0; s < len && n_sel < L->k; s++) {
+    for (int32_t t = 0; t < J->tables && n_sel < J->k; t++) {
+        int32_t len;
+        const uint16_t *slots = input_bucket(J, t, &len);
+        for (int32_t s = 0; s < len && n_sel < J->k; s++) {
             uint16_t j = slots[s];
             scanned++;
-            if (L->counts[j] == SELECTED) continue;
-            L->counts[j] = SELECTED;
-            L->touched[n_touched++] = j;
+            if (J->counts[j] == SELECTED) continue;
+            J->counts[j] = SELECTED;
+            J->touched[n_touched++] = j;
             n_sel++;
         }
     }
     ops->cmp += scanned;
     ops->table_bytes += scanned * 2u;
-    L->n_candidates = n_sel;
+    *n_selected = n_sel;
     return n_touched;
 }
 
 /* Mark padding neurons until k are selected. */
-static int32_t pad_selection(elsh_layer *L, int32_t n_sel, int32_t n_touched, elsh_ops *ops)
+static int32_t pad_selection(const elsh_select_job *J, int32_t n_sel, int32_t n_touched,
+                             elsh_ops *ops)
 {
     uint64_t h = 0;
-    for (int32_t t = 0; t < L->hash.tables; t++) h = elsh_mix64(h ^ L->codes[t]);
-    int32_t start = (int32_t)(h % (uint64_t)L->n_out);
-    for (int32_t i = 0; n_sel < L->k; i++) {
-        uint16_t j = L->pad_order[(start + i) % L->n_out];
+    for (int32_t t = 0; t < J->tables; t++) h = elsh_mix64(h ^ J->codes[t]);
+    int32_t start = (int32_t)(h % (uint64_t)J->n_out);
+    for (int32_t i = 0; n_sel < J->k; i++) {
+        uint16_t j = J->pad_order[(start + i) % J->n_out];
         ops->cmp++;
-        if (L->counts[j] == SELECTED) continue;
-        if (L->counts[j] == 0) L->touched[n_touched++] = j;
-        L->counts[j] = SELECTED;
+        if (J->counts[j] == SELECTED) continue;
+        if (J->counts[j] == 0) J->touched[n_touched++] = j;
+        J->counts[j] = SELECTED;
         n_sel++;
     }
     return n_touched;
 }
 
-void elsh_select(elsh_layer *L, int32_t force, elsh_ops *ops)
+int32_t elsh_select_run(const elsh_select_job *J, int32_t *n_candidates, elsh_ops *ops)
 {
-    int32_t n_out = L->n_out, k = L->k, n_act = 0, n_touched;
-    if (L->hash.select_mode == ELSH_SELECT_UNION) {
-        n_touched = mark_union(L, ops);
-        if (L->n_candidates < k) n_touched = pad_selection(L, L->n_candidates, n_touched, ops);
+    int32_t n_out = J->n_out, k = J->k, n_act = 0, n_touched;
+    if (J->select_mode == ELSH_SELECT_UNION) {
+        int32_t n_sel;
+        n_touched = mark_union(J, &n_sel, ops);
+        *n_candidates = n_sel;
+        if (n_sel < k) n_touched = pad_selection(J, n_sel, n_touched, ops);
         for (int32_t j = 0; j < n_out; j++)
-            if (L->counts[j] == SELECTED) L->active[n_act++] = j;
+            if (J->counts[j] == SELECTED) J->active[n_act++] = j;
         ops->cmp += (uint64_t)n_out;
     } else {
-        n_touched = gather_counts(L, ops);
-        L->n_candidates = n_touched;
+        n_touched = gather_counts(J, ops);
+        *n_candidates = n_touched;
         if (n_touched <= k) {
-            for (int32_t q = 0; q < n_touched; q++) L->counts[L->touched[q]] = SELECTED;
-            n_touched = pad_selection(L, n_touched, n_touched, ops);
+            for (int32_t q = 0; q < n_touched; q++) J->counts[J->touched[q]] = SELECTED;
+            n_touched = pad_selection(J, n_touched, n_touched, ops);
             for (int32_t j = 0; j < n_out; j++)
-                if (L->counts[j] == SELECTED) L->active[n_act++] = j;
+                if (J->counts[j] == SELECTED) J->active[n_act++] = j;
         } else {
             /* cut-off count c: fewer than k neurons have a count above c, at least k reach c */
-            int32_t T = L->hash.tables;
-            for (int32_t c = 0; c <= T; c++) L->hist[c] = 0;
-            for (int32_t q = 0; q < n_touched; q++) L->hist[L->counts[L->touched[q]]]++;
+            int32_t T = J->tables;
+            for (int32_t c = 0; c <= T; c++) J->hist[c] = 0;
+            for (int32_t q = 0; q < n_touched; q++) J->hist[J->counts[J->touched[q]]]++;
             int32_t above = 0, c = T;
-            while (above + L->hist[c] < k) above += L->hist[c--];
+            while (above + J->hist[c] < k) above += J->hist[c--];
             int32_t take_at_c = k - above;
             for (int32_t j = 0; j < n_out; j++) {
-                uint16_t cj = L->counts[j];
-                if (cj > c || (cj == c && take_at_c-- > 0)) L->active[n_act++] = j;
+                uint16_t cj = J->counts[j];
+                if (cj > c || (cj == c && take_at_c-- > 0)) J->active[n_act++] = j;
             }
             ops->add += (uint64_t)n_touched;
         }
         ops->cmp += (uint64_t)n_out;
     }
-    for (int32_t q = 0; q < n_touched; q++) L->counts[L->touched[q]] = 0;
+    for (int32_t q = 0; q < n_touched; q++) J->counts[J->touched[q]] = 0;
+    return n_act;
+}
 
-    L->n_active = n_act;
+void elsh_select(elsh_layer *L, int32_t force, elsh_ops *ops)
+{
+    elsh_select_job J;
+    J.n_out = L->n_out;
+    J.k = L->k;
+    J.tables = L->hash.tables;
+    J.n_buckets = L->n_buckets;
+    J.select_mode = L->hash.select_mode;
+    J.codes = L->codes;
+    J.pad_order = L->pad_order;
+    J.ids = L->bucket_ids;
+    J.bucket_len = L->bucket_len;
+    J.capacity = L->capacity;
+    J.csr_offsets = NULL;
+    J.counts = L->counts;
+    J.touched = L->touched;
+    J.hist = L->hist;
+    J.active = L->active;
+    L->n_active = elsh_select_run(&J, &L->n_candidates, ops);
     elsh_select_force(L, force);
 }
 
