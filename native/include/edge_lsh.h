@@ -319,6 +319,140 @@ int elsh_predict(elsh_net *net, const float *x, int64_t n, int32_t *pred, float 
 /* Fisher-Yates shuffle of 0..n-1 into order using the training PRNG. */
 int elsh_shuffle(elsh_net *net, int32_t *order, int64_t n); /* n <= INT32_MAX */
 
+
+/* ================================================================ fixed point (.elsh models)
+ *
+ * A quantized network for inference, read in place from an .elsh file (export/FORMAT.md):
+ * int8 (or int16) weights with one scale per neuron, int32 biases, int8 activations with a
+ * zero point, and requantization by an integer multiplier and shift. No float operation runs
+ * after the input is quantized, so outputs are bit-identical on every platform.
+ *
+ *   size_t need;
+ *   elsh_qnet net;
+ *   elsh_model_open(&net, file, file_bytes, &need);   // validates, points into the file
+ *   elsh_model_attach(&net, arena, need);             // scratch, hash functions, tables
+ *   int cls = elsh_qnet_classify(&net, x_float);
+ *
+ * The file buffer must stay valid and unchanged while the network is used, and must be
+ * ELSH_FILE_ALIGN-byte aligned (mmap, a flash image, or an aligned buffer). */
+
+#define ELSH_FILE_ALIGN 16
+#define ELSH_FORMAT_MAJOR 1
+#define ELSH_FORMAT_MINOR 0
+
+/* Why a model file was rejected (elsh_model_open, elsh_model_attach). */
+typedef enum {
+    ELSH_FMT_TRUNCATED = -100,      /* shorter than its header or its file_bytes says */
+    ELSH_FMT_MAGIC = -101,          /* not an .elsh file */
+    ELSH_FMT_VERSION = -102,        /* a major version this reader does not know */
+    ELSH_FMT_BYTE_ORDER = -103,     /* byte-order mark is not little-endian */
+    ELSH_FMT_HEADER = -104,         /* header field out of range */
+    ELSH_FMT_CRC = -105,            /* checksum mismatch: the file is damaged */
+    ELSH_FMT_ALIGN = -106,          /* buffer or section not aligned */
+    ELSH_FMT_BOUNDS = -107,         /* a section lies outside the file or overlaps another */
+    ELSH_FMT_DUPLICATE = -108,      /* the same section twice */
+    ELSH_FMT_UNKNOWN_REQUIRED = -109, /* a required section this reader does not know */
+    ELSH_FMT_MISSING = -110,        /* a required section is absent */
+    ELSH_FMT_UNEXPECTED = -111,     /* a section present where the layer does not use it */
+    ELSH_FMT_SIZE = -112,           /* a section's size does not match the layer */
+    ELSH_FMT_NET = -113,            /* NET section value out of range */
+    ELSH_FMT_LAYER = -114,          /* LAYER section value out of range or inconsistent */
+    ELSH_FMT_QUANT = -115,          /* requantization multiplier or shift out of range */
+    ELSH_FMT_HASH = -116,           /* hash coefficients, padding order or center invalid */
+    ELSH_FMT_TABLES = -117          /* stored tables are not a partition of the neurons */
+} elsh_format_status;
+
+/* One fixed-point layer: views into the model file and into the arena. */
+typedef struct {
+    int32_t n_in, n_out, k, k_file, use_lsh, is_output, weight_bits;
+    int32_t family, bits, tables, pool, hash_dim, select_mode, centered, hash_source;
+    int32_t ternary_nnz, dwta_bin, dwta_bits, dwta_per_table, n_buckets;
+    int32_t in_zero, out_zero;
+    float in_scale, out_scale;
+
+    /* in the file */
+    const int8_t *w8;            /* [n_out][n_in] when weight_bits == 8 */
+    const int16_t *w16;          /* [n_out][n_in] when weight_bits == 16 */
+    const int32_t *bias;         /* [n_out] */
+    const int32_t *multiplier;   /* [n_out] Q31 */
+    const int8_t *shift;         /* [n_out] */
+    const int32_t *center;       /* [hash_dim] or NULL */
+    /* hash functions and padding order: in the file (hash_source 1) or drawn into the arena */
+    const int8_t *proj;          /* SimHash [L][K][hash_dim] */
+    const uint16_t *tern_idx;    /* ternary [L][K][nnz] */
+    const int8_t *tern_sign;     /* ternary [L][K][nnz] */
+    const uint16_t *dwta_idx;    /* DWTA [L * dwta_per_table][dwta_bin] */
+    const uint16_t *pad_order;   /* [n_out] */
+    /* CSR tables: in the file, or built in the arena */
+    const uint32_t *tab_offsets; /* [L * 2^K + 1] */
+    const uint16_t *tab_ids;     /* [L * n_out] */
+    int32_t tables_in_file;
+
+    /* arena scratch */
+    int16_t *x;                  /* [n_in] input minus zero point, aligned with in_idx */
+    int32_t *hash_in;            /* [hash_dim] */
+    uint32_t *codes;             /* [L] */
+    int32_t *hist;               /* [L + 1] */
+    uint16_t *counts;            /* [n_out], all zero between calls */
+    uint16_t *touched;           /* [n_out + 1] */
+    int32_t *active;             /* [n_out] active ids, ascending */
+    int8_t *out;                 /* [n_out] hidden: int8 output of active[q] at out[q] */
+    int32_t *logits;             /* [n_out] output layer: every class, inactive INT32_MIN */
+    int32_t n_active, n_candidates;
+
+    elsh_ops ops_last[ELSH_PHASE_COUNT];   /* HASH and FORWARD are used */
+    elsh_ops ops_total[ELSH_PHASE_COUNT];
+} elsh_qlayer;
+
+typedef struct {
+    int32_t n_in, n_layers, n_classes;
+    float input_inv_scale;
+    uint64_t seed;
+    uint32_t flags;
+    elsh_qlayer layers[ELSH_MAX_LAYERS];
+    const uint8_t *file;
+    size_t file_bytes;
+    const char *info;            /* the INFO section (JSON, not NUL-terminated) or NULL */
+    size_t info_bytes;
+    size_t arena_bytes;          /* what elsh_model_attach needs */
+    int8_t *input_q;             /* [n_in] arena: the quantized input */
+    int32_t dense;               /* 1: compute every neuron of every layer (dense baseline) */
+    int32_t attached;
+} elsh_qnet;
+
+/* Validate the file's structure and every value that needs no scratch memory, and point the
+ * layers into it. *arena_bytes gets the arena elsh_model_attach needs. */
+int elsh_model_open(elsh_qnet *net, const void *file, size_t file_bytes, size_t *arena_bytes);
+
+/* Carve the scratch buffers out of `arena` (64-byte aligned, >= arena_bytes), draw the hash
+ * functions and padding order from the seed where the file does not store them, finish
+ * validating the hash functions and tables, and build the canonical tables the file omits. */
+int elsh_model_attach(elsh_qnet *net, void *arena, size_t arena_bytes);
+
+/* Requantize an int32 accumulator: round(acc * multiplier * 2^(shift - 31)), half up,
+ * saturated to int32 (FORMAT.md 6.2 step 4). */
+int32_t elsh_requantize(int32_t acc, int32_t multiplier, int32_t shift);
+
+/* Quantize n_in floats for the network's input (FORMAT.md 6.1). ELSH_ERR_INPUT on NaN/inf. */
+int elsh_qnet_quantize_input(const elsh_qnet *net, const float *x, int8_t *xq);
+
+/* Forward one quantized input. Returns the predicted class; the output layer's logits stay in
+ * net->layers[n_layers - 1].logits. */
+int elsh_qnet_forward(elsh_qnet *net, const int8_t *xq);
+
+/* Quantize and classify n float rows (x is [n][n_in]); logits ([n][n_classes]) may be NULL. */
+int elsh_qnet_predict(elsh_qnet *net, const float *x, int64_t n, int32_t *pred, int32_t *logits);
+
+/* k of every LSH layer = round(fraction * n_out); fraction <= 0 restores the file's k.
+ * dense != 0 computes every neuron of every layer (the dense int8 baseline). */
+int elsh_qnet_set_active(elsh_qnet *net, float fraction, int32_t dense);
+
+void elsh_qnet_reset_counters(elsh_qnet *net);
+elsh_ops elsh_qnet_ops(const elsh_qnet *net, int phase, int total);
+
+/* CRC-32 (IEEE 802.3, zlib's crc32), continued from crc (0 to start). */
+uint32_t elsh_crc32(uint32_t crc, const void *data, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

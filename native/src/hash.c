@@ -84,8 +84,6 @@ static int32_t dwta_argmax(const elsh_layer *L, const float *v, int32_t g, elsh_
     return nonzero ? best : -1;
 }
 
-#define DWTA_MAX_PROBES 16
-
 static uint32_t dwta_code(const elsh_layer *L, const float *v, int32_t t, elsh_ops *ops)
 {
     int32_t P = L->dwta_per_table, bits = L->dwta_bits;
@@ -95,10 +93,8 @@ static uint32_t dwta_code(const elsh_layer *L, const float *v, int32_t t, elsh_o
         int32_t g = t * P + p;
         int32_t pos = dwta_argmax(L, v, g, ops);
         /* densification: probe other bins in a fixed order until one is not empty */
-        for (int32_t a = 1; pos < 0 && a <= DWTA_MAX_PROBES && a < n_bins; a++) {
-            int32_t other = (int32_t)(((uint32_t)g + (uint32_t)a * 2654435761u) % (uint32_t)n_bins);
-            pos = dwta_argmax(L, v, other, ops);
-        }
+        for (int32_t a = 1; pos < 0 && a <= ELSH_DWTA_MAX_PROBES && a < n_bins; a++)
+            pos = dwta_argmax(L, v, elsh_dwta_probe(g, a, n_bins), ops);
         if (pos < 0) pos = 0;
         code |= (uint32_t)pos << (p * bits);
     }
@@ -132,23 +128,68 @@ static void draw_distinct(elsh_prng *rng, int32_t n, int32_t k, uint16_t *out)
     }
 }
 
-void elsh_hash_draw(elsh_layer *L, elsh_prng *rng)
+void elsh_hash_draw_into(const elsh_hash_draw_job *J, elsh_prng *rng)
 {
-    int32_t K = L->hash.bits, T = L->hash.tables, d = L->hash_dim;
-    if (L->hash.family == ELSH_HASH_SIMHASH) {
+    int32_t K = J->bits, T = J->tables, d = J->hash_dim;
+    if (J->family == ELSH_HASH_SIMHASH) {
         size_t n = (size_t)T * (size_t)K * (size_t)d;
-        for (size_t i = 0; i < n; i++) L->proj[i] = elsh_prng_normal(rng);
-    } else if (L->hash.family == ELSH_HASH_TERNARY) {
-        int32_t nnz = L->tern_nnz;
+        for (size_t i = 0; i < n; i++) {
+            float r = elsh_prng_normal(rng);
+            if (J->proj) J->proj[i] = r;
+            if (J->proj_q) J->proj_q[i] = elsh_simhash_coef_q(r);
+        }
+    } else if (J->family == ELSH_HASH_TERNARY) {
+        int32_t nnz = J->tern_nnz;
         for (int32_t p = 0; p < T * K; p++) {
-            draw_distinct(rng, d, nnz, L->tern_idx + (size_t)p * (size_t)nnz);
+            draw_distinct(rng, d, nnz, J->tern_idx + (size_t)p * (size_t)nnz);
             for (int32_t q = 0; q < nnz; q++)
-                L->tern_sign[(size_t)p * (size_t)nnz + (size_t)q] = (elsh_prng_u32(rng) >> 31) ? 1 : -1;
+                J->tern_sign[(size_t)p * (size_t)nnz + (size_t)q] = (elsh_prng_u32(rng) >> 31) ? 1 : -1;
         }
     } else {
-        int32_t bin = L->hash.dwta_bin, groups = T * L->dwta_per_table;
+        int32_t bin = J->dwta_bin, groups = T * J->dwta_per_table;
         for (int32_t g = 0; g < groups; g++)
-            draw_distinct(rng, d, bin, L->dwta_idx + (size_t)g * (size_t)bin);
+            draw_distinct(rng, d, bin, J->dwta_idx + (size_t)g * (size_t)bin);
+    }
+}
+
+int8_t elsh_simhash_coef_q(float r)
+{
+    /* round half away from zero of 32 * r; |r| < 3.47 keeps it inside int8. The product is
+     * exact (a power of two) and so is the fraction, so no rounding mode is involved. */
+    float v = 32.0f * r;
+    int32_t i = (int32_t)v;
+    float frac = v - (float)i;
+    if (frac >= 0.5f) i++;
+    if (frac <= -0.5f) i--;
+    return (int8_t)i;
+}
+
+void elsh_hash_draw(elsh_layer *L, elsh_prng *rng)
+{
+    elsh_hash_draw_job J;
+    J.family = L->hash.family;
+    J.bits = L->hash.bits;
+    J.tables = L->hash.tables;
+    J.hash_dim = L->hash_dim;
+    J.tern_nnz = L->tern_nnz;
+    J.dwta_bin = L->hash.dwta_bin;
+    J.dwta_per_table = L->dwta_per_table;
+    J.proj = L->proj;
+    J.proj_q = NULL;
+    J.tern_idx = L->tern_idx;
+    J.tern_sign = L->tern_sign;
+    J.dwta_idx = L->dwta_idx;
+    elsh_hash_draw_into(&J, rng);
+}
+
+void elsh_draw_permutation(uint16_t *perm, int32_t n, elsh_prng *rng)
+{
+    for (int32_t j = 0; j < n; j++) perm[j] = (uint16_t)j;
+    for (int32_t j = n - 1; j > 0; j--) {
+        uint32_t r = elsh_prng_below(rng, (uint32_t)j + 1u);
+        uint16_t t = perm[j];
+        perm[j] = perm[r];
+        perm[r] = t;
     }
 }
 

@@ -32,6 +32,48 @@ static inline void ops_clear(elsh_ops *o)
 /* e^x from float operations only: the same bits on every platform (train.c). */
 float elsh_expf(float x);
 
+/* PRNG streams: one per layer and purpose (net.c). */
+enum {
+    ELSH_STREAM_WEIGHTS = 1,
+    ELSH_STREAM_HASH = 2,
+    ELSH_STREAM_PAD = 3,
+    ELSH_STREAM_TABLES = 4,
+    ELSH_STREAM_TRAIN = 5
+};
+void elsh_seed_stream(elsh_prng *rng, uint64_t seed, int32_t layer, uint64_t purpose);
+
+/* Where newly drawn hash functions go: float SimHash (proj) and/or its int8 form (proj_q). */
+typedef struct {
+    int32_t family, bits, tables, hash_dim, tern_nnz, dwta_bin, dwta_per_table;
+    float *proj;
+    int8_t *proj_q;
+    uint16_t *tern_idx;
+    int8_t *tern_sign;
+    uint16_t *dwta_idx;
+} elsh_hash_draw_job;
+void elsh_hash_draw_into(const elsh_hash_draw_job *job, elsh_prng *rng);
+int8_t elsh_simhash_coef_q(float r);             /* int8 SimHash coefficient: round(32 r) */
+void elsh_draw_permutation(uint16_t *perm, int32_t n, elsh_prng *rng);
+
+/* DWTA densification: an empty bin g takes the winner of bin elsh_dwta_probe(g, a, n_bins)
+ * for a = 1, 2, ... up to ELSH_DWTA_MAX_PROBES (and below n_bins), the first non-empty one. */
+#define ELSH_DWTA_MAX_PROBES 16
+static inline int32_t elsh_dwta_probe(int32_t g, int32_t a, int32_t n_bins)
+{
+    return (int32_t)(((uint32_t)g + (uint32_t)a * 2654435761u) % (uint32_t)n_bins);
+}
+
+/* Fixed-point hashing (hash_q.c). h is the pooled, centered int32 vector of hash_dim. */
+uint32_t elsh_qhash_code(const elsh_qlayer *L, const int32_t *h, int32_t t, elsh_ops *ops);
+/* Pool (and center) the layer input x (minus zero point) into L->hash_in, codes into L->codes. */
+void elsh_qhash_input(elsh_qlayer *L, const int16_t *x, const int32_t *idx, int32_t n, elsh_ops *ops);
+/* Codes of neuron j's weight row in every table; h is [hash_dim] scratch. */
+void elsh_qhash_neuron(const elsh_qlayer *L, int32_t j, int32_t *h, uint32_t *codes);
+
+/* Fixed-point layer forward (layer_q.c): input values a (int8) at positions idx (NULL: dense,
+ * n = n_in). dense != 0 computes every neuron even in an LSH layer. */
+void elsh_qlayer_forward(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n, int dense);
+
 /* Pointer to the first slot of bucket b of table t. */
 static inline uint16_t *bucket_slots(const elsh_layer *L, int32_t t, uint32_t b)
 {

@@ -21,6 +21,24 @@ const char *elsh_status_str(int status)
     case ELSH_ERR_INPUT: return "non-finite input or label out of range";
     case ELSH_ERR_STATE: return "call not valid in the current state";
     case ELSH_ERR_CORRUPT: return "model state is corrupt (index, length or value out of range)";
+    case ELSH_FMT_TRUNCATED: return "model file is truncated";
+    case ELSH_FMT_MAGIC: return "not an .elsh model file (bad magic)";
+    case ELSH_FMT_VERSION: return "unsupported .elsh major version";
+    case ELSH_FMT_BYTE_ORDER: return "model file byte order is not little-endian (or the CPU is not)";
+    case ELSH_FMT_HEADER: return "model file header field out of range";
+    case ELSH_FMT_CRC: return "model file checksum mismatch (damaged file)";
+    case ELSH_FMT_ALIGN: return "model buffer or section misaligned";
+    case ELSH_FMT_BOUNDS: return "model section outside the file or overlapping another";
+    case ELSH_FMT_DUPLICATE: return "model section appears twice";
+    case ELSH_FMT_UNKNOWN_REQUIRED: return "model needs a section this reader does not know";
+    case ELSH_FMT_MISSING: return "model section missing";
+    case ELSH_FMT_UNEXPECTED: return "model section present where it is not used";
+    case ELSH_FMT_SIZE: return "model section has the wrong size";
+    case ELSH_FMT_NET: return "model NET section value out of range";
+    case ELSH_FMT_LAYER: return "model LAYER section value out of range or inconsistent";
+    case ELSH_FMT_QUANT: return "model requantization multiplier or shift out of range";
+    case ELSH_FMT_HASH: return "model hash functions, padding order or center invalid";
+    case ELSH_FMT_TABLES: return "model hash tables invalid (not a partition of the neurons)";
     default: return "unknown status";
     }
 }
@@ -309,13 +327,11 @@ int elsh_net_check(elsh_net *net)
 }
 
 /* Independent streams per layer and purpose, so changing one config value (say L) does not
- * reshuffle the initial weights. */
-static void seed_stream(elsh_prng *rng, uint64_t seed, int32_t layer, uint64_t purpose)
+ * reshuffle the initial weights. Model files rely on this derivation (FORMAT.md 5.4). */
+void elsh_seed_stream(elsh_prng *rng, uint64_t seed, int32_t layer, uint64_t purpose)
 {
     elsh_prng_seed(rng, elsh_mix64(seed ^ (purpose << 32)) ^ (uint64_t)(layer + 1));
 }
-
-enum { STREAM_WEIGHTS = 1, STREAM_HASH = 2, STREAM_PAD = 3, STREAM_TABLES = 4, STREAM_TRAIN = 5 };
 
 int elsh_net_randomize(elsh_net *net)
 {
@@ -328,7 +344,7 @@ int elsh_net_randomize(elsh_net *net)
         float fan = L->is_output ? (float)(L->n_in + L->n_out) : (float)L->n_in;
         float limit = sqrtf(6.0f / fan);
         size_t nw = (size_t)L->n_out * (size_t)L->n_in;
-        seed_stream(&rng, seed, l, STREAM_WEIGHTS);
+        elsh_seed_stream(&rng, seed, l, ELSH_STREAM_WEIGHTS);
         for (size_t i = 0; i < nw; i++) L->w[i] = (2.0f * elsh_prng_uniform(&rng) - 1.0f) * limit;
         memset(L->b, 0, (size_t)L->n_out * sizeof(float));
         memset(L->w_g2, 0, nw * sizeof(float));
@@ -338,20 +354,14 @@ int elsh_net_randomize(elsh_net *net)
         if (!L->use_lsh) continue;
 
         memset(L->center, 0, (size_t)L->hash_dim * sizeof(float));
-        seed_stream(&rng, seed, l, STREAM_HASH);
+        elsh_seed_stream(&rng, seed, l, ELSH_STREAM_HASH);
         elsh_hash_draw(L, &rng);
-        seed_stream(&rng, seed, l, STREAM_PAD);
-        for (int32_t j = 0; j < L->n_out; j++) L->pad_order[j] = (uint16_t)j;
-        for (int32_t j = L->n_out - 1; j > 0; j--) {
-            uint32_t r = elsh_prng_below(&rng, (uint32_t)j + 1u);
-            uint16_t t = L->pad_order[j];
-            L->pad_order[j] = L->pad_order[r];
-            L->pad_order[r] = t;
-        }
-        seed_stream(L->rng, seed, l, STREAM_TABLES);
+        elsh_seed_stream(&rng, seed, l, ELSH_STREAM_PAD);
+        elsh_draw_permutation(L->pad_order, L->n_out, &rng);
+        elsh_seed_stream(L->rng, seed, l, ELSH_STREAM_TABLES);
         elsh_tables_rebuild(L);
     }
-    seed_stream(net->train_rng, seed, 0, STREAM_TRAIN);
+    elsh_seed_stream(net->train_rng, seed, 0, ELSH_STREAM_TRAIN);
     *net->samples_seen = 0;
     elsh_net_reset_counters(net);
     return ELSH_OK;

@@ -1,0 +1,258 @@
+"""The fixed-point network in the C kernel: an ``.elsh`` file used in place (zero copy).
+
+``FixedPointModel.load("m.elsh")`` reads the file into a 64-byte aligned buffer, lets the C
+reader validate it (``elsh_model_open``) and attach a scratch arena (``elsh_model_attach``).
+Everything after input quantization is integer arithmetic, bit-exact with
+``edge_lsh.qreference`` and identical on every platform.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_lsh.model import ModelFileError
+from edge_lsh.native import aligned_empty, check, ffi, lib, ptr
+
+__all__ = ["FixedPointModel", "FORMAT_ERRORS"]
+
+# C status -> the name FORMAT.md uses for it
+FORMAT_ERRORS: dict[int, str] = {
+    getattr(lib, name): name
+    for name in dir(lib)
+    if name.startswith("ELSH_FMT_") and isinstance(getattr(lib, name), int)
+}
+
+_PHASES = ("hash", "forward")
+_MAX_FILE_BYTES = 1 << 31
+
+
+class FixedPointModel:
+    """A quantized edge-lsh network read from an ``.elsh`` file."""
+
+    def __init__(self, data: bytes | bytearray | memoryview | np.ndarray, name: str = "<bytes>"):
+        raw = np.frombuffer(data, dtype=np.uint8)
+        self.name = name
+        self._file = aligned_empty(max(raw.size, 1))
+        self._file[: raw.size] = raw
+        self._net = ffi.new("elsh_qnet *")
+        need = ffi.new("size_t *")
+        status = lib.elsh_model_open(self._net, ptr(self._file, "void *"), raw.size, need)
+        if status != lib.ELSH_OK:
+            raise _file_error(name, status)
+        self._arena = aligned_empty(max(int(need[0]), 64))
+        status = lib.elsh_model_attach(self._net, ptr(self._arena, "void *"), self._arena.size)
+        if status != lib.ELSH_OK:
+            raise _file_error(name, status)
+        self.model_bytes = int(raw.size)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> FixedPointModel:
+        """Read and validate an ``.elsh`` file. Raises ModelFileError naming what is wrong."""
+        path = Path(path)
+        if not path.is_file():
+            raise ModelFileError(f"{path}: no such model file")
+        size = path.stat().st_size
+        if size > _MAX_FILE_BYTES:
+            raise ModelFileError(f"{path}: {size} bytes is too large for a model file")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelFileError(f"{path}: cannot read ({exc})") from exc
+        return cls(data, str(path))
+
+    # ------------------------------------------------------------------ description
+    @property
+    def n_in(self) -> int:
+        return int(self._net.n_in)
+
+    @property
+    def n_classes(self) -> int:
+        return int(self._net.n_classes)
+
+    @property
+    def n_layers(self) -> int:
+        return int(self._net.n_layers)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The file's INFO section (JSON), or {} when it has none or it does not parse."""
+        if self._net.info == ffi.NULL:
+            return {}
+        raw = ffi.unpack(ffi.cast("char *", self._net.info), int(self._net.info_bytes))
+        try:
+            value = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def layer_info(self, index: int) -> dict[str, Any]:
+        L = self._layer(index)
+        info: dict[str, Any] = {
+            "n_in": int(L.n_in),
+            "n_out": int(L.n_out),
+            "k": int(L.k),
+            "use_lsh": bool(L.use_lsh),
+            "is_output": bool(L.is_output),
+            "weight_bits": int(L.weight_bits),
+            "in_zero_point": int(L.in_zero),
+            "out_zero_point": int(L.out_zero),
+            "in_scale": float(L.in_scale),
+            "out_scale": float(L.out_scale),
+        }
+        if L.use_lsh:
+            family = ["simhash", "ternary", "dwta"][int(L.family)]
+            info.update(
+                family=family,
+                bits=int(L.bits),
+                tables=int(L.tables),
+                pool=int(L.pool),
+                hash_dim=int(L.hash_dim),
+                select=["topk", "union"][int(L.select_mode)],
+                center=bool(L.centered),
+                hash_source=["seed", "explicit"][int(L.hash_source)],
+                tables_in_file=bool(L.tables_in_file),
+            )
+        return info
+
+    def dense_multiplications(self) -> int:
+        return sum(
+            int(self._net.layers[i].n_in) * int(self._net.layers[i].n_out)
+            for i in range(self.n_layers)
+        )
+
+    def _layer(self, index: int) -> Any:
+        if not -self.n_layers <= index < self.n_layers:
+            raise IndexError(f"layer {index} out of range (the network has {self.n_layers})")
+        return self._net.layers[index % self.n_layers]
+
+    # ------------------------------------------------------------------ inference
+    def set_active(self, fraction: float | None = None, dense: bool = False) -> None:
+        """k = round(fraction * n_out) in every LSH layer (None: the file's k); dense=True
+        computes every neuron (the dense int8 baseline)."""
+        f = 0.0 if fraction is None else float(fraction)
+        if fraction is not None and not (0.0 < f <= 1.0):
+            raise ValueError(f"active fraction must be in (0, 1], got {fraction}")
+        check(lib.elsh_qnet_set_active(self._net, f, 1 if dense else 0), "set_active")
+
+    def _inputs(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.n_in:
+            raise ValueError(f"expected inputs of shape (n, {self.n_in}), got {x.shape}")
+        if not np.issubdtype(x.dtype, np.number):
+            raise ValueError(f"inputs must be numeric, got dtype {x.dtype}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise ValueError(f"input row {r}, column {c} is not finite ({x[r, c]})")
+        return x
+
+    def quantize_input(self, x: Any) -> np.ndarray:
+        """(n, n_in) int8: the inputs as the network sees them (FORMAT.md 6.1)."""
+        x = self._inputs(x)
+        out = np.empty(x.shape, dtype=np.int8)
+        for r in range(x.shape[0]):
+            check(
+                lib.elsh_qnet_quantize_input(self._net, ptr(x[r], "float *"), ptr(out[r], "int8_t *")),
+                "quantize input",
+            )
+        return out
+
+    def forward_q(self, xq: Any) -> tuple[int, np.ndarray]:
+        """One already-quantized input: (predicted class, int32 logits; inactive = -2^31)."""
+        xq = np.ascontiguousarray(xq, dtype=np.int8).reshape(-1)
+        if xq.size != self.n_in:
+            raise ValueError(f"expected {self.n_in} int8 values, got {xq.size}")
+        pred = check(lib.elsh_qnet_forward(self._net, ptr(xq, "int8_t *")), "forward")
+        out = self._layer(-1)
+        logits = np.frombuffer(ffi.buffer(out.logits, 4 * self.n_classes), dtype=np.int32).copy()
+        return pred, logits
+
+    def last_active(self, index: int) -> np.ndarray:
+        """Active neuron ids of layer `index` in the last forward pass."""
+        L = self._layer(index)
+        return np.frombuffer(ffi.buffer(L.active, 4 * int(L.n_active)), dtype=np.int32).copy()
+
+    def predict(self, x: Any) -> np.ndarray:
+        return self.predict_logits(x)[0]
+
+    def predict_logits(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(predictions, int32 logits of shape (n, n_classes))."""
+        x = self._inputs(x)
+        n = x.shape[0]
+        pred = np.empty(n, dtype=np.int32)
+        logits = np.empty((n, self.n_classes), dtype=np.int32)
+        check(
+            lib.elsh_qnet_predict(
+                self._net, ptr(x, "float *"), n, ptr(pred, "int32_t *"), ptr(logits, "int32_t *")
+            ),
+            "predict",
+        )
+        return pred, logits
+
+    def ops(self, total: bool = True) -> dict[str, dict[str, int]]:
+        result = {}
+        for i, phase in enumerate(_PHASES):
+            o = lib.elsh_qnet_ops(self._net, i, 1 if total else 0)
+            result[phase] = {
+                "mul": int(o.mul),
+                "add": int(o.add),
+                "cmp": int(o.cmp),
+                "weight_bytes": int(o.weight_bytes),
+                "table_bytes": int(o.table_bytes),
+            }
+        return result
+
+    def evaluate(self, x: Any, y: Any) -> dict[str, float]:
+        """Accuracy and per-sample cost, with the keys of ``Network.evaluate``."""
+        x = self._inputs(x)
+        y = np.asarray(y)
+        if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"labels must be {x.shape[0]} integers, got {y.dtype} {y.shape}")
+        if x.shape[0] == 0:
+            raise ValueError("no samples to evaluate")
+        before = self.ops()
+        t0 = time.perf_counter()
+        pred = self.predict(x)
+        seconds = time.perf_counter() - t0
+        after = self.ops()
+        n = x.shape[0]
+
+        def per_sample(phase: str, key: str) -> float:
+            return (after[phase][key] - before[phase][key]) / n
+
+        hash_mul = per_sample("hash", "mul")
+        fwd_mul = per_sample("forward", "mul")
+        dense = self.dense_multiplications()
+        return {
+            "accuracy": float((pred == y).mean()),
+            "samples": float(n),
+            "multiplications_per_sample": hash_mul + fwd_mul,
+            "hash_multiplications_per_sample": hash_mul,
+            "additions_per_sample": per_sample("hash", "add") + per_sample("forward", "add"),
+            "comparisons_per_sample": per_sample("hash", "cmp") + per_sample("forward", "cmp"),
+            "weight_bytes_per_sample": per_sample("hash", "weight_bytes")
+            + per_sample("forward", "weight_bytes"),
+            "table_bytes_per_sample": per_sample("hash", "table_bytes"),
+            "dense_multiplications_per_sample": float(dense),
+            "multiplication_fraction": (hash_mul + fwd_mul) / dense,
+            "inference_seconds": seconds,
+            "inference_us_per_sample": 1e6 * seconds / n,
+            "model_bytes": float(self.model_bytes),
+        }
+
+
+def _file_error(name: str, status: int) -> ModelFileError:
+    msg = ffi.string(lib.elsh_status_str(status)).decode()
+    code = FORMAT_ERRORS.get(status, f"status {status}")
+    err = ModelFileError(f"{name}: {msg} [{code}]")
+    err.code = code  # type: ignore[attr-defined]
+    return err

@@ -1,0 +1,129 @@
+/* layer_q.c - the sparse fully connected layer in fixed point (FORMAT.md 6.2).
+ *
+ *   x_i   = a_i - in_zero                         int16, -255..255
+ *   acc_j = bias_j + sum over inputs of w_ji * x_i  int32, modulo 2^32 (writers keep it exact)
+ *   out_j = clamp(requantize(acc_j) + out_zero, out_zero, 127)   hidden (ReLU), int8
+ *   out_j = requantize(acc_j)                                     output logits, int32
+ * Sums run in uint32: wrap-around is then defined behaviour even for a hostile file, and since
+ * integer addition is associative the summation order cannot change the result. */
+#include "internal.h"
+
+/* Dot products of one weight row with the layer input: dense (x[0..n)) or gathered
+ * (x[q] belongs to input position idx[q]). Four independent sums keep the pipeline full. */
+static uint32_t dot_q8_dense(const int8_t *w, const int16_t *x, int32_t n)
+{
+    uint32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += (uint32_t)(w[i] * x[i]);
+        s1 += (uint32_t)(w[i + 1] * x[i + 1]);
+        s2 += (uint32_t)(w[i + 2] * x[i + 2]);
+        s3 += (uint32_t)(w[i + 3] * x[i + 3]);
+    }
+    for (; i < n; i++) s0 += (uint32_t)(w[i] * x[i]);
+    return (s0 + s1) + (s2 + s3);
+}
+
+static uint32_t dot_q8_sparse(const int8_t *w, const int16_t *x, const int32_t *idx, int32_t n)
+{
+    uint32_t s0 = 0, s1 = 0;
+    int32_t q = 0;
+    for (; q + 2 <= n; q += 2) {
+        s0 += (uint32_t)(w[idx[q]] * x[q]);
+        s1 += (uint32_t)(w[idx[q + 1]] * x[q + 1]);
+    }
+    for (; q < n; q++) s0 += (uint32_t)(w[idx[q]] * x[q]);
+    return s0 + s1;
+}
+
+static uint32_t dot_q16_dense(const int16_t *w, const int16_t *x, int32_t n)
+{
+    uint32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += (uint32_t)((int32_t)w[i] * x[i]);
+        s1 += (uint32_t)((int32_t)w[i + 1] * x[i + 1]);
+        s2 += (uint32_t)((int32_t)w[i + 2] * x[i + 2]);
+        s3 += (uint32_t)((int32_t)w[i + 3] * x[i + 3]);
+    }
+    for (; i < n; i++) s0 += (uint32_t)((int32_t)w[i] * x[i]);
+    return (s0 + s1) + (s2 + s3);
+}
+
+static uint32_t dot_q16_sparse(const int16_t *w, const int16_t *x, const int32_t *idx, int32_t n)
+{
+    uint32_t s0 = 0, s1 = 0;
+    int32_t q = 0;
+    for (; q + 2 <= n; q += 2) {
+        s0 += (uint32_t)((int32_t)w[idx[q]] * x[q]);
+        s1 += (uint32_t)((int32_t)w[idx[q + 1]] * x[q + 1]);
+    }
+    for (; q < n; q++) s0 += (uint32_t)((int32_t)w[idx[q]] * x[q]);
+    return s0 + s1;
+}
+
+static void select_active(elsh_qlayer *L, elsh_ops *ops)
+{
+    elsh_select_job J;
+    J.n_out = L->n_out;
+    J.k = L->k;
+    J.tables = L->tables;
+    J.n_buckets = L->n_buckets;
+    J.select_mode = L->select_mode;
+    J.codes = L->codes;
+    J.pad_order = L->pad_order;
+    J.ids = L->tab_ids;
+    J.bucket_len = NULL;
+    J.capacity = 0;
+    J.csr_offsets = L->tab_offsets;
+    J.counts = L->counts;
+    J.touched = L->touched;
+    J.hist = L->hist;
+    J.active = L->active;
+    L->n_active = elsh_select_run(&J, &L->n_candidates, ops);
+}
+
+void elsh_qlayer_forward(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n, int dense)
+{
+    elsh_ops *hops = &L->ops_last[ELSH_PHASE_HASH], *fops = &L->ops_last[ELSH_PHASE_FORWARD];
+    for (int32_t q = 0; q < n; q++) L->x[q] = (int16_t)(a[q] - L->in_zero);
+    fops->add += (uint64_t)n;
+
+    if (L->use_lsh && !dense) {
+        elsh_qhash_input(L, L->x, idx, n, hops);
+        select_active(L, hops);
+    } else {
+        for (int32_t j = 0; j < L->n_out; j++) L->active[j] = j;
+        L->n_active = L->n_out;
+        L->n_candidates = L->n_out;
+    }
+
+    int32_t n_in = L->n_in, z = L->out_zero;
+    if (L->is_output)
+        for (int32_t j = 0; j < L->n_out; j++) L->logits[j] = INT32_MIN;
+    for (int32_t q = 0; q < L->n_active; q++) {
+        int32_t j = L->active[q];
+        uint32_t acc;
+        if (L->weight_bits == 8) {
+            const int8_t *row = L->w8 + (size_t)j * (size_t)n_in;
+            acc = idx ? dot_q8_sparse(row, L->x, idx, n) : dot_q8_dense(row, L->x, n);
+        } else {
+            const int16_t *row = L->w16 + (size_t)j * (size_t)n_in;
+            acc = idx ? dot_q16_sparse(row, L->x, idx, n) : dot_q16_dense(row, L->x, n);
+        }
+        acc += (uint32_t)L->bias[j];
+        /* uint32 -> int32 keeps the bits (modulo 2^32) on every compiler we target */
+        int32_t y = elsh_requantize((int32_t)acc, L->multiplier[j], L->shift[j]);
+        if (L->is_output) {
+            L->logits[j] = y;
+        } else {
+            int64_t o = (int64_t)y + z;
+            L->out[q] = (int8_t)(o > 127 ? 127 : o < z ? z : o);
+        }
+    }
+    uint64_t macs = (uint64_t)L->n_active * (uint64_t)n;
+    fops->mul += macs + (uint64_t)L->n_active;        /* + one requantizing multiply each */
+    fops->add += macs + 2u * (uint64_t)L->n_active;   /* + bias and rounding */
+    fops->cmp += 2u * (uint64_t)L->n_active;
+    fops->weight_bytes += macs * (uint64_t)(L->weight_bits / 8) + 9u * (uint64_t)L->n_active;
+}

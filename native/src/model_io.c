@@ -1,0 +1,578 @@
+/* model_io.c - the .elsh reader: validates a model file and uses it in place (zero copy).
+ *
+ * elsh_model_open() checks the header, the CRC, the section table and every value that can be
+ * checked without scratch memory, then points the layers into the file. elsh_model_attach()
+ * carves the scratch buffers from the caller's arena, draws the seed-derived hash functions,
+ * finishes the checks that need scratch (distinct indices, permutations, table partitions) and
+ * builds the tables the file omits. Nothing is read before its offset and size are checked;
+ * every failure has its own status code (edge_lsh.h, elsh_format_status). The layout is
+ * specified in export/FORMAT.md. */
+#include "internal.h"
+
+#include <string.h>
+
+enum {
+    SEC_NET = 1,
+    SEC_LAYER = 2,
+    SEC_WEIGHTS = 3,
+    SEC_BIAS = 4,
+    SEC_REQUANT = 5,
+    SEC_HASH_COEF = 6,
+    SEC_PAD_ORDER = 7,
+    SEC_CENTER = 8,
+    SEC_TABLES = 9,
+    SEC_INFO = 10,
+    SEC_KNOWN = 11
+};
+#define NO_LAYER 0xFFFFFFFFu
+#define HEADER_BYTES 64u
+#define ENTRY_BYTES 32u
+#define MAX_SECTIONS 4096u
+#define MAX_CENTER (1 << 24)
+
+typedef struct {
+    uint64_t offset, size;
+    int present;
+} section;
+
+/* ---------------------------------------------------------------- little-endian reads */
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (uint16_t)(p[1] << 8)); }
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32); }
+static float rdf32(const uint8_t *p)
+{
+    uint32_t u = rd32(p);
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+static int all_zero(const uint8_t *p, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++) acc |= p[i];
+    return acc == 0;
+}
+static int finite_positive(float f) { return f - f == 0.0f && f > 0.0f; }
+static int host_little_endian(void)
+{
+    const uint32_t one = 1;
+    uint8_t b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+/* ---------------------------------------------------------------- header and section table */
+
+static int read_header(const uint8_t *f, size_t size, uint32_t *n_sections, uint64_t *table_off,
+                       uint64_t *file_bytes, uint32_t *flags)
+{
+    static const uint8_t magic[8] = {0x45, 0x4C, 0x53, 0x48, 0x0D, 0x0A, 0x1A, 0x0A};
+    if (size < 8) return ELSH_FMT_TRUNCATED;
+    if (memcmp(f, magic, 8) != 0) return ELSH_FMT_MAGIC;
+    if (size < HEADER_BYTES) return ELSH_FMT_TRUNCATED;
+    if (rd16(f + 8) != ELSH_FORMAT_MAJOR) return ELSH_FMT_VERSION;
+    if (rd32(f + 12) != 0x04030201u || !host_little_endian()) return ELSH_FMT_BYTE_ORDER;
+    *n_sections = rd32(f + 20);
+    *table_off = rd64(f + 24);
+    *file_bytes = rd64(f + 32);
+    *flags = rd32(f + 44);
+    if (rd32(f + 16) != HEADER_BYTES || *n_sections < 1 || *n_sections > MAX_SECTIONS ||
+        *table_off < HEADER_BYTES || *table_off % 8 != 0 || (*flags & ~1u) != 0 ||
+        !all_zero(f + 48, 16))
+        return ELSH_FMT_HEADER;
+    if (*file_bytes > size || *file_bytes < HEADER_BYTES) return ELSH_FMT_TRUNCATED;
+    if (*table_off > *file_bytes || (*file_bytes - *table_off) / ENTRY_BYTES < *n_sections)
+        return ELSH_FMT_TRUNCATED;
+    uint32_t zero = 0;
+    uint32_t crc = elsh_crc32(0, f, 40);
+    crc = elsh_crc32(crc, &zero, 4);
+    crc = elsh_crc32(crc, f + 44, (size_t)(*file_bytes - 44));
+    if (crc != rd32(f + 40)) return ELSH_FMT_CRC;
+    return ELSH_OK;
+}
+
+/* Fill sec[type][layer] from the section table. */
+static int read_sections(const uint8_t *f, uint32_t n, uint64_t table_off, uint64_t file_bytes,
+                         section sec[SEC_KNOWN][ELSH_MAX_LAYERS])
+{
+    uint64_t data_start = table_off + (uint64_t)n * ENTRY_BYTES;
+    memset(sec, 0, sizeof(section) * SEC_KNOWN * ELSH_MAX_LAYERS);
+    for (uint32_t e = 0; e < n; e++) {
+        const uint8_t *p = f + table_off + (uint64_t)e * ENTRY_BYTES;
+        uint32_t type = rd32(p), layer = rd32(p + 4), flags = rd32(p + 24);
+        uint64_t off = rd64(p + 8), sz = rd64(p + 16);
+        if ((flags & ~1u) != 0 || rd32(p + 28) != 0) return ELSH_FMT_HEADER;
+        if (off % 64 != 0) return ELSH_FMT_ALIGN;
+        if (off < data_start || off > file_bytes || sz > file_bytes - off) return ELSH_FMT_BOUNDS;
+        for (uint32_t o = 0; o < e; o++) { /* no overlaps (empty sections overlap nothing) */
+            const uint8_t *q = f + table_off + (uint64_t)o * ENTRY_BYTES;
+            uint64_t off2 = rd64(q + 8), sz2 = rd64(q + 16);
+            if (sz && sz2 && off < off2 + sz2 && off2 < off + sz) return ELSH_FMT_BOUNDS;
+        }
+        if (type == 0 || type >= SEC_KNOWN) {
+            if (flags & 1u) return ELSH_FMT_UNKNOWN_REQUIRED;
+            continue; /* a later minor version's section: skip it */
+        }
+        int net_level = type == SEC_NET || type == SEC_INFO;
+        if (net_level ? layer != NO_LAYER : layer >= ELSH_MAX_LAYERS) return ELSH_FMT_UNEXPECTED;
+        section *s = &sec[type][net_level ? 0 : layer];
+        if (s->present) return ELSH_FMT_DUPLICATE;
+        s->offset = off;
+        s->size = sz;
+        s->present = 1;
+    }
+    return ELSH_OK;
+}
+
+/* ---------------------------------------------------------------- sections */
+
+static int read_net(elsh_qnet *net, const uint8_t *p)
+{
+    uint32_t n_in = rd32(p), n_layers = rd32(p + 4), n_classes = rd32(p + 8);
+    float inv = rdf32(p + 12);
+    if (n_in < 1 || n_in > ELSH_MAX_WIDTH || n_layers < 1 || n_layers > ELSH_MAX_LAYERS ||
+        n_classes < 2 || n_classes > ELSH_MAX_WIDTH || !finite_positive(inv) || !all_zero(p + 24, 8))
+        return ELSH_FMT_NET;
+    net->n_in = (int32_t)n_in;
+    net->n_layers = (int32_t)n_layers;
+    net->n_classes = (int32_t)n_classes;
+    net->input_inv_scale = inv;
+    net->seed = rd64(p + 16);
+    return ELSH_OK;
+}
+
+static int32_t log2_exact(uint32_t v)
+{
+    int32_t b = 0;
+    while (v > 1u && (v & 1u) == 0) {
+        v >>= 1;
+        b++;
+    }
+    return v == 1u ? b : -1;
+}
+
+static int read_layer(elsh_qnet *net, int32_t l, const uint8_t *p)
+{
+    elsh_qlayer *L = &net->layers[l];
+    uint32_t n_in = rd32(p), n_out = rd32(p + 4), k = rd32(p + 8);
+    int last = l == net->n_layers - 1;
+    uint32_t want_in = l == 0 ? (uint32_t)net->n_in : (uint32_t)net->layers[l - 1].n_out;
+    L->use_lsh = p[12];
+    L->is_output = p[13];
+    L->weight_bits = p[14];
+    L->family = p[15];
+    L->bits = p[16];
+    L->select_mode = p[17];
+    L->hash_source = p[18];
+    L->centered = p[19];
+    L->tables = rd16(p + 20);
+    L->pool = rd16(p + 22);
+    L->hash_dim = rd16(p + 24);
+    L->ternary_nnz = rd16(p + 26);
+    L->dwta_bin = rd16(p + 28);
+    L->dwta_per_table = rd16(p + 30);
+    L->in_zero = (int32_t)rd32(p + 32);
+    L->out_zero = (int32_t)rd32(p + 36);
+    L->in_scale = rdf32(p + 40);
+    L->out_scale = rdf32(p + 44);
+
+    if (n_in != want_in || n_out < 1 || n_out > ELSH_MAX_WIDTH || L->use_lsh > 1 ||
+        L->is_output != last || (last && n_out != (uint32_t)net->n_classes) ||
+        (L->weight_bits != 8 && L->weight_bits != 16) || !all_zero(p + 48, 16))
+        return ELSH_FMT_LAYER;
+    if (L->in_zero < -128 || L->in_zero > 127 || L->out_zero < -128 || L->out_zero > 127 ||
+        (last && L->out_zero != 0) || !finite_positive(L->in_scale) || !finite_positive(L->out_scale))
+        return ELSH_FMT_LAYER;
+    if (l > 0 && (L->in_zero != net->layers[l - 1].out_zero ||
+                  memcmp(&L->in_scale, &net->layers[l - 1].out_scale, sizeof(float)) != 0))
+        return ELSH_FMT_LAYER;
+    L->n_in = (int32_t)n_in;
+    L->n_out = (int32_t)n_out;
+    if (!L->use_lsh) {
+        if (k != n_out || L->family || L->bits || L->select_mode || L->hash_source || L->centered ||
+            L->tables || L->pool || L->hash_dim || L->ternary_nnz || L->dwta_bin || L->dwta_per_table)
+            return ELSH_FMT_LAYER;
+        L->k = L->k_file = (int32_t)n_out;
+        return ELSH_OK;
+    }
+    if (k < 1 || k > n_out || L->family > ELSH_HASH_DWTA || L->bits < 1 || L->bits > ELSH_MAX_BITS ||
+        L->select_mode > ELSH_SELECT_UNION || L->hash_source > 1 || L->centered > 1 ||
+        L->tables < 1 || L->tables > ELSH_MAX_TABLES || L->pool < 1 || (uint32_t)L->pool > n_in ||
+        (uint32_t)L->hash_dim != (n_in + (uint32_t)L->pool - 1u) / (uint32_t)L->pool)
+        return ELSH_FMT_LAYER;
+    L->k = L->k_file = (int32_t)k;
+    L->n_buckets = 1 << L->bits;
+    if (L->family == ELSH_HASH_TERNARY) {
+        if (L->ternary_nnz < 1 || L->ternary_nnz > L->hash_dim || L->dwta_bin || L->dwta_per_table)
+            return ELSH_FMT_LAYER;
+    } else if (L->family == ELSH_HASH_DWTA) {
+        L->dwta_bits = log2_exact((uint32_t)L->dwta_bin);
+        if (L->dwta_bits < 1 || L->dwta_bits > 8 || L->dwta_bin > L->hash_dim || L->ternary_nnz ||
+            L->dwta_per_table != (L->bits + L->dwta_bits - 1) / L->dwta_bits)
+            return ELSH_FMT_LAYER;
+    } else if (L->ternary_nnz || L->dwta_bin || L->dwta_per_table) {
+        return ELSH_FMT_LAYER;
+    }
+    return ELSH_OK;
+}
+
+/* Byte sizes of the hash-coefficient section and of the CSR tables of an LSH layer. */
+static uint64_t hash_coef_bytes(const elsh_qlayer *L)
+{
+    uint64_t TK = (uint64_t)L->tables * (uint64_t)L->bits;
+    if (L->family == ELSH_HASH_SIMHASH) return TK * (uint64_t)L->hash_dim;
+    if (L->family == ELSH_HASH_TERNARY) return 3u * TK * (uint64_t)L->ternary_nnz;
+    return 2u * (uint64_t)L->tables * (uint64_t)L->dwta_per_table * (uint64_t)L->dwta_bin;
+}
+static uint64_t offsets_count(const elsh_qlayer *L) { return (uint64_t)L->tables * (uint64_t)L->n_buckets + 1u; }
+static uint64_t ids_count(const elsh_qlayer *L) { return (uint64_t)L->tables * (uint64_t)L->n_out; }
+static uint64_t tables_bytes(const elsh_qlayer *L)
+{
+    uint64_t b = 4u * offsets_count(L) + 2u * ids_count(L);
+    return (b + 3u) & ~(uint64_t)3u;
+}
+
+static int check_requant(const elsh_qlayer *L)
+{
+    for (int32_t j = 0; j < L->n_out; j++)
+        if (L->multiplier[j] < 0 || L->shift[j] < -31 || L->shift[j] > 30) return ELSH_FMT_QUANT;
+    return ELSH_OK;
+}
+
+/* Range checks of stored hash coefficients (distinctness needs scratch: see attach). */
+static int check_hash_coef(const elsh_qlayer *L)
+{
+    uint64_t n = hash_coef_bytes(L);
+    if (L->family == ELSH_HASH_SIMHASH) {
+        for (uint64_t i = 0; i < n; i++)
+            if (L->proj[i] == INT8_MIN) return ELSH_FMT_HASH;
+    } else if (L->family == ELSH_HASH_TERNARY) {
+        for (uint64_t i = 0; i < n / 3u; i++)
+            if (L->tern_idx[i] >= L->hash_dim || (L->tern_sign[i] != 1 && L->tern_sign[i] != -1))
+                return ELSH_FMT_HASH;
+    } else {
+        for (uint64_t i = 0; i < n / 2u; i++)
+            if (L->dwta_idx[i] >= L->hash_dim) return ELSH_FMT_HASH;
+    }
+    for (int32_t j = 0; j < L->n_out; j++)
+        if (L->pad_order[j] >= L->n_out) return ELSH_FMT_HASH;
+    return ELSH_OK;
+}
+
+static int check_tables(const elsh_qlayer *L)
+{
+    const uint32_t *off = L->tab_offsets;
+    int32_t B = L->n_buckets;
+    if (off[0] != 0) return ELSH_FMT_TABLES;
+    for (int32_t t = 0; t < L->tables; t++) {
+        for (int32_t b = 0; b < B; b++) {
+            size_t bi = (size_t)t * (size_t)B + (size_t)b;
+            if (off[bi + 1] < off[bi]) return ELSH_FMT_TABLES;
+        }
+        if (off[(size_t)(t + 1) * (size_t)B] != (uint32_t)(t + 1) * (uint32_t)L->n_out) return ELSH_FMT_TABLES;
+    }
+    uint64_t n = ids_count(L);
+    for (uint64_t i = 0; i < n; i++)
+        if (L->tab_ids[i] >= L->n_out) return ELSH_FMT_TABLES;
+    return ELSH_OK;
+}
+
+/* Point layer l into its sections and check the values that need no scratch. */
+static int bind_layer(elsh_qnet *net, int32_t l, section sec[SEC_KNOWN][ELSH_MAX_LAYERS])
+{
+    const uint8_t *f = net->file;
+    elsh_qlayer *L = &net->layers[l];
+    uint64_t n_out = (uint64_t)L->n_out, nw = n_out * (uint64_t)L->n_in;
+    const section *w = &sec[SEC_WEIGHTS][l], *b = &sec[SEC_BIAS][l], *rq = &sec[SEC_REQUANT][l];
+    if (!w->present || !b->present || !rq->present) return ELSH_FMT_MISSING;
+    if (w->size != nw * (uint64_t)(L->weight_bits / 8) || b->size != 4u * n_out || rq->size != 5u * n_out)
+        return ELSH_FMT_SIZE;
+    L->w8 = L->weight_bits == 8 ? (const int8_t *)(const void *)(f + w->offset) : NULL;
+    L->w16 = L->weight_bits == 16 ? (const int16_t *)(const void *)(f + w->offset) : NULL;
+    L->bias = (const int32_t *)(const void *)(f + b->offset);
+    L->multiplier = (const int32_t *)(const void *)(f + rq->offset);
+    L->shift = (const int8_t *)(f + rq->offset + 4u * n_out);
+    int rc = check_requant(L);
+    if (rc) return rc;
+
+    const section *hc = &sec[SEC_HASH_COEF][l], *po = &sec[SEC_PAD_ORDER][l];
+    const section *ce = &sec[SEC_CENTER][l], *tb = &sec[SEC_TABLES][l];
+    int explicit_hash = L->use_lsh && L->hash_source == 1;
+    int want_center = L->use_lsh && L->centered;
+    int want_tables = L->use_lsh && (net->flags & 1u);
+    if (hc->present != explicit_hash || po->present != explicit_hash || ce->present != want_center ||
+        tb->present != want_tables)
+        return (hc->present && !explicit_hash) || (po->present && !explicit_hash) ||
+                       (ce->present && !want_center) || (tb->present && !want_tables)
+                   ? ELSH_FMT_UNEXPECTED
+                   : ELSH_FMT_MISSING;
+    L->proj = NULL;
+    L->tern_idx = NULL;
+    L->tern_sign = NULL;
+    L->dwta_idx = NULL;
+    L->pad_order = NULL;
+    L->center = NULL;
+    L->tab_offsets = NULL;
+    L->tab_ids = NULL;
+    L->tables_in_file = want_tables;
+    if (explicit_hash) {
+        if (hc->size != hash_coef_bytes(L) || po->size != 2u * n_out) return ELSH_FMT_SIZE;
+        const uint8_t *h = f + hc->offset;
+        if (L->family == ELSH_HASH_SIMHASH) {
+            L->proj = (const int8_t *)h;
+        } else if (L->family == ELSH_HASH_TERNARY) {
+            uint64_t m = (uint64_t)L->tables * (uint64_t)L->bits * (uint64_t)L->ternary_nnz;
+            L->tern_idx = (const uint16_t *)(const void *)h;
+            L->tern_sign = (const int8_t *)(h + 2u * m);
+        } else {
+            L->dwta_idx = (const uint16_t *)(const void *)h;
+        }
+        L->pad_order = (const uint16_t *)(const void *)(f + po->offset);
+        rc = check_hash_coef(L);
+        if (rc) return rc;
+    }
+    if (want_center) {
+        if (ce->size != 4u * (uint64_t)L->hash_dim) return ELSH_FMT_SIZE;
+        L->center = (const int32_t *)(const void *)(f + ce->offset);
+        for (int32_t g = 0; g < L->hash_dim; g++)
+            if (L->center[g] > MAX_CENTER || L->center[g] < -MAX_CENTER) return ELSH_FMT_HASH;
+    }
+    if (want_tables) {
+        if (tb->size != tables_bytes(L)) return ELSH_FMT_SIZE;
+        L->tab_offsets = (const uint32_t *)(const void *)(f + tb->offset);
+        L->tab_ids = (const uint16_t *)(const void *)(f + tb->offset + 4u * offsets_count(L));
+        rc = check_tables(L);
+        if (rc) return rc;
+    }
+    return ELSH_OK;
+}
+
+/* ---------------------------------------------------------------- arena plan */
+
+/* Walks the arena layout; with base == NULL it only counts. Returns 0 if the size overflows. */
+typedef struct {
+    uint8_t *base;
+    uint64_t used;
+    int overflow;
+} carver;
+
+static void *carve(carver *c, uint64_t count, uint64_t elem)
+{
+    uint64_t start = (c->used + 63u) & ~(uint64_t)63u;
+    if (elem && count > (UINT64_MAX / 4u) / elem) c->overflow = 1;
+    uint64_t bytes = count * elem;
+    if (start > UINT64_MAX / 4u - bytes) c->overflow = 1;
+    if (c->overflow) return NULL;
+    c->used = start + bytes;
+    return c->base && !c->overflow ? c->base + start : NULL;
+}
+
+static void layout(elsh_qnet *net, carver *c)
+{
+    net->input_q = (int8_t *)carve(c, (uint64_t)net->n_in, 1);
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        elsh_qlayer *L = &net->layers[l];
+        uint64_t n_out = (uint64_t)L->n_out;
+        L->x = (int16_t *)carve(c, (uint64_t)L->n_in, 2);
+        L->active = (int32_t *)carve(c, n_out, 4);
+        L->out = (int8_t *)carve(c, n_out, 1);
+        L->logits = L->is_output ? (int32_t *)carve(c, n_out, 4) : NULL;
+        L->hash_in = NULL;
+        L->codes = NULL;
+        L->hist = NULL;
+        L->counts = NULL;
+        L->touched = NULL;
+        if (!L->use_lsh) continue;
+        L->hash_in = (int32_t *)carve(c, (uint64_t)L->hash_dim, 4);
+        L->codes = (uint32_t *)carve(c, (uint64_t)L->tables, 4);
+        L->hist = (int32_t *)carve(c, (uint64_t)L->tables + 1u, 4);
+        L->counts = (uint16_t *)carve(c, n_out, 2);
+        L->touched = (uint16_t *)carve(c, n_out + 1u, 2);
+        if (L->hash_source == 0) { /* hash functions and padding order drawn at attach */
+            uint64_t TK = (uint64_t)L->tables * (uint64_t)L->bits;
+            if (L->family == ELSH_HASH_SIMHASH) {
+                L->proj = (const int8_t *)carve(c, TK * (uint64_t)L->hash_dim, 1);
+            } else if (L->family == ELSH_HASH_TERNARY) {
+                L->tern_idx = (const uint16_t *)carve(c, TK * (uint64_t)L->ternary_nnz, 2);
+                L->tern_sign = (const int8_t *)carve(c, TK * (uint64_t)L->ternary_nnz, 1);
+            } else {
+                uint64_t groups = (uint64_t)L->tables * (uint64_t)L->dwta_per_table;
+                L->dwta_idx = (const uint16_t *)carve(c, groups * (uint64_t)L->dwta_bin, 2);
+            }
+            L->pad_order = (const uint16_t *)carve(c, n_out, 2);
+        }
+        if (!L->tables_in_file) {
+            L->tab_offsets = (const uint32_t *)carve(c, offsets_count(L), 4);
+            L->tab_ids = (const uint16_t *)carve(c, ids_count(L), 2);
+        }
+    }
+}
+
+int elsh_model_open(elsh_qnet *net, const void *file, size_t file_bytes, size_t *arena_bytes)
+{
+    if (!net || !file || !arena_bytes) return ELSH_ERR_NULL;
+    memset(net, 0, sizeof *net);
+    *arena_bytes = 0;
+    const uint8_t *f = (const uint8_t *)file;
+    if ((uintptr_t)f % ELSH_FILE_ALIGN != 0) return ELSH_FMT_ALIGN;
+    uint32_t n_sections, flags;
+    uint64_t table_off, fbytes;
+    int rc = read_header(f, file_bytes, &n_sections, &table_off, &fbytes, &flags);
+    if (rc) return rc;
+    section sec[SEC_KNOWN][ELSH_MAX_LAYERS];
+    rc = read_sections(f, n_sections, table_off, fbytes, sec);
+    if (rc) return rc;
+    net->file = f;
+    net->file_bytes = (size_t)fbytes;
+    net->flags = flags;
+
+    if (!sec[SEC_NET][0].present) return ELSH_FMT_MISSING;
+    if (sec[SEC_NET][0].size != 32) return ELSH_FMT_SIZE;
+    rc = read_net(net, f + sec[SEC_NET][0].offset);
+    if (rc) return rc;
+    for (int32_t t = SEC_LAYER; t < SEC_INFO; t++)
+        for (int32_t l = net->n_layers; l < ELSH_MAX_LAYERS; l++)
+            if (sec[t][l].present) return ELSH_FMT_UNEXPECTED;
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        const section *s = &sec[SEC_LAYER][l];
+        if (!s->present) return ELSH_FMT_MISSING;
+        if (s->size != 64) return ELSH_FMT_SIZE;
+        rc = read_layer(net, l, f + s->offset);
+        if (rc) return rc;
+        rc = bind_layer(net, l, sec);
+        if (rc) return rc;
+    }
+    if (sec[SEC_INFO][0].present) {
+        net->info = (const char *)(f + sec[SEC_INFO][0].offset);
+        net->info_bytes = (size_t)sec[SEC_INFO][0].size;
+    }
+    carver c = {NULL, 0, 0};
+    layout(net, &c);
+    if (c.overflow || c.used > (uint64_t)SIZE_MAX) return ELSH_ERR_ARENA;
+    net->arena_bytes = (size_t)c.used;
+    *arena_bytes = net->arena_bytes;
+    return ELSH_OK;
+}
+
+/* ---------------------------------------------------------------- attach */
+
+/* Each group of `len` indices distinct; stamp is [hash_dim] scratch, zeroed here. */
+static int distinct_groups(const uint16_t *idx, uint64_t groups, int32_t len, int32_t *stamp, int32_t dim)
+{
+    for (int32_t i = 0; i < dim; i++) stamp[i] = -1;
+    for (uint64_t g = 0; g < groups; g++) {
+        const uint16_t *v = idx + g * (uint64_t)len;
+        for (int32_t q = 0; q < len; q++) { /* groups < 2^31: L*K <= 15360, L*P <= 8192 */
+            if (stamp[v[q]] == (int32_t)g) return 0;
+            stamp[v[q]] = (int32_t)g;
+        }
+    }
+    return 1;
+}
+
+static int check_permutation(const uint16_t *perm, int32_t n, uint16_t *stamp)
+{
+    int ok = 1;
+    for (int32_t j = 0; j < n; j++) {
+        if (stamp[perm[j]]) ok = 0;
+        stamp[perm[j]] = 1;
+    }
+    memset(stamp, 0, (size_t)n * sizeof(uint16_t));
+    return ok;
+}
+
+/* Every table holds every neuron once (bucket ranges were checked at open). */
+static int check_partition(const elsh_qlayer *L, uint16_t *stamp)
+{
+    int ok = 1;
+    for (int32_t t = 0; t < L->tables && ok; t++) {
+        const uint16_t *ids = L->tab_ids + (size_t)t * (size_t)L->n_out;
+        for (int32_t q = 0; q < L->n_out; q++) {
+            if (stamp[ids[q]] == (uint16_t)(t + 1)) ok = 0;
+            stamp[ids[q]] = (uint16_t)(t + 1);
+        }
+    }
+    memset(stamp, 0, (size_t)L->n_out * sizeof(uint16_t));
+    return ok;
+}
+
+/* Canonical CSR tables: bucket b of table t lists, ascending, the neurons whose row hashes
+ * to b. Two passes (count, then place) so no per-neuron code storage is needed. */
+static void build_tables(elsh_qlayer *L)
+{
+    uint32_t *off = (uint32_t *)(uintptr_t)L->tab_offsets;
+    uint16_t *ids = (uint16_t *)(uintptr_t)L->tab_ids;
+    size_t nb = (size_t)L->tables * (size_t)L->n_buckets;
+    memset(off, 0, (nb + 1u) * sizeof(uint32_t));
+    for (int32_t j = 0; j < L->n_out; j++) {
+        elsh_qhash_neuron(L, j, L->hash_in, L->codes);
+        for (int32_t t = 0; t < L->tables; t++) off[(size_t)t * (size_t)L->n_buckets + L->codes[t] + 1u]++;
+    }
+    for (size_t i = 0; i < nb; i++) off[i + 1] += off[i];
+    for (int32_t j = 0; j < L->n_out; j++) { /* off[bi] runs ahead as the fill cursor of bi */
+        elsh_qhash_neuron(L, j, L->hash_in, L->codes);
+        for (int32_t t = 0; t < L->tables; t++) ids[off[(size_t)t * (size_t)L->n_buckets + L->codes[t]]++] = (uint16_t)j;
+    }
+    for (size_t i = nb; i > 0; i--) off[i] = off[i - 1]; /* cursors now sit one bucket ahead */
+    off[0] = 0;
+}
+
+static void draw_hash(const elsh_qnet *net, int32_t l, elsh_qlayer *L)
+{
+    elsh_prng rng;
+    elsh_hash_draw_job J;
+    J.family = L->family;
+    J.bits = L->bits;
+    J.tables = L->tables;
+    J.hash_dim = L->hash_dim;
+    J.tern_nnz = L->ternary_nnz;
+    J.dwta_bin = L->dwta_bin;
+    J.dwta_per_table = L->dwta_per_table;
+    J.proj = NULL;
+    J.proj_q = (int8_t *)(uintptr_t)L->proj;
+    J.tern_idx = (uint16_t *)(uintptr_t)L->tern_idx;
+    J.tern_sign = (int8_t *)(uintptr_t)L->tern_sign;
+    J.dwta_idx = (uint16_t *)(uintptr_t)L->dwta_idx;
+    elsh_seed_stream(&rng, net->seed, l, ELSH_STREAM_HASH);
+    elsh_hash_draw_into(&J, &rng);
+    elsh_seed_stream(&rng, net->seed, l, ELSH_STREAM_PAD);
+    elsh_draw_permutation((uint16_t *)(uintptr_t)L->pad_order, L->n_out, &rng);
+}
+
+int elsh_model_attach(elsh_qnet *net, void *arena, size_t arena_bytes)
+{
+    if (!net || !arena) return ELSH_ERR_NULL;
+    if (!net->file || net->attached) return ELSH_ERR_STATE;
+    if ((uintptr_t)arena % 64 != 0 || arena_bytes < net->arena_bytes) return ELSH_ERR_ARENA;
+    memset(arena, 0, net->arena_bytes);
+    carver c = {(uint8_t *)arena, 0, 0};
+    layout(net, &c);
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        elsh_qlayer *L = &net->layers[l];
+        if (!L->use_lsh) continue;
+        if (L->hash_source == 0) {
+            draw_hash(net, l, L);
+        } else {
+            uint64_t TK = (uint64_t)L->tables * (uint64_t)L->bits;
+            int ok = 1;
+            if (L->family == ELSH_HASH_TERNARY)
+                ok = distinct_groups(L->tern_idx, TK, L->ternary_nnz, L->hash_in, L->hash_dim);
+            else if (L->family == ELSH_HASH_DWTA)
+                ok = distinct_groups(L->dwta_idx, (uint64_t)L->tables * (uint64_t)L->dwta_per_table,
+                                     L->dwta_bin, L->hash_in, L->hash_dim);
+            if (!ok || !check_permutation(L->pad_order, L->n_out, L->counts)) return ELSH_FMT_HASH;
+        }
+        if (L->tables_in_file) {
+            if (!check_partition(L, L->counts)) return ELSH_FMT_TABLES;
+        } else {
+            build_tables(L);
+        }
+    }
+    net->attached = 1;
+    elsh_qnet_reset_counters(net);
+    return ELSH_OK;
+}

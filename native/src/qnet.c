@@ -1,0 +1,81 @@
+/* qnet.c - a fixed-point network: layer after layer, the sparse output of one LSH layer
+ * feeding the next as (index, value) pairs, then the argmax of the int32 logits. */
+#include "internal.h"
+
+#include <string.h>
+
+int elsh_qnet_forward(elsh_qnet *net, const int8_t *xq)
+{
+    if (!net || !xq) return ELSH_ERR_NULL;
+    if (!net->attached) return ELSH_ERR_STATE;
+    const int8_t *a = xq;
+    const int32_t *idx = NULL;
+    int32_t n = net->n_in;
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        elsh_qlayer *L = &net->layers[l];
+        for (int p = 0; p < ELSH_PHASE_COUNT; p++) ops_clear(&L->ops_last[p]);
+        elsh_qlayer_forward(L, a, idx, n, net->dense);
+        for (int p = 0; p < ELSH_PHASE_COUNT; p++) ops_accumulate(&L->ops_total[p], &L->ops_last[p]);
+        a = L->out;
+        n = L->n_active;
+        idx = L->n_active < L->n_out ? L->active : NULL;
+    }
+    const elsh_qlayer *out = &net->layers[net->n_layers - 1];
+    int32_t best = 0;
+    for (int32_t j = 1; j < out->n_out; j++)
+        if (out->logits[j] > out->logits[best]) best = j;
+    return best;
+}
+
+int elsh_qnet_predict(elsh_qnet *net, const float *x, int64_t n, int32_t *pred, int32_t *logits)
+{
+    if (!net || (!x && n > 0) || (!pred && n > 0) || n < 0) return ELSH_ERR_NULL;
+    if (!net->attached) return ELSH_ERR_STATE;
+    const elsh_qlayer *out = &net->layers[net->n_layers - 1];
+    for (int64_t r = 0; r < n; r++) {
+        int rc = elsh_qnet_quantize_input(net, x + r * (int64_t)net->n_in, net->input_q);
+        if (rc) return rc;
+        rc = elsh_qnet_forward(net, net->input_q);
+        if (rc < 0) return rc;
+        pred[r] = rc;
+        if (logits) memcpy(logits + r * (int64_t)out->n_out, out->logits, (size_t)out->n_out * sizeof(int32_t));
+    }
+    return ELSH_OK;
+}
+
+int elsh_qnet_set_active(elsh_qnet *net, float fraction, int32_t dense)
+{
+    if (!net) return ELSH_ERR_NULL;
+    if (!(fraction <= 1.0f)) return ELSH_ERR_CONFIG; /* also rejects NaN */
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        elsh_qlayer *L = &net->layers[l];
+        if (!L->use_lsh) continue;
+        int32_t k = L->k_file;
+        if (fraction > 0.0f) {
+            k = (int32_t)(fraction * (float)L->n_out + 0.5f);
+            if (k < 1) k = 1;
+            if (k > L->n_out) k = L->n_out;
+        }
+        L->k = k;
+    }
+    net->dense = dense != 0;
+    return ELSH_OK;
+}
+
+void elsh_qnet_reset_counters(elsh_qnet *net)
+{
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        memset(net->layers[l].ops_last, 0, sizeof(net->layers[l].ops_last));
+        memset(net->layers[l].ops_total, 0, sizeof(net->layers[l].ops_total));
+    }
+}
+
+elsh_ops elsh_qnet_ops(const elsh_qnet *net, int phase, int total)
+{
+    elsh_ops sum;
+    ops_clear(&sum);
+    if (!net || phase < 0 || phase >= ELSH_PHASE_COUNT) return sum;
+    for (int32_t l = 0; l < net->n_layers; l++)
+        ops_accumulate(&sum, total ? &net->layers[l].ops_total[phase] : &net->layers[l].ops_last[phase]);
+    return sum;
+}
