@@ -1,4 +1,4 @@
-"""The ``edge-lsh`` command line: train, eval, demo."""
+"""The ``edge-lsh`` command line: train, eval, demo, and the fixed-point export, run, inspect."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from edge_lsh import defaults
+from edge_lsh import cli_fixed, defaults
 from edge_lsh.argtypes import fraction, hidden_sizes, positive_int
 from edge_lsh.data import SPEC_HELP, DataError, Dataset, load
 from edge_lsh.model import FAMILIES, LSHConfig, ModelFileError, Network, TrainConfig
@@ -107,8 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", metavar="PATH", help="save the trained model here")
     t.add_argument("--quiet", action="store_true", help="no progress output")
 
-    e = sub.add_parser("eval", help="evaluate a saved model on a data set's test split")
-    e.add_argument("model", metavar="MODEL")
+    e = sub.add_parser(
+        "eval",
+        help="evaluate a saved model (float, or an .elsh in fixed point) on a test split",
+    )
+    e.add_argument("model", metavar="MODEL", help="a model from `train --out`, or an .elsh file")
     _add_data_args(e)
     e.add_argument("--seed", type=int, default=0, help="seed of the data split")
 
@@ -116,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--epochs", type=positive_int, default=defaults.EPOCHS)
     m.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     m.add_argument("--quiet", action="store_true", help="no progress output")
+
+    cli_fixed.add_parsers(sub, _add_data_args)
     return parser
 
 
@@ -202,6 +207,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if cli_fixed.is_elsh(args.model):
+        return cli_fixed.eval_elsh(args)
     net = Network.load(args.model)
     data = load(args.data, seed=args.seed, limit=args.limit)
     if data.n_features != net.n_in:
@@ -244,6 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_train(args)
         if args.command == "eval":
             return cmd_eval(args)
+        if args.command == "export":
+            return cli_fixed.cmd_export(args)
+        if args.command == "run":
+            return cli_fixed.cmd_run(args)
+        if args.command == "inspect":
+            return cli_fixed.cmd_inspect(args)
         return cmd_demo(args)
     except (DataError, ModelFileError, ValueError, NativeError, FloatingPointError) as exc:
         print(f"edge-lsh: error: {exc}", file=sys.stderr)
