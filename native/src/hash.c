@@ -111,17 +111,25 @@ uint32_t elsh_hash_code(const elsh_layer *L, const float *v, int32_t t, elsh_ops
     }
 }
 
-/* k distinct values from [0, n) into out (partial Fisher-Yates over a small scratch-free
- * rejection loop: k is at most n and usually much smaller). */
-static void draw_distinct(elsh_prng *rng, int32_t n, int32_t k, uint16_t *out)
+/* k distinct values from [0, n) into out: draw below(n), reject repeats. With `stamp` ([n]
+ * scratch, all < group on entry) repeats are found in O(1) by marking stamp[c] = group; without
+ * it by scanning the values drawn so far. Both accept and reject the same draws, so the result
+ * is the same; the stamp keeps the model reader's cost linear in the draws. */
+static void draw_distinct(elsh_prng *rng, int32_t n, int32_t k, uint16_t *out, int32_t *stamp,
+                          int32_t group)
 {
     for (int32_t q = 0; q < k; q++) {
         for (;;) {
             uint16_t c = (uint16_t)elsh_prng_below(rng, (uint32_t)n);
             int32_t dup = 0;
-            for (int32_t e = 0; e < q; e++) dup |= out[e] == c;
+            if (stamp) {
+                dup = stamp[c] == group;
+            } else {
+                for (int32_t e = 0; e < q; e++) dup |= out[e] == c;
+            }
             if (!dup) {
                 out[q] = c;
+                if (stamp) stamp[c] = group;
                 break;
             }
         }
@@ -131,6 +139,8 @@ static void draw_distinct(elsh_prng *rng, int32_t n, int32_t k, uint16_t *out)
 void elsh_hash_draw_into(const elsh_hash_draw_job *J, elsh_prng *rng)
 {
     int32_t K = J->bits, T = J->tables, d = J->hash_dim;
+    if (J->stamp)
+        for (int32_t i = 0; i < d; i++) J->stamp[i] = -1;
     if (J->family == ELSH_HASH_SIMHASH) {
         size_t n = (size_t)T * (size_t)K * (size_t)d;
         for (size_t i = 0; i < n; i++) {
@@ -141,14 +151,14 @@ void elsh_hash_draw_into(const elsh_hash_draw_job *J, elsh_prng *rng)
     } else if (J->family == ELSH_HASH_TERNARY) {
         int32_t nnz = J->tern_nnz;
         for (int32_t p = 0; p < T * K; p++) {
-            draw_distinct(rng, d, nnz, J->tern_idx + (size_t)p * (size_t)nnz);
+            draw_distinct(rng, d, nnz, J->tern_idx + (size_t)p * (size_t)nnz, J->stamp, p);
             for (int32_t q = 0; q < nnz; q++)
                 J->tern_sign[(size_t)p * (size_t)nnz + (size_t)q] = (elsh_prng_u32(rng) >> 31) ? 1 : -1;
         }
     } else {
         int32_t bin = J->dwta_bin, groups = T * J->dwta_per_table;
         for (int32_t g = 0; g < groups; g++)
-            draw_distinct(rng, d, bin, J->dwta_idx + (size_t)g * (size_t)bin);
+            draw_distinct(rng, d, bin, J->dwta_idx + (size_t)g * (size_t)bin, J->stamp, g);
     }
 }
 
@@ -179,6 +189,7 @@ void elsh_hash_draw(elsh_layer *L, elsh_prng *rng)
     J.tern_idx = L->tern_idx;
     J.tern_sign = L->tern_sign;
     J.dwta_idx = L->dwta_idx;
+    J.stamp = NULL;
     elsh_hash_draw_into(&J, rng);
 }
 

@@ -50,6 +50,7 @@ typedef struct {
     uint16_t *tern_idx;
     int8_t *tern_sign;
     uint16_t *dwta_idx;
+    int32_t *stamp;  /* optional [hash_dim] scratch: repeat checks in O(1) */
 } elsh_hash_draw_job;
 void elsh_hash_draw_into(const elsh_hash_draw_job *job, elsh_prng *rng);
 int8_t elsh_simhash_coef_q(float r);             /* int8 SimHash coefficient: round(32 r) */

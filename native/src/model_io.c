@@ -29,6 +29,8 @@ enum {
 #define ENTRY_BYTES 32u
 #define MAX_SECTIONS 4096u
 #define MAX_CENTER (1 << 24)
+#define MAX_HASH_WORK ((uint64_t)1 << 24)   /* per hashed vector */
+#define MAX_BUILD_WORK ((uint64_t)1 << 32)  /* building tables at load */
 
 typedef struct {
     uint64_t offset, size;
@@ -155,6 +157,16 @@ static int32_t log2_exact(uint32_t v)
     return v == 1u ? b : -1;
 }
 
+/* Operations to hash one vector (an upper bound for DWTA, which may probe other bins). */
+static uint64_t hash_cost(const elsh_qlayer *L)
+{
+    uint64_t TK = (uint64_t)L->tables * (uint64_t)L->bits;
+    if (L->family == ELSH_HASH_SIMHASH) return TK * (uint64_t)L->hash_dim;
+    if (L->family == ELSH_HASH_TERNARY) return TK * (uint64_t)L->ternary_nnz;
+    return (uint64_t)L->tables * (uint64_t)L->dwta_per_table * (uint64_t)L->dwta_bin *
+           (1u + ELSH_DWTA_MAX_PROBES);
+}
+
 static int read_layer(elsh_qnet *net, int32_t l, const uint8_t *p)
 {
     elsh_qlayer *L = &net->layers[l];
@@ -217,6 +229,10 @@ static int read_layer(elsh_qnet *net, int32_t l, const uint8_t *p)
     } else if (L->ternary_nnz || L->dwta_bin || L->dwta_per_table) {
         return ELSH_FMT_LAYER;
     }
+    /* bounded work: hashing an input, and building the tables at load when not stored */
+    uint64_t hash_work = hash_cost(L);
+    if (hash_work > MAX_HASH_WORK) return ELSH_FMT_LAYER;
+    if (!(net->flags & 1u) && (uint64_t)L->n_out * (hash_work + n_in) > MAX_BUILD_WORK) return ELSH_FMT_LAYER;
     return ELSH_OK;
 }
 
@@ -537,6 +553,7 @@ static void draw_hash(const elsh_qnet *net, int32_t l, elsh_qlayer *L)
     J.tern_idx = (uint16_t *)(uintptr_t)L->tern_idx;
     J.tern_sign = (int8_t *)(uintptr_t)L->tern_sign;
     J.dwta_idx = (uint16_t *)(uintptr_t)L->dwta_idx;
+    J.stamp = L->hash_in;
     elsh_seed_stream(&rng, net->seed, l, ELSH_STREAM_HASH);
     elsh_hash_draw_into(&J, &rng);
     elsh_seed_stream(&rng, net->seed, l, ELSH_STREAM_PAD);
