@@ -1,0 +1,280 @@
+/* fuzz_model.c - mutation fuzzing of the .elsh reader (model_io.c) and of inference on
+ * whatever it accepts. Build and run it under AddressSanitizer + UndefinedBehaviorSanitizer:
+ *
+ *   make -C native fuzz            # 20000 mutated files from the golden models in export/golden
+ *   build-asan/fuzz_model -n N -s SEED FILE.elsh...
+ *
+ * Each input is a valid model file with 1-4 mutations: bit flips, interesting bytes and
+ * words at random places, targeted edits of header, section-table, NET and LAYER fields,
+ * section swaps and truncation. Three times in four the CRC is recomputed afterwards, so the
+ * checks behind the checksum are reached too. Every accepted file is attached and run on
+ * inputs at the edges (zeros, extremes, random). A crash, a sanitizer report, an out-of-range
+ * prediction or an input that takes over a second fails the run. Deterministic for a seed.
+ *
+ * With -DELSH_LIBFUZZER the same checks form a libFuzzer target (LLVMFuzzerTestOneInput). */
+#define _POSIX_C_SOURCE 200112L
+#include "edge_lsh.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_ARENA ((size_t)64 << 20)
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32); }
+
+/* Run one candidate file. Returns the open/attach status (>= 0 accepted), or 1000 on a
+ * failed invariant. */
+static int exercise(const uint8_t *data, size_t size, uint8_t *file_buf, void **arena, size_t *arena_cap)
+{
+    memcpy(file_buf, data, size);
+    elsh_qnet net;
+    size_t need;
+    int rc = elsh_model_open(&net, file_buf, size, &need);
+    if (rc) return rc;
+    if (need > MAX_ARENA) return ELSH_ERR_ARENA; /* valid but larger than this harness allows */
+    if (need > *arena_cap) {
+        free(*arena);
+        *arena = NULL;
+        if (posix_memalign(arena, 64, need ? need : 64)) return ELSH_ERR_ARENA;
+        *arena_cap = need;
+    }
+    rc = elsh_model_attach(&net, *arena, need);
+    if (rc) return rc;
+    int8_t *xq = (int8_t *)malloc((size_t)net.n_in);
+    float *xf = (float *)malloc((size_t)net.n_in * sizeof(float));
+    if (!xq || !xf) abort();
+    elsh_prng rng;
+    elsh_prng_seed(&rng, size);
+    for (int trial = 0; trial < 4; trial++) {
+        for (int32_t i = 0; i < net.n_in; i++) {
+            int8_t v = trial == 0 ? (int8_t)net.layers[0].in_zero
+                       : trial == 1 ? (int8_t)127
+                       : trial == 2 ? (int8_t)-128
+                                    : (int8_t)(elsh_prng_u32(&rng) >> 24);
+            xq[i] = v;
+            xf[i] = (float)v * 0.37f;
+        }
+        int p = elsh_qnet_forward(&net, xq);
+        if (p < 0 || p >= net.n_classes) {
+            fprintf(stderr, "fuzz: prediction %d outside 0..%d\n", p, (int)net.n_classes - 1);
+            return 1000;
+        }
+        if (elsh_qnet_quantize_input(&net, xf, xq) != ELSH_OK) return 1000;
+    }
+    elsh_qnet_set_active(&net, 1.0f, 0);
+    if (elsh_qnet_forward(&net, xq) < 0) return 1000;
+    elsh_qnet_set_active(&net, 0.0f, 1);
+    if (elsh_qnet_forward(&net, xq) < 0) return 1000;
+    free(xq);
+    free(xf);
+    return ELSH_OK;
+}
+
+#ifdef ELSH_LIBFUZZER
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static void *arena = NULL;
+    static size_t cap = 0;
+    uint8_t *buf;
+    if (posix_memalign((void **)&buf, 64, size ? size : 1)) return 0;
+    if (exercise(data, size, buf, &arena, &cap) == 1000) abort();
+    free(buf);
+    return 0;
+}
+#else
+
+static const uint32_t interesting32[] = {0u, 1u, 2u, 3u, 7u, 8u, 15u, 16u, 63u, 64u, 65u, 127u, 128u,
+                                         255u, 256u, 1023u, 1024u, 4096u, 65535u, 65536u, 0x7FFFFFFFu,
+                                         0x80000000u, 0xFFFFFFFEu, 0xFFFFFFFFu};
+#define N_INTERESTING (sizeof interesting32 / sizeof interesting32[0])
+
+static uint32_t pick32(elsh_prng *r, size_t size)
+{
+    uint32_t k = elsh_prng_below(r, N_INTERESTING + 3);
+    if (k == N_INTERESTING) return (uint32_t)size;
+    if (k == N_INTERESTING + 1) return (uint32_t)size - elsh_prng_below(r, 64);
+    if (k == N_INTERESTING + 2) return elsh_prng_u32(r);
+    return interesting32[k];
+}
+
+/* Offset of a random field worth targeting: header, a section-table entry, or the start of a
+ * random section (NET and LAYER fields sit there). */
+static size_t target_offset(elsh_prng *r, const uint8_t *d, size_t size)
+{
+    uint32_t n_sec = get32(d + 20);
+    uint64_t table = get64(d + 24);
+    uint32_t what = elsh_prng_below(r, 3);
+    if (what == 0 || n_sec == 0 || table + 32u * (uint64_t)n_sec > size) return elsh_prng_below(r, 60);
+    uint32_t e = elsh_prng_below(r, n_sec);
+    size_t entry = (size_t)table + 32u * e;
+    if (what == 1) return entry + 4u * elsh_prng_below(r, 7);
+    uint64_t off = get64(d + entry + 8), sz = get64(d + entry + 16);
+    if (off >= size || sz == 0) return entry;
+    uint64_t span = sz < 64 ? sz : 64;
+    return (size_t)(off + elsh_prng_below(r, (uint32_t)span));
+}
+
+static size_t mutate(elsh_prng *r, uint8_t *d, size_t size, int *fix_crc)
+{
+    int n = 1 + (int)elsh_prng_below(r, 4);
+    for (int m = 0; m < n && size >= 64; m++) {
+        uint32_t kind = elsh_prng_below(r, 8);
+        if (kind == 0) { /* bit flip */
+            size_t at = elsh_prng_below(r, (uint32_t)size);
+            d[at] ^= (uint8_t)(1u << elsh_prng_below(r, 8));
+        } else if (kind == 1) { /* interesting byte anywhere */
+            static const uint8_t vals[] = {0, 1, 2, 0x7F, 0x80, 0xFF, 0x10, 0x40};
+            d[elsh_prng_below(r, (uint32_t)size)] = vals[elsh_prng_below(r, 8)];
+        } else if (kind == 2 || kind == 3) { /* interesting word at a targeted field */
+            size_t at = target_offset(r, d, size);
+            if (at + 4 <= size) put32(d + at, pick32(r, size));
+        } else if (kind == 4) { /* interesting byte at a targeted field */
+            size_t at = target_offset(r, d, size);
+            if (at < size) d[at] = (uint8_t)pick32(r, size);
+        } else if (kind == 5) { /* swap two section-table entries' offset/size */
+            uint32_t n_sec = get32(d + 20);
+            uint64_t table = get64(d + 24);
+            if (n_sec >= 2 && table + 32u * (uint64_t)n_sec <= size) {
+                size_t a = (size_t)table + 32u * elsh_prng_below(r, n_sec) + 8;
+                size_t b = (size_t)table + 32u * elsh_prng_below(r, n_sec) + 8;
+                uint8_t tmp[16];
+                memcpy(tmp, d + a, 16);
+                memcpy(d + a, d + b, 16);
+                memcpy(d + b, tmp, 16);
+            }
+        } else if (kind == 6) { /* random word anywhere in the data */
+            size_t at = elsh_prng_below(r, (uint32_t)(size - 3));
+            put32(d + at, elsh_prng_u32(r));
+        } else { /* truncate, and maybe make the header agree */
+            size = 8 + elsh_prng_below(r, (uint32_t)(size - 8));
+            if (size >= 64 && elsh_prng_below(r, 2)) {
+                put32(d + 32, (uint32_t)size);
+                put32(d + 36, 0);
+            }
+        }
+    }
+    *fix_crc = elsh_prng_below(r, 4) != 0;
+    if (*fix_crc && size >= 64) {
+        put32(d + 40, 0);
+        put32(d + 40, elsh_crc32(0, d, (size_t)get64(d + 32) <= size ? (size_t)get64(d + 32) : size));
+    }
+    return size;
+}
+
+static int load(const char *path, uint8_t **data, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (n <= 0 || n > (1L << 26)) {
+        fclose(f);
+        return -1;
+    }
+    *data = (uint8_t *)malloc((size_t)n);
+    if (!*data || fread(*data, 1, (size_t)n, f) != (size_t)n) {
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    *size = (size_t)n;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    long iterations = 20000;
+    unsigned long long seed = 1;
+    const char *paths[64];
+    int n_paths = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-n") && i + 1 < argc) iterations = atol(argv[++i]);
+        else if (!strcmp(argv[i], "-s") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+        else if (n_paths < 64) paths[n_paths++] = argv[i];
+    }
+    if (n_paths == 0 || iterations < 1) {
+        fprintf(stderr, "usage: fuzz_model [-n ITERATIONS] [-s SEED] FILE.elsh...\n");
+        return 2;
+    }
+    uint8_t *base[64];
+    size_t base_size[64], max_size = 0;
+    for (int i = 0; i < n_paths; i++) {
+        if (load(paths[i], &base[i], &base_size[i])) {
+            fprintf(stderr, "fuzz: cannot read %s\n", paths[i]);
+            return 2;
+        }
+        if (base_size[i] > max_size) max_size = base_size[i];
+    }
+    uint8_t *work = (uint8_t *)malloc(max_size), *file_buf = NULL;
+    if (!work || posix_memalign((void **)&file_buf, 64, max_size)) return 2;
+    void *arena = NULL;
+    size_t arena_cap = 0;
+
+    /* the unmutated files must all load and run */
+    for (int i = 0; i < n_paths; i++) {
+        int rc = exercise(base[i], base_size[i], file_buf, &arena, &arena_cap);
+        if (rc != ELSH_OK) {
+            fprintf(stderr, "fuzz: %s does not load: %s\n", paths[i], elsh_status_str(rc));
+            return 1;
+        }
+    }
+    elsh_prng r;
+    elsh_prng_seed(&r, seed);
+    long accepted = 0, counts[32] = {0};
+    double slowest = 0.0;
+    for (long it = 0; it < iterations; it++) {
+        int which = (int)elsh_prng_below(&r, (uint32_t)n_paths);
+        memcpy(work, base[which], base_size[which]);
+        int fixed;
+        size_t size = mutate(&r, work, base_size[which], &fixed);
+        double t0 = now_s();
+        int rc = exercise(work, size, file_buf, &arena, &arena_cap);
+        double dt = now_s() - t0;
+        if (dt > slowest) slowest = dt;
+        if (rc == 1000 || dt > 1.0) {
+            fprintf(stderr, "fuzz: iteration %ld (%s, seed %llu): %s\n", it, paths[which], seed,
+                    rc == 1000 ? "invariant failed" : "took over a second");
+            FILE *f = fopen("fuzz_failure.elsh", "wb");
+            if (f) {
+                fwrite(work, 1, size, f);
+                fclose(f);
+            }
+            return 1;
+        }
+        if (rc == ELSH_OK) accepted++;
+        else if (rc <= -100 && rc > -132) counts[-rc - 100]++;
+    }
+    printf("fuzz_model: %ld mutated files from %d models: %ld accepted and run, %ld rejected; "
+           "slowest %.1f ms\n",
+           iterations, n_paths, accepted, iterations - accepted, slowest * 1e3);
+    for (int c = 0; c < 32; c++)
+        if (counts[c]) printf("  %-60s %ld\n", elsh_status_str(-100 - c), counts[c]);
+    free(work);
+    free(file_buf);
+    free(arena);
+    for (int i = 0; i < n_paths; i++) free(base[i]);
+    return 0;
+}
+#endif
