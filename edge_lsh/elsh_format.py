@@ -50,6 +50,7 @@ __all__ = [
     "read_elsh",
     "section_sizes",
     "describe",
+    "hash_work",
 ]
 
 MAGIC = b"ELSH\r\n\x1a\n"
@@ -68,6 +69,9 @@ MAX_LAYERS = 8
 MAX_BITS = 15
 MAX_TABLES = 1024
 MAX_CENTER = 2**24
+MAX_HASH_WORK = 2**24  # operations to hash one vector
+MAX_BUILD_WORK = 2**32  # operations to build a layer's tables at load
+DWTA_MAX_PROBES = 16
 
 NET, LAYER, WEIGHTS, BIAS, REQUANT, HASH_COEF, PAD_ORDER, CENTER, TABLES, INFO = range(1, 11)
 SECTION_NAMES = {
@@ -558,6 +562,24 @@ def _section_table(data: bytes, nsec: int, sto: int, fbytes: int) -> list[_Entry
     return entries
 
 
+def hash_work(
+    family: int,
+    tables: int,
+    bits: int,
+    hash_dim: int,
+    ternary_nnz: int = 0,
+    dwta_bin: int = 0,
+    dwta_per_table: int = 0,
+) -> int:
+    """Operations to hash one vector (FORMAT.md work limits): SimHash L * K * hash_dim,
+    ternary L * K * ternary_nnz, DWTA L * dwta_per_table * dwta_bin * 17 (densification)."""
+    if family == hashgen.SIMHASH:
+        return tables * bits * hash_dim
+    if family == hashgen.TERNARY:
+        return tables * bits * ternary_nnz
+    return tables * dwta_per_table * dwta_bin * (1 + DWTA_MAX_PROBES)
+
+
 def _f32_ok(v: float) -> bool:
     return math.isfinite(v) and v > 0
 
@@ -582,7 +604,13 @@ def _check_net(payload: bytes) -> tuple[int, int, int, float, int]:
 
 
 def _check_layer(
-    li: int, payload: bytes, n_in: int, n_layers: int, n_classes: int, prev: QLayer | None
+    li: int,
+    payload: bytes,
+    n_in: int,
+    n_layers: int,
+    n_classes: int,
+    prev: QLayer | None,
+    tables_flag: bool,
 ) -> QLayer:
     (
         l_in,
@@ -707,6 +735,17 @@ def _check_layer(
             raise bad(
                 f"dwta_bin/dwta_per_table are {dwta_bin}/{dwta_pt}, expected 0 for a "
                 f"{hashgen.FAMILY_NAMES[family]} layer"
+            )
+        work = hash_work(family, n_tables, bits, hash_dim, nnz, dwta_bin, dwta_pt)
+        if work > MAX_HASH_WORK:
+            raise bad(
+                f"hashing one vector costs {work} operations, more than the limit of 2^24 "
+                "(fewer tables, bits or hashed values)"
+            )
+        if not tables_flag and n_out * (work + n_in) > MAX_BUILD_WORK:
+            raise bad(
+                f"building its tables at load costs {n_out * (work + n_in)} operations, more "
+                "than the limit of 2^32: the file must store its tables"
             )
     wdtype = np.int16 if wbits == 16 else np.int8
     return QLayer(
@@ -1048,6 +1087,7 @@ def _parse(data: bytes, *, build_tables: bool = True) -> QModel:
             n_layers,
             n_classes,
             layers[-1] if layers else None,
+            tables_flag,
         )
         _bind_layer(data, known, L, li, tables_flag)
         layers.append(L)
