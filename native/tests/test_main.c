@@ -75,7 +75,14 @@
     X(test_rebuild_interval_and_shuffle)                                                     \
     X(test_bug_nonfinite_input_rejected)                                                     \
     X(test_bug_fifo_evicts_oldest_after_removal)                                             \
-    X(test_portable_exp_accuracy)
+    X(test_portable_exp_accuracy)                                                            \
+    /* test_fixed.c */                                                                       \
+    X(test_crc32_known_answers)                                                              \
+    X(test_requantize_cases)                                                                 \
+    X(test_quantize_input_edges)                                                             \
+    X(test_qlayer_saturation_relu_and_wrap)                                                  \
+    X(test_select_csr_ties_padding_union)                                                    \
+    X(test_model_open_first_checks)
 
 #define DECLARE(fn) void fn(void);
 TESTS(DECLARE)
