@@ -93,15 +93,26 @@ uint32_t elsh_qhash_code(const elsh_qlayer *L, const int32_t *h, int32_t t, elsh
     }
 }
 
+/* Sum-pool n values (all n_in of them, in order) into h[hash_dim], a window at a time so that
+ * no division runs per value. */
+#define POOL_DENSE(h, row, n, pool)                                                          \
+    do {                                                                                     \
+        for (int32_t g_ = 0, i_ = 0; i_ < (n); g_++) {                                       \
+            int32_t end_ = i_ + (pool) < (n) ? i_ + (pool) : (n), s_ = 0;                    \
+            for (; i_ < end_; i_++) s_ += (row)[i_];                                         \
+            (h)[g_] = s_;                                                                    \
+        }                                                                                    \
+    } while (0)
+
 void elsh_qhash_input(elsh_qlayer *L, const int16_t *x, const int32_t *idx, int32_t n, elsh_ops *ops)
 {
     int32_t pool = L->pool, d = L->hash_dim;
     int32_t *h = L->hash_in;
-    memset(h, 0, (size_t)d * sizeof(int32_t));
     if (idx) {
+        memset(h, 0, (size_t)d * sizeof(int32_t));
         for (int32_t q = 0; q < n; q++) h[idx[q] / pool] += x[q];
     } else {
-        for (int32_t i = 0; i < n; i++) h[i / pool] += x[i];
+        POOL_DENSE(h, x, n, pool);
     }
     if (pool > 1) ops->add += (uint64_t)n;
     if (L->center) {
@@ -114,13 +125,12 @@ void elsh_qhash_input(elsh_qlayer *L, const int16_t *x, const int32_t *idx, int3
 void elsh_qhash_neuron(const elsh_qlayer *L, int32_t j, int32_t *h, uint32_t *codes)
 {
     int32_t pool = L->pool, n_in = L->n_in;
-    memset(h, 0, (size_t)L->hash_dim * sizeof(int32_t));
     if (L->weight_bits == 8) {
         const int8_t *row = L->w8 + (size_t)j * (size_t)n_in;
-        for (int32_t i = 0; i < n_in; i++) h[i / pool] += row[i];
+        POOL_DENSE(h, row, n_in, pool);
     } else {
         const int16_t *row = L->w16 + (size_t)j * (size_t)n_in;
-        for (int32_t i = 0; i < n_in; i++) h[i / pool] += row[i];
+        POOL_DENSE(h, row, n_in, pool);
     }
     for (int32_t t = 0; t < L->tables; t++) codes[t] = elsh_qhash_code(L, h, t, NULL);
 }

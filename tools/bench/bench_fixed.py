@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--epochs", type=positive_int, default=defaults.EPOCHS, help="training epochs")
     p.add_argument("--model", metavar="PATH", help="use this trained model instead of training")
+    p.add_argument("--save-model", metavar="PATH", help="save the trained float model here")
     p.add_argument("--weight-bits", type=int, choices=[8, 16], default=8)
     p.add_argument("--calib-samples", type=positive_int, default=1000)
     p.add_argument("--repeats", type=positive_int, default=9, help="timing rounds (default 9)")
@@ -118,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         net = Network(data.n_features, args.hidden, data.n_classes, defaults.LSH, seed=args.seed)
         progress(f"training {'-'.join(map(str, net.layer_sizes))} on {data.name}, {args.epochs} epochs")
         net.fit(data.x_train, data.y_train, epochs=args.epochs, train=defaults.TRAIN)
+        if args.save_model:
+            net.save(args.save_model)
     calib = data.x_train[: args.calib_samples]
     qm = quantize(net, calib, weight_bits=args.weight_bits)
     blobs = {t: elsh_format.elsh_bytes(qm, tables=t) for t in (True, False)}
