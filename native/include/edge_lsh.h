@@ -359,7 +359,7 @@ typedef enum {
     ELSH_FMT_LAYER = -114,          /* LAYER section value out of range or inconsistent */
     ELSH_FMT_QUANT = -115,          /* requantization multiplier or shift out of range */
     ELSH_FMT_HASH = -116,           /* hash coefficients, padding order or center invalid */
-    ELSH_FMT_TABLES = -117          /* stored tables are not a partition of the neurons */
+    ELSH_FMT_TABLES = -117          /* tables or membership bits invalid (bad offset, id, repeat) */
 } elsh_format_status;
 
 /* One fixed-point layer: views into the model file and into the arena. */
@@ -385,7 +385,8 @@ typedef struct {
     const uint16_t *pad_order;   /* [n_out] */
     /* CSR tables: in the file, or built in the arena */
     const uint32_t *tab_offsets; /* [L * 2^K + 1] */
-    const uint16_t *tab_ids;     /* [L * n_out] */
+    const uint16_t *tab_ids;     /* [tab_offsets[L * 2^K]] <= L * n_out */
+    const uint8_t *membership;   /* [L][(n_out + 7) / 8] bits: neuron j stored in table t; NULL: all */
     int32_t tables_in_file;
 
     /* arena scratch */

@@ -22,7 +22,8 @@ enum {
     SEC_CENTER = 8,
     SEC_TABLES = 9,
     SEC_INFO = 10,
-    SEC_KNOWN = 11
+    SEC_MEMBERSHIP = 11,
+    SEC_KNOWN = 12
 };
 #define NO_LAYER 0xFFFFFFFFu
 #define HEADER_BYTES 64u
@@ -245,11 +246,19 @@ static uint64_t hash_coef_bytes(const elsh_qlayer *L)
     return 2u * (uint64_t)L->tables * (uint64_t)L->dwta_per_table * (uint64_t)L->dwta_bin;
 }
 static uint64_t offsets_count(const elsh_qlayer *L) { return (uint64_t)L->tables * (uint64_t)L->n_buckets + 1u; }
-static uint64_t ids_count(const elsh_qlayer *L) { return (uint64_t)L->tables * (uint64_t)L->n_out; }
-static uint64_t tables_bytes(const elsh_qlayer *L)
+static uint64_t max_ids(const elsh_qlayer *L) { return (uint64_t)L->tables * (uint64_t)L->n_out; }
+static uint64_t tables_bytes(const elsh_qlayer *L, uint64_t n_ids)
 {
-    uint64_t b = 4u * offsets_count(L) + 2u * ids_count(L);
+    uint64_t b = 4u * offsets_count(L) + 2u * n_ids;
     return (b + 3u) & ~(uint64_t)3u;
+}
+static uint64_t membership_row_bytes(const elsh_qlayer *L) { return ((uint64_t)L->n_out + 7u) / 8u; }
+
+/* Is neuron j stored in table t? (all neurons when the layer has no membership bits) */
+static int is_member(const elsh_qlayer *L, int32_t t, int32_t j)
+{
+    if (!L->membership) return 1;
+    return (L->membership[(uint64_t)t * membership_row_bytes(L) + (uint64_t)(j >> 3)] >> (j & 7)) & 1u;
 }
 
 static int check_requant(const elsh_qlayer *L)
@@ -279,19 +288,21 @@ static int check_hash_coef(const elsh_qlayer *L)
     return ELSH_OK;
 }
 
+/* Offsets ascend from 0, no table holds more than n_out ids, every id < n_out (repeats within
+ * a table need scratch: see check_no_repeats). */
 static int check_tables(const elsh_qlayer *L)
 {
     const uint32_t *off = L->tab_offsets;
-    int32_t B = L->n_buckets;
+    uint64_t B = (uint64_t)L->n_buckets;
     if (off[0] != 0) return ELSH_FMT_TABLES;
     for (int32_t t = 0; t < L->tables; t++) {
-        for (int32_t b = 0; b < B; b++) {
-            size_t bi = (size_t)t * (size_t)B + (size_t)b;
+        for (uint64_t b = 0; b < B; b++) {
+            uint64_t bi = (uint64_t)t * B + b;
             if (off[bi + 1] < off[bi]) return ELSH_FMT_TABLES;
         }
-        if (off[(size_t)(t + 1) * (size_t)B] != (uint32_t)(t + 1) * (uint32_t)L->n_out) return ELSH_FMT_TABLES;
+        if (off[(uint64_t)(t + 1) * B] - off[(uint64_t)t * B] > (uint32_t)L->n_out) return ELSH_FMT_TABLES;
     }
-    uint64_t n = ids_count(L);
+    uint64_t n = off[(uint64_t)L->tables * B];
     for (uint64_t i = 0; i < n; i++)
         if (L->tab_ids[i] >= L->n_out) return ELSH_FMT_TABLES;
     return ELSH_OK;
@@ -317,9 +328,11 @@ static int bind_layer(elsh_qnet *net, int32_t l, section sec[SEC_KNOWN][ELSH_MAX
 
     const section *hc = &sec[SEC_HASH_COEF][l], *po = &sec[SEC_PAD_ORDER][l];
     const section *ce = &sec[SEC_CENTER][l], *tb = &sec[SEC_TABLES][l];
+    const section *mb = &sec[SEC_MEMBERSHIP][l];
     int explicit_hash = L->use_lsh && L->hash_source == 1;
     int want_center = L->use_lsh && L->centered;
     int want_tables = L->use_lsh && (net->flags & 1u);
+    if (mb->present && (!L->use_lsh || want_tables)) return ELSH_FMT_UNEXPECTED;
     if (hc->present != explicit_hash || po->present != explicit_hash || ce->present != want_center ||
         tb->present != want_tables)
         return (hc->present && !explicit_hash) || (po->present && !explicit_hash) ||
@@ -334,6 +347,7 @@ static int bind_layer(elsh_qnet *net, int32_t l, section sec[SEC_KNOWN][ELSH_MAX
     L->center = NULL;
     L->tab_offsets = NULL;
     L->tab_ids = NULL;
+    L->membership = NULL;
     L->tables_in_file = want_tables;
     if (explicit_hash) {
         if (hc->size != hash_coef_bytes(L) || po->size != 2u * n_out) return ELSH_FMT_SIZE;
@@ -358,11 +372,23 @@ static int bind_layer(elsh_qnet *net, int32_t l, section sec[SEC_KNOWN][ELSH_MAX
             if (L->center[g] > MAX_CENTER || L->center[g] < -MAX_CENTER) return ELSH_FMT_HASH;
     }
     if (want_tables) {
-        if (tb->size != tables_bytes(L)) return ELSH_FMT_SIZE;
+        if (tb->size < tables_bytes(L, 0)) return ELSH_FMT_SIZE;
         L->tab_offsets = (const uint32_t *)(const void *)(f + tb->offset);
+        uint64_t n_ids = L->tab_offsets[offsets_count(L) - 1u];
+        if (n_ids > max_ids(L)) return ELSH_FMT_TABLES;
+        if (tb->size != tables_bytes(L, n_ids)) return ELSH_FMT_SIZE;
         L->tab_ids = (const uint16_t *)(const void *)(f + tb->offset + 4u * offsets_count(L));
         rc = check_tables(L);
         if (rc) return rc;
+    }
+    if (mb->present) {
+        uint64_t row = membership_row_bytes(L);
+        if (mb->size != row * (uint64_t)L->tables) return ELSH_FMT_SIZE;
+        L->membership = f + mb->offset;
+        uint8_t spare = (uint8_t)(0xFFu << (L->n_out & 7)); /* bits past n_out must be zero */
+        if (L->n_out & 7)
+            for (int32_t t = 0; t < L->tables; t++)
+                if (L->membership[(uint64_t)t * row + row - 1u] & spare) return ELSH_FMT_TABLES;
     }
     return ELSH_OK;
 }
@@ -423,7 +449,7 @@ static void layout(elsh_qnet *net, carver *c)
         }
         if (!L->tables_in_file) {
             L->tab_offsets = (const uint32_t *)carve(c, offsets_count(L), 4);
-            L->tab_ids = (const uint16_t *)carve(c, ids_count(L), 2);
+            L->tab_ids = (const uint16_t *)carve(c, max_ids(L), 2);
         }
     }
 }
@@ -450,8 +476,8 @@ int elsh_model_open(elsh_qnet *net, const void *file, size_t file_bytes, size_t 
     if (sec[SEC_NET][0].size != 32) return ELSH_FMT_SIZE;
     rc = read_net(net, f + sec[SEC_NET][0].offset);
     if (rc) return rc;
-    for (int32_t t = SEC_LAYER; t < SEC_INFO; t++)
-        for (int32_t l = net->n_layers; l < ELSH_MAX_LAYERS; l++)
+    for (int32_t t = SEC_LAYER; t < SEC_KNOWN; t++)
+        for (int32_t l = net->n_layers; l < ELSH_MAX_LAYERS && t != SEC_INFO; l++)
             if (sec[t][l].present) return ELSH_FMT_UNEXPECTED;
     for (int32_t l = 0; l < net->n_layers; l++) {
         const section *s = &sec[SEC_LAYER][l];
@@ -501,23 +527,26 @@ static int check_permutation(const uint16_t *perm, int32_t n, uint16_t *stamp)
     return ok;
 }
 
-/* Every table holds every neuron once (bucket ranges were checked at open). */
-static int check_partition(const elsh_qlayer *L, uint16_t *stamp)
+/* No table holds a neuron twice (bucket ranges and ids were checked at open), so collision
+ * counts stay <= L. stamp is [n_out] zeroed scratch, zeroed again on return. */
+static int check_no_repeats(const elsh_qlayer *L, uint16_t *stamp)
 {
     int ok = 1;
+    uint64_t B = (uint64_t)L->n_buckets;
     for (int32_t t = 0; t < L->tables && ok; t++) {
-        const uint16_t *ids = L->tab_ids + (size_t)t * (size_t)L->n_out;
-        for (int32_t q = 0; q < L->n_out; q++) {
-            if (stamp[ids[q]] == (uint16_t)(t + 1)) ok = 0;
-            stamp[ids[q]] = (uint16_t)(t + 1);
+        for (uint32_t i = L->tab_offsets[(uint64_t)t * B]; i < L->tab_offsets[(uint64_t)(t + 1) * B]; i++) {
+            uint16_t j = L->tab_ids[i];
+            if (stamp[j] == (uint16_t)(t + 1)) ok = 0;
+            stamp[j] = (uint16_t)(t + 1);
         }
     }
     memset(stamp, 0, (size_t)L->n_out * sizeof(uint16_t));
     return ok;
 }
 
-/* Canonical CSR tables: bucket b of table t lists, ascending, the neurons whose row hashes
- * to b. Two passes (count, then place) so no per-neuron code storage is needed. */
+/* Canonical CSR tables: bucket b of table t lists, ascending, the member neurons of table t
+ * whose row hashes to b. Two passes (count, then place) so no per-neuron code storage is
+ * needed. */
 static void build_tables(elsh_qlayer *L)
 {
     uint32_t *off = (uint32_t *)(uintptr_t)L->tab_offsets;
@@ -526,12 +555,14 @@ static void build_tables(elsh_qlayer *L)
     memset(off, 0, (nb + 1u) * sizeof(uint32_t));
     for (int32_t j = 0; j < L->n_out; j++) {
         elsh_qhash_neuron(L, j, L->hash_in, L->codes);
-        for (int32_t t = 0; t < L->tables; t++) off[(size_t)t * (size_t)L->n_buckets + L->codes[t] + 1u]++;
+        for (int32_t t = 0; t < L->tables; t++)
+            if (is_member(L, t, j)) off[(size_t)t * (size_t)L->n_buckets + L->codes[t] + 1u]++;
     }
     for (size_t i = 0; i < nb; i++) off[i + 1] += off[i];
     for (int32_t j = 0; j < L->n_out; j++) { /* off[bi] runs ahead as the fill cursor of bi */
         elsh_qhash_neuron(L, j, L->hash_in, L->codes);
-        for (int32_t t = 0; t < L->tables; t++) ids[off[(size_t)t * (size_t)L->n_buckets + L->codes[t]]++] = (uint16_t)j;
+        for (int32_t t = 0; t < L->tables; t++)
+            if (is_member(L, t, j)) ids[off[(size_t)t * (size_t)L->n_buckets + L->codes[t]]++] = (uint16_t)j;
     }
     for (size_t i = nb; i > 0; i--) off[i] = off[i - 1]; /* cursors now sit one bucket ahead */
     off[0] = 0;
@@ -584,7 +615,7 @@ int elsh_model_attach(elsh_qnet *net, void *arena, size_t arena_bytes)
             if (!ok || !check_permutation(L->pad_order, L->n_out, L->counts)) return ELSH_FMT_HASH;
         }
         if (L->tables_in_file) {
-            if (!check_partition(L, L->counts)) return ELSH_FMT_TABLES;
+            if (!check_no_repeats(L, L->counts)) return ELSH_FMT_TABLES;
         } else {
             build_tables(L);
         }

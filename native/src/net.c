@@ -38,7 +38,7 @@ const char *elsh_status_str(int status)
     case ELSH_FMT_LAYER: return "model LAYER section value out of range or inconsistent";
     case ELSH_FMT_QUANT: return "model requantization multiplier or shift out of range";
     case ELSH_FMT_HASH: return "model hash functions, padding order or center invalid";
-    case ELSH_FMT_TABLES: return "model hash tables invalid (not a partition of the neurons)";
+    case ELSH_FMT_TABLES: return "model hash tables invalid (offset, neuron id, repeated neuron or membership bits)";
     default: return "unknown status";
     }
 }
