@@ -73,7 +73,9 @@ MAX_HASH_WORK = 2**24  # operations to hash one vector
 MAX_BUILD_WORK = 2**32  # operations to build a layer's tables at load
 DWTA_MAX_PROBES = 16
 
-NET, LAYER, WEIGHTS, BIAS, REQUANT, HASH_COEF, PAD_ORDER, CENTER, TABLES, INFO = range(1, 11)
+NET, LAYER, WEIGHTS, BIAS, REQUANT, HASH_COEF, PAD_ORDER, CENTER, TABLES, INFO, MEMBERSHIP = range(
+    1, 12
+)
 SECTION_NAMES = {
     NET: "NET",
     LAYER: "LAYER",
@@ -85,6 +87,7 @@ SECTION_NAMES = {
     CENTER: "CENTER",
     TABLES: "TABLES",
     INFO: "INFO",
+    MEMBERSHIP: "MEMBERSHIP",
 }
 NETWORK_SECTIONS = (NET, INFO)
 
@@ -118,8 +121,10 @@ class QLayer:
     ``proj`` int8 (T, K, hash_dim); ``tern_idx`` uint16 and ``tern_sign`` int8 (T, K, nnz);
     ``dwta_idx`` uint16 (T, P, bin); ``pad_order`` uint16 (n_out,); ``center_q`` int32
     (hash_dim,) when center. ``weight_scale`` (float64 per neuron) is informational and not
-    stored in files. ``table_offsets``/``table_ids`` hold the CSR tables once known (see
-    ``qreference.layer_tables``)."""
+    stored in files. ``membership`` (bool (T, n_out), FORMAT.md 5.7) says which neurons each
+    table holds; None means every neuron is in every table. ``table_offsets``/``table_ids``
+    cache the CSR tables once known (``qreference.layer_tables``): set them to None after
+    changing weights, hash functions or membership."""
 
     n_in: int
     n_out: int
@@ -152,6 +157,7 @@ class QLayer:
     dwta_idx: np.ndarray | None = None
     pad_order: np.ndarray | None = None
     center_q: np.ndarray | None = None
+    membership: np.ndarray | None = None
     weight_scale: np.ndarray | None = None
     table_offsets: np.ndarray | None = None
     table_ids: np.ndarray | None = None
@@ -192,23 +198,48 @@ class QLayer:
         "center_q",
     )
 
-    def same_as(self, other: QLayer, *, tables: bool = True) -> bool:
-        """Equal in everything a file stores (weight_scale is not compared); with tables, the
-        (stored or canonical) tables too."""
+    def first_difference(self, other: QLayer, *, tables: bool = False) -> str | None:
+        """The name of the first field in which the layers differ, or None. Scales compare as
+        the float32 values a file stores; weight_scale is not compared; with tables, the
+        stored or canonical tables are."""
         for name in self.SCALARS:
-            if getattr(self, name) != getattr(other, name):
-                return False
+            a, b = getattr(self, name), getattr(other, name)
+            if name in ("in_scale", "out_scale"):  # stored as float32
+                a, b = np.float32(a), np.float32(b)
+            if a != b:
+                return name
         for name in self.ARRAYS:
             a, b = getattr(self, name), getattr(other, name)
             if (a is None) != (b is None):
-                return False
-            if a is not None and (a.dtype != b.dtype or not np.array_equal(a, b)):
-                return False
+                return name
+            if a is not None and (
+                a.dtype != b.dtype or a.shape != b.shape or not np.array_equal(a, b)
+            ):
+                return name
+        if self.use_lsh and not np.array_equal(self.member_mask(), other.member_mask()):
+            return "membership"
         if tables and self.use_lsh:
             (oa, ia), (ob, ib) = Q.layer_tables(self), Q.layer_tables(other)
             if not (np.array_equal(oa, ob) and np.array_equal(ia, ib)):
-                return False
-        return True
+                return "tables"
+        return None
+
+    def member_mask(self) -> np.ndarray:
+        """(T, n_out) bool: is neuron j in table t (all True without membership bits)."""
+        if self.membership is None:
+            return np.ones((self.n_tables, self.n_out), dtype=bool)
+        return np.asarray(self.membership, dtype=bool)
+
+    def partial_membership(self) -> np.ndarray | None:
+        """The membership bits when some table leaves a neuron out, else None."""
+        if self.membership is None or np.asarray(self.membership, dtype=bool).all():
+            return None
+        return np.asarray(self.membership, dtype=bool)
+
+    def same_as(self, other: QLayer, *, tables: bool = True) -> bool:
+        """Equal in everything a file stores (weight_scale is not compared); with tables, the
+        (stored or canonical) tables too."""
+        return self.first_difference(other, tables=tables) is None
 
     def hash_coef_bytes(self) -> bytes:
         """The HASH_COEF payload of this layer (hash_source = 1)."""
@@ -250,7 +281,7 @@ class QModel:
         return (
             self.n_in == other.n_in
             and self.n_classes == other.n_classes
-            and self.input_inv_scale == other.input_inv_scale
+            and np.float32(self.input_inv_scale) == np.float32(other.input_inv_scale)
             and self.seed == other.seed
             and len(self.layers) == len(other.layers)
             and all(a.same_as(b, tables=tables) for a, b in zip(self.layers, other.layers))
@@ -355,11 +386,17 @@ def _tables_payload(L: QLayer) -> bytes:
     return raw + bytes(-len(raw) % 4)
 
 
+def _membership_payload(members: np.ndarray) -> bytes:
+    """L rows of ceil(n_out / 8) bytes, bit (j mod 8) of byte j // 8 = neuron j is a member."""
+    return np.packbits(members.astype(np.uint8), axis=1, bitorder="little").tobytes()
+
+
 def model_sections(
     model: QModel, *, tables: bool = True, info: dict[str, Any] | None = None
 ) -> list[Section]:
     """The sections of a model in the writer's order: NET, every LAYER, then per layer
-    WEIGHTS, BIAS, REQUANT, HASH_COEF, PAD_ORDER, CENTER, TABLES as needed, then INFO."""
+    WEIGHTS, BIAS, REQUANT, HASH_COEF, PAD_ORDER, CENTER, then TABLES (with tables) or
+    MEMBERSHIP (without tables, when some table leaves a neuron out), then INFO."""
     out = [
         Section(
             NET,
@@ -391,6 +428,10 @@ def model_sections(
             out.append(Section(CENTER, li, _le(L.center_q, "<i4")))
         if tables:
             out.append(Section(TABLES, li, _tables_payload(L)))
+        else:
+            members = L.partial_membership()
+            if members is not None:
+                out.append(Section(MEMBERSHIP, li, _membership_payload(members)))
     info = model.info if info is None else info
     if info is not None:
         text = json.dumps(info, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -407,7 +448,17 @@ def elsh_bytes(model: QModel, tables: bool = True, info: dict[str, Any] | None =
         model_sections(model, tables=tables, info=info),
         flags=HEADER_FLAG_TABLES if tables and any_lsh else 0,
     )
-    _parse(data, build_tables=False)
+    back = _parse(data, build_tables=False)
+    for li, (a, b) in enumerate(zip(model.layers, back.layers)):
+        diff = a.first_difference(b)
+        if diff:
+            why = (
+                " (hash_source = 0 stores only the seed: the layer's hash functions must be "
+                "those edge_lsh.hashgen draws from it)"
+                if diff in ("proj", "tern_idx", "tern_sign", "dwta_idx", "pad_order")
+                else ""
+            )
+            raise ValueError(f"layer {li}: {diff} does not survive writing{why}")
     return data
 
 
@@ -802,10 +853,14 @@ def _expected_size(t: int, L: QLayer) -> int:
         return 2 * L.n_out
     if t == CENTER:
         return 4 * d
-    if t == TABLES:
-        n_ids = T * L.n_out
-        return 4 * (T * (1 << K) + 1) + 2 * n_ids + (2 * n_ids) % 4
+    if t == MEMBERSHIP:
+        return T * ((L.n_out + 7) // 8)
     raise AssertionError(t)
+
+
+def _tables_size(L: QLayer, n_ids: int) -> int:
+    raw = 4 * (L.n_tables * (1 << L.bits) + 1) + 2 * n_ids
+    return raw + (-raw) % 4
 
 
 def _first(mask: np.ndarray) -> int:
@@ -913,11 +968,28 @@ def _regenerate_hash(L: QLayer, seed: int, li: int) -> None:
 
 
 def _bind_tables(data: bytes, e: _Entry, L: QLayer, li: int) -> None:
-    """Read TABLES with the open-step checks: offsets[0] = 0, non-decreasing, each table
-    n_out ids in all, every id < n_out."""
+    """Read TABLES with the C reader's open-step checks, in its order: room for the offsets,
+    at most T * n_out ids, the size those ids need, offsets[0] = 0 and non-decreasing, at most
+    n_out ids per table, every id < n_out."""
     T, B, n_out = L.n_tables, 1 << L.bits, L.n_out
-    offsets = _array(data, e, "<u4", T * B + 1).astype(np.int64)
     what = f"TABLES of layer {li}"
+    if e.size < _tables_size(L, 0):
+        raise _fail(
+            "ELSH_FMT_SIZE",
+            f"{what} is {e.size} bytes, too small for its {T * B + 1} offsets",
+        )
+    offsets = _array(data, e, "<u4", T * B + 1).astype(np.int64)
+    n_ids = int(offsets[-1])
+    if n_ids > T * n_out:
+        raise _fail(
+            "ELSH_FMT_TABLES",
+            f"{what}: offsets[{T * B}] is {n_ids}, more than L * n_out = {T * n_out} ids",
+        )
+    if e.size != _tables_size(L, n_ids):
+        raise _fail(
+            "ELSH_FMT_SIZE",
+            f"{what} is {e.size} bytes, expected {_tables_size(L, n_ids)} for {n_ids} ids",
+        )
     if offsets[0] != 0:
         raise _fail("ELSH_FMT_TABLES", f"{what}: offsets[0] is {offsets[0]}, expected 0")
     for t in range(T):
@@ -929,13 +1001,12 @@ def _bind_tables(data: bytes, e: _Entry, L: QLayer, li: int) -> None:
                 "ELSH_FMT_TABLES",
                 f"{what}: offsets decrease at {i + 1} ({offsets[i]} -> {offsets[i + 1]})",
             )
-        if seg[-1] != (t + 1) * n_out:
+        if seg[-1] - seg[0] > n_out:
             raise _fail(
                 "ELSH_FMT_TABLES",
-                f"{what}: offsets[{(t + 1) * B}] is {seg[-1]}, expected {(t + 1) * n_out}: "
-                f"every table holds each of the {n_out} neurons once",
+                f"{what}: table {t} holds {seg[-1] - seg[0]} ids, more than n_out = {n_out}",
             )
-    ids = _array(data, e, "<u2", T * n_out, 4 * (T * B + 1))
+    ids = _array(data, e, "<u2", n_ids, 4 * (T * B + 1))
     if ids.size and int(ids.max()) >= n_out:
         f = _first(ids >= n_out)
         raise _fail(
@@ -946,17 +1017,36 @@ def _bind_tables(data: bytes, e: _Entry, L: QLayer, li: int) -> None:
     L.table_ids = ids
 
 
-def _check_tables_attach(L: QLayer, li: int) -> None:
-    """No id repeats within a table (with the counts checked, every neuron appears once)."""
-    assert L.table_ids is not None
-    per = np.sort(L.table_ids.reshape(L.n_tables, L.n_out).astype(np.int64), axis=1)
-    rep = (per[:, 1:] == per[:, :-1]).any(axis=1)
-    if rep.any():
+def _bind_membership(data: bytes, e: _Entry, L: QLayer, li: int) -> None:
+    """Read MEMBERSHIP: L rows of ceil(n_out / 8) bytes, no bit set past n_out."""
+    row = (L.n_out + 7) // 8
+    raw = _array(data, e, "u1", L.n_tables * row).reshape(L.n_tables, row)
+    bits = np.unpackbits(raw, axis=1, bitorder="little")
+    spare = bits[:, L.n_out :]
+    if spare.any():
+        row_bad = _first(np.asarray(spare.any(axis=1)))
         raise _fail(
             "ELSH_FMT_TABLES",
-            f"TABLES of layer {li}: table {_first(rep)} holds some neuron twice (and so misses "
-            "another)",
+            f"MEMBERSHIP of layer {li}: row {row_bad} sets a bit past n_out = {L.n_out}",
         )
+    members = bits[:, : L.n_out].astype(bool)
+    L.membership = None if members.all() else members
+
+
+def _check_tables_attach(L: QLayer, li: int) -> None:
+    """No id twice within a table; the membership is then what the tables hold."""
+    assert L.table_ids is not None and L.table_offsets is not None
+    B = 1 << L.bits
+    starts = L.table_offsets[np.arange(L.n_tables + 1) * B].astype(np.int64)
+    members = np.zeros((L.n_tables, L.n_out), dtype=bool)
+    for t in range(L.n_tables):
+        ids = L.table_ids[starts[t] : starts[t + 1]].astype(np.int64)
+        if np.unique(ids).size != ids.size:
+            raise _fail(
+                "ELSH_FMT_TABLES", f"TABLES of layer {li}: table {t} holds some neuron twice"
+            )
+        members[t, ids] = True
+    L.membership = None if members.all() else members
 
 
 _WHY_MISSING = {
@@ -1002,6 +1092,12 @@ def _bind_layer(
             f"shift {int(L.shift[j])}; expected 0..2^31-1 and -31..30",
         )
 
+    if (MEMBERSHIP, li) in known and (not L.use_lsh or tables_flag):
+        raise _fail(
+            "ELSH_FMT_UNEXPECTED",
+            f"MEMBERSHIP section for layer {li}, but "
+            + ("it is dense" if not L.use_lsh else "its stored tables already say who is in them"),
+        )
     need = {
         HASH_COEF: L.use_lsh and L.hash_source == 1,
         PAD_ORDER: L.use_lsh and L.hash_source == 1,
@@ -1045,8 +1141,16 @@ def _bind_layer(
             )
         L.center_q = c
     if need[TABLES]:
-        size_ok(TABLES)
         _bind_tables(data, sec[TABLES], L, li)
+    me = known.get((MEMBERSHIP, li))
+    if me is not None:
+        if me.size != _expected_size(MEMBERSHIP, L):
+            raise _fail(
+                "ELSH_FMT_SIZE",
+                f"MEMBERSHIP of layer {li} is {me.size} bytes, expected "
+                f"{_expected_size(MEMBERSHIP, L)}",
+            )
+        _bind_membership(data, me, L, li)
 
 
 def _parse(data: bytes, *, build_tables: bool = True) -> QModel:
@@ -1201,6 +1305,7 @@ def describe(source: QModel | Source, tables: bool = True) -> dict[str, Any]:
                 "ternary_nnz": L.ternary_nnz,
                 "dwta_bin": L.dwta_bin,
                 "dwta_per_table": L.dwta_per_table,
+                "member_fraction": float(L.member_mask().mean()),
             }
         layers.append(d)
     by_type: dict[str, int] = {}

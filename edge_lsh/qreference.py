@@ -171,12 +171,16 @@ def neuron_codes(layer: QLayer) -> np.ndarray:
 
 
 def canonical_tables(layer: QLayer) -> tuple[np.ndarray, np.ndarray]:
-    """The canonical CSR tables of FORMAT.md 5.6: uint32 offsets[T * B + 1] and uint16
-    ids[T * n_out]; bucket b of table t holds, ascending, the neurons whose row hashes to b."""
+    """The canonical CSR tables of FORMAT.md 5.6: uint32 offsets[T * B + 1] and uint16 ids;
+    bucket b of table t holds, ascending, the member neurons of table t (all neurons without
+    membership bits) whose row hashes to b."""
     T, B, n_out = layer.n_tables, 1 << layer.bits, layer.n_out
     codes = neuron_codes(layer)  # (n_out, T)
     key = (np.arange(T, dtype=np.int64)[None, :] * B + codes).T.reshape(-1)  # table-major
     ids = np.tile(np.arange(n_out, dtype=np.int64), T)
+    if layer.membership is not None:  # only each table's member neurons (FORMAT.md 5.7)
+        keep = np.asarray(layer.membership, dtype=bool).reshape(-1)
+        key, ids = key[keep], ids[keep]
     order = np.lexsort((ids, key))
     counts = np.bincount(key, minlength=T * B)
     offsets = np.zeros(T * B + 1, dtype=np.uint32)

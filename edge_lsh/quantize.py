@@ -13,7 +13,9 @@ Scheme:
 - output layer: zero point 0, out_scale = in_scale * max_j weight_scale[j] (multipliers <= 1).
 The hash functions stay those of the float network: hash_source 0 when they are the ones
 ``edge_lsh.hashgen`` regenerates from the seed, else stored explicitly (SimHash as
-int8 round(32 * r)). Centers become integers in units of the layer's in_scale.
+int8 round(32 * r)). Centers become integers in units of the layer's in_scale. Each table
+keeps the neurons the trained float table holds (its membership: buckets of fixed capacity
+drop some neurons during training, and the trained network relies on which).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
 ACC_BOUND = 2**31 - 2**28  # 255 * sum |w_q| stays below this (headroom for the bias)
 QMAX = {8: 127, 16: 32767}
 MAX_CENTER = 2**24
+NO_BUCKET = 0xFFFF  # neuron_bucket value: the neuron is not in that table
 _F32 = struct.Struct("<f")
 
 
@@ -192,6 +195,9 @@ def _hash_fields(net: Network, li: int, info: dict[str, Any]) -> dict[str, Any]:
         "dwta_per_table": int(info["dwta_per_table"]) if family == hashgen.DWTA else 0,
         "pad_order": arrays["pad_order"].astype(np.uint16),
     }
+    # the neurons each trained table holds (fixed-capacity buckets drop some): FORMAT.md 5.7
+    members = arrays["neuron_bucket"].T != NO_BUCKET
+    fields["membership"] = None if members.all() else members
     regen = hashgen.generate(
         net.seed,
         li,
