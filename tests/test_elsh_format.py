@@ -893,3 +893,6 @@ def test_golden_files_cover_the_format():
     assert any(qm.input_zero_point != -128 for qm in models.values())
     a, b = models["ternary_seed_tables"], models["ternary_seed_notables"]
     assert a.same_as(b)
+    a, b = models["membership_tables"], models["membership_notables"]
+    assert a.same_as(b) and a.layers[0].membership is not None
+    assert 0.2 < a.layers[0].membership.mean() < 0.8

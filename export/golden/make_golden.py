@@ -100,6 +100,16 @@ def _dwta_sparse_union() -> tuple[QModel, np.ndarray]:
     return quantize(net, x[:500]), x[500:]
 
 
+def _membership() -> tuple[QModel, np.ndarray]:
+    x, y = _digits(600)
+    cfg = LSHConfig(
+        active_fraction=0.1, family="ternary", bits=3, tables=10, bucket_capacity=6, pool=4
+    )
+    net = Network(64, [96], 10, cfg, seed=61)
+    net.fit(x[:500], y[:500], epochs=2)
+    return quantize(net, x[:500]), x[500:]
+
+
 def _lsh_output() -> tuple[QModel, np.ndarray]:
     x, y = _blobs(500, 16, 12, seed=41)
     cfg = LSHConfig(active_fraction=0.3, family="simhash", bits=3, tables=12, pool=1, center=True)
@@ -143,6 +153,19 @@ CASES = [
         "sparse inputs, so all-zero bins borrow from probed bins; union select with padding; "
         "seed hash source; tables stored",
         _dwta_sparse_union,
+        True,
+    ),
+    Case(
+        "membership_notables",
+        "digits 64-96-10; ternary (K=3, L=10, pool 4) trained with 6-slot buckets, so each "
+        "table holds only some neurons: a MEMBERSHIP section, no stored tables",
+        _membership,
+        False,
+    ),
+    Case(
+        "membership_tables",
+        "the same model as membership_notables with stored TABLES holding only the members",
+        _membership,
         True,
     ),
     Case(
