@@ -74,13 +74,15 @@ def lit_pool(L: QLayer, x: dict[int, int]) -> list[int]:
 
 
 def lit_buckets(L: QLayer) -> list[list[list[int]]]:
-    """buckets[t][b]: the neurons whose pooled weight row hashes to b, ascending."""
+    """buckets[t][b]: the member neurons of table t whose pooled weight row hashes to b,
+    ascending (every neuron is a member without membership bits)."""
     B = 1 << L.bits
     buckets: list[list[list[int]]] = [[[] for _ in range(B)] for _ in range(L.n_tables)]
     for j in range(L.n_out):
         h = lit_pool(L, {i: int(w) for i, w in enumerate(L.weights[j])})
         for t in range(L.n_tables):
-            buckets[t][lit_code(L, h, t)].append(j)
+            if L.membership is None or L.membership[t][j]:
+                buckets[t][lit_code(L, h, t)].append(j)
     return buckets
 
 
@@ -241,6 +243,8 @@ def random_qmodel(rng: np.random.Generator, *, extreme: bool = True) -> QModel:
             if center:
                 scale = 2**24 if extreme and rng.random() < 0.3 else 300 * pool
                 fields["center_q"] = rng.integers(-scale, scale + 1, d).astype(np.int32)
+            if rng.random() < 0.4:  # tables that hold only some neurons (FORMAT.md 5.7)
+                fields["membership"] = rng.random((T, n_out)) < rng.choice([0.2, 0.7])
             k = int(rng.integers(1, n_out + 1))
         else:
             k = n_out
