@@ -11,9 +11,12 @@
 Low-level: ``Section`` and ``assemble(sections)`` lay out any list of sections as a file (the
 writer uses them; tests use them to build files that break one rule at a time).
 
-The reader never trusts a size or an index before checking it. When a file has no TABLES,
-the canonical tables are built from the weights (``edge_lsh.qreference.canonical_tables``), so
-a model read with or without stored tables is the same.
+The reader never trusts a size or an index before checking it, and checks in the order of the
+C reader (native/src/model_io.c: open, then attach), so that both report the same code for a
+broken file. When a file has no TABLES, the canonical tables are built from the weights and the
+MEMBERSHIP bits (``edge_lsh.qreference.canonical_tables``), so a model read with or without
+stored tables is the same. Like the C reader, it reads the first file_bytes bytes of a longer
+buffer and ignores the rest.
 """
 
 from __future__ import annotations
@@ -1276,7 +1279,7 @@ def describe(source: QModel | Source, tables: bool = True) -> dict[str, Any]:
     data = _file_bytes(source, tables)
     qm = _parse(data, build_tables=False)
     sections = section_sizes(data)
-    hflags = _HEADER.unpack(data[:HEADER_BYTES])[9]
+    _, vmaj, vmin, _, _, _, _, fbytes, _, hflags, _ = _HEADER.unpack(data[:HEADER_BYTES])
     layers = []
     for li, L in enumerate(qm.layers):
         d: dict[str, Any] = {
@@ -1312,9 +1315,8 @@ def describe(source: QModel | Source, tables: bool = True) -> dict[str, Any]:
     for s in sections:
         by_type[s["name"]] = by_type.get(s["name"], 0) + s["size"]
     return {
-        "format": f"elsh {_HEADER.unpack(data[:HEADER_BYTES])[1]}."
-        f"{_HEADER.unpack(data[:HEADER_BYTES])[2]}",
-        "file_bytes": len(data),
+        "format": f"elsh {vmaj}.{vmin}",
+        "file_bytes": fbytes,
         "n_in": qm.n_in,
         "n_classes": qm.n_classes,
         "n_layers": qm.n_layers,
