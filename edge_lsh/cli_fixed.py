@@ -226,7 +226,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             out.write(f"{pred[i]}\n")
     if labels is not None:
         acc = float((pred == labels).mean())
-        print(f"accuracy {acc:.4f} ({int((pred == labels).sum())} of {len(labels)})", file=sys.stderr)
+        print(
+            f"accuracy {acc:.4f} ({int((pred == labels).sum())} of {len(labels)})", file=sys.stderr
+        )
     return 0
 
 
@@ -243,9 +245,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     )
     for i, L in enumerate(d["layers"]):
         kind = "output" if L["output"] else "hidden"
-        line = (
-            f"  layer {i} ({kind}): {L['n_in']} -> {L['n_out']}, int{L['weight_bits']} weights, "
-        )
+        line = f"  layer {i} ({kind}): {L['n_in']} -> {L['n_out']}, int{L['weight_bits']} weights, "
         if L["lsh"]:
             h = L["hash"]
             line += (

@@ -161,7 +161,9 @@ class FixedPointModel:
         out = np.empty(x.shape, dtype=np.int8)
         for r in range(x.shape[0]):
             check(
-                lib.elsh_qnet_quantize_input(self._net, ptr(x[r], "float *"), ptr(out[r], "int8_t *")),
+                lib.elsh_qnet_quantize_input(
+                    self._net, ptr(x[r], "float *"), ptr(out[r], "int8_t *")
+                ),
                 "quantize input",
             )
         return out

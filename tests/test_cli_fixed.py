@@ -69,7 +69,9 @@ def test_export_without_tables_is_smaller_and_equal(trained, capsys):
     tmp, data, model, x, _ = trained
     a, b = tmp / "a.elsh", tmp / "b.elsh"
     assert main(["export", str(model), "--calib", f"npz:{data}", "--out", str(a)]) == 0
-    assert main(["export", str(model), "--calib", f"npz:{data}", "--out", str(b), "--no-tables"]) == 0
+    assert (
+        main(["export", str(model), "--calib", f"npz:{data}", "--out", str(b), "--no-tables"]) == 0
+    )
     capsys.readouterr()
     assert b.stat().st_size < a.stat().st_size
     ma, mb = FixedPointModel.load(a), FixedPointModel.load(b)
@@ -146,7 +148,10 @@ def runner():
 def test_c_runner_matches_python(trained, runner, capsys):
     tmp, data, model, x, y = trained
     out = tmp / "c.elsh"
-    assert main(["export", str(model), "--calib", f"npz:{data}", "--out", str(out), "--no-tables"]) == 0
+    assert (
+        main(["export", str(model), "--calib", f"npz:{data}", "--out", str(out), "--no-tables"])
+        == 0
+    )
     capsys.readouterr()
     fm = FixedPointModel.load(out)
     pred, logits = fm.predict_logits(x[:30])
@@ -156,7 +161,9 @@ def test_c_runner_matches_python(trained, runner, capsys):
         ("x.csv", lambda p: np.savetxt(p, np.c_[x[:30], y[:30]], delimiter=",", fmt="%.9g")),
     ):
         write(tmp / name)
-        res = subprocess.run([str(runner), str(out), str(tmp / name), "--logits"], capture_output=True, text=True)
+        res = subprocess.run(
+            [str(runner), str(out), str(tmp / name), "--logits"], capture_output=True, text=True
+        )
         assert res.returncode == 0, res.stderr
         rows = [line.split() for line in res.stdout.splitlines() if not line.startswith("#")]
         assert [int(r[0]) for r in rows] == list(pred), name

@@ -75,7 +75,9 @@ def test_c_matches_reference_bit_for_bit(case):
     # the float input path: quantization is the same float32 arithmetic on both sides
     assert np.array_equal(fm.quantize_input(x[400:]), qreference.quantize_input(qm, x[400:]))
     pred, logits = fm.predict_logits(x[400:])
-    assert np.array_equal(logits.astype(np.int64), qreference.logits_batch(qm, qreference.quantize_input(qm, x[400:])))
+    assert np.array_equal(
+        logits.astype(np.int64), qreference.logits_batch(qm, qreference.quantize_input(qm, x[400:]))
+    )
 
 
 def test_stored_and_rebuilt_tables_agree():

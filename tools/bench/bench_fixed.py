@@ -117,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
         net = Network.load(args.model)
     else:
         net = Network(data.n_features, args.hidden, data.n_classes, defaults.LSH, seed=args.seed)
-        progress(f"training {'-'.join(map(str, net.layer_sizes))} on {data.name}, {args.epochs} epochs")
+        progress(
+            f"training {'-'.join(map(str, net.layer_sizes))} on {data.name}, {args.epochs} epochs"
+        )
         net.fit(data.x_train, data.y_train, epochs=args.epochs, train=defaults.TRAIN)
         if args.save_model:
             net.save(args.save_model)
@@ -176,7 +178,10 @@ def run(args: argparse.Namespace) -> int:
             "with_tables": sizes[True] / TFLITE_INT8_BYTES,
             "without_tables": sizes[False] / TFLITE_INT8_BYTES,
         },
-        "load_ms_median": {"with_tables": 1e3 * load_s[True], "without_tables": 1e3 * load_s[False]},
+        "load_ms_median": {
+            "with_tables": 1e3 * load_s[True],
+            "without_tables": 1e3 * load_s[False],
+        },
         "latency_us_median": us,
         "latency_seconds_all": seconds,
         "dense_over_fixed_lsh": us["dense int8"] / us["fixed LSH"],
@@ -192,12 +197,18 @@ def run(args: argparse.Namespace) -> int:
         "samples_timed": int(x.shape[0]),
         "repeats": args.repeats,
     }
-    print(f"**{'-'.join(map(str, net.layer_sizes))} on {data.name}** ({machine_line(result['machine'])})\n")
+    layers = "-".join(map(str, net.layer_sizes))
+    print(f"**{layers} on {data.name}** ({machine_line(result['machine'])})\n")
     print(
         markdown_table(
             ["", "float LSH", "fixed LSH", "dense int8"],
             [
-                ["test accuracy", f"{100 * float_acc:.2f}%", f"{100 * fixed_acc:.2f}%", f"{100 * dense_acc:.2f}%"],
+                [
+                    "test accuracy",
+                    f"{100 * float_acc:.2f}%",
+                    f"{100 * fixed_acc:.2f}%",
+                    f"{100 * dense_acc:.2f}%",
+                ],
                 [
                     "batch-1 latency (median)",
                     f"{us['float LSH']:.1f} us",

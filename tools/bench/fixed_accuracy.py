@@ -68,11 +68,20 @@ def run(args: argparse.Namespace) -> int:
         acc_f = float((net.predict(data.x_test) == data.y_test).mean())
         acc_q = float((fm.predict(data.x_test) == data.y_test).mean())
         per_seed.append({"seed": seed, "float": acc_f, "fixed": acc_q})
-        rows.append([str(seed), f"{100 * acc_f:.2f}%", f"{100 * acc_q:.2f}%", f"{100 * (acc_q - acc_f):+.2f}"])
+        rows.append(
+            [
+                str(seed),
+                f"{100 * acc_f:.2f}%",
+                f"{100 * acc_q:.2f}%",
+                f"{100 * (acc_q - acc_f):+.2f}",
+            ]
+        )
     mf = float(np.mean([r["float"] for r in per_seed]))
     mq = float(np.mean([r["fixed"] for r in per_seed]))
     rows.append(["mean", f"{100 * mf:.2f}%", f"{100 * mq:.2f}%", f"{100 * (mq - mf):+.2f}"])
-    print(f"**{args.data}, {'-'.join(map(str, net.layer_sizes))}, int{args.weight_bits} weights**\n")
+    print(
+        f"**{args.data}, {'-'.join(map(str, net.layer_sizes))}, int{args.weight_bits} weights**\n"
+    )
     print(markdown_table(["seed", "float LSH", "fixed LSH", "points"], rows))
     if args.json:
         write_json_atomic(
