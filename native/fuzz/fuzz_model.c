@@ -1,7 +1,7 @@
 /* fuzz_model.c - mutation fuzzing of the .elsh reader (model_io.c) and of inference on
  * whatever it accepts. Build and run it under AddressSanitizer + UndefinedBehaviorSanitizer:
  *
- *   make -C native fuzz            # 20000 mutated files from the golden models in export/golden
+ *   make -C native fuzz            # 100000 mutated files from the golden models in export/golden
  *   build-asan/fuzz_model -n N -s SEED FILE.elsh...
  *
  * Each input is a valid model file with 1-4 mutations: bit flips, interesting bytes and
@@ -205,7 +205,7 @@ static int load(const char *path, uint8_t **data, size_t *size)
 
 int main(int argc, char **argv)
 {
-    long iterations = 20000;
+    long iterations = 100000;
     unsigned long long seed = 1;
     const char *paths[64];
     int n_paths = 0;
