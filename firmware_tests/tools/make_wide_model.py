@@ -1,0 +1,79 @@
+"""Write the "1000-wide" model the Cortex-M33 firmware checks (issue 4: a network with at least
+one 1000-wide hidden layer runs on the Pico 2 class target).
+
+    python firmware_tests/tools/make_wide_model.py OUTDIR      (from the repository root)
+
+Trains edge_lsh.model.Network(64, [1000], 10, edge_lsh.defaults.LSH) on the sklearn digits for 2
+epochs, quantizes it on 500 rows, writes OUTDIR/wide1000.elsh without stored tables (the reader
+builds them in the arena) and OUTDIR/wide1000.expect in the export/golden format (a line
+"n_inputs n_in n_classes", then per input: n_in int8 values, n_classes int32 logits, the
+predicted class), with the logits of the numpy integer oracle edge_lsh.qreference on the model
+as read back from the file. Inputs: the real-zero row, all 127, all -128, held-out digits and
+random int8 rows (every other one sparse).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edge_lsh import defaults
+from edge_lsh import qreference as Q
+from edge_lsh.elsh_format import read_elsh, write_elsh
+from edge_lsh.model import Network
+from edge_lsh.quantize import quantize
+
+N_DATA = 12
+N_RANDOM = 8
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = d.data.astype(np.float32)
+    y = d.target.astype(np.int32)
+    net = Network(64, [1000], 10, defaults.LSH)
+    net.fit(x[:1500], y[:1500], epochs=2)
+    qm = quantize(net, x[:500])
+    path = out / "wide1000.elsh"
+    write_elsh(path, qm, tables=False)
+
+    qf = read_elsh(path)  # what the C reader sees
+    rng = np.random.default_rng(1000)
+    z0 = qf.input_zero_point
+    rows = [np.full(qf.n_in, z0), np.full(qf.n_in, 127), np.full(qf.n_in, -128)]
+    rows += list(Q.quantize_input(qf, x[1500 : 1500 + N_DATA]).astype(np.int64))
+    for r in range(N_RANDOM):
+        v = rng.integers(-128, 128, qf.n_in)
+        if r % 2:
+            v = np.where(rng.random(qf.n_in) < 0.7, z0, v)
+        rows.append(v)
+    xq = np.array(rows, dtype=np.int8)
+    logits = Q.logits_batch(qf, xq)
+    preds = np.argmax(logits, axis=1)
+    lines = [f"{xq.shape[0]} {qf.n_in} {qf.n_classes}"]
+    for row, lg, p in zip(xq, logits, preds):
+        lines.append(" ".join(str(int(v)) for v in row))
+        lines.append(" ".join(str(int(v)) for v in lg))
+        lines.append(str(int(p)))
+    (out / "wide1000.expect").write_text("\n".join(lines) + "\n")
+    held = Q.predict(qf, Q.quantize_input(qf, x[1500:]))
+    acc = float(np.mean(held == y[1500:]))
+    widths = [L.n_out for L in qf.layers]
+    print(
+        f"wide1000.elsh: {path.stat().st_size} bytes, layers 64-{'-'.join(map(str, widths))}, "
+        f"int8 held-out digits accuracy {acc:.3f} ({len(y) - 1500} rows)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
