@@ -71,6 +71,31 @@ void elsh_qhash_input(elsh_qlayer *L, const int16_t *x, const int32_t *idx, int3
 /* Codes of neuron j's weight row in every table; h is [hash_dim] scratch. */
 void elsh_qhash_neuron(const elsh_qlayer *L, int32_t j, int32_t *h, uint32_t *codes);
 
+/* Fixed-point dot products (dot_q.c, dot_q_neon.c): a weight row with the layer input minus
+ * its zero point, modulo 2^32. The SIMD versions are chosen at compile time from the target
+ * (__ARM_NEON, __ARM_FEATURE_DOTPROD); -DELSH_NO_SIMD keeps the portable C. */
+#if (defined(__ARM_NEON) || defined(__ARM_NEON__)) && !defined(ELSH_NO_SIMD)
+#define ELSH_USE_NEON 1
+#else
+#define ELSH_USE_NEON 0
+#endif
+#if ELSH_USE_NEON && defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+#define ELSH_USE_SDOT 1
+#else
+#define ELSH_USE_SDOT 0
+#endif
+uint32_t elsh_dot_q8_dense_c(const int8_t *w, const int16_t *x, int32_t n);
+uint32_t elsh_dot_q16_dense_c(const int16_t *w, const int16_t *x, int32_t n);
+uint32_t elsh_dot_q8_sparse_c(const int8_t *w, const int16_t *x, const int32_t *idx, int32_t n);
+uint32_t elsh_dot_q16_sparse_c(const int16_t *w, const int16_t *x, const int32_t *idx, int32_t n);
+#if ELSH_USE_NEON
+uint32_t elsh_dot_q8_dense_neon(const int8_t *w, const int16_t *x, int32_t n);
+#endif
+#if ELSH_USE_SDOT
+/* a: the raw int8 input, zero: its zero point */
+uint32_t elsh_dot_q8_dense_sdot(const int8_t *w, const int8_t *a, int32_t zero, int32_t n);
+#endif
+
 /* Fixed-point layer forward (layer_q.c): input values a (int8) at positions idx (NULL: dense,
  * n = n_in). dense != 0 computes every neuron even in an LSH layer. */
 void elsh_qlayer_forward(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n, int dense);

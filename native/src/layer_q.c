@@ -5,55 +5,9 @@
  *   out_j = clamp(requantize(acc_j) + out_zero, out_zero, 127)   hidden (ReLU), int8
  *   out_j = requantize(acc_j)                                     output logits, int32
  * Sums run in uint32: wrap-around is then defined behaviour even for a hostile file, and since
- * integer addition is associative the summation order cannot change the result. */
+ * integer addition is associative the summation order cannot change the result. The dot
+ * products live in dot_q.c (portable) and dot_q_neon.c (NEON, sdot), chosen at compile time. */
 #include "internal.h"
-
-/* Dot products of one weight row with the layer input: dense (x[0..n)) or gathered
- * (x[q] belongs to input position idx[q]). The dense loops run over a multiple of 16 first,
- * a count the compiler can see, so that it vectorizes them at -O2 without a scalar epilogue
- * (NEON and SSE alike); the rest is a short scalar tail. Integer sums give the same result in
- * any order, so vectorizing cannot change a bit. */
-static uint32_t dot_q8_dense(const int8_t *w, const int16_t *x, int32_t n)
-{
-    uint32_t s = 0;
-    int32_t n16 = n & ~15, i;
-    for (i = 0; i < n16; i++) s += (uint32_t)(w[i] * x[i]);
-    for (; i < n; i++) s += (uint32_t)(w[i] * x[i]);
-    return s;
-}
-
-static uint32_t dot_q16_dense(const int16_t *w, const int16_t *x, int32_t n)
-{
-    uint32_t s = 0;
-    int32_t n16 = n & ~15, i;
-    for (i = 0; i < n16; i++) s += (uint32_t)((int32_t)w[i] * x[i]);
-    for (; i < n; i++) s += (uint32_t)((int32_t)w[i] * x[i]);
-    return s;
-}
-
-static uint32_t dot_q8_sparse(const int8_t *w, const int16_t *x, const int32_t *idx, int32_t n)
-{
-    uint32_t s0 = 0, s1 = 0;
-    int32_t q = 0;
-    for (; q + 2 <= n; q += 2) {
-        s0 += (uint32_t)(w[idx[q]] * x[q]);
-        s1 += (uint32_t)(w[idx[q + 1]] * x[q + 1]);
-    }
-    for (; q < n; q++) s0 += (uint32_t)(w[idx[q]] * x[q]);
-    return s0 + s1;
-}
-
-static uint32_t dot_q16_sparse(const int16_t *w, const int16_t *x, const int32_t *idx, int32_t n)
-{
-    uint32_t s0 = 0, s1 = 0;
-    int32_t q = 0;
-    for (; q + 2 <= n; q += 2) {
-        s0 += (uint32_t)((int32_t)w[idx[q]] * x[q]);
-        s1 += (uint32_t)((int32_t)w[idx[q + 1]] * x[q + 1]);
-    }
-    for (; q < n; q++) s0 += (uint32_t)((int32_t)w[idx[q]] * x[q]);
-    return s0 + s1;
-}
 
 static void select_active(elsh_qlayer *L, elsh_ops *ops)
 {
@@ -99,10 +53,19 @@ void elsh_qlayer_forward(elsh_qlayer *L, const int8_t *a, const int32_t *idx, in
         uint32_t acc;
         if (L->weight_bits == 8) {
             const int8_t *row = L->w8 + (size_t)j * (size_t)n_in;
-            acc = idx ? dot_q8_sparse(row, L->x, idx, n) : dot_q8_dense(row, L->x, n);
+            if (idx)
+                acc = elsh_dot_q8_sparse_c(row, L->x, idx, n);
+            else
+#if ELSH_USE_SDOT
+                acc = elsh_dot_q8_dense_sdot(row, a, L->in_zero, n);
+#elif ELSH_USE_NEON
+                acc = elsh_dot_q8_dense_neon(row, L->x, n);
+#else
+                acc = elsh_dot_q8_dense_c(row, L->x, n);
+#endif
         } else {
             const int16_t *row = L->w16 + (size_t)j * (size_t)n_in;
-            acc = idx ? dot_q16_sparse(row, L->x, idx, n) : dot_q16_dense(row, L->x, n);
+            acc = idx ? elsh_dot_q16_sparse_c(row, L->x, idx, n) : elsh_dot_q16_dense_c(row, L->x, n);
         }
         acc += (uint32_t)L->bias[j];
         /* uint32 -> int32 keeps the bits (modulo 2^32) on every compiler we target */

@@ -215,3 +215,46 @@ void test_model_open_first_checks(void)
     CHECK(strcmp(elsh_status_str(ELSH_FMT_TABLES), "unknown status") != 0);
     CHECK(strcmp(elsh_status_str(ELSH_FMT_TRUNCATED), "unknown status") != 0);
 }
+
+/* The dot products against a plain int64 sum taken modulo 2^32, on random rows with the
+ * extreme values mixed in, every length 0..80 and a 784-wide row. The NEON and sdot versions
+ * are checked too when the target compiles them (cross builds under QEMU). */
+void test_dot_products_all_versions(void)
+{
+    static int8_t w8[1024], a[1024];
+    static int16_t w16[1024], x[1024];
+    static int32_t idx[1024];
+    elsh_prng rng;
+    elsh_prng_seed(&rng, 99);
+    for (int trial = 0; trial < 6; trial++) {
+        int32_t z = trial == 0 ? -128 : trial == 1 ? 127 : (int32_t)elsh_prng_below(&rng, 256) - 128;
+        for (int i = 0; i < 1024; i++) {
+            uint32_t r = elsh_prng_u32(&rng);
+            w8[i] = (int8_t)(trial < 2 ? ((r & 1) ? 127 : -128) : (int32_t)(r >> 24) - 128);
+            w16[i] = (int16_t)(trial < 2 ? ((r & 2) ? 32767 : -32768) : (int32_t)(r >> 16) - 32768);
+            a[i] = (int8_t)(trial < 2 ? ((r & 4) ? 127 : -128) : (int32_t)((r >> 8) & 255) - 128);
+            x[i] = (int16_t)(a[i] - z);
+            idx[i] = (int32_t)((uint32_t)(i * 7 + trial) % 1024u);
+        }
+        for (int32_t n = 0; n <= 81; n++) {
+            int32_t len = n == 81 ? 784 : n;
+            int64_t d8 = 0, d16 = 0, s8 = 0, s16 = 0;
+            for (int32_t i = 0; i < len; i++) {
+                d8 += (int64_t)w8[i] * x[i];
+                d16 += (int64_t)w16[i] * x[i];
+                s8 += (int64_t)w8[idx[i]] * x[i];
+                s16 += (int64_t)w16[idx[i]] * x[i];
+            }
+            CHECK_EQ_INT(elsh_dot_q8_dense_c(w8, x, len), (uint32_t)d8);
+            CHECK_EQ_INT(elsh_dot_q16_dense_c(w16, x, len), (uint32_t)d16);
+            CHECK_EQ_INT(elsh_dot_q8_sparse_c(w8, x, idx, len), (uint32_t)s8);
+            CHECK_EQ_INT(elsh_dot_q16_sparse_c(w16, x, idx, len), (uint32_t)s16);
+#if ELSH_USE_NEON
+            CHECK_EQ_INT(elsh_dot_q8_dense_neon(w8, x, len), (uint32_t)d8);
+#endif
+#if ELSH_USE_SDOT
+            CHECK_EQ_INT(elsh_dot_q8_dense_sdot(w8, a, z, len), (uint32_t)d8);
+#endif
+        }
+    }
+}
