@@ -2,9 +2,34 @@
  *
  * The linker script (sections.ld) places .vectors first in flash. Reset copies .data from
  * flash, zeroes .bss, enables the FPU when the build uses it, paints the stack (so main can
- * measure its high-water mark) and hands main's return value to QEMU through semihosting. */
+ * measure its high-water mark) and hands main's return value to QEMU through semihosting.
+ *
+ * With -DFW_UNIT_TESTS the same start-up runs the C unit tests (native/tests) on the M33: that
+ * image is a test harness, not firmware, so it links newlib's stdio and heap over semihosting
+ * (--specs=rdimon.specs), and initialise_monitor_handles() opens stdout before main. */
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(FW_UNIT_TESTS)
+#include <errno.h>
+#include <stdio.h>
+void initialise_monitor_handles(void);
+
+/* newlib's heap for the unit tests: [_heap_start, _heap_end) from mps2_an505_unit.ld */
+extern char _heap_start[], _heap_end[];
+void *_sbrk(ptrdiff_t incr);
+void *_sbrk(ptrdiff_t incr)
+{
+    static char *brk = _heap_start;
+    if (incr > _heap_end - brk || incr < _heap_start - brk) {
+        errno = ENOMEM;
+        return (void *)-1;
+    }
+    char *prev = brk;
+    brk += incr;
+    return prev;
+}
+#endif
 
 #include "semihost.h"
 
@@ -41,7 +66,14 @@ __attribute__((noreturn)) void Reset_Handler(void)
     __asm__ volatile("dsb\n\tisb" ::: "memory");
 #endif
     paint_stack();
+#if defined(FW_UNIT_TESTS)
+    initialise_monitor_handles();
+    int rc = main();
+    fflush(stdout);
+    sh_exit(rc);
+#else
     sh_exit(main());
+#endif
 }
 
 static __attribute__((noreturn)) void fault(const char *what)
