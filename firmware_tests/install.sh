@@ -1,11 +1,18 @@
 #!/bin/sh
 # Install the cross toolchains and QEMU the firmware tests need, from Debian's packages.
 # Idempotent: does nothing when every package is already installed.
-#   sh firmware_tests/install.sh
+#   sh firmware_tests/install.sh            the toolchains every firmware test needs
+#   sh firmware_tests/install.sh --armel    also Debian's armel cross compiler, for the optional
+#                                           armv6-linux target (a Pi Zero Linux binary)
 set -eu
 # The cross gcc packages only *recommend* their C library headers (libc6-dev-*-cross); they are
 # named here so that -static Linux builds work under --no-install-recommends too.
 PKGS="gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm libc6-dev-arm64-cross libc6-dev-armhf-cross"
+case "${1:-}" in
+    --armel) PKGS="$PKGS gcc-arm-linux-gnueabi libc6-dev-armel-cross" ;;
+    "") ;;
+    *) echo "usage: sh install.sh [--armel]" >&2; exit 2 ;;
+esac
 
 missing=""
 for p in $PKGS; do

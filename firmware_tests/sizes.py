@@ -44,6 +44,7 @@ LINUX = {  # name: size tool
     "aarch64-a76": "aarch64-linux-gnu-size",
     "armv7": "arm-linux-gnueabihf-size",
     "armv6": "arm-none-eabi-size",
+    "armv6-linux": "arm-linux-gnueabi-size",
 }
 SHAPES = [(64, 10, "digits 64-H-10"), (784, 10, "MNIST 784-H-10")]
 MAX_WIDTH = 65535  # ELSH_MAX_WIDTH

@@ -4,7 +4,8 @@
 #
 #   check_native.sh NAME BUILD_DIR HOST_DIR INPUT_DIR "RUN" MODEL.elsh [MODEL2.elsh ...]
 #
-# RUN is the emulator prefix ("qemu-aarch64 -cpu cortex-a53", "" for the host itself).
+# RUN is the emulator prefix ("qemu-aarch64 -cpu cortex-a53", "" for the host itself); each
+# emulated run is limited to QEMU_TIMEOUT seconds (600).
 #  1. BUILD_DIR/test_runner: every C unit test must pass ("N passed, 0 failed", exit 0);
 #  2. BUILD_DIR/golden_check over every MODEL and its .expect: every logit bit-exact with the
 #     numpy reference;
@@ -14,6 +15,8 @@
 set -u
 name=$1 dir=$2 host=$3 inputs=$4 run=$5
 shift 5
+# every emulated run gets a time limit
+[ -n "$run" ] && run="timeout ${QEMU_TIMEOUT:-600} $run"
 fail=0
 say() { printf '%s: %s\n' "$name" "$*"; }
 bad() { printf '%s: FAIL: %s\n' "$name" "$*" >&2; fail=1; }
