@@ -107,7 +107,9 @@ def map_sizes(map_path: Path) -> dict[str, int]:
     out: dict[str, int] = {}
     pending = None
     for line in text.splitlines():
-        m = re.match(r"^ (\.(?:text|rodata|data)\S*)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$", line)
+        m = re.match(
+            r"^ (\.(?:text|rodata|data)\S*)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$", line
+        )
         if not m and pending:
             m2 = re.match(r"^\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$", line)
             if m2:
@@ -315,7 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         table(
             rows,
-            ["target", "libedge_lsh.a text/data/bss", "edge-lsh-run (static) text/data/bss", "file"],
+            [
+                "target",
+                "libedge_lsh.a text/data/bss",
+                "edge-lsh-run (static) text/data/bss",
+                "file",
+            ],
         )
     )
     print(
@@ -326,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_fit:
         return 0
     sizer = ModelSizer(build)
-    print("## Largest n_in-H-10 model (edge_lsh.defaults.LSH: ternary K=3 L=100, 5% active, int8)\n")
+    print(
+        "## Largest n_in-H-10 model (edge_lsh.defaults.LSH: ternary K=3 L=100, 5% active, int8)\n"
+    )
     rows = []
     for board, (t, flash, sram) in BOARDS.items():
         fw = fws.get(t)
@@ -348,7 +357,11 @@ def main(argv: list[str] | None = None) -> int:
                         binds,
                     ]
                 )
-    print(table(rows, ["board", "network", "tables in", "largest H", "flash used", "RAM used", "limit"]))
+    print(
+        table(
+            rows, ["board", "network", "tables in", "largest H", "flash used", "RAM used", "limit"]
+        )
+    )
     print(
         "\nflash used = firmware without its test data "
         + ", ".join(f"({t}: {kb(fw.flash_fixed)})" for t, fw in fws.items() if fw)

@@ -79,13 +79,19 @@ def main(argv: list[str]) -> int:
             + "\n};"
         )
         parts.append(
-            f"static const int8_t {ident}_inputs[{len(inputs)}] = {{\n" + int_list(inputs, 16) + "\n};"
+            f"static const int8_t {ident}_inputs[{len(inputs)}] = {{\n"
+            + int_list(inputs, 16)
+            + "\n};"
         )
         parts.append(
-            f"static const int32_t {ident}_logits[{len(logits)}] = {{\n" + int_list(logits, 6) + "\n};"
+            f"static const int32_t {ident}_logits[{len(logits)}] = {{\n"
+            + int_list(logits, 6)
+            + "\n};"
         )
         parts.append(
-            f"static const int16_t {ident}_preds[{len(preds)}] = {{\n" + int_list(preds, 16) + "\n};"
+            f"static const int16_t {ident}_preds[{len(preds)}] = {{\n"
+            + int_list(preds, 16)
+            + "\n};"
         )
         parts.append("")
         entries.append(
