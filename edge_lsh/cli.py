@@ -15,6 +15,7 @@ import numpy as np
 from edge_lsh import cli_fixed, defaults
 from edge_lsh.argtypes import fraction, hidden_sizes, positive_int
 from edge_lsh.data import SPEC_HELP, DataError, Dataset, load
+from edge_lsh.deploy import DeployError
 from edge_lsh.model import FAMILIES, LSHConfig, ModelFileError, Network, TrainConfig
 from edge_lsh.native import NativeError
 
@@ -257,8 +258,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_fixed.cmd_run(args)
         if args.command == "inspect":
             return cli_fixed.cmd_inspect(args)
+        if args.command == "deploy":
+            return cli_fixed.cmd_deploy(args)
         return cmd_demo(args)
-    except (DataError, ModelFileError, ValueError, NativeError, FloatingPointError) as exc:
+    except (
+        DataError,
+        ModelFileError,
+        ValueError,
+        NativeError,
+        FloatingPointError,
+        DeployError,
+    ) as exc:
         print(f"edge-lsh: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

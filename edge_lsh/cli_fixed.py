@@ -72,6 +72,25 @@ def add_parsers(sub: Any, add_data_args: Any) -> None:
     r.add_argument("--active", type=fraction, help="active fraction of every LSH layer")
     r.add_argument("--dense", action="store_true", help="compute every neuron (dense int8)")
 
+    from edge_lsh.deploy_targets import TARGETS
+
+    d = sub.add_parser(
+        "deploy",
+        help="cross-compile the runner (or Pico 2 firmware) for a board, with the model",
+        description="Cross-compiles edge-lsh-run for the target (for pico2, a Cortex-M33 firmware "
+        "image embedding the model) and writes DIR with the binary, the model, sample inputs "
+        "and a README with the copy-and-run steps. --check runs the result under QEMU and "
+        "compares every logit with this machine's.",
+        epilog="targets:\n"
+        + "\n".join(f"  {t.name:9s} {t.board}" for t in TARGETS.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("model", metavar="MODEL.elsh")
+    d.add_argument("--target", required=True, choices=list(TARGETS), metavar="TARGET")
+    d.add_argument("--out", required=True, metavar="DIR", help="folder to write")
+    d.add_argument("--check", action="store_true", help="run it under QEMU against the host")
+    d.add_argument("--force", action="store_true", help="replace files in a non-empty DIR")
+
     i = sub.add_parser("inspect", help="show an .elsh file's layers, hashing and section sizes")
     i.add_argument("model", metavar="MODEL.elsh")
     i.add_argument("--json", action="store_true", help="print the description as JSON")
@@ -262,4 +281,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"    {s['name']:10s} {where:8s} offset {s['offset']:>9d}  {s['size']:>9d} bytes")
     if d.get("info"):
         print(f"  info: {json.dumps(d['info'])}")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from edge_lsh.deploy import deploy
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    r = deploy(args.model, args.target, args.out, check=args.check, force=args.force, progress=say)
+    for f in r.files:
+        print(f"{f}  {f.stat().st_size:,} bytes")
+    if r.checked:
+        print(f"checked under QEMU: {r.checked} inputs, predictions and logits bit-exact")
+    print(f"next: see {r.out_dir / 'README.md'}")
     return 0

@@ -68,6 +68,12 @@ class FixedPointModel:
 
     # ------------------------------------------------------------------ description
     @property
+    def arena_bytes(self) -> int:
+        """RAM the kernel needs beside the model file (scratch, drawn hash functions, tables
+        built at load): what a microcontroller must reserve as its static arena."""
+        return int(self._net.arena_bytes)
+
+    @property
     def n_in(self) -> int:
         return int(self._net.n_in)
 
