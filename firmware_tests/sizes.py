@@ -256,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", type=Path, default=HERE / "build")
     ap.add_argument("--no-fit", action="store_true", help="skip the largest-model search")
+    ap.add_argument(
+        "--largest-out",
+        type=Path,
+        default=None,
+        help="write the largest H of a Pico 2 digits 64-H-10 model (tables in RAM) here",
+    )
     args = ap.parse_args(argv)
     build = args.build.resolve()
 
@@ -346,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         for n_in, n_classes, shape in SHAPES:
             for tables in (False, True):
                 w, f, a, binds = sizer.largest(n_in, n_classes, tables, flash_free, ram_free)
+                if args.largest_out and t == "m33" and n_in == 64 and not tables:
+                    args.largest_out.parent.mkdir(parents=True, exist_ok=True)
+                    args.largest_out.write_text(f"{w}\n")
                 rows.append(
                     [
                         board,

@@ -1,7 +1,7 @@
 """Write the "1000-wide" model the Cortex-M33 firmware checks (issue 4: a network with at least
 one 1000-wide hidden layer runs on the Pico 2 class target).
 
-    python firmware_tests/tools/make_wide_model.py OUTDIR      (from the repository root)
+    python firmware_tests/tools/make_wide_model.py OUTDIR [--width H]   (from the repository root)
 
 Trains edge_lsh.model.Network(64, [1000], 10, edge_lsh.defaults.LSH) on the sklearn digits for 2
 epochs, quantizes it on 500 rows, writes OUTDIR/wide1000.elsh without stored tables (the reader
@@ -10,10 +10,14 @@ builds them in the arena) and OUTDIR/wide1000.expect in the export/golden format
 predicted class), with the logits of the numpy integer oracle edge_lsh.qreference on the model
 as read back from the file. Inputs: the real-zero row, all 127, all -128, held-out digits and
 random int8 rows (every other one sparse).
+
+--width H writes OUTDIR/digits64_H_10.elsh / .expect instead: the same recipe with H hidden
+neurons (sizes.py's largest model for the Pico 2, run on the M33 by `make sizes`).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -30,20 +34,23 @@ N_RANDOM = 8
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print(__doc__, file=sys.stderr)
-        return 2
-    out = Path(argv[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("outdir", type=Path)
+    ap.add_argument("--width", type=int, default=None)
+    args = ap.parse_args(argv)
+    width = 1000 if args.width is None else args.width
+    name = "wide1000" if args.width is None else f"digits64_{width}_10"
+    out = args.outdir
     out.mkdir(parents=True, exist_ok=True)
     from sklearn.datasets import load_digits  # type: ignore[import-untyped]
 
     d = load_digits()
     x = d.data.astype(np.float32)
     y = d.target.astype(np.int32)
-    net = Network(64, [1000], 10, defaults.LSH)
+    net = Network(64, [width], 10, defaults.LSH)
     net.fit(x[:1500], y[:1500], epochs=2)
     qm = quantize(net, x[:500])
-    path = out / "wide1000.elsh"
+    path = out / f"{name}.elsh"
     write_elsh(path, qm, tables=False)
 
     qf = read_elsh(path)  # what the C reader sees
@@ -64,12 +71,12 @@ def main(argv: list[str]) -> int:
         lines.append(" ".join(str(int(v)) for v in row))
         lines.append(" ".join(str(int(v)) for v in lg))
         lines.append(str(int(p)))
-    (out / "wide1000.expect").write_text("\n".join(lines) + "\n")
+    (out / f"{name}.expect").write_text("\n".join(lines) + "\n")
     held = Q.predict(qf, Q.quantize_input(qf, x[1500:]))
     acc = float(np.mean(held == y[1500:]))
     widths = [L.n_out for L in qf.layers]
     print(
-        f"wide1000.elsh: {path.stat().st_size} bytes, layers 64-{'-'.join(map(str, widths))}, "
+        f"{name}.elsh: {path.stat().st_size} bytes, layers 64-{'-'.join(map(str, widths))}, "
         f"int8 held-out digits accuracy {acc:.3f} ({len(y) - 1500} rows)"
     )
     return 0
