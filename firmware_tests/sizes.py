@@ -152,7 +152,10 @@ def firmware(build: Path, target: str) -> Firmware | None:
         elif re.search(r"_(inputs|logits|preds)$", name) or name == "fw_models":
             expect += size
     used = None
+    # the M33 run, or the M0+ objects' run on mps2-an385's Cortex-M3
     log = build / target / "run.log"
+    if not log.exists():
+        log = build / target / "an385" / "run.log"
     if log.exists():
         m = re.search(r"stack high-water (\d+)", log.read_text())
         used = int(m.group(1)) if m else None

@@ -1,5 +1,5 @@
 /* fw_main.c - golden conformance firmware for Cortex-M (QEMU mps2-an505 for the M33; the M0+
- * build is only sized).
+ * build is sized, and its objects also run on mps2-an385's Cortex-M3, a superset of ARMv6-M).
  *
  * For every embedded model: elsh_model_open on the const array in flash (executed in place,
  * nothing copied), elsh_model_attach on a static arena, elsh_qnet_forward on each recorded
@@ -79,6 +79,10 @@ static int check_cpu(void)
 #if defined(__ARM_ARCH_8M_MAIN__)
     const uint32_t want = 0xD21u; /* Cortex-M33 */
     const char *name = "Cortex-M33";
+#elif defined(__ARM_ARCH_6M__) && defined(FW_ON_CORTEX_M3)
+    /* the Cortex-M0+ build run on QEMU's mps2-an385: ARMv6-M code on an ARMv7-M core */
+    const uint32_t want = 0xC23u; /* Cortex-M3 */
+    const char *name = "Cortex-M3 running the ARMv6-M Cortex-M0+ build";
 #elif defined(__ARM_ARCH_6M__)
     const uint32_t want = 0xC60u; /* Cortex-M0+ */
     const char *name = "Cortex-M0+";
