@@ -190,7 +190,10 @@ def berkeley(tool: str, path: Path) -> tuple[int, int, int]:
 
 class ModelSizer:
     def __init__(self, build: Path) -> None:
-        sys.path.insert(0, str(ROOT))
+        try:  # edge_lsh as installed, else this source tree (with its built _native)
+            import edge_lsh.native  # noqa: F401
+        except ImportError:
+            sys.path.insert(0, str(ROOT))
         self.tool = build / "host" / "arena_need"
         self.tmp = Path(tempfile.mkdtemp(prefix="elsh-sizes-"))
         self.cache: dict[tuple[int, int, int, bool], tuple[int, int]] = {}
