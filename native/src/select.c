@@ -74,9 +74,10 @@ static int32_t pad_selection(const elsh_select_job *J, int32_t n_sel, int32_t n_
 {
     uint64_t h = 0;
     for (int32_t t = 0; t < J->tables; t++) h = elsh_mix64(h ^ J->codes[t]);
-    int32_t start = (int32_t)(h % (uint64_t)J->n_out);
-    for (int32_t i = 0; n_sel < J->k; i++) {
-        uint16_t j = J->pad_order[(start + i) % J->n_out];
+    int32_t p = (int32_t)(h % (uint64_t)J->n_out);
+    while (n_sel < J->k) { /* no division per step: cores without a divider (M0+) */
+        uint16_t j = J->pad_order[p];
+        p = p + 1 == J->n_out ? 0 : p + 1;
         ops->cmp++;
         if (J->counts[j] == SELECTED) continue;
         if (J->counts[j] == 0) J->touched[n_touched++] = j;

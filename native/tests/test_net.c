@@ -404,6 +404,8 @@ void test_active_k_rounding(void)
         CHECK_EQ_INT(elsh_net_plan(&cfg, &bytes), ELSH_OK);
         void *raw;
         void *arena = aligned_zalloc(bytes, &raw);
+        CHECK_MSG(arena != NULL, "out of memory: %lu bytes", (unsigned long)bytes);
+        if (!arena) continue;
         elsh_net net;
         CHECK_EQ_INT(elsh_net_init(&net, &cfg, arena, bytes), ELSH_OK);
         CHECK_MSG(net.layers[0].k == cases[c].k, "n_out %d fraction %g: k %d, expected %d", (int)cases[c].n_out,
