@@ -81,8 +81,7 @@ def add_parsers(sub: Any, add_data_args: Any) -> None:
         "image embedding the model) and writes DIR with the binary, the model, sample inputs "
         "and a README with the copy-and-run steps. --check runs the result under QEMU and "
         "compares every logit with this machine's.",
-        epilog="targets:\n"
-        + "\n".join(f"  {t.name:9s} {t.board}" for t in TARGETS.values()),
+        epilog="targets:\n" + "\n".join(f"  {t.name:9s} {t.board}" for t in TARGETS.values()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d.add_argument("model", metavar="MODEL.elsh")

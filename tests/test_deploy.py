@@ -91,3 +91,10 @@ def test_deploy_pico2_firmware_checked_under_qemu(tmp_path):
     assert r.checked == 16
     assert (tmp_path / "p2" / "firmware.elf").stat().st_size > 0
     assert "aligned(16)" in (tmp_path / "p2" / "model_data.c").read_text()
+
+
+@pytest.mark.skipif(not have("arm-linux-gnueabi-gcc", "qemu-arm"), reason="no armel tools")
+def test_deploy_pi_zero_runs_on_arm1176(tmp_path):
+    # Debian's armel port: a static Linux binary that really runs on an ARMv6 core
+    r = deploy(MODEL, "pi-zero", tmp_path / "zero", check=True)
+    assert r.checked == 16
