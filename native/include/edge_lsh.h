@@ -331,7 +331,8 @@ int elsh_shuffle(elsh_net *net, int32_t *order, int64_t n); /* n <= INT32_MAX */
  *   elsh_qnet net;
  *   elsh_model_open(&net, file, file_bytes, &need);   // validates, points into the file
  *   elsh_model_attach(&net, arena, need);             // scratch, hash functions, tables
- *   int cls = elsh_qnet_classify(&net, x_float);
+ *   elsh_qnet_quantize_input(&net, x_float, xq);       // or pass int8 inputs directly
+ *   int cls = elsh_qnet_forward(&net, xq);             // logits in the output layer's view
  *
  * The file buffer must stay valid and unchanged while the network is used, and must be
  * ELSH_FILE_ALIGN-byte aligned (mmap, a flash image, or an aligned buffer). */
