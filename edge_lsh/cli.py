@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -18,6 +17,7 @@ from edge_lsh.data import SPEC_HELP, DataError, Dataset, load
 from edge_lsh.deploy import DeployError
 from edge_lsh.model import FAMILIES, LSHConfig, ModelFileError, Network, TrainConfig
 from edge_lsh.native import NativeError
+from edge_lsh.report import print_summary
 
 
 class Progress:
@@ -203,7 +203,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.out:
         net.save(args.out)
         summary["model"] = args.out
-    _print_summary(summary, args.json)
+    print_summary(summary, args.json)
     return 0
 
 
@@ -220,17 +220,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     ev = net.evaluate(data.x_test, data.y_test)
     summary = {"model": args.model, "data": data.name, **ev}
-    _print_summary(summary, args.json)
+    print_summary(summary, args.json)
     return 0
-
-
-def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
-    for key, value in summary.items():
-        if isinstance(value, float):
-            value = f"{value:.6g}"
-        print(f"{key:34s} {value}")
-    if as_json:
-        print(json.dumps(summary))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from edge_lsh.argtypes import fraction, positive_int
 from edge_lsh.data import DataError, load
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.model import ModelFileError, Network
+from edge_lsh.report import print_summary
 
 ELSH_MAGIC = b"ELSH\r\n\x1a\n"
 
@@ -95,15 +96,6 @@ def add_parsers(sub: Any, add_data_args: Any) -> None:
     i.add_argument("--json", action="store_true", help="print the description as JSON")
 
 
-def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
-    for key, value in summary.items():
-        if isinstance(value, float):
-            value = f"{value:.6g}"
-        print(f"{key:34s} {value}")
-    if as_json:
-        print(json.dumps(summary))
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     from edge_lsh.quantize import quantize
 
@@ -135,7 +127,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         "tables_stored": tables,
         "model_bytes": len(blob),
     }
-    _print_summary(summary, args.json)
+    print_summary(summary, args.json)
     return 0
 
 
@@ -173,7 +165,7 @@ def eval_elsh(args: argparse.Namespace) -> int:
         "final_loss": None,
         "model_bytes": int(ev["model_bytes"]),
     }
-    _print_summary(summary, args.json)
+    print_summary(summary, args.json)
     return 0
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge_lsh.model import ModelFileError
 from edge_lsh.native import aligned_empty, check, ffi, lib, ptr
+from edge_lsh.report import evaluation
 
 __all__ = ["FixedPointModel", "FORMAT_ERRORS"]
 
@@ -225,37 +226,10 @@ class FixedPointModel:
         y = np.asarray(y)
         if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"labels must be {x.shape[0]} integers, got {y.dtype} {y.shape}")
-        if x.shape[0] == 0:
-            raise ValueError("no samples to evaluate")
-        before = self.ops()
-        t0 = time.perf_counter()
-        pred = self.predict(x)
-        seconds = time.perf_counter() - t0
-        after = self.ops()
-        n = x.shape[0]
-
-        def per_sample(phase: str, key: str) -> float:
-            return (after[phase][key] - before[phase][key]) / n
-
-        hash_mul = per_sample("hash", "mul")
-        fwd_mul = per_sample("forward", "mul")
         dense = self.dense_multiplications()
-        return {
-            "accuracy": float((pred == y).mean()),
-            "samples": float(n),
-            "multiplications_per_sample": hash_mul + fwd_mul,
-            "hash_multiplications_per_sample": hash_mul,
-            "additions_per_sample": per_sample("hash", "add") + per_sample("forward", "add"),
-            "comparisons_per_sample": per_sample("hash", "cmp") + per_sample("forward", "cmp"),
-            "weight_bytes_per_sample": per_sample("hash", "weight_bytes")
-            + per_sample("forward", "weight_bytes"),
-            "table_bytes_per_sample": per_sample("hash", "table_bytes"),
-            "dense_multiplications_per_sample": float(dense),
-            "multiplication_fraction": (hash_mul + fwd_mul) / dense,
-            "inference_seconds": seconds,
-            "inference_us_per_sample": 1e6 * seconds / n,
-            "model_bytes": float(self.model_bytes),
-        }
+        ev = evaluation(self.predict, self.ops, dense, x, y, time.perf_counter)
+        ev["model_bytes"] = float(self.model_bytes)
+        return ev
 
 
 def _file_error(name: str, status: int) -> ModelFileError:

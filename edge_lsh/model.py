@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_lsh.fileio import atomic_write
 from edge_lsh.native import NativeError, aligned_empty, check, ffi, lib, ptr
+from edge_lsh.report import evaluation
 
 __all__ = [
     "LSHConfig",
@@ -573,36 +574,9 @@ class Network:
         """Accuracy and per-sample inference cost (hashing included) on (x, y)."""
         x = self._inputs(x)
         y = self._labels(y, x.shape[0])
-        if x.shape[0] == 0:
-            raise ValueError("no samples to evaluate")
-        before = self.ops(total=True)
-        t0 = time.perf_counter()
-        pred = self.predict(x)
-        seconds = time.perf_counter() - t0
-        after = self.ops(total=True)
-        n = x.shape[0]
-
-        def per_sample(phase: str, key: str) -> float:
-            return (after[phase][key] - before[phase][key]) / n
-
-        hash_mul = per_sample("hash", "mul")
-        fwd_mul = per_sample("forward", "mul")
-        dense = self.dense_multiplications()
-        return {
-            "accuracy": float((pred == y).mean()),
-            "samples": float(n),
-            "multiplications_per_sample": hash_mul + fwd_mul,
-            "hash_multiplications_per_sample": hash_mul,
-            "additions_per_sample": per_sample("hash", "add") + per_sample("forward", "add"),
-            "comparisons_per_sample": per_sample("hash", "cmp") + per_sample("forward", "cmp"),
-            "weight_bytes_per_sample": per_sample("hash", "weight_bytes")
-            + per_sample("forward", "weight_bytes"),
-            "table_bytes_per_sample": per_sample("hash", "table_bytes"),
-            "dense_multiplications_per_sample": float(dense),
-            "multiplication_fraction": (hash_mul + fwd_mul) / dense,
-            "inference_seconds": seconds,
-            "inference_us_per_sample": 1e6 * seconds / n,
-        }
+        return evaluation(
+            self.predict, self.ops, self.dense_multiplications(), x, y, time.perf_counter
+        )
 
     # ------------------------------------------------------------------ persistence
     def config_dict(self) -> dict[str, Any]:

@@ -1,0 +1,64 @@
+"""What evaluation reports, shared by the float Network and the fixed-point model, and how the
+CLI prints it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Ops = dict[str, dict[str, int]]
+
+
+def evaluation(
+    predict: Callable[[np.ndarray], np.ndarray],
+    ops: Callable[[], Ops],
+    dense_multiplications: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    clock: Callable[[], float],
+) -> dict[str, float]:
+    """Accuracy and per-sample inference cost (hashing included) of predict on (x, y), from
+    the op counters read before and after."""
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("no samples to evaluate")
+    before = ops()
+    t0 = clock()
+    pred = predict(x)
+    seconds = clock() - t0
+    after = ops()
+
+    def per_sample(phase: str, key: str) -> float:
+        return (after[phase][key] - before[phase][key]) / n
+
+    def both(key: str) -> float:
+        return per_sample("hash", key) + per_sample("forward", key)
+
+    hash_mul = per_sample("hash", "mul")
+    return {
+        "accuracy": float((pred == y).mean()),
+        "samples": float(n),
+        "multiplications_per_sample": both("mul"),
+        "hash_multiplications_per_sample": hash_mul,
+        "additions_per_sample": both("add"),
+        "comparisons_per_sample": both("cmp"),
+        "weight_bytes_per_sample": both("weight_bytes"),
+        "table_bytes_per_sample": per_sample("hash", "table_bytes"),
+        "dense_multiplications_per_sample": float(dense_multiplications),
+        "multiplication_fraction": both("mul") / dense_multiplications,
+        "inference_seconds": seconds,
+        "inference_us_per_sample": 1e6 * seconds / n,
+    }
+
+
+def print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    """One `key value` line each; with as_json the whole dict as JSON on the last line."""
+    for key, value in summary.items():
+        if isinstance(value, float):
+            value = f"{value:.6g}"
+        print(f"{key:34s} {value}")
+    if as_json:
+        print(json.dumps(summary))
