@@ -212,12 +212,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return cli_fixed.eval_elsh(args)
     net = Network.load(args.model)
     data = load(args.data, seed=args.seed, limit=args.limit)
-    if data.n_features != net.n_in:
-        raise DataError(f"{data.name} has {data.n_features} features; the model takes {net.n_in}")
-    if data.n_classes > net.n_classes:
-        raise DataError(
-            f"{data.name} has {data.n_classes} classes; the model knows {net.n_classes}"
-        )
+    data.check_fits(net.n_in, net.n_classes)
     ev = net.evaluate(data.x_test, data.y_test)
     summary = {"model": args.model, "data": data.name, **ev}
     print_summary(summary, args.json)

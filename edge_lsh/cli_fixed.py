@@ -134,12 +134,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def eval_elsh(args: argparse.Namespace) -> int:
     model = FixedPointModel.load(args.model)
     data = load(args.data, seed=args.seed, limit=args.limit)
-    if data.n_features != model.n_in:
-        raise DataError(f"{data.name} has {data.n_features} features; the model takes {model.n_in}")
-    if data.n_classes > model.n_classes:
-        raise DataError(
-            f"{data.name} has {data.n_classes} classes; the model knows {model.n_classes}"
-        )
+    data.check_fits(model.n_in, model.n_classes)
     ev = model.evaluate(data.x_test, data.y_test)
     hidden = [model.layer_info(i) for i in range(model.n_layers - 1)]
     active = [h["k"] / h["n_out"] for h in hidden]

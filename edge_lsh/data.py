@@ -78,6 +78,15 @@ class Dataset:
         """Number of features per sample."""
         return int(self.x_train.shape[1])
 
+    def check_fits(self, n_in: int, n_classes: int) -> None:
+        """Raise DataError unless a model of n_in inputs and n_classes outputs can take it."""
+        if self.n_features != n_in:
+            raise DataError(f"{self.name} has {self.n_features} features; the model takes {n_in}")
+        if self.n_classes > n_classes:
+            raise DataError(
+                f"{self.name} has {self.n_classes} classes; the model knows {n_classes}"
+            )
+
     def __repr__(self) -> str:
         return (
             f"Dataset(name={self.name!r}, train={self.x_train.shape}, "
