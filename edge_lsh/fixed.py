@@ -61,6 +61,9 @@ class FixedPointModel:
         size = path.stat().st_size
         if size > _MAX_FILE_BYTES:
             raise ModelFileError(f"{path}: {size} bytes is too large for a model file")
+        # Read into memory rather than mmap: the C reader would use a mapping in place, but a
+        # file truncated by another program while mapped kills the process (SIGBUS); a copy
+        # of a model costs a millisecond or two.
         try:
             data = path.read_bytes()
         except OSError as exc:
