@@ -104,7 +104,10 @@ def _compare(lines: list[str], pred: np.ndarray, logits: np.ndarray, where: str)
     if len(rows) != len(pred):
         raise DeployError(f"{where}: {len(rows)} predictions for {len(pred)} inputs")
     for i, r in enumerate(rows):
-        got = [int(v) for v in r]
+        try:
+            got = [int(v) for v in r]
+        except ValueError:
+            raise DeployError(f"{where}: unexpected output line {' '.join(r)!r}") from None
         want = [int(pred[i]), *(int(v) for v in logits[i])]
         if got != want:
             raise DeployError(
@@ -128,14 +131,42 @@ def deploy(
     target = TARGETS[target_name]
     model_path = Path(model_path)
     model = FixedPointModel.load(model_path)  # a bad model fails here, before any build
+    blob = model.file_bytes()  # ship exactly the bytes that were validated
     out = Path(out_dir)
+    if out.is_symlink() and not out.exists():
+        raise DeployError(f"{out} is a broken symbolic link")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not force)):
         raise DeployError(f"{out} exists and is not empty (pass --force to replace its files)")
     root = source_root()
     x = check_inputs(model, CHECK_INPUTS)
     pred, logits = model.predict_logits(x)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    made_parent = not out.parent.exists()
+    args = (blob, model, model_path.name, target, root, out, x, pred, logits, check, say)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return _deploy_into(*args)
+    except BaseException as exc:
+        if made_parent and out.parent.is_dir() and not any(out.parent.iterdir()):
+            out.parent.rmdir()  # leave no empty folder behind a failed build
+        if isinstance(exc, OSError):
+            raise DeployError(f"cannot write {out}: {exc}") from exc
+        raise
+
+
+def _deploy_into(
+    blob: bytes,
+    model: FixedPointModel,
+    model_name: str,
+    target: DeployTarget,
+    root: Path,
+    out: Path,
+    x: np.ndarray,
+    pred: np.ndarray,
+    logits: np.ndarray,
+    check: bool,
+    say: Callable[[str], None],
+) -> DeployResult:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp_s:
         tmp = Path(tmp_s)
         result = DeployResult(target=target.name, out_dir=out)
@@ -143,7 +174,7 @@ def deploy(
             say(f"building edge-lsh-run for {target.name} with {target.cc}")
             binary = tmp / "edge-lsh-run"
             _build_linux(target, root, binary)
-            shutil.copyfile(model_path, tmp / "model.elsh")
+            (tmp / "model.elsh").write_bytes(blob)
             np.savetxt(tmp / "sample.csv", x, delimiter=",", fmt="%.9g")
             if check:
                 qemu = _need(target.qemu[0], target, "QEMU, for --check")
@@ -158,13 +189,11 @@ def deploy(
         else:
             from edge_lsh.deploy_fw import build_firmware
 
-            names = build_firmware(
-                model_path, model, target, root, tmp, x, pred, logits, check, say
-            )
+            names = build_firmware(blob, model, target, root, tmp, x, pred, logits, check, say)
             result.binary_bytes = (tmp / names[0]).stat().st_size
             if check:
                 result.checked = len(pred)
-        (tmp / "README.md").write_text(_readme(target, model, model_path.name, result))
+        (tmp / "README.md").write_text(_readme(target, model, model_name, result))
         out.mkdir(exist_ok=True)
         for name in names:
             os.replace(tmp / name, out / name)

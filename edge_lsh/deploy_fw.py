@@ -35,7 +35,7 @@ def _write_expect(path: Path, xq: np.ndarray, pred: np.ndarray, logits: np.ndarr
 
 
 def build_firmware(
-    model_path: Path,
+    blob: bytes,
     model: FixedPointModel,
     target: DeployTarget,
     root: Path,
@@ -58,7 +58,7 @@ def build_firmware(
     _write_expect(expect, xq, pred, logits)
     models_c = tmp / "model_data.c"
     local_model = tmp / "model.elsh"
-    local_model.write_bytes(model_path.read_bytes())
+    local_model.write_bytes(blob)
     gen_cmd = [sys.executable, str(gen), str(models_c), str(local_model), str(expect)]
     _run(gen_cmd, "embedding the model")
     say(f"building the Cortex-M33 firmware with {target.cc} (arena {model.arena_bytes:,} bytes)")
@@ -75,7 +75,8 @@ def build_firmware(
     elf = tmp / "firmware.elf"
     link = [cc, *target.cflags, *target.ldflags, f"-L{fw}", "-T", str(fw / "mps2_an505.ld")]
     _run([*link, *objs, "-lm", "-o", str(elf)], "linking the firmware")
-    nm = _run([cc.replace("gcc", "nm"), str(elf)], "listing symbols").stdout.split()
+    nm_tool = str(Path(cc).with_name(Path(cc).name.removesuffix("gcc") + "nm"))
+    nm = _run([nm_tool, str(elf)], "listing symbols").stdout.split()
     heap = sorted(HEAP_SYMBOLS & set(nm))
     if heap:
         raise DeployError(f"the firmware links a heap ({', '.join(heap)}): refusing to ship it")

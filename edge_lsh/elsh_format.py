@@ -73,7 +73,9 @@ MAX_BITS = 15
 MAX_TABLES = 1024
 MAX_CENTER = 2**24
 MAX_HASH_WORK = 2**24  # operations to hash one vector
-MAX_BUILD_WORK = 2**32  # operations to build a layer's tables at load
+MAX_SCAN_WORK = 2**24  # table entries one input may scan: L * n_out
+MAX_DRAW_WORK = 2**24  # PRNG draws to make the hash functions from the seed
+MAX_BUILD_WORK = 2**28  # operations to build a layer's tables at load (both passes)
 DWTA_MAX_PROBES = 16
 
 NET, LAYER, WEIGHTS, BIAS, REQUANT, HASH_COEF, PAD_ORDER, CENTER, TABLES, INFO, MEMBERSHIP = range(
@@ -634,6 +636,29 @@ def hash_work(
     return tables * dwta_per_table * dwta_bin * (1 + DWTA_MAX_PROBES)
 
 
+def draw_work(
+    family: int,
+    tables: int,
+    bits: int,
+    hash_dim: int,
+    ternary_nnz: int = 0,
+    dwta_bin: int = 0,
+    dwta_per_table: int = 0,
+) -> int:
+    """PRNG draws to make a layer's hash functions from the seed (FORMAT.md work limits):
+    SimHash L * K * hash_dim normals; ternary L * K * draws(nnz); DWTA L * P * draws(bin), where
+    draws(m) = 2m while 2m <= hash_dim, else 12 * hash_dim (distinct values by rejection)."""
+
+    def draws(m: int) -> int:
+        return 2 * m if 2 * m <= hash_dim else 12 * hash_dim
+
+    if family == hashgen.SIMHASH:
+        return tables * bits * hash_dim
+    if family == hashgen.TERNARY:
+        return tables * bits * draws(ternary_nnz)
+    return tables * dwta_per_table * draws(dwta_bin)
+
+
 def _f32_ok(v: float) -> bool:
     return math.isfinite(v) and v > 0
 
@@ -796,10 +821,22 @@ def _check_layer(
                 f"hashing one vector costs {work} operations, more than the limit of 2^24 "
                 "(fewer tables, bits or hashed values)"
             )
-        if not tables_flag and n_out * (work + n_in) > MAX_BUILD_WORK:
+        if n_tables * n_out > MAX_SCAN_WORK:
             raise bad(
-                f"building its tables at load costs {n_out * (work + n_in)} operations, more "
-                "than the limit of 2^32: the file must store its tables"
+                f"an input may scan L * n_out = {n_tables * n_out} table entries, more than "
+                "the limit of 2^24 (fewer tables or neurons)"
+            )
+        draws = draw_work(family, n_tables, bits, hash_dim, nnz, dwta_bin, dwta_pt)
+        if hash_source == 0 and draws > MAX_DRAW_WORK:
+            raise bad(
+                f"drawing its hash functions from the seed takes {draws} draws, more than the "
+                "limit of 2^24: store them explicitly (hash_source 1)"
+            )
+        build = 2 * n_out * (work + n_in)
+        if not tables_flag and build > MAX_BUILD_WORK:
+            raise bad(
+                f"building its tables at load costs {build} operations, more "
+                "than the limit of 2^28: the file must store its tables"
             )
     wdtype = np.int16 if wbits == 16 else np.int8
     return QLayer(
@@ -993,6 +1030,9 @@ def _bind_tables(data: bytes, e: _Entry, L: QLayer, li: int) -> None:
             "ELSH_FMT_SIZE",
             f"{what} is {e.size} bytes, expected {_tables_size(L, n_ids)} for {n_ids} ids",
         )
+    used = 4 * (T * B + 1) + 2 * n_ids
+    if any(data[e.offset + used : e.offset + e.size]):
+        raise _fail("ELSH_FMT_TABLES", f"{what}: the padding after the ids is not zero")
     if offsets[0] != 0:
         raise _fail("ELSH_FMT_TABLES", f"{what}: offsets[0] is {offsets[0]}, expected 0")
     for t in range(T):

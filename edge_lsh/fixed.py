@@ -52,6 +52,10 @@ class FixedPointModel:
             raise _file_error(name, status)
         self.model_bytes = int(raw.size)
 
+    def file_bytes(self) -> bytes:
+        """The model file exactly as it was validated."""
+        return self._file[: self.model_bytes].tobytes()
+
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FixedPointModel:
         """Read and validate an ``.elsh`` file. Raises ModelFileError naming what is wrong."""

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_lsh import hashgen
+from edge_lsh import elsh_format, hashgen
 from edge_lsh import qreference as Q
 from edge_lsh.elsh_format import QLayer, QModel
 from edge_lsh.hashgen import round_half_away
@@ -215,7 +215,20 @@ def _hash_fields(net: Network, li: int, info: dict[str, Any]) -> dict[str, Any]:
         hashgen.DWTA: ("dwta_idx",),
     }[family]
     same = all(np.array_equal(arrays[k], regen[k]) for k in (*keys, "pad_order"))
-    fields["hash_source"] = 0 if same else 1
+    # the seed, when it reproduces the functions and drawing them stays within the work limit
+    cheap = (
+        elsh_format.draw_work(
+            family,
+            int(info["tables"]),
+            int(info["bits"]),
+            int(info["hash_dim"]),
+            int(info["ternary_nnz"]) if family == hashgen.TERNARY else 0,
+            int(info["dwta_bin"]) if family == hashgen.DWTA else 0,
+            int(info["dwta_per_table"]) if family == hashgen.DWTA else 0,
+        )
+        <= elsh_format.MAX_DRAW_WORK
+    )
+    fields["hash_source"] = 0 if same and cheap else 1
     if family == hashgen.SIMHASH:
         fields["proj"] = hashgen.simhash_int8(arrays["proj"])
     elif family == hashgen.TERNARY:

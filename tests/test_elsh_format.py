@@ -641,7 +641,9 @@ def test_layer_rules(name, kind, layer, rel, fmt, value):
 
 
 def test_layer_work_limits():
-    """Hashing one vector may cost at most 2^24 operations, building tables at load 2^32."""
+    """Hashing one vector may cost at most 2^24 operations, one input may scan at most 2^24
+    table entries, building tables at load at most 2^28 (both passes), and drawing the hash
+    functions from the seed at most 2^24 draws."""
     data = base_bytes("simhash_explicit")
     data = set_in_section(data, NET, NO_LAYER, 0, "<I", 1100)
     for rel, fmt, v in [(0, "<I", 1100), (16, "<B", 15), (22, "<H", 1), (24, "<H", 1100)]:
@@ -651,11 +653,31 @@ def test_layer_work_limits():
     err = expect_code(over, "ELSH_FMT_LAYER")
     assert "2^24" in err.message
     expect_code(at_limit, "ELSH_FMT_SIZE")  # the layer passes; its WEIGHTS do not fit
-    # n_out * (hash work + n_in) > 2^32 only matters when the reader must build the tables
+    # 2 * n_out * (hash work + n_in) > 2^28 only matters when the reader must build the tables
     big = set_in_section(at_limit, LAYER, 0, 4, "<I", 300)
     expect_code(big, "ELSH_FMT_SIZE")
     err = expect_code(set_header(big, 44, "<I", 0), "ELSH_FMT_LAYER")
-    assert "2^32" in err.message
+    assert "2^28" in err.message
+    # L * n_out table entries scanned per input
+    wide = set_in_section(big, LAYER, 0, 4, "<I", 16514)  # 1016 * 16514 > 2^24
+    err = expect_code(wide, "ELSH_FMT_LAYER")
+    assert "L * n_out" in err.message
+    expect_code(set_in_section(big, LAYER, 0, 4, "<I", 16513), "ELSH_FMT_SIZE")
+
+
+def test_seed_draw_work_limit():
+    """Ternary functions drawn from the seed: L * K * draws(nnz) <= 2^24, with draws(m) = 2m
+    while 2m <= hash_dim, else 12 * hash_dim."""
+    data = base_bytes("tern_seed")
+    data = set_in_section(data, NET, NO_LAYER, 0, "<I", 1100)
+    for rel, fmt, v in [(0, "<I", 1100), (16, "<B", 2), (20, "<H", 1016), (22, "<H", 1)]:
+        data = set_in_section(data, LAYER, 0, rel, fmt, v)
+    data = set_in_section(data, LAYER, 0, 24, "<H", 1100)
+    many = set_in_section(data, LAYER, 0, 26, "<H", 1100)  # 2032 * 12 * 1100 > 2^24
+    err = expect_code(many, "ELSH_FMT_LAYER")
+    assert "seed" in err.message
+    half = set_in_section(data, LAYER, 0, 26, "<H", 550)  # 2032 * 1100 draws: fine
+    assert expect_code(half, "ELSH_FMT_SIZE").code == "ELSH_FMT_SIZE"
 
 
 # ----------------------------------------------------------------------------- values
@@ -725,6 +747,10 @@ def test_tables_rules():
     read_elsh(swapped)
     # a table may hold a subset (5.7): here the last table drops its last id
     subset = set_in_section(data, TABLES, 0, 4 * T * B, "<I", T * n - 1)
+    # the dropped id's two bytes become the (zero) padding to a multiple of 4
+    stale = subset
+    subset = set_in_section(subset, TABLES, 0, 4 * (T * B + 1) + 2 * (T * n - 1), "<H", 0)
+    expect_code(stale, "ELSH_FMT_TABLES")  # padding must be zero
     if FixedPointModel is not None:
         assert c_code(subset) is None
     members = read_elsh(subset).layers[0].membership

@@ -85,18 +85,27 @@ typedef struct {
     float *x;       /* [n][n_in] */
     int32_t *label; /* [n], -1 when unknown */
     int64_t n, cap;
-    int has_labels;
+    int64_t n_labels;
 } rows;
 
-static int rows_push(rows *r, int32_t n_in)
+/* Room for one more row. Sizes are checked in 64 bits so that they cannot wrap on 32-bit
+ * boards; out of memory says so. */
+static int rows_push(rows *r, int32_t n_in, const char *name)
 {
     if (r->n == r->cap) {
         int64_t cap = r->cap ? 2 * r->cap : 256;
-        float *x = (float *)realloc(r->x, (size_t)cap * (size_t)n_in * sizeof(float));
-        if (!x) return -1;
+        uint64_t bytes = (uint64_t)cap * (uint64_t)n_in * sizeof(float);
+        float *x = bytes <= SIZE_MAX ? (float *)realloc(r->x, (size_t)bytes) : NULL;
+        if (!x) {
+            fprintf(stderr, "edge-lsh-run: %s: out of memory at %lld rows\n", name, (long long)r->n);
+            return -1;
+        }
         r->x = x;
         int32_t *l = (int32_t *)realloc(r->label, (size_t)cap * sizeof(int32_t));
-        if (!l) return -1;
+        if (!l) {
+            fprintf(stderr, "edge-lsh-run: %s: out of memory at %lld rows\n", name, (long long)r->n);
+            return -1;
+        }
         r->label = l;
         r->cap = cap;
     }
@@ -105,34 +114,63 @@ static int rows_push(rows *r, int32_t n_in)
     return 0;
 }
 
+/* One line of any length into *buf (grown as needed, NUL-terminated, newline dropped).
+ * Returns its length, -1 at end of input, -2 out of memory. */
+static long read_line(FILE *f, char **buf, size_t *cap)
+{
+    size_t len = 0;
+    int c;
+    while ((c = getc(f)) != EOF && c != '\n') {
+        if (len + 2 > *cap) {
+            size_t ncap = *cap ? 2 * *cap : 4096;
+            char *nb = ncap > *cap ? (char *)realloc(*buf, ncap) : NULL;
+            if (!nb) return -2;
+            *buf = nb;
+            *cap = ncap;
+        }
+        (*buf)[len++] = (char)c;
+    }
+    if (c == EOF && len == 0) return -1;
+    if (!*buf) { /* an empty last line */
+        *buf = (char *)malloc(1);
+        if (!*buf) return -2;
+        *cap = 1;
+    }
+    (*buf)[len] = '\0';
+    return (long)len;
+}
+
 static int read_csv(FILE *f, const char *name, int32_t n_in, int32_t n_classes, rows *r)
 {
-    char line[1 << 16];
+    char *line = NULL;
+    size_t cap = 0;
     int64_t lineno = 0;
+    int rc = -1;
     float *vals = (float *)malloc(((size_t)n_in + 2u) * sizeof(float));
     if (!vals) return -1;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
-            fprintf(stderr, "edge-lsh-run: %s:%lld: line too long\n", name, (long long)lineno);
-            free(vals);
-            return -1;
+    for (;;) {
+        long got = read_line(f, &line, &cap);
+        if (got == -1) break;
+        if (got == -2) {
+            fprintf(stderr, "edge-lsh-run: %s: out of memory reading a line\n", name);
+            goto done;
         }
+        lineno++;
         char *p = line;
         while (*p == ' ' || *p == '\t') p++;
-        if (*p == '\n' || *p == '\r' || *p == '\0' || *p == '#') continue;
+        if (*p == '\r' || *p == '\0' || *p == '#') continue;
         int32_t count = 0;
         for (;;) {
             char *end;
             errno = 0;
             float v = strtof(p, &end);
-            if (end == p || errno == ERANGE || !(v - v == 0.0f)) {
-                if (lineno == 1 && count == 0) goto next_line; /* a header row */
+            /* ERANGE on underflow (a subnormal) is a fine value; on overflow it is not */
+            int overflow = errno == ERANGE && (v > 1.0f || v < -1.0f);
+            if (end == p || overflow || !(v - v == 0.0f)) {
+                if (lineno == 1 && count == 0 && end == p) goto next_line; /* a header row */
                 fprintf(stderr, "edge-lsh-run: %s:%lld: value %d is not a finite number\n", name,
                         (long long)lineno, (int)count + 1);
-                free(vals);
-                return -1;
+                goto done;
             }
             if (count <= n_in) vals[count] = v;
             count++;
@@ -142,38 +180,46 @@ static int read_csv(FILE *f, const char *name, int32_t n_in, int32_t n_classes, 
                 p++;
                 continue;
             }
-            if (*p == '\n' || *p == '\r' || *p == '\0') break;
+            if (*p == '\r' || *p == '\0') break;
             fprintf(stderr, "edge-lsh-run: %s:%lld: unexpected character '%c'\n", name,
                     (long long)lineno, *p);
-            free(vals);
-            return -1;
+            goto done;
         }
         if (count != n_in && count != n_in + 1) {
             fprintf(stderr, "edge-lsh-run: %s:%lld: %d values; the model takes %d (plus an optional label)\n",
                     name, (long long)lineno, (int)count, (int)n_in);
-            free(vals);
-            return -1;
+            goto done;
         }
-        if (rows_push(r, n_in)) {
-            free(vals);
-            return -1;
-        }
+        if (rows_push(r, n_in, name)) goto done;
         memcpy(r->x + (r->n - 1) * n_in, vals, (size_t)n_in * sizeof(float));
         if (count == n_in + 1) {
             float lv = vals[n_in];
-            if (lv != (float)(int32_t)lv || lv < 0 || lv >= (float)n_classes) {
+            /* range first: converting an out-of-range float to int is undefined */
+            if (!(lv >= 0.0f && lv < (float)n_classes) || lv != (float)(int32_t)lv) {
                 fprintf(stderr, "edge-lsh-run: %s:%lld: label %g is not a class 0..%d\n", name,
                         (long long)lineno, (double)lv, (int)n_classes - 1);
-                free(vals);
-                return -1;
+                goto done;
             }
             r->label[r->n - 1] = (int32_t)lv;
-            r->has_labels = 1;
+            r->n_labels++;
         }
     next_line:;
     }
+    rc = 0;
+done:
+    free(line);
     free(vals);
-    return 0;
+    return rc;
+}
+
+/* The value of 'key': in a .npy header dict, or NULL. */
+static const char *npy_field(const char *hdr, const char *key)
+{
+    const char *k = strstr(hdr, key);
+    if (!k) return NULL;
+    k += strlen(key);
+    while (*k == ' ') k++;
+    return k;
 }
 
 /* A minimal .npy reader: version 1-3, 2-D, C order, <f4 <f8 |u1 |i1. */
@@ -196,26 +242,27 @@ static int read_npy(const uint8_t *d, size_t size, const char *name, int32_t n_i
     char hdr[4097];
     memcpy(hdr, d + start, hlen);
     hdr[hlen] = '\0';
-    const char *descr = strstr(hdr, "'descr':");
-    const char *fortran = strstr(hdr, "'fortran_order':");
-    const char *shape = strstr(hdr, "'shape':");
+    const char *descr = npy_field(hdr, "'descr':");
+    const char *fortran = npy_field(hdr, "'fortran_order':");
+    const char *shape = npy_field(hdr, "'shape':");
     if (!descr || !fortran || !shape) goto bad;
     int elem;
     char kind;
-    if (strstr(descr, "'<f4'")) elem = 4, kind = 'f';
-    else if (strstr(descr, "'<f8'")) elem = 8, kind = 'd';
-    else if (strstr(descr, "'|u1'")) elem = 1, kind = 'u';
-    else if (strstr(descr, "'|i1'")) elem = 1, kind = 'i';
+    if (!strncmp(descr, "'<f4'", 5)) elem = 4, kind = 'f';
+    else if (!strncmp(descr, "'<f8'", 5)) elem = 8, kind = 'd';
+    else if (!strncmp(descr, "'|u1'", 5)) elem = 1, kind = 'u';
+    else if (!strncmp(descr, "'|i1'", 5)) elem = 1, kind = 'i';
     else {
         fprintf(stderr, "edge-lsh-run: %s: dtype must be float32, float64, uint8 or int8\n", name);
         return -1;
     }
-    if (strncmp(fortran + 16, " False", 6) != 0) {
+    if (strncmp(fortran, "False", 5) != 0) {
         fprintf(stderr, "edge-lsh-run: %s: Fortran-order arrays are not supported\n", name);
         return -1;
     }
     long long n_rows, n_cols;
-    if (sscanf(shape + 8, " (%lld, %lld)", &n_rows, &n_cols) != 2 || n_rows < 0) {
+    char close;
+    if (sscanf(shape, "(%lld, %lld%c", &n_rows, &n_cols, &close) != 3 || close != ')' || n_rows < 0) {
         fprintf(stderr, "edge-lsh-run: %s: expected a 2-D array\n", name);
         return -1;
     }
@@ -223,13 +270,13 @@ static int read_npy(const uint8_t *d, size_t size, const char *name, int32_t n_i
         fprintf(stderr, "edge-lsh-run: %s: rows of %lld values; the model takes %d\n", name, n_cols, (int)n_in);
         return -1;
     }
-    size_t data = start + hlen;
-    if ((size - data) / (size_t)elem / (size_t)(n_in) < (size_t)n_rows) {
+    uint64_t data = (uint64_t)start + hlen, row_bytes = (uint64_t)elem * (uint64_t)n_in;
+    if ((uint64_t)n_rows > ((uint64_t)size - data) / row_bytes) {
         fprintf(stderr, "edge-lsh-run: %s: truncated (shape says %lld rows)\n", name, n_rows);
         return -1;
     }
     for (long long i = 0; i < n_rows; i++) {
-        if (rows_push(r, n_in)) return -1;
+        if (rows_push(r, n_in, name)) return -1;
         float *x = r->x + (r->n - 1) * n_in;
         for (int32_t c = 0; c < n_in; c++) {
             const uint8_t *e = d + data + ((size_t)i * (size_t)n_in + (size_t)c) * (size_t)elem;
@@ -404,6 +451,10 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if ((uint64_t)r.n * (uint64_t)repeat > (uint64_t)SIZE_MAX / sizeof(double)) {
+        fprintf(stderr, "edge-lsh-run: %lld inputs times --repeat %ld is too many to time\n", (long long)r.n, repeat);
+        return 1;
+    }
     int8_t *xq = (int8_t *)malloc((size_t)net.n_in);
     int32_t *pred = (int32_t *)malloc((size_t)r.n * sizeof(int32_t));
     double *lat = (double *)malloc((size_t)r.n * (size_t)repeat * sizeof(double));
@@ -430,7 +481,7 @@ int main(int argc, char **argv)
             }
             pred[i] = p;
             if (rep > 0) continue;
-            correct += r.label[i] == p;
+            correct += r.label[i] >= 0 && r.label[i] == p;
             if (quiet) continue;
             printf("%d", p);
             if (show_logits)
@@ -445,7 +496,9 @@ int main(int argc, char **argv)
     for (int32_t l = 0; l < net.n_layers; l++)
         dense_macs += (uint64_t)net.layers[l].n_in * (uint64_t)net.layers[l].n_out;
     printf("# inputs: %lld%s\n", (long long)r.n, repeat > 1 ? " (each run --repeat times)" : "");
-    if (r.has_labels) printf("# accuracy: %.4f (%lld of %lld)\n", (double)correct / (double)r.n, (long long)correct, (long long)r.n);
+    if (r.n_labels)
+        printf("# accuracy: %.4f (%lld of %lld labelled rows)\n", (double)correct / (double)r.n_labels,
+               (long long)correct, (long long)r.n_labels);
     printf("# latency_us: median %.2f, p90 %.2f, min %.2f (per input, quantization included)\n",
            lat[n_lat / 2], lat[(n_lat * 9) / 10], lat[0]);
     printf("# per input: %.0f multiplications (%.2f%% of dense %llu), %.0f additions, %.0f comparisons, "

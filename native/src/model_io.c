@@ -30,8 +30,11 @@ enum {
 #define ENTRY_BYTES 32u
 #define MAX_SECTIONS 4096u
 #define MAX_CENTER (1 << 24)
-#define MAX_HASH_WORK ((uint64_t)1 << 24)   /* per hashed vector */
-#define MAX_BUILD_WORK ((uint64_t)1 << 32)  /* building tables at load */
+/* Work limits (FORMAT.md 5.1), so that no file can make a reader hang. */
+#define MAX_HASH_WORK ((uint64_t)1 << 24)   /* hashing one vector */
+#define MAX_SCAN_WORK ((uint64_t)1 << 24)   /* table entries one input may scan: L * n_out */
+#define MAX_DRAW_WORK ((uint64_t)1 << 24)   /* PRNG draws to make the hash functions from the seed */
+#define MAX_BUILD_WORK ((uint64_t)1 << 28)  /* building the tables at load (two passes) */
 
 typedef struct {
     uint64_t offset, size;
@@ -115,6 +118,7 @@ static int read_sections(const uint8_t *f, uint32_t n, uint64_t table_off, uint6
             const uint8_t *q = f + table_off + (uint64_t)o * ENTRY_BYTES;
             uint64_t off2 = rd64(q + 8), sz2 = rd64(q + 16);
             if (sz && sz2 && off < off2 + sz2 && off2 < off + sz) return ELSH_FMT_BOUNDS;
+            if (rd32(q) == type && rd32(q + 4) == layer) return ELSH_FMT_DUPLICATE;
         }
         if (type == 0 || type >= SEC_KNOWN) {
             if (flags & 1u) return ELSH_FMT_UNKNOWN_REQUIRED;
@@ -167,6 +171,10 @@ static uint64_t hash_cost(const elsh_qlayer *L)
     return (uint64_t)L->tables * (uint64_t)L->dwta_per_table * (uint64_t)L->dwta_bin *
            (1u + ELSH_DWTA_MAX_PROBES);
 }
+
+/* Draws to pick m distinct values below d by rejection: about d ln(d / (d - m)), at most 2m
+ * while 2m <= d, and below d (1 + ln d) <= 12 d for any m <= d <= 65535. */
+static uint64_t draw_cost(uint64_t m, uint64_t d) { return 2u * m <= d ? 2u * m : 12u * d; }
 
 static int read_layer(elsh_qnet *net, int32_t l, const uint8_t *p)
 {
@@ -230,10 +238,18 @@ static int read_layer(elsh_qnet *net, int32_t l, const uint8_t *p)
     } else if (L->ternary_nnz || L->dwta_bin || L->dwta_per_table) {
         return ELSH_FMT_LAYER;
     }
-    /* bounded work: hashing an input, and building the tables at load when not stored */
-    uint64_t hash_work = hash_cost(L);
-    if (hash_work > MAX_HASH_WORK) return ELSH_FMT_LAYER;
-    if (!(net->flags & 1u) && (uint64_t)L->n_out * (hash_work + n_in) > MAX_BUILD_WORK) return ELSH_FMT_LAYER;
+    /* bounded work: hashing an input, scanning its buckets, drawing the hash functions from
+     * the seed, and building the tables at load when the file does not store them */
+    uint64_t hash_work = hash_cost(L), d = (uint64_t)L->hash_dim;
+    uint64_t TK = (uint64_t)L->tables * (uint64_t)L->bits;
+    uint64_t draws = L->family == ELSH_HASH_SIMHASH ? TK * d
+                     : L->family == ELSH_HASH_TERNARY
+                         ? TK * draw_cost((uint64_t)L->ternary_nnz, d)
+                         : (uint64_t)L->tables * (uint64_t)L->dwta_per_table * draw_cost((uint64_t)L->dwta_bin, d);
+    if (hash_work > MAX_HASH_WORK || (uint64_t)L->tables * n_out > MAX_SCAN_WORK) return ELSH_FMT_LAYER;
+    if (L->hash_source == 0 && draws > MAX_DRAW_WORK) return ELSH_FMT_LAYER;
+    if (!(net->flags & 1u) && 2u * (uint64_t)L->n_out * (hash_work + n_in) > MAX_BUILD_WORK)
+        return ELSH_FMT_LAYER;
     return ELSH_OK;
 }
 
@@ -377,6 +393,8 @@ static int bind_layer(elsh_qnet *net, int32_t l, section sec[SEC_KNOWN][ELSH_MAX
         uint64_t n_ids = L->tab_offsets[offsets_count(L) - 1u];
         if (n_ids > max_ids(L)) return ELSH_FMT_TABLES;
         if (tb->size != tables_bytes(L, n_ids)) return ELSH_FMT_SIZE;
+        uint64_t used = 4u * offsets_count(L) + 2u * n_ids;
+        if (!all_zero(f + tb->offset + used, (size_t)(tb->size - used))) return ELSH_FMT_TABLES;
         L->tab_ids = (const uint16_t *)(const void *)(f + tb->offset + 4u * offsets_count(L));
         rc = check_tables(L);
         if (rc) return rc;
@@ -454,9 +472,8 @@ static void layout(elsh_qnet *net, carver *c)
     }
 }
 
-int elsh_model_open(elsh_qnet *net, const void *file, size_t file_bytes, size_t *arena_bytes)
+static int open_model(elsh_qnet *net, const void *file, size_t file_bytes, size_t *arena_bytes)
 {
-    if (!net || !file || !arena_bytes) return ELSH_ERR_NULL;
     memset(net, 0, sizeof *net);
     *arena_bytes = 0;
     const uint8_t *f = (const uint8_t *)file;
@@ -498,6 +515,17 @@ int elsh_model_open(elsh_qnet *net, const void *file, size_t file_bytes, size_t 
     net->arena_bytes = (size_t)c.used;
     *arena_bytes = net->arena_bytes;
     return ELSH_OK;
+}
+
+int elsh_model_open(elsh_qnet *net, const void *file, size_t file_bytes, size_t *arena_bytes)
+{
+    if (!net || !file || !arena_bytes) return ELSH_ERR_NULL;
+    int rc = open_model(net, file, file_bytes, arena_bytes);
+    if (rc != ELSH_OK) { /* nothing half-opened: attach on this net must fail */
+        memset(net, 0, sizeof *net);
+        *arena_bytes = 0;
+    }
+    return rc;
 }
 
 /* ---------------------------------------------------------------- attach */
