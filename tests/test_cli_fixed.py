@@ -194,3 +194,42 @@ def test_c_runner_rejects_bad_input(trained, runner, tmp_path):
     for args, msg in cases:
         res = subprocess.run([str(runner), *args], capture_output=True, text=True)
         assert res.returncode != 0 and msg in res.stderr, (args, res.stderr)
+
+
+def test_c_runner_input_edge_cases(trained, runner, tmp_path, capsys):
+    """Review findings: long lines, subnormal values, partial labels, huge labels, 3-D .npy."""
+    _, data, model, x, y = trained
+    out = tmp_path / "e.elsh"
+    assert main(["export", str(model), "--calib", f"npz:{data}", "--out", str(out)]) == 0
+    capsys.readouterr()
+    fm = FixedPointModel.load(out)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(runner), str(out), *args], capture_output=True, text=True)
+
+    # a row far longer than any fixed line buffer (digits padded with zeros)
+    long_csv = tmp_path / "long.csv"
+    long_csv.write_text(",".join(f"{v:.200f}" for v in x[0]) + "\n")
+    res = run(str(long_csv))
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout.split()[0]) == int(fm.predict(x[:1])[0])
+    # subnormal values are numbers (strtof reports ERANGE on underflow)
+    sub = tmp_path / "sub.csv"
+    sub.write_text(",".join(["1e-40"] * x.shape[1]) + "\n")
+    res = run(str(sub))
+    assert res.returncode == 0, res.stderr
+    # accuracy counts labelled rows only
+    mixed = tmp_path / "mixed.csv"
+    rows = [",".join(map(str, x[0])) + f",{int(fm.predict(x[:1])[0])}", ",".join(map(str, x[1]))]
+    mixed.write_text("\n".join(rows) + "\n")
+    res = run(str(mixed))
+    assert "(1 of 1 labelled rows)" in res.stdout, res.stdout
+    # a label beyond int range is an error, not undefined behaviour
+    huge = tmp_path / "huge.csv"
+    huge.write_text(",".join(map(str, x[0])) + ",3e9\n")
+    res = run(str(huge))
+    assert res.returncode != 0 and "label" in res.stderr
+    # a 3-D array is not read as 2-D
+    np.save(tmp_path / "cube.npy", np.zeros((2, x.shape[1], 2), dtype=np.float32))
+    res = run(str(tmp_path / "cube.npy"))
+    assert res.returncode != 0 and "2-D" in res.stderr

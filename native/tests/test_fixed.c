@@ -258,3 +258,20 @@ void test_dot_products_all_versions(void)
         }
     }
 }
+
+/* A failed open leaves nothing that attach could use (it used to keep the file pointer). */
+void test_attach_after_failed_open_fails(void)
+{
+    static uint8_t buf[256] __attribute__((aligned(64)));
+    static uint8_t arena[256] __attribute__((aligned(64)));
+    elsh_qnet net;
+    size_t need = 123;
+    memset(buf, 0, sizeof buf);
+    memcpy(buf, "ELSH\r\n\x1a\n", 8);
+    buf[8] = 1;
+    buf[12] = 1, buf[13] = 2, buf[14] = 3, buf[15] = 4; /* byte-order mark; header still bad */
+    CHECK(elsh_model_open(&net, buf, sizeof buf, &need) < 0);
+    CHECK_EQ_INT(need, 0);
+    CHECK_EQ_INT(elsh_model_attach(&net, arena, sizeof arena), ELSH_ERR_STATE);
+    CHECK(net.file == NULL);
+}

@@ -83,7 +83,8 @@
     X(test_qlayer_saturation_relu_and_wrap)                                                  \
     X(test_select_csr_ties_padding_union)                                                    \
     X(test_model_open_first_checks)                                                          \
-    X(test_dot_products_all_versions)
+    X(test_dot_products_all_versions)                                                        \
+    X(test_attach_after_failed_open_fails)
 
 #define DECLARE(fn) void fn(void);
 TESTS(DECLARE)
