@@ -87,3 +87,7 @@ def test_demo_prints_side_by_side_table_and_json(capsys):
     lsh, dense = result["lsh"], result["dense"]
     assert lsh["multiplications_per_sample"] == 0.05 * dense["multiplications_per_sample"]
     assert lsh["accuracy"] > 0.8 and dense["accuracy"] > 0.8  # one epoch already learns digits
+    fixed = result["fixed"]  # the LSH network in int8, run by the fixed-point kernel
+    assert any(line.startswith("LSH, int8 fixed point") for line in out)
+    assert abs(fixed["accuracy"] - lsh["accuracy"]) < 0.03
+    assert fixed["model_bytes"] > 64 * 2000  # at least the int8 weights of the hidden layer
