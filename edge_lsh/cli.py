@@ -29,6 +29,12 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.last_draw = 0.0
+        self.first_epoch: int | None = None  # epochs count from here (fine-tuning continues)
+
+    def _nth(self, epoch: int) -> int:
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+        return epoch - self.first_epoch + 1
 
     def update(self, epoch: int, done: int, total: int, loss: float, acc: float) -> None:
         if not self.tty:
@@ -41,7 +47,7 @@ class Progress:
         fill = int(width * done / total)
         bar = "#" * fill + "-" * (width - fill)
         self.stream.write(
-            f"\r{self.label}epoch {epoch + 1}/{self.epochs} [{bar}] {done}/{total} "
+            f"\r{self.label}epoch {self._nth(epoch)}/{self.epochs} [{bar}] {done}/{total} "
             f"loss {loss:.4f} acc {acc * 100:5.1f}%"
         )
         self.stream.flush()
@@ -49,7 +55,7 @@ class Progress:
     def epoch_done(self, report: Any, test_acc: float | None = None) -> None:
         extra = f" test {test_acc * 100:5.2f}%" if test_acc is not None else ""
         line = (
-            f"{self.label}epoch {report.epoch + 1}/{self.epochs} loss {report.loss:.4f} "
+            f"{self.label}epoch {self._nth(report.epoch)}/{self.epochs} loss {report.loss:.4f} "
             f"train {report.train_accuracy * 100:5.2f}%{extra} {report.seconds:.2f}s"
         )
         self.stream.write(("\r" + line + " " * 10 + "\n") if self.tty else line + "\n")
@@ -106,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=defaults.TRAIN.lr, help="Adagrad learning rate")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", metavar="PATH", help="save the trained model here")
+    t.add_argument(
+        "--from",
+        dest="init",
+        metavar="MODEL",
+        help="continue training a saved model (fine-tuning, e.g. on the device); its network "
+        "and LSH settings are kept",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress output")
 
     e = sub.add_parser(
@@ -168,8 +181,25 @@ def train_and_report(
     }
 
 
+ARCHITECTURE_FLAGS = (
+    "hidden",
+    "active",
+    "bits",
+    "tables",
+    "hash",
+    "pool",
+    "select",
+    "insert",
+    "capacity",
+    "output_lsh",
+    "dense",
+)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     data = load(args.data, seed=args.seed, limit=args.limit)
+    if args.init:
+        return finetune(args, data)
     lsh = None
     if not args.dense:
         lsh = LSHConfig(
@@ -200,6 +230,36 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     summary = train_and_report(data, net, args.epochs, train, quiet=args.quiet)
+    if args.out:
+        net.save(args.out)
+        summary["model"] = args.out
+    print_summary(summary, args.json)
+    return 0
+
+
+def finetune(args: argparse.Namespace, data: Dataset) -> int:
+    """train --from MODEL: load, check the data fits, continue training, report."""
+    net = Network.load(args.init)
+    data.check_fits(net.n_in, net.n_classes)
+    defaults_of = build_parser().parse_args(["train"])
+    changed = [f for f in ARCHITECTURE_FLAGS if getattr(args, f) != getattr(defaults_of, f)]
+    if changed:
+        flags = ", ".join("--" + f.replace("_", "-") for f in changed)
+        warnings.warn(
+            f"{flags} ignored: --from keeps the saved model's network and LSH settings",
+            stacklevel=1,
+        )
+    train = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": args.lr})
+    if not args.quiet:
+        print(
+            f"fine-tuning {args.init} ({'-'.join(map(str, net.layer_sizes))}, "
+            f"{net.epochs_trained} epochs so far) on {data.name}: {data.x_train.shape[0]} train / "
+            f"{data.x_test.shape[0]} test",
+            file=sys.stderr,
+        )
+    before = net.evaluate(data.x_test, data.y_test)["accuracy"]
+    summary = train_and_report(data, net, args.epochs, train, quiet=args.quiet)
+    summary = {"accuracy_before": before, **summary}
     if args.out:
         net.save(args.out)
         summary["model"] = args.out

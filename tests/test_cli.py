@@ -91,3 +91,28 @@ def test_demo_prints_side_by_side_table_and_json(capsys):
     assert any(line.startswith("LSH, int8 fixed point") for line in out)
     assert abs(fixed["accuracy"] - lsh["accuracy"]) < 0.03
     assert fixed["model_bytes"] > 64 * 2000  # at least the int8 weights of the hidden layer
+
+
+def test_train_from_continues_a_saved_model(tmp_path, capsys):
+    data = small_npz(tmp_path)
+    first, second = tmp_path / "a.npz", tmp_path / "b.npz"
+    args = ["train", "--data", f"npz:{data}", "--hidden", "32", "--active", "0.25", "--quiet"]
+    assert main([*args, "--epochs", "1", "--tables", "8", "--out", str(first)]) == 0
+    capsys.readouterr()
+    rc = main(
+        ["train", "--data", f"npz:{data}", "--from", str(first), "--epochs", "2"]
+        + ["--out", str(second), "--json", "--hidden", "99"]
+    )
+    assert rc == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    assert "accuracy_before" in out and out["epochs"] == 2
+    assert "--hidden ignored" in captured.err
+    assert "epoch 1/2" in captured.err and "epoch 2/2" in captured.err
+    from edge_lsh.model import Network
+
+    assert Network.load(second).epochs_trained == 3
+    assert Network.load(second).layer_sizes == [24, 32, 3]
+    # a model that does not fit the data is refused with a message
+    assert main(["train", "--data", "digits", "--from", str(first), "--epochs", "1"]) == 2
+    assert "features" in capsys.readouterr().err
