@@ -17,7 +17,7 @@ from edge_lsh.data import SPEC_HELP, DataError, Dataset, load
 from edge_lsh.deploy import DeployError
 from edge_lsh.model import FAMILIES, LSHConfig, ModelFileError, Network, TrainConfig
 from edge_lsh.native import NativeError
-from edge_lsh.report import print_summary
+from edge_lsh.report import SUMMARY_KEYS, print_summary
 
 
 class Progress:
@@ -165,14 +165,8 @@ def train_and_report(
         "data": data.name,
         "layers": net.layer_sizes,
         "lsh": net.lsh is not None,
-        "accuracy": ev["accuracy"],
         "active_fraction": float(np.mean(active)) if active else 1.0,
-        "multiplications_per_sample": ev["multiplications_per_sample"],
-        "dense_multiplications_per_sample": ev["dense_multiplications_per_sample"],
-        "multiplication_fraction": ev["multiplication_fraction"],
-        "hash_multiplications_per_sample": ev["hash_multiplications_per_sample"],
-        "additions_per_sample": ev["additions_per_sample"],
-        "weight_bytes_per_sample": ev["weight_bytes_per_sample"],
+        **{key: ev[key] for key in SUMMARY_KEYS},
         "train_seconds": train_seconds,
         "epochs": epochs,
         "samples_per_second": n_train * epochs / train_seconds if train_seconds > 0 else 0.0,

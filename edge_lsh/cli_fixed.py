@@ -16,7 +16,7 @@ from edge_lsh.argtypes import fraction, positive_int
 from edge_lsh.data import DataError, load
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.model import ModelFileError, Network
-from edge_lsh.report import print_summary
+from edge_lsh.report import SUMMARY_KEYS, print_summary
 
 ELSH_MAGIC = b"ELSH\r\n\x1a\n"
 
@@ -144,14 +144,8 @@ def eval_elsh(args: argparse.Namespace) -> int:
         "data": data.name,
         "layers": layers,
         "lsh": any(model.layer_info(i)["use_lsh"] for i in range(model.n_layers)),
-        "accuracy": ev["accuracy"],
         "active_fraction": float(np.mean(active)) if active else 1.0,
-        "multiplications_per_sample": ev["multiplications_per_sample"],
-        "dense_multiplications_per_sample": ev["dense_multiplications_per_sample"],
-        "multiplication_fraction": ev["multiplication_fraction"],
-        "hash_multiplications_per_sample": ev["hash_multiplications_per_sample"],
-        "additions_per_sample": ev["additions_per_sample"],
-        "weight_bytes_per_sample": ev["weight_bytes_per_sample"],
+        **{key: ev[key] for key in SUMMARY_KEYS},
         # training figures do not apply to an exported model: kept as keys, null
         "train_seconds": None,
         "epochs": None,

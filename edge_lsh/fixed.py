@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_lsh.model import ModelFileError
 from edge_lsh.native import aligned_empty, check, ffi, lib, ptr
-from edge_lsh.report import evaluation
+from edge_lsh.report import evaluation, ops_dict
 
 __all__ = ["FixedPointModel", "FORMAT_ERRORS"]
 
@@ -215,17 +215,10 @@ class FixedPointModel:
         return pred, logits
 
     def ops(self, total: bool = True) -> dict[str, dict[str, int]]:
-        result = {}
-        for i, phase in enumerate(_PHASES):
-            o = lib.elsh_qnet_ops(self._net, i, 1 if total else 0)
-            result[phase] = {
-                "mul": int(o.mul),
-                "add": int(o.add),
-                "cmp": int(o.cmp),
-                "weight_bytes": int(o.weight_bytes),
-                "table_bytes": int(o.table_bytes),
-            }
-        return result
+        return {
+            phase: ops_dict(lib.elsh_qnet_ops(self._net, i, int(total)))
+            for i, phase in enumerate(_PHASES)
+        }
 
     def evaluate(self, x: Any, y: Any) -> dict[str, float]:
         """Accuracy and per-sample cost, with the keys of ``Network.evaluate``."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_lsh.fileio import atomic_write
 from edge_lsh.native import NativeError, aligned_empty, check, ffi, lib, ptr
-from edge_lsh.report import evaluation
+from edge_lsh.report import evaluation, ops_dict
 
 __all__ = [
     "LSHConfig",
@@ -385,33 +385,17 @@ class Network:
 
     def ops(self, total: bool = True) -> dict[str, dict[str, int]]:
         """Op counters summed over layers, per phase: mul, add, cmp, weight_bytes, table_bytes."""
-        result = {}
-        for p, name in enumerate(PHASES):
-            o = lib.elsh_net_ops(self._net, p, int(total))
-            result[name] = {
-                "mul": int(o.mul),
-                "add": int(o.add),
-                "cmp": int(o.cmp),
-                "weight_bytes": int(o.weight_bytes),
-                "table_bytes": int(o.table_bytes),
-            }
-        return result
+        return {
+            name: ops_dict(lib.elsh_net_ops(self._net, p, int(total)))
+            for p, name in enumerate(PHASES)
+        }
 
     def layer_ops(self, index: int, total: bool = True) -> dict[str, dict[str, int]]:
         """Op counters of one layer, per phase."""
         self._layer_index(index)
         L = self._net.layers[index]
         src = L.ops_total if total else L.ops_last
-        return {
-            name: {
-                "mul": int(src[p].mul),
-                "add": int(src[p].add),
-                "cmp": int(src[p].cmp),
-                "weight_bytes": int(src[p].weight_bytes),
-                "table_bytes": int(src[p].table_bytes),
-            }
-            for p, name in enumerate(PHASES)
-        }
+        return {name: ops_dict(src[p]) for p, name in enumerate(PHASES)}
 
     # ------------------------------------------------------------------ data checks
     def _inputs(self, x: Any) -> np.ndarray:

@@ -10,6 +10,22 @@ from typing import Any
 import numpy as np
 
 Ops = dict[str, dict[str, int]]
+OPS_FIELDS = ("mul", "add", "cmp", "weight_bytes", "table_bytes")
+# the evaluation figures `train --json` and `eval --json` report, for float and .elsh models
+SUMMARY_KEYS = (
+    "accuracy",
+    "multiplications_per_sample",
+    "dense_multiplications_per_sample",
+    "multiplication_fraction",
+    "hash_multiplications_per_sample",
+    "additions_per_sample",
+    "weight_bytes_per_sample",
+)
+
+
+def ops_dict(c_ops: Any) -> dict[str, int]:
+    """An elsh_ops struct from the C kernel as a plain dict."""
+    return {f: int(getattr(c_ops, f)) for f in OPS_FIELDS}
 
 
 def evaluation(

@@ -32,6 +32,9 @@ static inline void ops_clear(elsh_ops *o)
 /* e^x from float operations only: the same bits on every platform (train.c). */
 float elsh_expf(float x);
 
+/* Active neurons for a fraction of n_out: round(fraction * n_out), at least 1 (net.c). */
+int32_t elsh_active_k(float fraction, int32_t n_out);
+
 /* PRNG streams: one per layer and purpose (net.c). */
 enum {
     ELSH_STREAM_WEIGHTS = 1,

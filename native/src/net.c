@@ -55,13 +55,17 @@ static void *take(carver *c, uint64_t count, uint64_t elem_size)
     return c->base ? (void *)(c->base + start) : NULL;
 }
 
+int32_t elsh_active_k(float fraction, int32_t n_out)
+{
+    int32_t k = (int32_t)(fraction * (float)n_out + 0.5f);
+    if (k < 1) k = 1;
+    if (k > n_out) k = n_out;
+    return k;
+}
+
 static int32_t active_k(const elsh_layer_config *lc)
 {
-    if (!lc->use_lsh) return lc->n_out;
-    int32_t k = (int32_t)(lc->active_fraction * (float)lc->n_out + 0.5f);
-    if (k < 1) k = 1;
-    if (k > lc->n_out) k = lc->n_out;
-    return k;
+    return lc->use_lsh ? elsh_active_k(lc->active_fraction, lc->n_out) : lc->n_out;
 }
 
 static int is_pow2(int32_t v) { return v > 0 && (v & (v - 1)) == 0; }
@@ -394,13 +398,7 @@ elsh_ops elsh_net_ops(const elsh_net *net, int phase, int total)
     elsh_ops sum;
     memset(&sum, 0, sizeof(sum));
     if (phase < 0 || phase >= ELSH_PHASE_COUNT) return sum;
-    for (int32_t l = 0; l < net->n_layers; l++) {
-        const elsh_ops *o = total ? &net->layers[l].ops_total[phase] : &net->layers[l].ops_last[phase];
-        sum.mul += o->mul;
-        sum.add += o->add;
-        sum.cmp += o->cmp;
-        sum.weight_bytes += o->weight_bytes;
-        sum.table_bytes += o->table_bytes;
-    }
+    for (int32_t l = 0; l < net->n_layers; l++)
+        ops_accumulate(&sum, total ? &net->layers[l].ops_total[phase] : &net->layers[l].ops_last[phase]);
     return sum;
 }

@@ -50,13 +50,7 @@ int elsh_qnet_set_active(elsh_qnet *net, float fraction, int32_t dense)
     for (int32_t l = 0; l < net->n_layers; l++) {
         elsh_qlayer *L = &net->layers[l];
         if (!L->use_lsh) continue;
-        int32_t k = L->k_file;
-        if (fraction > 0.0f) {
-            k = (int32_t)(fraction * (float)L->n_out + 0.5f);
-            if (k < 1) k = 1;
-            if (k > L->n_out) k = L->n_out;
-        }
-        L->k = k;
+        L->k = fraction > 0.0f ? elsh_active_k(fraction, L->n_out) : L->k_file;
     }
     net->dense = dense != 0;
     return ELSH_OK;
