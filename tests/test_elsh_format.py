@@ -32,6 +32,7 @@ from edge_lsh.elsh_format import (
     section_sizes,
     write_elsh,
 )
+from edge_lsh.fixed import FixedPointModel  # the C reader: each check runs both readers
 from edge_lsh.model import LSHConfig, Network
 from edge_lsh.quantize import quantize
 
@@ -41,11 +42,6 @@ ENTRY = struct.Struct("<IIQQII")
 NET, LAYER, WEIGHTS, BIAS, REQUANT, HASH_COEF, PAD_ORDER, CENTER, TABLES, INFO, MEMBERSHIP = range(
     1, 12
 )
-
-try:
-    from edge_lsh.fixed import FixedPointModel
-except ImportError:  # pragma: no cover - the C reader is optional for these tests
-    FixedPointModel = None  # type: ignore[assignment,misc]
 
 
 # ----------------------------------------------------------------------------- models
@@ -187,7 +183,6 @@ def retag(stype: int, where: int, **fields: object) -> Callable[[list[Section]],
 
 def c_code(data: bytes) -> str | None:
     """The C reader's verdict: None if it accepts, else its FORMAT.md code."""
-    assert FixedPointModel is not None
     try:
         FixedPointModel(data)
     except ValueError as exc:
@@ -200,8 +195,7 @@ def expect_code(data: bytes, code: str) -> ElshFormatError:
         read_elsh(data)
     assert info.value.code == code, info.value.message
     assert f"[{code}]" in str(info.value)
-    if FixedPointModel is not None:
-        assert c_code(data) == code, f"the C reader says {c_code(data)}, Python {code}"
+    assert c_code(data) == code, f"the C reader says {c_code(data)}, Python {code}"
     return info.value
 
 
@@ -751,8 +745,7 @@ def test_tables_rules():
     stale = subset
     subset = set_in_section(subset, TABLES, 0, 4 * (T * B + 1) + 2 * (T * n - 1), "<H", 0)
     expect_code(stale, "ELSH_FMT_TABLES")  # padding must be zero
-    if FixedPointModel is not None:
-        assert c_code(subset) is None
+    assert c_code(subset) is None
     members = read_elsh(subset).layers[0].membership
     assert members is not None and members.sum() == T * n - 1
     assert not members[T - 1, int(ids[-1])]
@@ -843,8 +836,7 @@ def test_every_fault_is_reported_not_crashed():
                 code = None
             except ElshFormatError as exc:
                 code = exc.code
-            if FixedPointModel is not None:
-                assert c_code(bad) == code, (kind, pos)
+            assert c_code(bad) == code, (kind, pos)
 
 
 # ----------------------------------------------------------------------------- golden files
@@ -898,11 +890,10 @@ def test_golden_expectations_hold_for_the_files_as_read(path):
     assert np.array_equal(Q.predict(qm, xq), pred)
     assert np.array_equal(pred, np.argmax(logits, axis=1))
     assert qm.info is not None and qm.info["case"] == path.stem
-    if FixedPointModel is not None:
-        model = FixedPointModel.load(path)
-        for row, want, p in zip(xq, logits, pred):
-            got_p, got = model.forward_q(row)
-            assert got.tolist() == want.tolist() and got_p == p
+    model = FixedPointModel.load(path)
+    for row, want, p in zip(xq, logits, pred):
+        got_p, got = model.forward_q(row)
+        assert got.tolist() == want.tolist() and got_p == p
 
 
 def test_golden_files_cover_the_format():
