@@ -136,8 +136,8 @@ def test_errors_exit_2(trained, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def runner():
-    if shutil.which("make") is None or shutil.which("cc") is None:
-        pytest.skip("needs make and a C compiler")
+    missing = [tool for tool in ("make", "cc") if shutil.which(tool) is None]
+    assert not missing, f"the C runner tests need {' and '.join(missing)} (required test tools)"
     build = subprocess.run(
         ["make", "-s", "-C", str(ROOT / "native"), "runner"], capture_output=True, text=True
     )

@@ -16,6 +16,7 @@ import pytest
 from edge_lsh import hashgen as H
 from edge_lsh import qreference as Q
 from edge_lsh.elsh_format import QLayer, QModel, elsh_bytes, read_elsh
+from edge_lsh.fixed import FixedPointModel
 from edge_lsh.model import LSHConfig, Network
 from edge_lsh.prng import Prng, mix64
 from edge_lsh.quantize import quantize
@@ -439,13 +440,12 @@ def test_forward_checks_its_inputs():
     assert len(actives) == 3
 
 
-def test_the_c_kernel_agrees_when_it_is_built():
-    """The C fixed-point kernel (edge_lsh.fixed) against this oracle, if present."""
-    fixed = pytest.importorskip("edge_lsh.fixed")
+def test_the_c_kernel_agrees():
+    """The C fixed-point kernel (edge_lsh.fixed) against this oracle."""
     rng = np.random.default_rng(7)
     for seed in range(4):
         qm = random_qmodel(np.random.default_rng(300 + seed))
-        model = fixed.FixedPointModel(elsh_bytes(qm, tables=bool(seed % 2)))
+        model = FixedPointModel(elsh_bytes(qm, tables=bool(seed % 2)))
         X = special_inputs(qm, rng, 12)
         want = Q.logits_batch(qm, X)
         for r, row in enumerate(X):

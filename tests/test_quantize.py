@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
 from edge_lsh import qreference as Q
 from edge_lsh import reference as R
@@ -304,8 +305,7 @@ def test_quantize_rejects_what_it_cannot_express():
 
 @pytest.fixture(scope="module")
 def digits():
-    datasets = pytest.importorskip("sklearn.datasets")
-    d = datasets.load_digits()
+    d = load_digits()
     x, y = d.data.astype(np.float32), d.target.astype(np.int32)
     return x[:1400], y[:1400], x[1400:], y[1400:]
 
