@@ -5,6 +5,8 @@ extreme inputs, empty buckets, ties, k larger than the candidates)."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -87,7 +89,7 @@ def test_stored_and_rebuilt_tables_agree():
     assert np.array_equal(with_t.predict_logits(x)[1], without.predict_logits(x)[1])
 
 
-def test_k_larger_than_candidates_and_dense_mode():
+def test_k_larger_than_candidates():
     # one table of 1 bit: at most 2 buckets, so k = all neurons exceeds the candidates of a bucket
     _, qm, x, y = _model([60], dict(family="ternary", bits=1, tables=1), False, 8)
     fm = FixedPointModel(elsh_format.elsh_bytes(qm))
@@ -96,12 +98,84 @@ def test_k_larger_than_candidates_and_dense_mode():
     for row in xq:
         fm.forward_q(row)
         assert np.array_equal(fm.last_active(0), np.arange(60))
-    fm.set_active(None, dense=True)
-    dense_logits = np.stack([fm.forward_q(r)[1] for r in xq])
-    assert (dense_logits > np.iinfo(np.int32).min).all()
-    fm.set_active(None)
     with pytest.raises(ValueError):
         fm.set_active(1.5)
+
+
+def _with_k(qm, k_of):
+    """A copy of qm whose LSH layers have k = k_of(layer): the oracle at another active count."""
+    q = copy.deepcopy(qm)
+    for layer in q.layers:
+        if layer.use_lsh:
+            layer.k = k_of(layer)
+    return q
+
+
+def _c_k(fraction: float, n_out: int) -> int:
+    """The C kernel's k for an active fraction (elsh_active_k: float32 round half up, >= 1)."""
+    k = int(np.float32(fraction) * np.float32(n_out) + np.float32(0.5))
+    return min(max(k, 1), n_out)
+
+
+def _c_logits(fm, xq):
+    return np.stack([fm.forward_q(row)[1] for row in xq]).astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def sparse_net():
+    """Two LSH hidden layers and an LSH output layer: every layer has a k to change."""
+    _, qm, x, _ = _model([48, 40], dict(family="dwta", center=True, bits=3, tables=10), True, 8)
+    assert [layer.use_lsh for layer in qm.layers] == [True, True, True]
+    assert all(layer.k < layer.n_out for layer in qm.layers)
+    return qm, x[400:460], qreference.quantize_input(qm, x[400:460])
+
+
+def test_dense_mode_is_the_oracle_with_every_neuron_active(sparse_net):
+    qm, x, xq = sparse_net
+    fm = FixedPointModel(elsh_format.elsh_bytes(qm))
+    everyone = _with_k(qm, lambda layer: layer.n_out)
+    want = qreference.logits_batch(everyone, xq)
+    assert (want > qreference.INACTIVE_LOGIT).all()  # every class computed, unlike the file's k
+    sparse = qreference.logits_batch(qm, xq)
+    assert (sparse == qreference.INACTIVE_LOGIT).any(axis=1).all()
+    fm.set_active(None, dense=True)
+    assert np.array_equal(_c_logits(fm, xq), want)
+    _, logits = fm.predict_logits(x)  # the float input path, batched
+    assert np.array_equal(logits.astype(np.int64), want)
+
+
+def test_set_active_none_restores_the_files_k(sparse_net):
+    qm, _, xq = sparse_net
+    fm = FixedPointModel(elsh_format.elsh_bytes(qm))
+    file_k = [fm.layer_info(i)["k"] for i in range(fm.n_layers)]
+    assert file_k == [layer.k for layer in qm.layers]
+    original = _c_logits(fm, xq)
+    assert np.array_equal(original, qreference.logits_batch(qm, xq))
+    for fraction, dense in ((0.1, False), (None, True), (1.0, False), (0.5, True)):
+        fm.set_active(fraction, dense=dense)
+        assert not np.array_equal(_c_logits(fm, xq), original), (fraction, dense)
+        fm.set_active(None)
+        assert [fm.layer_info(i)["k"] for i in range(fm.n_layers)] == file_k
+        assert np.array_equal(_c_logits(fm, xq), original), (fraction, dense)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.3, 0.75])
+def test_active_fraction_is_the_oracle_with_that_k(sparse_net, fraction):
+    qm, _, xq = sparse_net
+    fm = FixedPointModel(elsh_format.elsh_bytes(qm))
+    fm.set_active(fraction)
+    ks = [_c_k(fraction, layer.n_out) for layer in qm.layers]
+    assert [fm.layer_info(i)["k"] for i in range(fm.n_layers)] == ks
+    assert ks != [layer.k for layer in qm.layers]  # another k than the file's
+    oracle = _with_k(qm, lambda layer: _c_k(fraction, layer.n_out))
+    for row in xq:
+        logits_r, pred_r, actives_r = qreference.forward(oracle, row)
+        pred_c, logits_c = fm.forward_q(row)
+        assert np.array_equal(logits_c.astype(np.int64), logits_r)
+        assert pred_c == pred_r
+        for li, act in enumerate(actives_r):
+            assert act.size == ks[li]
+            assert np.array_equal(fm.last_active(li), act), f"layer {li} active set"
 
 
 def test_saturated_activations_match():
