@@ -1,62 +1,7 @@
-"""argparse types shared by the ``edge-lsh`` command and the scripts in tools/: each turns a
-command-line word into a checked value or raises ArgumentTypeError with what was expected."""
+"""TEMPORARY alias during the package restructure (issue 8): use edge_lsh.cli.argtypes."""
 
-from __future__ import annotations
+import sys
 
-import argparse
+import edge_lsh.cli.argtypes as _target
 
-
-def _whole_number(text: str, low: int, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"{text}: must be {what}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    return _whole_number(text, 1, "a positive integer")
-
-
-def non_negative_int(text: str) -> int:
-    """An integer >= 0."""
-    return _whole_number(text, 0, ">= 0")
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
-
-
-def non_negative_float(text: str) -> float:
-    """A finite number >= 0."""
-    value = _number(text)
-    if not (0.0 <= value < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text}: must be a finite number >= 0")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A number in (0, 1]."""
-    value = _number(text)
-    if not (0.0 < value <= 1.0):
-        raise argparse.ArgumentTypeError(f"{text}: must be in (0, 1]")
-    return value
-
-
-def hidden_sizes(text: str) -> list[int]:
-    """Hidden layer sizes such as ``1000`` or ``1000,1000``."""
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected sizes like 1000 or 1000,1000"
-        ) from None
-    if not sizes or any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected positive sizes like 1000,1000")
-    return sizes
+sys.modules[__name__] = _target

@@ -15,6 +15,8 @@ from typing import TypedDict
 
 import numpy as np
 
+from edge_lsh.errors import DataError
+
 __all__ = ["SPEC_HELP", "DataError", "Dataset", "load", "parse_spec"]
 
 SPEC_HELP = """\
@@ -42,10 +44,6 @@ _IDX_NAMES = {
 }
 _IDX_IMAGES_MAGIC = 0x00000803
 _IDX_LABELS_MAGIC = 0x00000801
-
-
-class DataError(ValueError):
-    """Bad or unreadable data; message says which file and what is wrong."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,16 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from edge_lsh.deploy_targets import COMMON_CFLAGS, TARGETS, DeployTarget
+from edge_lsh.errors import DeployError
 from edge_lsh.fixed import FixedPointModel
 
 __all__ = ["DeployError", "DeployResult", "deploy", "source_root"]
 
 CHECK_INPUTS = 16
 QEMU_TIMEOUT_S = 600
-
-
-class DeployError(RuntimeError):
-    """A deploy step failed: a missing cross-compiler, a failed build, a QEMU mismatch."""
 
 
 @dataclass

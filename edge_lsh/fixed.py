@@ -3,7 +3,7 @@
 ``FixedPointModel.load("m.elsh")`` reads the file into a 64-byte aligned buffer, lets the C
 reader validate it (``elsh_model_open``) and attach a scratch arena (``elsh_model_attach``).
 Everything after input quantization is integer arithmetic, bit-exact with
-``edge_lsh.qreference`` and identical on every platform.
+``edge_lsh.oracle.qreference`` and identical on every platform.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_lsh.model import ModelFileError
-from edge_lsh.native import aligned_empty, check, ffi, lib, ptr
+from edge_lsh.errors import ElshFormatError, ModelFileError
+from edge_lsh.native import aligned_empty, check, ffi, lib, ptr, status_message
 from edge_lsh.report import evaluation, ops_dict
 
 __all__ = ["FixedPointModel", "FORMAT_ERRORS"]
@@ -233,8 +233,10 @@ class FixedPointModel:
 
 
 def _file_error(name: str, status: int) -> ModelFileError:
-    msg = ffi.string(lib.elsh_status_str(status)).decode()
-    code = FORMAT_ERRORS.get(status, f"status {status}")
-    err = ModelFileError(f"{name}: {msg} [{code}]")
-    err.code = code  # type: ignore[attr-defined]
-    return err
+    """The error for a file the C reader rejected: ElshFormatError with the FORMAT.md rule it
+    broke (as the Python reader raises), or ModelFileError for any other status."""
+    msg = status_message(status)
+    code = FORMAT_ERRORS.get(status)
+    if code is None:
+        return ModelFileError(f"{name}: {msg} (status {status})")
+    return ElshFormatError(code, f"{name}: {msg}")

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_lsh.errors import NativeError
+
 try:
     from edge_lsh._native import ffi, lib
 except ImportError as exc:  # pragma: no cover - only without a build
@@ -15,24 +17,20 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "(it needs a C compiler)"
     ) from exc
 
-__all__ = ["ffi", "lib", "NativeError", "check", "aligned_empty", "ptr"]
+__all__ = ["ffi", "lib", "NativeError", "check", "status_message", "aligned_empty", "ptr"]
 
 ARENA_ALIGN = 64
 
 
-class NativeError(RuntimeError):
-    """The C kernel returned an error status."""
-
-    def __init__(self, status: int, what: str) -> None:
-        msg = ffi.string(lib.elsh_status_str(status)).decode()
-        super().__init__(f"{what}: {msg} (status {status})")
-        self.status = status
+def status_message(status: int) -> str:
+    """The C kernel's description of a status code."""
+    return str(ffi.string(lib.elsh_status_str(status)).decode())
 
 
 def check(status: int, what: str) -> int:
     """Raise NativeError for a negative status; pass other values through."""
     if status < 0:
-        raise NativeError(status, what)
+        raise NativeError(status, f"{what}: {status_message(status)} (status {status})")
     return status
 
 

@@ -12,7 +12,7 @@ Scheme:
 - requantization: TFLite-style multiplier and shift (``quantize_multiplier``);
 - output layer: zero point 0, out_scale = in_scale * max_j weight_scale[j] (multipliers <= 1).
 The hash functions stay those of the float network: hash_source 0 when they are the ones
-``edge_lsh.hashgen`` regenerates from the seed, else stored explicitly (SimHash as
+``edge_lsh.oracle.hashgen`` regenerates from the seed, else stored explicitly (SimHash as
 int8 round(32 * r)). Centers become integers in units of the layer's in_scale. Each table
 keeps the neurons the trained float table holds (its membership: buckets of fixed capacity
 drop some neurons during training, and the trained network relies on which).
@@ -27,11 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from edge_lsh import elsh_format, hashgen
-from edge_lsh import qreference as Q
-from edge_lsh.elsh_format import QLayer, QModel
-from edge_lsh.hashgen import round_half_away
-from edge_lsh.model import FAMILIES, Network
+from edge_lsh.format.layout import MAX_DRAW_WORK, draw_work
+from edge_lsh.network import FAMILIES, Network
+from edge_lsh.oracle import hashgen
+from edge_lsh.oracle import qreference as Q
+from edge_lsh.oracle.hashgen import round_half_away
+from edge_lsh.oracle.qmodel import QLayer, QModel
 
 __all__ = [
     "ACC_BOUND",
@@ -217,7 +218,7 @@ def _hash_fields(net: Network, li: int, info: dict[str, Any]) -> dict[str, Any]:
     same = all(np.array_equal(arrays[k], regen[k]) for k in (*keys, "pad_order"))
     # the seed, when it reproduces the functions and drawing them stays within the work limit
     cheap = (
-        elsh_format.draw_work(
+        draw_work(
             family,
             int(info["tables"]),
             int(info["bits"]),
@@ -226,7 +227,7 @@ def _hash_fields(net: Network, li: int, info: dict[str, Any]) -> dict[str, Any]:
             int(info["dwta_bin"]) if family == hashgen.DWTA else 0,
             int(info["dwta_per_table"]) if family == hashgen.DWTA else 0,
         )
-        <= elsh_format.MAX_DRAW_WORK
+        <= MAX_DRAW_WORK
     )
     fields["hash_source"] = 0 if same and cheap else 1
     if family == hashgen.SIMHASH:

@@ -205,8 +205,8 @@ class ModelSizer:
             import numpy as np
 
             from edge_lsh import defaults
-            from edge_lsh.elsh_format import elsh_bytes
-            from edge_lsh.model import Network
+            from edge_lsh.format import elsh_bytes
+            from edge_lsh.network import Network
             from edge_lsh.quantize import quantize
 
             net = Network(n_in, [width], n_classes, defaults.LSH, seed=1)

@@ -3,7 +3,7 @@
     python export/golden/make_golden.py [OUTDIR]      (from the repository root)
 
 Everything is deterministic (fixed seeds, the C kernel's bit-reproducible training, the
-integer oracle edge_lsh.qreference), so running it again rewrites byte-identical files;
+integer oracle edge_lsh.oracle.qreference), so running it again rewrites byte-identical files;
 tests/test_elsh_format.py checks that the committed files are up to date.
 
 For each case NAME it writes NAME.elsh and NAME.expect. The .expect file is plain text for
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_lsh import qreference as Q
-from edge_lsh.elsh_format import QModel, elsh_bytes
 from edge_lsh.fileio import atomic_write
-from edge_lsh.model import LSHConfig, Network, TrainConfig
+from edge_lsh.format import QModel, elsh_bytes
+from edge_lsh.network import LSHConfig, Network, TrainConfig
+from edge_lsh.oracle import qreference as Q
 from edge_lsh.quantize import quantize
 
 HERE = Path(__file__).resolve().parent

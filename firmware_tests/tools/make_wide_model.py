@@ -3,13 +3,13 @@ one 1000-wide hidden layer runs on the Pico 2 class target).
 
     python firmware_tests/tools/make_wide_model.py OUTDIR [--width H]   (from the repository root)
 
-Trains edge_lsh.model.Network(64, [1000], 10, edge_lsh.defaults.LSH) on the sklearn digits for 2
+Trains edge_lsh.network.Network(64, [1000], 10, edge_lsh.defaults.LSH) on the sklearn digits for 2
 epochs, quantizes it on 500 rows, writes OUTDIR/wide1000.elsh without stored tables (the reader
 builds them in the arena) and OUTDIR/wide1000.expect in the export/golden format (a line
 "n_inputs n_in n_classes", then per input: n_in int8 values, n_classes int32 logits, the
-predicted class), with the logits of the numpy integer oracle edge_lsh.qreference on the model
-as read back from the file. Inputs: the real-zero row, all 127, all -128, held-out digits and
-random int8 rows (every other one sparse).
+predicted class), with the logits of the numpy integer oracle edge_lsh.oracle.qreference on
+the model as read back from the file. Inputs: the real-zero row, all 127, all -128, held-out
+digits and random int8 rows (every other one sparse).
 
 --width H writes OUTDIR/digits64_H_10.elsh / .expect instead: the same recipe with H hidden
 neurons (sizes.py's largest model for the Pico 2, run on the M33 by `make sizes`).
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from edge_lsh import defaults
-from edge_lsh import qreference as Q
-from edge_lsh.elsh_format import read_elsh, write_elsh
-from edge_lsh.model import Network
+from edge_lsh.format import read_elsh, write_elsh
+from edge_lsh.network import Network
+from edge_lsh.oracle import qreference as Q
 from edge_lsh.quantize import quantize
 
 N_DATA = 12

@@ -15,7 +15,7 @@ import time
 
 from edge_lsh import defaults
 from edge_lsh.data import DataError, load
-from edge_lsh.model import Network
+from edge_lsh.network import Network
 
 
 def main() -> int:

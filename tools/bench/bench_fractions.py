@@ -40,7 +40,7 @@ from common import (
 
 from edge_lsh import defaults
 from edge_lsh.data import SPEC_HELP, Dataset, load
-from edge_lsh.model import EpochReport, LSHConfig, Network
+from edge_lsh.network import EpochReport, LSHConfig, Network
 
 PROG = "bench_fractions.py"
 DEFAULT_FRACTIONS = "5,10,25,50"

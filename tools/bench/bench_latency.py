@@ -51,7 +51,7 @@ from common import (
 
 from edge_lsh import defaults
 from edge_lsh.data import SPEC_HELP, Dataset, load
-from edge_lsh.model import Network
+from edge_lsh.network import Network
 
 PROG = "bench_latency.py"
 BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_lsh.argtypes import (  # noqa: F401  re-exported for the bench scripts
+from edge_lsh.cli.argtypes import (  # noqa: F401  re-exported for the bench scripts
     hidden_sizes,
     non_negative_float,
     non_negative_int,
@@ -29,8 +29,8 @@ from edge_lsh.argtypes import (  # noqa: F401  re-exported for the bench scripts
 )
 from edge_lsh.data import DataError, Dataset
 from edge_lsh.fileio import atomic_write
-from edge_lsh.model import Network
 from edge_lsh.native import NativeError, check, ffi, lib, ptr
+from edge_lsh.network import Network
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 

@@ -26,7 +26,7 @@ from common import (
 from edge_lsh import defaults, elsh_format
 from edge_lsh.data import SPEC_HELP, load
 from edge_lsh.fixed import FixedPointModel
-from edge_lsh.model import Network
+from edge_lsh.network import Network
 from edge_lsh.quantize import quantize
 
 PROG = "fixed_accuracy.py"

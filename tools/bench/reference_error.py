@@ -1,4 +1,4 @@
-"""How far the C forward pass is from the numpy reference (edge_lsh.reference), in numbers:
+"""How far the C forward pass is from the numpy reference (edge_lsh.oracle.reference), in numbers:
 the largest relative error of the output probabilities and the share of inputs whose active
 sets agree in every layer, over networks of every hash family, trained one epoch.
 
@@ -13,8 +13,8 @@ import sys
 import numpy as np
 
 from edge_lsh import LSHConfig, Network
-from edge_lsh import reference as R
 from edge_lsh.data import load
+from edge_lsh.oracle import reference as R
 
 CONFIGS = {
     "ternary, pooled": LSHConfig(family="ternary", bits=3, tables=50),

@@ -15,7 +15,7 @@ from dataclasses import fields
 
 from edge_lsh import defaults
 from edge_lsh.data import load
-from edge_lsh.model import LSHConfig, Network, TrainConfig
+from edge_lsh.network import LSHConfig, Network, TrainConfig
 
 LSH_KEYS = {f.name for f in fields(LSHConfig)}
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}

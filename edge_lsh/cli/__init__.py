@@ -11,12 +11,13 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from edge_lsh import cli_fixed, defaults
-from edge_lsh.argtypes import fraction, hidden_sizes, positive_int
+from edge_lsh import defaults
+from edge_lsh.cli import _fixed as cli_fixed
+from edge_lsh.cli.argtypes import fraction, hidden_sizes, positive_int
 from edge_lsh.data import SPEC_HELP, DataError, Dataset, load
 from edge_lsh.deploy import DeployError
-from edge_lsh.model import FAMILIES, LSHConfig, ModelFileError, Network, TrainConfig
 from edge_lsh.native import NativeError
+from edge_lsh.network import FAMILIES, LSHConfig, ModelFileError, Network, TrainConfig
 from edge_lsh.report import SUMMARY_KEYS, print_summary
 
 
@@ -274,7 +275,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from edge_lsh.demo import run_demo
+    from edge_lsh.cli.demo import run_demo
 
     return run_demo(epochs=args.epochs, as_json=args.json, quiet=args.quiet)
 

@@ -1,0 +1,670 @@
+"""The ``Network`` API: build an LSH-sparse network, train it, evaluate it, save and load it.
+
+All arithmetic runs in the C kernel; this module owns the memory (one numpy arena), checks
+inputs, and turns the kernel's op counters into per-sample figures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_lsh.errors import ModelFileError, NativeError
+from edge_lsh.fileio import atomic_write
+from edge_lsh.native import aligned_empty, check, ffi, lib, ptr
+from edge_lsh.report import evaluation, ops_dict
+
+__all__ = [
+    "LSHConfig",
+    "TrainConfig",
+    "Network",
+    "ModelFileError",
+    "EpochReport",
+    "FAMILIES",
+]
+
+FAMILIES = {
+    "simhash": lib.ELSH_HASH_SIMHASH,
+    "ternary": lib.ELSH_HASH_TERNARY,
+    "dwta": lib.ELSH_HASH_DWTA,
+}
+INSERT_POLICIES = {"fifo": lib.ELSH_INSERT_FIFO, "reservoir": lib.ELSH_INSERT_RESERVOIR}
+SELECT_MODES = {
+    "topk": lib.ELSH_SELECT_TOPK,
+    "union": lib.ELSH_SELECT_UNION,
+    "exact": lib.ELSH_SELECT_EXACT,
+}
+REBUILD = {
+    "seed": lib.ELSH_REBUILD_SEED,
+    "every": lib.ELSH_REBUILD_EVERY,
+    "never": lib.ELSH_REBUILD_NEVER,
+}
+PHASES = ("hash", "forward", "backward", "update", "tables")
+SAVE_FORMAT = "edge-lsh-arena"
+SAVE_VERSION = 1
+CENTER_SAMPLES = 2000  # rows used to estimate the centers each epoch
+AUTO_HASHED_VALUES = 8  # pool=0: sum-pool the input down to about this many values (the seed's)
+
+
+@dataclass(frozen=True)
+class LSHConfig:
+    """How the LSH layers choose their active neurons."""
+
+    active_fraction: float = 0.05
+    family: str = "ternary"  # simhash | ternary | dwta
+    bits: int = 3  # K: bits per table
+    tables: int = 100  # L: number of tables
+    pool: int = 0  # inputs summed per hashed value; 0 = auto (about 8 hashed values), 1 = none
+    bucket_capacity: int = 0  # 0 = min(128, layer width)
+    insert: str = "fifo"  # fifo | reservoir, when a bucket is full
+    select: str = "topk"  # topk | union | exact (the oracle: computes every neuron)
+    ternary_nnz: int = 0  # ternary: non-zeros per projection; 0 = a third of the inputs
+    dwta_bin: int = 8  # DWTA: inputs per winner-take-all bin (power of two)
+    center: bool = False  # hash (input - its mean over the training data): see fit_centers
+
+    def validate(self) -> None:
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"LSHConfig.{name}={getattr(self, name)!r}: {why}")
+
+        if not (0.0 < self.active_fraction <= 1.0):
+            raise bad("active_fraction", "must be in (0, 1]")
+        if self.family not in FAMILIES:
+            raise bad("family", f"must be one of {', '.join(FAMILIES)}")
+        if not (1 <= self.bits <= lib.ELSH_MAX_BITS):
+            raise bad("bits", f"must be in 1..{lib.ELSH_MAX_BITS}")
+        if not (1 <= self.tables <= lib.ELSH_MAX_TABLES):
+            raise bad("tables", f"must be in 1..{lib.ELSH_MAX_TABLES}")
+        if self.pool < 0:
+            raise bad("pool", "must be >= 0 (0 = auto)")
+        if not (0 <= self.bucket_capacity <= lib.ELSH_MAX_WIDTH):
+            raise bad("bucket_capacity", f"must be in 0..{lib.ELSH_MAX_WIDTH}")
+        if self.insert not in INSERT_POLICIES:
+            raise bad("insert", f"must be one of {', '.join(INSERT_POLICIES)}")
+        if self.select not in SELECT_MODES:
+            raise bad("select", f"must be one of {', '.join(SELECT_MODES)}")
+        if self.ternary_nnz < 0:
+            raise bad("ternary_nnz", "must be >= 0 (0 = auto)")
+        if self.dwta_bin < 2 or self.dwta_bin > 256 or self.dwta_bin & (self.dwta_bin - 1):
+            raise bad("dwta_bin", "must be a power of two in 2..256")
+
+    def pool_for(self, n_in: int) -> int:
+        """The pooling window used for a layer with n_in inputs."""
+        if self.pool:
+            return min(self.pool, n_in)
+        if self.family == "dwta":
+            return 1  # DWTA compares individual inputs; pooling would blur its bins
+        return max(1, n_in // AUTO_HASHED_VALUES)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimizer and table-maintenance settings. The defaults were tuned on digits and
+    MNIST-5k; the seed's schedule is rebuild="seed", momentum 0.5 rising to 0.9, lr 0.01."""
+
+    lr: float = 0.02
+    momentum_start: float = 0.5
+    momentum_end: float = 0.5
+    momentum_epochs: int = 10
+    l2: float = 1e-4
+    rebuild: str = "every"  # seed | every | never
+    rebuild_every: int = 20  # samples between table updates, for rebuild="every"
+    rehash_every: int = 0  # samples between drawing new hash functions; 0 = never
+
+    def validate(self) -> None:
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"TrainConfig.lr={self.lr!r}: must be a positive number")
+        for name in ("momentum_start", "momentum_end"):
+            v = getattr(self, name)
+            if not (0.0 <= v < 1.0):
+                raise ValueError(f"TrainConfig.{name}={v!r}: must be in [0, 1)")
+        if self.l2 < 0 or not math.isfinite(self.l2):
+            raise ValueError(f"TrainConfig.l2={self.l2!r}: must be >= 0")
+        if self.rebuild not in REBUILD:
+            raise ValueError(f"TrainConfig.rebuild={self.rebuild!r}: one of {', '.join(REBUILD)}")
+        if self.rebuild == "every" and self.rebuild_every < 1:
+            raise ValueError("TrainConfig.rebuild='every' needs rebuild_every >= 1")
+        if self.rehash_every < 0 or self.rebuild_every < 0 or self.momentum_epochs < 0:
+            raise ValueError("TrainConfig: counts must be >= 0")
+
+    def to_c(self) -> Any:
+        tc = ffi.new("elsh_train_config *")
+        lib.elsh_train_config_default(tc)
+        tc.lr = self.lr
+        tc.momentum_start = self.momentum_start
+        tc.momentum_end = self.momentum_end
+        tc.momentum_epochs = self.momentum_epochs
+        tc.l2 = self.l2
+        tc.rebuild = REBUILD[self.rebuild]
+        tc.rebuild_every = self.rebuild_every
+        tc.rehash_every = self.rehash_every
+        return tc
+
+
+@dataclass
+class EpochReport:
+    """What one training epoch did."""
+
+    epoch: int
+    loss: float
+    train_accuracy: float
+    seconds: float
+    samples: int
+    table_updates: int
+
+
+ProgressFn = Callable[[int, int, int, float, float], None]  # epoch, done, total, loss, acc
+
+
+class Network:
+    """A fully connected ReLU network with a softmax output, whose hidden layers (and, with
+    ``output_lsh``, the output layer) compute only the neurons their hash tables select.
+
+    ``lsh=None`` gives the dense baseline: the same kernel with every neuron active.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        hidden: Sequence[int],
+        n_classes: int,
+        lsh: LSHConfig | None = LSHConfig(),
+        *,
+        output_lsh: bool = False,
+        seed: int = 0,
+        _fill: Callable[[np.ndarray], None] | None = None,
+    ) -> None:
+        hidden = [int(h) for h in hidden]
+        if n_in < 1 or n_in > lib.ELSH_MAX_WIDTH:
+            raise ValueError(f"n_in={n_in}: must be in 1..{lib.ELSH_MAX_WIDTH}")
+        if n_classes < 2 or n_classes > lib.ELSH_MAX_WIDTH:
+            raise ValueError(f"n_classes={n_classes}: must be in 2..{lib.ELSH_MAX_WIDTH}")
+        if len(hidden) + 1 > lib.ELSH_MAX_LAYERS:
+            raise ValueError(f"at most {lib.ELSH_MAX_LAYERS - 1} hidden layers")
+        if any(h < 1 or h > lib.ELSH_MAX_WIDTH for h in hidden):
+            raise ValueError(f"hidden sizes {hidden}: each must be in 1..{lib.ELSH_MAX_WIDTH}")
+        if output_lsh and lsh is None:
+            raise ValueError("output_lsh needs an LSHConfig")
+        if not (0 <= seed < 2**64):
+            raise ValueError(f"seed={seed}: must be in 0..2**64-1")
+        if lsh is not None:
+            lsh.validate()
+        self.n_in = int(n_in)
+        self.hidden = hidden
+        self.n_classes = int(n_classes)
+        self.lsh = lsh
+        self.output_lsh = bool(output_lsh)
+        self.seed = int(seed)
+
+        self._cfg = ffi.new("elsh_net_config *")
+        self._cfg.n_in = self.n_in
+        self._cfg.n_layers = len(hidden) + 1
+        self._cfg.seed = self.seed
+        fan_in = self.n_in
+        for idx, width in enumerate([*hidden, self.n_classes]):
+            lc = self._cfg.layers[idx]
+            lc.n_out = width
+            is_output = idx == len(hidden)
+            lc.use_lsh = int(lsh is not None and (not is_output or self.output_lsh))
+            if lc.use_lsh:
+                assert lsh is not None
+                lc.active_fraction = lsh.active_fraction
+                h = lc.hash
+                h.family = FAMILIES[lsh.family]
+                h.bits = lsh.bits
+                h.tables = lsh.tables
+                h.pool = lsh.pool_for(fan_in)
+                h.bucket_capacity = lsh.bucket_capacity
+                h.insert_policy = INSERT_POLICIES[lsh.insert]
+                h.select_mode = SELECT_MODES[lsh.select]
+                h.ternary_nnz = lsh.ternary_nnz
+                h.dwta_bin = lsh.dwta_bin
+                h.center = int(lsh.center)
+                hash_dim = -(-fan_in // h.pool)
+                if lsh.family == "dwta" and lsh.dwta_bin > hash_dim:
+                    raise ValueError(
+                        f"dwta_bin={lsh.dwta_bin} is larger than the {hash_dim} hashed values "
+                        f"of layer {idx}: lower dwta_bin or pool"
+                    )
+                if lsh.family == "ternary" and lsh.ternary_nnz > hash_dim:
+                    raise ValueError(f"ternary_nnz={lsh.ternary_nnz} > {hash_dim} hashed values")
+            fan_in = width
+
+        size = ffi.new("size_t *")
+        check(lib.elsh_net_plan(self._cfg, size), "network configuration")
+        self.arena_bytes = int(size[0])
+        self._arena = aligned_empty(self.arena_bytes)
+        if _fill is not None:
+            _fill(self._arena)  # a saved state, read straight into place (see load)
+        self._net = ffi.new("elsh_net *")
+        check(
+            lib.elsh_net_init(self._net, self._cfg, ptr(self._arena, "void *"), self.arena_bytes),
+            "network init",
+        )
+        if _fill is None:
+            check(lib.elsh_net_randomize(self._net), "network randomize")
+        elif lib.elsh_net_check(self._net) != lib.ELSH_OK:
+            raise ModelFileError("model state is corrupt (index, length or value out of range)")
+        self.epochs_trained = 0
+        self.history: list[EpochReport] = []
+
+    # ------------------------------------------------------------------ shape and inspection
+    @property
+    def layer_sizes(self) -> list[int]:
+        return [self.n_in, *self.hidden, self.n_classes]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.hidden) + 1
+
+    def active_counts(self) -> list[int]:
+        """k of each layer: how many neurons it computes per input."""
+        return [int(self._net.layers[i].k) for i in range(self.n_layers)]
+
+    def dense_multiplications(self) -> int:
+        """Multiplications of the same network computed densely, per sample."""
+        sizes = self.layer_sizes
+        return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def _view(self, p: Any, count: int, dtype: Any) -> np.ndarray:
+        """A numpy view of count elements at arena pointer p (no copy)."""
+        if p == ffi.NULL:
+            return np.empty(0, dtype=dtype)
+        offset = int(ffi.cast("uintptr_t", p)) - self._arena.ctypes.data
+        nbytes = count * np.dtype(dtype).itemsize
+        return self._arena[offset : offset + nbytes].view(dtype)
+
+    def layer_arrays(self, index: int) -> dict[str, np.ndarray]:
+        """Views (no copies) of one layer's parameters, hash functions and tables."""
+        self._layer_index(index)
+        L = self._net.layers[index]
+        n_in, n_out = int(L.n_in), int(L.n_out)
+        out: dict[str, np.ndarray] = {
+            "w": self._view(L.w, n_in * n_out, np.float32).reshape(n_out, n_in),
+            "b": self._view(L.b, n_out, np.float32),
+        }
+        if not L.use_lsh:
+            return out
+        T, K, B, cap = int(L.hash.tables), int(L.hash.bits), int(L.n_buckets), int(L.capacity)
+        d = int(L.hash_dim)
+        fam = int(L.hash.family)
+        if fam == lib.ELSH_HASH_SIMHASH:
+            out["proj"] = self._view(L.proj, T * K * d, np.float32).reshape(T, K, d)
+        elif fam == lib.ELSH_HASH_TERNARY:
+            nnz = int(L.tern_nnz)
+            out["tern_idx"] = self._view(L.tern_idx, T * K * nnz, np.uint16).reshape(T, K, nnz)
+            out["tern_sign"] = self._view(L.tern_sign, T * K * nnz, np.int8).reshape(T, K, nnz)
+        else:
+            P, binw = int(L.dwta_per_table), int(L.hash.dwta_bin)
+            out["dwta_idx"] = self._view(L.dwta_idx, T * P * binw, np.uint16).reshape(T, P, binw)
+        out["bucket_ids"] = self._view(L.bucket_ids, T * B * cap, np.uint16).reshape(T, B, cap)
+        out["bucket_len"] = self._view(L.bucket_len, T * B, np.uint16).reshape(T, B)
+        out["neuron_bucket"] = self._view(L.neuron_bucket, n_out * T, np.uint16).reshape(n_out, T)
+        out["pad_order"] = self._view(L.pad_order, n_out, np.uint16)
+        out["center"] = self._view(L.center, d, np.float32)
+        return out
+
+    def _layer_index(self, index: int) -> int:
+        if not (0 <= index < self.n_layers):
+            raise IndexError(f"layer {index} of a network with {self.n_layers} layers")
+        return index
+
+    def layer_info(self, index: int) -> dict[str, Any]:
+        """The derived settings of one layer (k, pooling, table shape)."""
+        self._layer_index(index)
+        L = self._net.layers[index]
+        info: dict[str, Any] = {
+            "n_in": int(L.n_in),
+            "n_out": int(L.n_out),
+            "k": int(L.k),
+            "lsh": bool(L.use_lsh),
+            "output": bool(L.is_output),
+        }
+        if L.use_lsh:
+            fam = {v: k for k, v in FAMILIES.items()}[int(L.hash.family)]
+            info.update(
+                family=fam,
+                bits=int(L.hash.bits),
+                tables=int(L.hash.tables),
+                pool=int(L.hash.pool),
+                hash_dim=int(L.hash_dim),
+                buckets=int(L.n_buckets),
+                capacity=int(L.capacity),
+                select=int(L.hash.select_mode),
+                ternary_nnz=int(L.tern_nnz),
+                dwta_bin=int(L.hash.dwta_bin),
+                dwta_per_table=int(L.dwta_per_table),
+                dwta_bits=int(L.dwta_bits),
+                center=bool(L.hash.center),
+            )
+        return info
+
+    def set_active_fraction(self, fraction: float | None) -> None:
+        """Run the LSH layers at another active fraction from now on (e.g. more neurons for
+        more accuracy at inference); None restores the configured one. Not saved."""
+        if fraction is not None and not (0.0 < fraction <= 1.0):
+            raise ValueError(f"active fraction {fraction!r}: must be in (0, 1]")
+        check(lib.elsh_net_set_active(self._net, fraction or 0.0), "set active fraction")
+
+    def fit_centers(self, x: Any) -> None:
+        """Set each centered LSH layer's center to the mean of its input over x (fit() does this
+        at the start of every epoch when LSHConfig.center is set)."""
+        x = self._inputs(x)
+        if x.shape[0] == 0:
+            raise ValueError("no samples to fit centers on")
+        check(lib.elsh_net_fit_centers(self._net, ptr(x, "float *"), x.shape[0]), "fit centers")
+
+    def last_active(self, index: int) -> np.ndarray:
+        """The active neuron ids of layer `index` for the most recent forward pass."""
+        self._layer_index(index)
+        L = self._net.layers[index]
+        return self._view(L.active, int(L.n_active), np.int32).copy()
+
+    def rebuild_tables(self) -> None:
+        """Empty every table and re-insert every neuron (e.g. after editing weights)."""
+        for i in range(self.n_layers):
+            L = self._net.layers[i]
+            if L.use_lsh:
+                lib.elsh_tables_rebuild(ffi.addressof(self._net.layers, i))
+
+    # ------------------------------------------------------------------ op counters
+    def reset_counters(self) -> None:
+        lib.elsh_net_reset_counters(self._net)
+
+    def ops(self, total: bool = True) -> dict[str, dict[str, int]]:
+        """Op counters summed over layers, per phase: mul, add, cmp, weight_bytes, table_bytes."""
+        return {
+            name: ops_dict(lib.elsh_net_ops(self._net, p, int(total)))
+            for p, name in enumerate(PHASES)
+        }
+
+    def layer_ops(self, index: int, total: bool = True) -> dict[str, dict[str, int]]:
+        """Op counters of one layer, per phase."""
+        self._layer_index(index)
+        L = self._net.layers[index]
+        src = L.ops_total if total else L.ops_last
+        return {name: ops_dict(src[p]) for p, name in enumerate(PHASES)}
+
+    # ------------------------------------------------------------------ data checks
+    def _inputs(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.n_in:
+            raise ValueError(f"inputs have shape {x.shape}; this network takes (n, {self.n_in})")
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+            raise ValueError(f"inputs must be real numbers, not {x.dtype}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not np.isfinite(x).all():
+            bad = int(np.argwhere(~np.isfinite(x))[0][0])
+            raise ValueError(f"inputs contain NaN or infinity (first in row {bad})")
+        return x
+
+    def _labels(self, y: Any, n: int) -> np.ndarray:
+        y = np.asarray(y)
+        if y.shape != (n,):
+            raise ValueError(f"labels have shape {y.shape}; expected ({n},) to match the inputs")
+        if y.dtype.kind == "f":
+            if not np.isfinite(y).all() or (y != np.round(y)).any():
+                raise ValueError("labels must be whole numbers")
+        elif y.dtype.kind not in "iu":
+            raise ValueError(f"labels must be integers, not {y.dtype}")
+        if n and (y.min() < 0 or y.max() >= self.n_classes):
+            raise ValueError(
+                f"labels must be in 0..{self.n_classes - 1}; found {y.min()}..{y.max()}"
+            )
+        return np.ascontiguousarray(y, dtype=np.int32)
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        x: Any,
+        y: Any,
+        epochs: int = 8,
+        train: TrainConfig | None = None,
+        *,
+        progress: ProgressFn | None = None,
+        on_epoch: Callable[[EpochReport], None] | None = None,
+        chunk: int = 256,
+    ) -> list[EpochReport]:
+        """Train with per-sample Adagrad + momentum, LSH in the loop. Returns one report per
+        epoch. Calling fit again continues training (fine-tuning) from the current state."""
+        train = train or TrainConfig()
+        train.validate()
+        if epochs < 0:
+            raise ValueError(f"epochs={epochs}: must be >= 0")
+        if chunk < 1:
+            raise ValueError(f"chunk={chunk}: must be >= 1")
+        x = self._inputs(x)
+        y = self._labels(y, x.shape[0])
+        n = x.shape[0]
+        if n == 0:
+            raise ValueError("no training samples")
+        tc = train.to_c()
+        order = np.empty(n, dtype=np.int32)
+        stats = ffi.new("elsh_train_stats *")
+        x_p, y_p = ptr(x, "float *"), ptr(y, "int32_t *")
+        reports = []
+        for _ in range(epochs):
+            if self.lsh is not None and self.lsh.center:
+                self.fit_centers(x[: min(n, CENTER_SAMPLES)])
+            reports.append(self._fit_epoch(x_p, y_p, n, order, tc, stats, progress, chunk))
+            if on_epoch:
+                on_epoch(reports[-1])
+        return reports
+
+    def _fit_epoch(
+        self,
+        x_p: Any,
+        y_p: Any,
+        n: int,
+        order: np.ndarray,
+        tc: Any,
+        stats: Any,
+        progress: ProgressFn | None,
+        chunk: int,
+    ) -> EpochReport:
+        epoch = self.epochs_trained
+        check(lib.elsh_shuffle(self._net, ptr(order, "int32_t *"), n), "shuffle")
+        stats.loss_sum = 0.0
+        stats.correct = stats.samples = stats.rebuilds = stats.rehashes = 0
+        t0 = time.perf_counter()
+        for start in range(0, n, chunk):
+            count = min(chunk, n - start)
+            rc = lib.elsh_train_batch(
+                self._net,
+                tc,
+                epoch,
+                n,
+                x_p,
+                y_p,
+                ffi.cast("int32_t *", ffi.from_buffer(order)) + start,
+                count,
+                stats,
+            )
+            check(rc, "training")
+            if progress:
+                done = int(stats.samples)
+                progress(epoch, done, n, stats.loss_sum / done, stats.correct / done)
+        seconds = time.perf_counter() - t0
+        loss = float(stats.loss_sum / n)
+        if not math.isfinite(loss) or lib.elsh_net_check(self._net) != lib.ELSH_OK:
+            raise FloatingPointError(
+                f"training diverged in epoch {epoch} (loss {loss}, or a parameter is no longer "
+                "finite); lower the learning rate"
+            )
+        if loss > 3.0 * math.log(self.n_classes):
+            warnings.warn(
+                f"epoch {epoch}: mean loss {loss:.3g} is far above chance level "
+                f"({math.log(self.n_classes):.3g}); the learning rate may be too high",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        report = EpochReport(
+            epoch=epoch,
+            loss=loss,
+            train_accuracy=float(stats.correct / n),
+            seconds=seconds,
+            samples=n,
+            table_updates=int(stats.rebuilds + stats.rehashes),
+        )
+        self.epochs_trained += 1
+        self.history.append(report)
+        return report
+
+    # ------------------------------------------------------------------ inference
+    def predict(self, x: Any) -> np.ndarray:
+        """Predicted class of each row of x."""
+        x = self._inputs(x)
+        pred = np.empty(x.shape[0], dtype=np.int32)
+        check(
+            lib.elsh_predict(
+                self._net, ptr(x, "float *"), x.shape[0], ptr(pred, "int32_t *"), ffi.NULL
+            ),
+            "predict",
+        )
+        return pred
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """Softmax probabilities over the classes (0 for classes the output layer skipped)."""
+        x = self._inputs(x)
+        pred = np.empty(x.shape[0], dtype=np.int32)
+        probs = np.empty((x.shape[0], self.n_classes), dtype=np.float32)
+        check(
+            lib.elsh_predict(
+                self._net,
+                ptr(x, "float *"),
+                x.shape[0],
+                ptr(pred, "int32_t *"),
+                ptr(probs, "float *"),
+            ),
+            "predict",
+        )
+        return probs
+
+    def evaluate(self, x: Any, y: Any) -> dict[str, float]:
+        """Accuracy and per-sample inference cost (hashing included) on (x, y)."""
+        x = self._inputs(x)
+        y = self._labels(y, x.shape[0])
+        return evaluation(
+            self.predict, self.ops, self.dense_multiplications(), x, y, time.perf_counter
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def config_dict(self) -> dict[str, Any]:
+        return {
+            "format": SAVE_FORMAT,
+            "version": SAVE_VERSION,
+            "n_in": self.n_in,
+            "hidden": self.hidden,
+            "n_classes": self.n_classes,
+            "lsh": asdict(self.lsh) if self.lsh is not None else None,
+            "output_lsh": self.output_lsh,
+            "seed": self.seed,
+            "epochs_trained": self.epochs_trained,
+            "byteorder": "little",
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the whole state (parameters, optimizer, tables) atomically: a temporary file in
+        the same folder, fsync, then rename over `path`."""
+        path = Path(path)
+        if lib.elsh_net_check(self._net) != lib.ELSH_OK:
+            raise ValueError("the network state is not valid (diverged training?): not saved")
+        meta = json.dumps(self.config_dict()).encode()
+        with atomic_write(path) as f:
+            np.savez(f, config=np.frombuffer(meta, dtype=np.uint8), arena=self._arena)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Network:
+        """Read a file written by save(). Raises ModelFileError for anything wrong with it."""
+        path = Path(path)
+        if not path.is_file():
+            raise ModelFileError(f"{path}: no such model file")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = set(zf.namelist())
+                if not {"config.npy", "arena.npy"} <= names:
+                    raise ModelFileError(f"{path}: not an edge-lsh model (missing config/arena)")
+                meta = json.loads(_read_npy_bytes(zf, "config.npy", limit=1 << 20).decode())
+                _check_meta(meta)
+                try:
+                    lsh = LSHConfig(**meta["lsh"]) if meta["lsh"] is not None else None
+                    epochs_trained = int(meta.get("epochs_trained", 0))
+                    if not (0 <= epochs_trained < 2**31):
+                        raise ValueError(f"epochs_trained {epochs_trained} out of range")
+
+                    def fill(arena: np.ndarray) -> None:
+                        _read_npy_bytes(zf, "arena.npy", into=arena)
+
+                    net = cls(
+                        int(meta["n_in"]),
+                        [int(h) for h in meta["hidden"]],
+                        int(meta["n_classes"]),
+                        lsh,
+                        output_lsh=bool(meta["output_lsh"]),
+                        seed=int(meta["seed"]),
+                        _fill=fill,
+                    )
+                except ModelFileError:
+                    raise
+                except (KeyError, TypeError, ValueError, NativeError) as exc:
+                    raise ModelFileError(f"invalid model configuration ({exc})") from exc
+        except ModelFileError as exc:
+            raise ModelFileError(f"{path}: {exc}") from exc
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as exc:
+            raise ModelFileError(f"{path}: cannot read model file ({exc})") from exc
+        net.epochs_trained = epochs_trained
+        return net
+
+
+def _check_meta(meta: Any) -> None:
+    if not isinstance(meta, dict) or meta.get("format") != SAVE_FORMAT:
+        raise ModelFileError("not an edge-lsh model file")
+    if meta.get("version") != SAVE_VERSION:
+        raise ModelFileError(
+            f"model file version {meta.get('version')}, this edge-lsh reads version {SAVE_VERSION}"
+        )
+    if meta.get("byteorder") != "little" or not np.little_endian:
+        raise ModelFileError("byte order does not match this machine")
+
+
+def _read_npy_bytes(
+    zf: zipfile.ZipFile, name: str, *, limit: int = 0, into: np.ndarray | None = None
+) -> bytes:
+    """The payload of a 1-D uint8 .npy member, checked against its header before any large
+    read: at most `limit` bytes, or exactly into.nbytes bytes read into `into`."""
+    with zf.open(name) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ModelFileError(f"{name}: unsupported .npy version {version}")
+        if dtype != np.uint8 or len(shape) != 1:
+            raise ModelFileError(f"{name}: expected a 1-D uint8 array, got {dtype} {shape}")
+        size = int(shape[0])
+        if into is not None:
+            if size != into.nbytes:
+                raise ModelFileError(
+                    f"{name} holds {size} bytes; this configuration needs {into.nbytes}"
+                )
+            if f.readinto(into.data) != size:  # type: ignore[attr-defined]  # ZipExtFile has it
+                raise ModelFileError(f"{name}: truncated")
+            return b""
+        if size > limit:
+            raise ModelFileError(f"{name}: {size} bytes is too large")
+        data = f.read(size)
+        if len(data) != size:
+            raise ModelFileError(f"{name}: truncated")
+        return bytes(data)
