@@ -5,13 +5,20 @@ checked bit-exact under QEMU."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from edge_lsh import deploy as deploy_mod
+from edge_lsh import deploy_fw
 from edge_lsh.cli import main
-from edge_lsh.deploy import DeployError, deploy, source_root
+from edge_lsh.deploy import CHECK_INPUTS, DeployError, check_inputs, deploy, source_root
 from edge_lsh.deploy_targets import TARGETS
+from edge_lsh.fixed import FixedPointModel
 
 GOLDEN = Path(__file__).resolve().parent.parent / "export" / "golden"
 MODEL = GOLDEN / "ternary_seed_tables.elsh"
@@ -98,3 +105,188 @@ def test_deploy_pi_zero_runs_on_arm1176(tmp_path):
     # Debian's armel port: a static Linux binary that really runs on an ARMv6 core
     r = deploy(MODEL, "pi-zero", tmp_path / "zero", check=True)
     assert r.checked == 16
+
+
+# ----------------------------------------------------------------------------- --check catches
+# The tests below need no toolchain: the compiler, nm and QEMU are replaced by fakes, and the
+# fake QEMU runs the deployed model file on the deployed sample.csv with the host kernel, then
+# lets a test damage that output the way a miscompiled or broken board build would.
+
+
+class FakeTools:
+    """Stands in for edge_lsh.deploy's and edge_lsh.deploy_fw's tool runners."""
+
+    def __init__(self, monkeypatch, damage=lambda rows: rows, firmware=(0, ""), symbols=""):
+        self.symbols = symbols  # what nm lists in the firmware
+        self.damage = damage  # rows of runner output (lists of str) -> what QEMU "prints"
+        self.firmware = firmware  # (exit code, output) of the firmware under QEMU
+        self.firmware_expect: Path | None = None
+        self.qemu_runs = 0
+        for module in (deploy_mod, deploy_fw):
+            monkeypatch.setattr(module, "_need", lambda tool, target, why: f"/fake/bin/{tool}")
+            monkeypatch.setattr(module, "_run", self.run)
+        fake_subprocess = types.SimpleNamespace(
+            run=self.run_firmware,
+            TimeoutExpired=subprocess.TimeoutExpired,
+            DEVNULL=subprocess.DEVNULL,
+        )
+        monkeypatch.setattr(deploy_fw, "subprocess", fake_subprocess)
+
+    def run(self, cmd, what, timeout=None):
+        out = ""
+        if what == "the QEMU check":
+            out = self.runner_output(cmd)
+        elif what == "embedding the model":  # gen_models_c.py OUT.c MODEL.elsh MODEL.expect
+            Path(cmd[2]).write_text("/* model */\n")
+            self.firmware_expect = Path(cmd[4])
+            self.firmware_expect_text = self.firmware_expect.read_text()
+        elif what == "listing symbols":
+            out = self.symbols
+        elif "-o" in cmd:
+            Path(cmd[cmd.index("-o") + 1]).write_bytes(b"\x7fELF fake binary")
+        return subprocess.CompletedProcess(cmd, 0, out, "")
+
+    def runner_output(self, cmd):
+        """What edge-lsh-run MODEL CSV --logits prints, computed on the host from the files."""
+        self.qemu_runs += 1
+        assert cmd[0] == "/fake/bin/qemu-aarch64" and cmd[-1] == "--logits"
+        model, csv = Path(cmd[-3]), Path(cmd[-2])
+        fm = FixedPointModel.load(model)
+        x = np.loadtxt(csv, delimiter=",", dtype=np.float32, ndmin=2)
+        pred, logits = fm.predict_logits(x)
+        rows = [[str(p), *(str(v) for v in row)] for p, row in zip(pred, logits)]
+        body = [" ".join(r) for r in self.damage(rows)]
+        return "\n".join(["# model: fake header", *body, f"# inputs: {len(x)}"]) + "\n"
+
+    def run_firmware(self, cmd, **kwargs):
+        self.qemu_runs += 1
+        assert cmd[0] == "/fake/bin/qemu-system-arm" and cmd[-1].endswith("firmware.elf")
+        code, output = self.firmware
+        if code == "timeout":
+            raise subprocess.TimeoutExpired(cmd, kwargs.get("timeout"))
+        return subprocess.CompletedProcess(cmd, code, output, "")
+
+
+def _host_check_outputs():
+    fm = FixedPointModel.load(MODEL)
+    x = check_inputs(fm, CHECK_INPUTS)
+    return fm, x, *fm.predict_logits(x)
+
+
+def test_fake_check_passes_when_the_board_agrees(tmp_path, monkeypatch):
+    """The control for the mismatch tests: unchanged output passes, through the same fakes."""
+    tools = FakeTools(monkeypatch)
+    r = deploy(MODEL, "pi5", tmp_path / "out", check=True)
+    assert tools.qemu_runs == 1 and r.checked == CHECK_INPUTS
+    assert (tmp_path / "out" / "model.elsh").read_bytes() == MODEL.read_bytes()
+    _, x, _, _ = _host_check_outputs()
+    sample = np.loadtxt(tmp_path / "out" / "sample.csv", delimiter=",", dtype=np.float32)
+    assert np.array_equal(sample, x)  # the check ran on what the board will get
+
+
+def _bump_logit(rows):
+    rows[5][-1] = str(int(rows[5][-1]) + 1)
+    return rows
+
+
+def _swap_prediction(rows):
+    rows[2][0] = str((int(rows[2][0]) + 1) % (len(rows[2]) - 1))
+    return rows
+
+
+MISMATCHES = [
+    ("one-logit-off-by-one", _bump_logit, "input 5 differs"),
+    ("other-prediction", _swap_prediction, "input 2 differs"),
+    ("missing-row", lambda rows: rows[:-1], "15 predictions for 16 inputs"),
+    ("extra-row", lambda rows: rows + [rows[0]], "17 predictions for 16 inputs"),
+    ("no-output", lambda rows: [], "0 predictions for 16 inputs"),
+    ("missing-logits", lambda rows: [r[:1] for r in rows], "input 0 differs"),
+    ("garbage-line", lambda rows: rows[:3] + [["Illegal", "instruction"]] + rows[4:], "unexpected"),
+]
+
+
+@pytest.mark.parametrize(
+    "damage,message", [m[1:] for m in MISMATCHES], ids=[m[0] for m in MISMATCHES]
+)
+def test_check_catches_a_runner_mismatch(tmp_path, monkeypatch, damage, message):
+    tools = FakeTools(monkeypatch, damage=damage)
+    out = tmp_path / "out"
+    with pytest.raises(DeployError, match=message):
+        deploy(MODEL, "pi5", out, check=True)
+    assert tools.qemu_runs == 1
+    assert not out.exists() or not any(out.iterdir())  # nothing shipped after a failed check
+
+
+def test_cli_check_mismatch_exits_2(tmp_path, monkeypatch, capsys):
+    FakeTools(monkeypatch, damage=_bump_logit)
+    args = ["deploy", str(MODEL), "--target", "pi5", "--out", str(tmp_path / "o"), "--check"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert "input 5 differs" in captured.err and "bit-exact" not in captured.out
+
+
+def test_without_check_qemu_is_not_run(tmp_path, monkeypatch):
+    tools = FakeTools(monkeypatch, damage=_bump_logit)
+    r = deploy(MODEL, "pi5", tmp_path / "out")
+    assert tools.qemu_runs == 0 and r.checked == 0
+    assert "Not checked under QEMU" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_a_failing_command_raises_with_its_output():
+    cmd = [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"]
+    with pytest.raises(DeployError, match=r"(?s)the step failed \(exit 3\).*boom"):
+        deploy_mod._run(cmd, "the step")
+    slow = [sys.executable, "-c", "import time; time.sleep(5)"]
+    with pytest.raises(DeployError, match="took over"):
+        deploy_mod._run(slow, "the slow step", timeout=0.2)
+
+
+PICO_PASS = "PASS model: 16 inputs bit-exact\narena: 4096 B static\nALL PASS: 1 models, 16 inputs\n"
+
+
+def test_fake_firmware_check_passes_and_embeds_the_host_logits(tmp_path, monkeypatch):
+    """The control for pico2: ALL PASS with exit 0 is accepted, and the expectations built into
+    the firmware are the host's inputs, logits and predictions."""
+    tools = FakeTools(monkeypatch, firmware=(0, PICO_PASS))
+    r = deploy(MODEL, "pico2", tmp_path / "p2", check=True)
+    assert tools.qemu_runs == 1 and r.checked == CHECK_INPUTS
+    fm, x, pred, logits = _host_check_outputs()
+    lines = tools.firmware_expect_text.splitlines()
+    assert lines[0].split() == [str(CHECK_INPUTS), str(fm.n_in), str(fm.n_classes)]
+    xq = fm.quantize_input(x)
+    for s in range(CHECK_INPUTS):
+        assert [int(v) for v in lines[1 + 3 * s].split()] == xq[s].tolist()
+        assert [int(v) for v in lines[2 + 3 * s].split()] == logits[s].tolist()
+        assert int(lines[3 + 3 * s]) == pred[s]
+
+
+FIRMWARE_FAILURES = [
+    (
+        "mismatch",
+        (1, "FAIL model input 3 class 1: logit 7, expected 8\nFAILED: 1 models, 16 inputs\n"),
+    ),
+    ("no-all-pass-line", (0, "PASS model: 16 inputs bit-exact\narena: 4096 B static\n")),
+    ("silent", (0, "")),
+    ("all-pass-but-exit-1", (1, PICO_PASS)),
+    ("timeout", ("timeout", "")),
+]
+
+
+@pytest.mark.parametrize(
+    "firmware", [f[1] for f in FIRMWARE_FAILURES], ids=[f[0] for f in FIRMWARE_FAILURES]
+)
+def test_check_catches_a_firmware_failure(tmp_path, monkeypatch, firmware):
+    tools = FakeTools(monkeypatch, firmware=firmware)
+    out = tmp_path / "p2"
+    with pytest.raises(DeployError, match="firmware"):
+        deploy(MODEL, "pico2", out, check=True)
+    assert tools.qemu_runs == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_firmware_that_links_a_heap_is_refused(tmp_path, monkeypatch):
+    symbols = "00000010 T main\n00000100 T malloc\n00000200 T _sbrk\n"
+    tools = FakeTools(monkeypatch, firmware=(0, PICO_PASS), symbols=symbols)
+    with pytest.raises(DeployError, match="links a heap \\(_sbrk, malloc\\)"):
+        deploy(MODEL, "pico2", tmp_path / "p2", check=True)
+    assert tools.qemu_runs == 0
