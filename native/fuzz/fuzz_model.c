@@ -8,8 +8,11 @@
  * words at random places, targeted edits of header, section-table, NET and LAYER fields,
  * section swaps and truncation. Three times in four the CRC is recomputed afterwards, so the
  * checks behind the checksum are reached too. Every accepted file is attached and run on
- * inputs at the edges (zeros, extremes, random). A crash, a sanitizer report, an out-of-range
- * prediction or an input that takes over a second fails the run. Deterministic for a seed.
+ * inputs at the edges (zeros, extremes, random), and its INFO section is read. Each file sits
+ * in a fresh buffer of exactly its size and gets a fresh arena of exactly the size the reader
+ * asks for, so ASan reports a read past the end of a truncated file or a write past the arena.
+ * A crash, a sanitizer report, an out-of-range prediction or an input that takes over a second
+ * fails the run. Deterministic for a seed.
  *
  * With -DELSH_LIBFUZZER the same checks form a libFuzzer target (LLVMFuzzerTestOneInput). */
 #define _POSIX_C_SOURCE 200112L
@@ -19,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define MAX_ARENA ((size_t)64 << 20)
 
 static double now_s(void)
 {
@@ -42,30 +43,49 @@ static uint32_t get32(const uint8_t *p)
 }
 static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32); }
 
-/* Run one candidate file. Returns the open/attach status (>= 0 accepted), or 1000 on a
- * failed invariant. */
-static int exercise(const uint8_t *data, size_t size, uint8_t *file_buf, void **arena, size_t *arena_cap)
+/* Files whose arena would exceed this are opened but not attached or run (counted, printed). */
+#define MAX_ARENA ((size_t)64 << 20)
+#define FAILED 1000  /* exercise(): an invariant failed */
+#define SKIPPED 1001 /* exercise(): accepted by elsh_model_open, arena over MAX_ARENA */
+
+/* Exactly `bytes` (at least 1) at an `align`-byte boundary: AddressSanitizer's redzone starts
+ * right after the last byte asked for, so a read or write one byte past it is reported. */
+static void *exact_alloc(size_t align, size_t bytes)
 {
-    memcpy(file_buf, data, size);
+    void *p = NULL;
+    if (posix_memalign(&p, align, bytes ? bytes : 1)) {
+        fprintf(stderr, "fuzz: out of memory (%zu bytes)\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+static volatile unsigned info_sink; /* keeps the reads of INFO */
+
+/* Open, attach and run a file that sits in exactly `size` bytes. */
+static int exercise_in_place(const uint8_t *file, size_t size)
+{
     elsh_qnet net;
     size_t need;
-    int rc = elsh_model_open(&net, file_buf, size, &need);
+    int rc = elsh_model_open(&net, file, size, &need);
     if (rc) return rc;
-    if (need > MAX_ARENA) return ELSH_ERR_ARENA; /* valid but larger than this harness allows */
-    if (need > *arena_cap) {
-        free(*arena);
-        *arena = NULL;
-        if (posix_memalign(arena, 64, need ? need : 64)) return ELSH_ERR_ARENA;
-        *arena_cap = need;
+    if (need > MAX_ARENA) return SKIPPED; /* valid but larger than this harness allows */
+    void *arena = exact_alloc(64, need); /* exactly need: a write past it is reported */
+    rc = elsh_model_attach(&net, arena, need);
+    if (rc) {
+        free(arena);
+        return rc;
     }
-    rc = elsh_model_attach(&net, *arena, need);
-    if (rc) return rc;
+    /* a client may print the INFO section: every byte of it must be in the file */
+    unsigned info_sum = 0;
+    for (size_t i = 0; i < net.info_bytes; i++) info_sum += (unsigned char)net.info[i];
+    info_sink += info_sum;
     int8_t *xq = (int8_t *)malloc((size_t)net.n_in);
     float *xf = (float *)malloc((size_t)net.n_in * sizeof(float));
     if (!xq || !xf) abort();
     elsh_prng rng;
     elsh_prng_seed(&rng, size);
-    for (int trial = 0; trial < 4; trial++) {
+    for (int trial = 0; trial < 4 && rc == ELSH_OK; trial++) {
         for (int32_t i = 0; i < net.n_in; i++) {
             int8_t v = trial == 0 ? (int8_t)net.layers[0].in_zero
                        : trial == 1 ? (int8_t)127
@@ -77,29 +97,40 @@ static int exercise(const uint8_t *data, size_t size, uint8_t *file_buf, void **
         int p = elsh_qnet_forward(&net, xq);
         if (p < 0 || p >= net.n_classes) {
             fprintf(stderr, "fuzz: prediction %d outside 0..%d\n", p, (int)net.n_classes - 1);
-            return 1000;
+            rc = FAILED;
+        } else if (elsh_qnet_quantize_input(&net, xf, xq) != ELSH_OK) {
+            rc = FAILED;
         }
-        if (elsh_qnet_quantize_input(&net, xf, xq) != ELSH_OK) return 1000;
     }
-    elsh_qnet_set_active(&net, 1.0f, 0);
-    if (elsh_qnet_forward(&net, xq) < 0) return 1000;
-    elsh_qnet_set_active(&net, 0.0f, 1);
-    if (elsh_qnet_forward(&net, xq) < 0) return 1000;
+    if (rc == ELSH_OK) {
+        elsh_qnet_set_active(&net, 1.0f, 0);
+        if (elsh_qnet_forward(&net, xq) < 0) rc = FAILED;
+        elsh_qnet_set_active(&net, 0.0f, 1);
+        if (elsh_qnet_forward(&net, xq) < 0) rc = FAILED;
+    }
     free(xq);
     free(xf);
-    return ELSH_OK;
+    free(arena);
+    return rc;
+}
+
+/* Run one candidate file from a fresh buffer of exactly `size` bytes (so nothing of an earlier
+ * file lies past its end) with a fresh arena of exactly the size asked for. Returns the
+ * open/attach status (ELSH_OK: accepted and run), SKIPPED, or FAILED. */
+static int exercise(const uint8_t *data, size_t size)
+{
+    uint8_t *file = (uint8_t *)exact_alloc(ELSH_FILE_ALIGN, size);
+    memcpy(file, data, size);
+    int rc = exercise_in_place(file, size);
+    free(file);
+    return rc;
 }
 
 #ifdef ELSH_LIBFUZZER
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static void *arena = NULL;
-    static size_t cap = 0;
-    uint8_t *buf;
-    if (posix_memalign((void **)&buf, 64, size ? size : 1)) return 0;
-    if (exercise(data, size, buf, &arena, &cap) == 1000) abort();
-    free(buf);
+    if (exercise(data, size) == FAILED) abort();
     return 0;
 }
 #else
@@ -227,22 +258,23 @@ int main(int argc, char **argv)
         }
         if (base_size[i] > max_size) max_size = base_size[i];
     }
-    uint8_t *work = (uint8_t *)malloc(max_size), *file_buf = NULL;
-    if (!work || posix_memalign((void **)&file_buf, 64, max_size)) return 2;
-    void *arena = NULL;
-    size_t arena_cap = 0;
+    uint8_t *work = (uint8_t *)malloc(max_size); /* the mutant; the reader gets an exact copy */
+    if (!work) return 2;
 
     /* the unmutated files must all load and run */
     for (int i = 0; i < n_paths; i++) {
-        int rc = exercise(base[i], base_size[i], file_buf, &arena, &arena_cap);
+        int rc = exercise(base[i], base_size[i]);
         if (rc != ELSH_OK) {
-            fprintf(stderr, "fuzz: %s does not load: %s\n", paths[i], elsh_status_str(rc));
+            fprintf(stderr, "fuzz: %s does not load and run: %s\n", paths[i],
+                    rc == SKIPPED  ? "arena over the harness's limit"
+                    : rc == FAILED ? "invariant failed"
+                                   : elsh_status_str(rc));
             return 1;
         }
     }
     elsh_prng r;
     elsh_prng_seed(&r, seed);
-    long accepted = 0, counts[32] = {0};
+    long accepted = 0, skipped = 0, counts[32] = {0};
     double slowest = 0.0;
     for (long it = 0; it < iterations; it++) {
         int which = (int)elsh_prng_below(&r, (uint32_t)n_paths);
@@ -250,12 +282,12 @@ int main(int argc, char **argv)
         int fixed;
         size_t size = mutate(&r, work, base_size[which], &fixed);
         double t0 = now_s();
-        int rc = exercise(work, size, file_buf, &arena, &arena_cap);
+        int rc = exercise(work, size);
         double dt = now_s() - t0;
         if (dt > slowest) slowest = dt;
-        if (rc == 1000 || dt > 1.0) {
+        if (rc == FAILED || dt > 1.0) {
             fprintf(stderr, "fuzz: iteration %ld (%s, seed %llu): %s\n", it, paths[which], seed,
-                    rc == 1000 ? "invariant failed" : "took over a second");
+                    rc == FAILED ? "invariant failed" : "took over a second");
             FILE *f = fopen("fuzz_failure.elsh", "wb");
             if (f) {
                 fwrite(work, 1, size, f);
@@ -264,16 +296,16 @@ int main(int argc, char **argv)
             return 1;
         }
         if (rc == ELSH_OK) accepted++;
+        else if (rc == SKIPPED) skipped++;
         else if (rc <= -100 && rc > -132) counts[-rc - 100]++;
     }
     printf("fuzz_model: %ld mutated files from %d models: %ld accepted and run, %ld rejected; "
            "slowest %.1f ms\n",
-           iterations, n_paths, accepted, iterations - accepted, slowest * 1e3);
+           iterations, n_paths, accepted, iterations - accepted - skipped, slowest * 1e3);
+    printf("  %-60s %ld\n", "accepted but not run: arena over 64 MB (harness limit)", skipped);
     for (int c = 0; c < 32; c++)
         if (counts[c]) printf("  %-60s %ld\n", elsh_status_str(-100 - c), counts[c]);
     free(work);
-    free(file_buf);
-    free(arena);
     for (int i = 0; i < n_paths; i++) free(base[i]);
     return 0;
 }
