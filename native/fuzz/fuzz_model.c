@@ -2,7 +2,7 @@
  * whatever it accepts. Build and run it under AddressSanitizer + UndefinedBehaviorSanitizer:
  *
  *   make -C native fuzz            # 100000 mutated files from the golden models in export/golden
- *   build-asan/fuzz_model -n N -s SEED FILE.elsh...
+ *   build-asan/fuzz_model [-n N] [-s SEED] [-p MIN_DEEP_PERCENT] [-o FAILURE.elsh] FILE.elsh...
  *
  * Each input is a valid model file with 1-4 mutations: bit flips, interesting bytes and
  * words at random places, targeted edits of header, section-table, NET and LAYER fields,
@@ -11,8 +11,13 @@
  * inputs at the edges (zeros, extremes, random), and its INFO section is read. Each file sits
  * in a fresh buffer of exactly its size and gets a fresh arena of exactly the size the reader
  * asks for, so ASan reports a read past the end of a truncated file or a write past the arena.
+ *
  * A crash, a sanitizer report, an out-of-range prediction or an input that takes over a second
- * fails the run. Deterministic for a seed.
+ * fails the run (the mutant is saved to FAILURE.elsh, default fuzz_failure.elsh, and its
+ * iteration printed). So does a starved fuzzer: fewer than MIN_DEEP_PERCENT (default 5) of the
+ * mutants getting past the header checks and the CRC into the reader's deep checks. The
+ * report gives those shares and the count of each status. Deterministic for a seed.
+ * make -C native fuzz-selftest checks that planted bugs in the reader fail the run.
  *
  * With -DELSH_LIBFUZZER the same checks form a libFuzzer target (LLVMFuzzerTestOneInput). */
 #define _POSIX_C_SOURCE 200112L
@@ -213,6 +218,43 @@ static size_t mutate(elsh_prng *r, uint8_t *d, size_t size, int *fix_crc)
     return size;
 }
 
+/* The mutant being run, so that a failure (an invariant, or a sanitizer report through the
+ * death callback) can name its iteration and save it. */
+static struct {
+    long it;
+    const char *path, *out;
+    unsigned long long seed;
+    const uint8_t *data;
+    size_t size;
+} cur;
+
+static void save_failure(const char *why)
+{
+    fprintf(stderr, "fuzz: iteration %ld (%s, seed %llu): %s; mutated file saved as %s "
+                    "(rerun: -s %llu -n %ld)\n",
+            cur.it, cur.path, cur.seed, why, cur.out, cur.seed, cur.it + 1);
+    FILE *f = fopen(cur.out, "wb");
+    if (f) {
+        fwrite(cur.data, 1, cur.size, f);
+        fclose(f);
+    }
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FUZZ_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FUZZ_ASAN 1
+#endif
+#endif
+#ifdef FUZZ_ASAN
+void __asan_set_death_callback(void (*callback)(void));
+static void on_sanitizer_death(void)
+{
+    if (cur.data) save_failure("sanitizer report above");
+}
+#endif
+
 static int load(const char *path, uint8_t **data, size_t *size)
 {
     FILE *f = fopen(path, "rb");
@@ -234,19 +276,47 @@ static int load(const char *path, uint8_t **data, size_t *size)
     return 0;
 }
 
+/* Was the file stopped before the reader's deep checks, i.e. by the header checks or the
+ * checksum (truncated, magic, version, byte order, header field, CRC)? Every other status
+ * comes from a check the reader makes only after the checksum matched. ELSH_FMT_HEADER comes
+ * from both sides (a header field, or a section-table entry's flags), so for it the file is
+ * opened again with its CRC field damaged: a reader that had passed the checksum now stops
+ * there with ELSH_FMT_CRC; one that stopped at a header field stops there again. */
+static int stopped_before_deep_checks(int rc, const uint8_t *data, size_t size)
+{
+    if (rc == ELSH_FMT_TRUNCATED || rc == ELSH_FMT_MAGIC || rc == ELSH_FMT_VERSION ||
+        rc == ELSH_FMT_BYTE_ORDER || rc == ELSH_FMT_CRC)
+        return 1;
+    if (rc != ELSH_FMT_HEADER) return 0;
+    uint8_t *file = (uint8_t *)exact_alloc(ELSH_FILE_ALIGN, size);
+    memcpy(file, data, size);
+    file[40] ^= 1;
+    elsh_qnet net;
+    size_t need;
+    int probe = elsh_model_open(&net, file, size, &need);
+    free(file);
+    return probe != ELSH_FMT_CRC;
+}
+
+static double pct(long n, long of) { return 100.0 * (double)n / (double)of; }
+
 int main(int argc, char **argv)
 {
     long iterations = 100000;
     unsigned long long seed = 1;
+    double min_deep_pct = 5.0;
     const char *paths[64];
     int n_paths = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-n") && i + 1 < argc) iterations = atol(argv[++i]);
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "-p") && i + 1 < argc) min_deep_pct = atof(argv[++i]);
+        else if (!strcmp(argv[i], "-o") && i + 1 < argc) cur.out = argv[++i];
         else if (n_paths < 64) paths[n_paths++] = argv[i];
     }
     if (n_paths == 0 || iterations < 1) {
-        fprintf(stderr, "usage: fuzz_model [-n ITERATIONS] [-s SEED] FILE.elsh...\n");
+        fprintf(stderr, "usage: fuzz_model [-n ITERATIONS] [-s SEED] [-p MIN_DEEP_PERCENT] "
+                        "[-o FAILURE.elsh] FILE.elsh...\n");
         return 2;
     }
     uint8_t *base[64];
@@ -272,41 +342,62 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    cur.seed = seed;
+    if (!cur.out) cur.out = "fuzz_failure.elsh";
+#ifdef FUZZ_ASAN
+    __asan_set_death_callback(on_sanitizer_death);
+#endif
     elsh_prng r;
     elsh_prng_seed(&r, seed);
-    long accepted = 0, skipped = 0, counts[32] = {0};
+#define N_STATUS 132 /* statuses 0 .. -131 */
+    long accepted = 0, skipped = 0, shallow = 0, by_status[N_STATUS] = {0};
     double slowest = 0.0;
     for (long it = 0; it < iterations; it++) {
         int which = (int)elsh_prng_below(&r, (uint32_t)n_paths);
         memcpy(work, base[which], base_size[which]);
         int fixed;
         size_t size = mutate(&r, work, base_size[which], &fixed);
+        cur.it = it;
+        cur.path = paths[which];
+        cur.data = work;
+        cur.size = size;
         double t0 = now_s();
         int rc = exercise(work, size);
         double dt = now_s() - t0;
         if (dt > slowest) slowest = dt;
         if (rc == FAILED || dt > 1.0) {
-            fprintf(stderr, "fuzz: iteration %ld (%s, seed %llu): %s\n", it, paths[which], seed,
-                    rc == FAILED ? "invariant failed" : "took over a second");
-            FILE *f = fopen("fuzz_failure.elsh", "wb");
-            if (f) {
-                fwrite(work, 1, size, f);
-                fclose(f);
-            }
+            save_failure(rc == FAILED ? "invariant failed" : "took over a second");
             return 1;
         }
         if (rc == ELSH_OK) accepted++;
         else if (rc == SKIPPED) skipped++;
-        else if (rc <= -100 && rc > -132) counts[-rc - 100]++;
+        else if (stopped_before_deep_checks(rc, work, size)) shallow++;
+        if (rc <= 0 && rc > -N_STATUS) by_status[-rc]++;
     }
-    printf("fuzz_model: %ld mutated files from %d models: %ld accepted and run, %ld rejected; "
-           "slowest %.1f ms\n",
-           iterations, n_paths, accepted, iterations - accepted - skipped, slowest * 1e3);
-    printf("  %-60s %ld\n", "accepted but not run: arena over 64 MB (harness limit)", skipped);
-    for (int c = 0; c < 32; c++)
-        if (counts[c]) printf("  %-60s %ld\n", elsh_status_str(-100 - c), counts[c]);
+    long deep = iterations - shallow, deep_rejected = deep - accepted - skipped;
+    printf("fuzz_model: %ld mutated files from %d models, seed %llu; slowest %.1f ms\n",
+           iterations, n_paths, seed, slowest * 1e3);
+    printf("  %-62s %7ld %5.1f%%\n", "stopped by the header checks or the CRC", shallow,
+           pct(shallow, iterations));
+    printf("  %-62s %7ld %5.1f%%\n", "past the CRC into the deep checks", deep, pct(deep, iterations));
+    printf("    %-60s %7ld %5.1f%%\n", "rejected by a deep check (open or attach)", deep_rejected,
+           pct(deep_rejected, iterations));
+    printf("    %-60s %7ld %5.1f%%\n", "accepted, attached and run", accepted,
+           pct(accepted, iterations));
+    printf("    %-60s %7ld %5.1f%%\n", "accepted, not run: arena over 64 MB (harness limit)", skipped,
+           pct(skipped, iterations));
+    printf("  rejections by status:\n");
+    for (int c = 1; c < N_STATUS; c++)
+        if (by_status[c]) printf("    %7ld  %s\n", by_status[c], elsh_status_str(-c));
     free(work);
     for (int i = 0; i < n_paths; i++) free(base[i]);
+    if (pct(deep, iterations) < min_deep_pct) {
+        fprintf(stderr,
+                "fuzz: only %.1f%% of the mutants got past the CRC into the deep checks (at least "
+                "%.1f%% expected): the mutations no longer reach most of the reader\n",
+                pct(deep, iterations), min_deep_pct);
+        return 1;
+    }
     return 0;
 }
 #endif
