@@ -4,11 +4,14 @@ LSH network quantized to int8 and run by the fixed-point kernel, as a device wou
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
 
 from edge_lsh import defaults
+from edge_lsh.cli.argtypes import positive_int
+from edge_lsh.cli.common import HelpFormatter, train_and_report
 from edge_lsh.data import load
 from edge_lsh.network import Network
 
@@ -35,9 +38,24 @@ def _fixed_point(net: Network, data: Any) -> dict[str, Any]:
     return {**ev, "model_bytes": len(blob)}
 
 
-def run_demo(epochs: int = defaults.EPOCHS, as_json: bool = False, quiet: bool = False) -> int:
-    from edge_lsh.cli import train_and_report
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    m: argparse.ArgumentParser = sub.add_parser(
+        "demo",
+        help="LSH against dense on the bundled digits, side by side",
+        formatter_class=HelpFormatter,
+    )
+    m.add_argument("--epochs", type=positive_int, default=defaults.EPOCHS)
+    m.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    m.add_argument("--quiet", action="store_true", help="no progress output")
+    m.set_defaults(func=run)
+    return m
 
+
+def run(args: argparse.Namespace) -> int:
+    return run_demo(epochs=args.epochs, as_json=args.json, quiet=args.quiet)
+
+
+def run_demo(epochs: int = defaults.EPOCHS, as_json: bool = False, quiet: bool = False) -> int:
     data = load("digits", seed=0)
     lsh_cfg = defaults.LSH
     runs, nets = {}, {}

@@ -1,0 +1,132 @@
+"""What several ``edge-lsh`` subcommands share: the data options, the progress line, training
+with its summary, and telling an .elsh file from a float model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, TextIO
+
+import numpy as np
+
+from edge_lsh.cli.argtypes import positive_int
+from edge_lsh.data import Dataset
+from edge_lsh.format import MAGIC as ELSH_MAGIC
+from edge_lsh.network import Network, TrainConfig
+from edge_lsh.report import SUMMARY_KEYS
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows each option's default (where it has one worth showing) and keeps the
+    description's and epilog's line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or "default" in text
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+            or action.option_strings == []
+        ):
+            return text
+        if isinstance(default, list):
+            return text + f" (default: {','.join(map(str, default))})"
+        return text + " (default: %(default)s)"
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="digits", metavar="SPEC", help="data set (see Data specs)")
+    p.add_argument("--limit", type=positive_int, help="use only the first N training samples")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+
+def is_elsh(path: str) -> bool:
+    """True when the file at path starts with the .elsh magic."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(ELSH_MAGIC)) == ELSH_MAGIC
+    except OSError:
+        return False
+
+
+class Progress:
+    """One status line on stderr: a redrawn bar on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, epochs: int, label: str = "", stream: TextIO | None = None) -> None:
+        self.epochs = epochs
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.last_draw = 0.0
+        self.first_epoch: int | None = None  # epochs count from here (fine-tuning continues)
+
+    def _nth(self, epoch: int) -> int:
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+        return epoch - self.first_epoch + 1
+
+    def update(self, epoch: int, done: int, total: int, loss: float, acc: float) -> None:
+        if not self.tty:
+            return
+        now = time.monotonic()
+        if done < total and now - self.last_draw < 0.1:
+            return
+        self.last_draw = now
+        width = 24
+        fill = int(width * done / total)
+        bar = "#" * fill + "-" * (width - fill)
+        self.stream.write(
+            f"\r{self.label}epoch {self._nth(epoch)}/{self.epochs} [{bar}] {done}/{total} "
+            f"loss {loss:.4f} acc {acc * 100:5.1f}%"
+        )
+        self.stream.flush()
+
+    def epoch_done(self, report: Any, test_acc: float | None = None) -> None:
+        extra = f" test {test_acc * 100:5.2f}%" if test_acc is not None else ""
+        line = (
+            f"{self.label}epoch {self._nth(report.epoch)}/{self.epochs} loss {report.loss:.4f} "
+            f"train {report.train_accuracy * 100:5.2f}%{extra} {report.seconds:.2f}s"
+        )
+        self.stream.write(("\r" + line + " " * 10 + "\n") if self.tty else line + "\n")
+        self.stream.flush()
+
+
+def train_and_report(
+    data: Dataset,
+    net: Network,
+    epochs: int,
+    train: TrainConfig,
+    *,
+    label: str = "",
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Train net on data, then evaluate on the test split; the figures `--json` prints."""
+    bar = None if quiet else Progress(epochs, label)
+    reports = net.fit(
+        data.x_train,
+        data.y_train,
+        epochs=epochs,
+        train=train,
+        progress=bar.update if bar else None,
+        on_epoch=bar.epoch_done if bar else None,
+    )
+    train_seconds = sum(r.seconds for r in reports)
+    ev = net.evaluate(data.x_test, data.y_test)
+    n_train = data.x_train.shape[0]
+    active = [net.layer_info(i)["k"] / net.layer_info(i)["n_out"] for i in range(len(net.hidden))]
+    return {
+        "data": data.name,
+        "layers": net.layer_sizes,
+        "lsh": net.lsh is not None,
+        "active_fraction": float(np.mean(active)) if active else 1.0,
+        **{key: ev[key] for key in SUMMARY_KEYS},
+        "train_seconds": train_seconds,
+        "epochs": epochs,
+        "samples_per_second": n_train * epochs / train_seconds if train_seconds > 0 else 0.0,
+        "inference_us_per_sample": ev["inference_us_per_sample"],
+        "final_loss": reports[-1].loss,
+    }

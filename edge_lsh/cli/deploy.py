@@ -1,0 +1,46 @@
+"""``edge-lsh deploy``: the runner cross-compiled for a Raspberry Pi, or Pico 2 firmware,
+bundled with the model; --check runs it under QEMU against this machine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from edge_lsh.cli.common import HelpFormatter
+from edge_lsh.deploy_targets import TARGETS
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    d: argparse.ArgumentParser = sub.add_parser(
+        "deploy",
+        help="cross-compile the runner (or Pico 2 firmware) for a board, with the model",
+        description="Cross-compiles edge-lsh-run for the target (for pico2, a Cortex-M33 firmware "
+        "image embedding the model) and writes DIR with the binary, the model, sample inputs "
+        "and a README with the copy-and-run steps. --check runs the result under QEMU and "
+        "compares every logit with this machine's.",
+        epilog="targets:\n" + "\n".join(f"  {t.name:9s} {t.board}" for t in TARGETS.values()),
+        formatter_class=HelpFormatter,
+    )
+    d.add_argument("model", metavar="MODEL.elsh")
+    d.add_argument("--target", required=True, choices=list(TARGETS), metavar="TARGET")
+    d.add_argument("--out", required=True, metavar="DIR", help="folder to write")
+    d.add_argument("--check", action="store_true", help="run it under QEMU against the host")
+    d.add_argument("--force", action="store_true", help="replace files in a non-empty DIR")
+    d.set_defaults(func=run)
+    return d
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_lsh.deploy import deploy  # the toolchain code loads only when deploying
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    r = deploy(args.model, args.target, args.out, check=args.check, force=args.force, progress=say)
+    for f in r.files:
+        print(f"{f}  {f.stat().st_size:,} bytes")
+    if r.checked:
+        print(f"checked under QEMU: {r.checked} inputs, predictions and logits bit-exact")
+    print(f"next: see {r.out_dir / 'README.md'}")
+    return 0

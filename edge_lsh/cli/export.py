@@ -1,0 +1,86 @@
+"""``edge-lsh export``: quantize a trained float model to fixed point and write an .elsh
+file for the C kernel, edge-lsh-run and the firmware."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from edge_lsh import format as elsh_format
+from edge_lsh.cli.argtypes import positive_int
+from edge_lsh.cli.common import HelpFormatter
+from edge_lsh.data import DataError, load
+from edge_lsh.fixed import FixedPointModel
+from edge_lsh.network import Network
+from edge_lsh.report import print_summary
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    x: argparse.ArgumentParser = sub.add_parser(
+        "export",
+        formatter_class=HelpFormatter,
+        help="quantize a trained model to fixed point and write an .elsh file",
+        description="Quantize MODEL (int8 or int16 weights, int8 activations calibrated on "
+        "--calib) and write it as an .elsh file for the C kernel and edge-lsh-run. Prints the "
+        "float and fixed-point accuracy on the calibration set's test split.",
+    )
+    x.add_argument("model", metavar="MODEL", help="a model saved by `edge-lsh train --out`")
+    x.add_argument("--calib", default="digits", metavar="SPEC", help="calibration data set")
+    x.add_argument("--out", required=True, metavar="PATH", help="the .elsh file to write")
+    x.add_argument(
+        "--calib-samples",
+        type=positive_int,
+        default=1000,
+        help="training rows used to calibrate activation ranges (default 1000)",
+    )
+    x.add_argument("--weight-bits", type=int, choices=[8, 16], default=8)
+    x.add_argument(
+        "--percentile",
+        type=float,
+        help="calibrate hidden ranges on this percentile instead of the maximum (e.g. 99.99)",
+    )
+    x.add_argument(
+        "--no-tables",
+        action="store_true",
+        help="store only the seeds: smaller file, tables rebuilt at load",
+    )
+    x.add_argument("--seed", type=int, default=0, help="seed of the data split")
+    x.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    x.set_defaults(func=run)
+    return x
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_lsh.quantize import quantize
+
+    net = Network.load(args.model)
+    data = load(args.calib, seed=args.seed)
+    if data.n_features != net.n_in:
+        raise DataError(f"{data.name} has {data.n_features} features; the model takes {net.n_in}")
+    calib = data.x_train[: args.calib_samples]
+    qm = quantize(net, calib, weight_bits=args.weight_bits, percentile=args.percentile)
+    float_acc = float((net.predict(data.x_test) == data.y_test).mean())
+    info = {
+        "producer": "edge-lsh export",
+        "source_model": Path(args.model).name,
+        "calibration": f"{data.name}, {calib.shape[0]} training rows",
+        "float_accuracy": float_acc,
+    }
+    tables = not args.no_tables
+    blob = elsh_format.elsh_bytes(qm, tables=tables, info=info)
+    fixed = FixedPointModel(blob, args.out)
+    fixed_acc = float((fixed.predict(data.x_test) == data.y_test).mean())
+    elsh_format.write_elsh(args.out, qm, tables=tables, info=info)
+    summary = {
+        "model": args.out,
+        "data": data.name,
+        "float_accuracy": float_acc,
+        "fixed_accuracy": fixed_acc,
+        "accuracy_change_points": 100.0 * (fixed_acc - float_acc),
+        "weight_bits": args.weight_bits,
+        "tables_stored": tables,
+        "model_bytes": len(blob),
+    }
+    print_summary(summary, args.json)
+    return 0

@@ -1,0 +1,106 @@
+"""``edge-lsh run``: classify the rows of a file with an .elsh model in the fixed-point C
+kernel, one predicted class per line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_lsh.cli.argtypes import fraction
+from edge_lsh.cli.common import HelpFormatter
+from edge_lsh.data import DataError
+from edge_lsh.fixed import FixedPointModel
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    r: argparse.ArgumentParser = sub.add_parser(
+        "run",
+        formatter_class=HelpFormatter,
+        help="classify inputs with an .elsh model (the fixed-point C kernel)",
+        description="Prints one predicted class per input row. A CSV row of n_in + 1 values "
+        "carries its label last; accuracy is then reported on stderr.",
+    )
+    r.add_argument("model", metavar="MODEL.elsh")
+    r.add_argument("--input", required=True, metavar="FILE", help="FILE.npy (2-D) or FILE.csv")
+    r.add_argument("--logits", action="store_true", help="print the int32 logits too")
+    r.add_argument("--active", type=fraction, help="active fraction of every LSH layer")
+    r.add_argument("--dense", action="store_true", help="compute every neuron (dense int8)")
+    r.set_defaults(func=run)
+    return r
+
+
+def read_inputs(path: str, n_in: int, n_classes: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows of an .npy (2-D) or .csv file, and labels when each CSV row has one extra value."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{path}: no such input file")
+    if p.suffix.lower() == ".npy":
+        try:
+            x = np.load(p, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{path}: cannot read .npy ({exc})") from exc
+        if x.ndim == 1 and x.size == n_in:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != n_in:
+            raise DataError(f"{path}: shape {x.shape}; the model takes rows of {n_in} values")
+        if not np.issubdtype(x.dtype, np.number):
+            raise DataError(f"{path}: dtype {x.dtype} is not numeric")
+        return x.astype(np.float32), None
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from exc
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.replace(";", ",").split(",")
+        try:
+            rows.append([float(v) for v in fields])
+        except ValueError:
+            if lineno == 1:
+                continue  # a header row
+            raise DataError(f"{path}:{lineno}: not a row of numbers") from None
+        if len(rows[-1]) not in (n_in, n_in + 1):
+            raise DataError(
+                f"{path}:{lineno}: {len(rows[-1])} values; the model takes {n_in} "
+                "(plus an optional label)"
+            )
+    if not rows:
+        raise DataError(f"{path}: no input rows")
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise DataError(f"{path}: rows of different lengths {sorted(widths)}")
+    arr = np.asarray(rows, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise DataError(f"{path}: holds NaN or infinite values")
+    if arr.shape[1] == n_in + 1:
+        labels = arr[:, -1]
+        if (labels != np.round(labels)).any() or labels.min() < 0 or labels.max() >= n_classes:
+            raise DataError(f"{path}: the last column is not a class label 0..{n_classes - 1}")
+        return arr[:, :-1].astype(np.float32), labels.astype(np.int64)
+    return arr.astype(np.float32), None
+
+
+def run(args: argparse.Namespace) -> int:
+    model = FixedPointModel.load(args.model)
+    x, labels = read_inputs(args.input, model.n_in, model.n_classes)
+    model.set_active(args.active, dense=args.dense)
+    pred, logits = model.predict_logits(x)
+    out = sys.stdout
+    for i in range(pred.shape[0]):
+        if args.logits:
+            out.write(f"{pred[i]} " + " ".join(str(int(v)) for v in logits[i]) + "\n")
+        else:
+            out.write(f"{pred[i]}\n")
+    if labels is not None:
+        acc = float((pred == labels).mean())
+        print(
+            f"accuracy {acc:.4f} ({int((pred == labels).sum())} of {len(labels)})", file=sys.stderr
+        )
+    return 0

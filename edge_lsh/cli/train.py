@@ -1,0 +1,151 @@
+"""``edge-lsh train``: train a float network (LSH-sparse, or dense with --dense), or continue
+training a saved one with --from (float fine-tuning on the host)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from typing import Any
+
+from edge_lsh import defaults
+from edge_lsh.cli.argtypes import fraction, hidden_sizes, positive_int
+from edge_lsh.cli.common import HelpFormatter, add_data_args, train_and_report
+from edge_lsh.data import SPEC_HELP, Dataset, load
+from edge_lsh.network import FAMILIES, LSHConfig, Network, TrainConfig
+from edge_lsh.report import print_summary
+
+# flags that describe a new network; --from keeps the saved model's and ignores them
+ARCHITECTURE_FLAGS = (
+    "hidden",
+    "active",
+    "bits",
+    "tables",
+    "hash",
+    "pool",
+    "select",
+    "insert",
+    "capacity",
+    "output_lsh",
+    "dense",
+)
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    t: argparse.ArgumentParser = sub.add_parser(
+        "train",
+        help="train a network (LSH-sparse by default, --dense for the baseline)",
+        epilog=SPEC_HELP,
+        formatter_class=HelpFormatter,
+    )
+    add_data_args(t)
+    d = defaults.LSH
+    t.add_argument(
+        "--hidden",
+        type=hidden_sizes,
+        default=[defaults.HIDDEN],
+        help="hidden sizes, e.g. 1000,1000",
+    )
+    t.add_argument(
+        "--active", type=fraction, default=d.active_fraction, help="active fraction per LSH layer"
+    )
+    t.add_argument("--bits", type=positive_int, default=d.bits, help="K: bits per hash table")
+    t.add_argument("--tables", type=positive_int, default=d.tables, help="L: number of hash tables")
+    t.add_argument("--hash", choices=sorted(FAMILIES), default=d.family, help="hash family")
+    t.add_argument(
+        "--pool", type=int, default=d.pool, help="inputs summed per hashed value (0 auto, 1 none)"
+    )
+    t.add_argument("--select", choices=["topk", "union"], default=d.select)
+    t.add_argument("--insert", choices=["fifo", "reservoir"], default=d.insert)
+    t.add_argument(
+        "--capacity", type=int, default=d.bucket_capacity, help="bucket capacity (0 auto)"
+    )
+    t.add_argument("--output-lsh", action="store_true", help="LSH-sample the output layer too")
+    t.add_argument("--dense", action="store_true", help="train the dense baseline instead")
+    t.add_argument("--epochs", type=positive_int, default=defaults.EPOCHS)
+    t.add_argument("--lr", type=float, default=defaults.TRAIN.lr, help="Adagrad learning rate")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", metavar="PATH", help="save the trained model here")
+    t.add_argument(
+        "--from",
+        dest="init",
+        metavar="MODEL",
+        help="continue training a saved model (fine-tuning, e.g. on the device); its network "
+        "and LSH settings are kept",
+    )
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.set_defaults(func=run)
+    return t
+
+
+def run(args: argparse.Namespace) -> int:
+    data = load(args.data, seed=args.seed, limit=args.limit)
+    if args.init:
+        return _continue(args, data)
+    lsh = None
+    if not args.dense:
+        lsh = LSHConfig(
+            active_fraction=args.active,
+            family=args.hash,
+            bits=args.bits,
+            tables=args.tables,
+            pool=args.pool,
+            bucket_capacity=args.capacity,
+            insert=args.insert,
+            select=args.select,
+        )
+    net = Network(
+        data.n_features,
+        args.hidden,
+        data.n_classes,
+        lsh,
+        output_lsh=args.output_lsh,
+        seed=args.seed,
+    )
+    train = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": args.lr})
+    if not args.quiet:
+        kind = "dense" if lsh is None else f"LSH {args.hash} K={args.bits} L={args.tables}"
+        print(
+            f"training {'-'.join(map(str, net.layer_sizes))} ({kind}, active "
+            f"{net.active_counts()}) on {data.name}: {data.x_train.shape[0]} train / "
+            f"{data.x_test.shape[0]} test",
+            file=sys.stderr,
+        )
+    summary = train_and_report(data, net, args.epochs, train, quiet=args.quiet)
+    if args.out:
+        net.save(args.out)
+        summary["model"] = args.out
+    print_summary(summary, args.json)
+    return 0
+
+
+def _continue(args: argparse.Namespace, data: Dataset) -> int:
+    """train --from MODEL: load, check the data fits, continue training, report."""
+    net = Network.load(args.init)
+    data.check_fits(net.n_in, net.n_classes)
+    parser = argparse.ArgumentParser(add_help=False)
+    add_parser(parser.add_subparsers())
+    defaults_of = parser.parse_args(["train"])
+    changed = [f for f in ARCHITECTURE_FLAGS if getattr(args, f) != getattr(defaults_of, f)]
+    if changed:
+        flags = ", ".join("--" + f.replace("_", "-") for f in changed)
+        warnings.warn(
+            f"{flags} ignored: --from keeps the saved model's network and LSH settings",
+            stacklevel=1,
+        )
+    train = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": args.lr})
+    if not args.quiet:
+        print(
+            f"fine-tuning {args.init} ({'-'.join(map(str, net.layer_sizes))}, "
+            f"{net.epochs_trained} epochs so far) on {data.name}: {data.x_train.shape[0]} train / "
+            f"{data.x_test.shape[0]} test",
+            file=sys.stderr,
+        )
+    before = net.evaluate(data.x_test, data.y_test)["accuracy"]
+    summary = train_and_report(data, net, args.epochs, train, quiet=args.quiet)
+    summary = {"accuracy_before": before, **summary}
+    if args.out:
+        net.save(args.out)
+        summary["model"] = args.out
+    print_summary(summary, args.json)
+    return 0
