@@ -1,5 +1,7 @@
 /* test_main.c - the C test runner: the harness implementation and the list of tests.
- * Every test is a `void test_...(void)` function in some tests/test_*.c file; add it to TESTS. */
+ * Every test is a `void test_...(void)` function in some tests/test_*.c file; add it to TESTS.
+ * make test first runs tests/check_registered.sh, which fails naming any test defined but not
+ * in TESTS (it would never run), listed but not defined, or listed twice. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
