@@ -29,6 +29,28 @@ static inline void ops_clear(elsh_ops *o)
     o->mul = o->add = o->cmp = o->weight_bytes = o->table_bytes = 0;
 }
 
+/* ---------------------------------------------------------------- arenas (arena.c) */
+
+/* A bump allocator over one arena, planning (base NULL: sizes only) or carving. Buffers start
+ * at multiples of ELSH_ARENA_ALIGN bytes; every request is checked against `limit`. */
+#define ELSH_ARENA_ALIGN 64u
+#define ELSH_ARENA_LIMIT ((uint64_t)1 << 40) /* no arena beyond 1 TiB: a config or file error */
+typedef struct {
+    unsigned char *base;  /* NULL while planning */
+    uint64_t used;        /* end of the last buffer, in bytes from base */
+    uint64_t limit;       /* the most the buffers may take, <= ELSH_ARENA_LIMIT */
+    int overflow;         /* a request did not fit: it and every later one returned NULL */
+} elsh_arena;
+
+/* Start a walk over `base` (NULL to plan) that may use up to `limit` bytes. */
+void elsh_arena_start(elsh_arena *a, void *base, uint64_t limit);
+/* The next buffer of count elements of elem_size bytes: its address (NULL while planning or
+ * after an overflow). */
+void *elsh_arena_take(elsh_arena *a, uint64_t count, uint64_t elem_size);
+/* Bytes used so far into *bytes; -1 (and nothing written) after an overflow or when the size
+ * does not fit a size_t. */
+int elsh_arena_size(const elsh_arena *a, size_t *bytes);
+
 /* e^x from float operations only: the same bits on every platform (train.c). */
 float elsh_expf(float x);
 

@@ -413,61 +413,45 @@ static int bind_layer(elsh_qnet *net, int32_t l, section sec[SEC_KNOWN][ELSH_MAX
 
 /* ---------------------------------------------------------------- arena plan */
 
-/* Walks the arena layout; with base == NULL it only counts. Returns 0 if the size overflows. */
-typedef struct {
-    uint8_t *base;
-    uint64_t used;
-    int overflow;
-} carver;
-
-static void *carve(carver *c, uint64_t count, uint64_t elem)
+/* The scratch buffers in a fixed order, through the arena allocator (arena.c): planned at
+ * open, carved at attach by the same walk. */
+static void layout(elsh_qnet *net, elsh_arena *c)
 {
-    uint64_t start = (c->used + 63u) & ~(uint64_t)63u;
-    if (elem && count > (UINT64_MAX / 4u) / elem) c->overflow = 1;
-    uint64_t bytes = count * elem;
-    if (start > UINT64_MAX / 4u - bytes) c->overflow = 1;
-    if (c->overflow) return NULL;
-    c->used = start + bytes;
-    return c->base && !c->overflow ? c->base + start : NULL;
-}
-
-static void layout(elsh_qnet *net, carver *c)
-{
-    net->input_q = (int8_t *)carve(c, (uint64_t)net->n_in, 1);
+    net->input_q = (int8_t *)elsh_arena_take(c, (uint64_t)net->n_in, 1);
     for (int32_t l = 0; l < net->n_layers; l++) {
         elsh_qlayer *L = &net->layers[l];
         uint64_t n_out = (uint64_t)L->n_out;
-        L->x = (int16_t *)carve(c, (uint64_t)L->n_in, 2);
-        L->active = (int32_t *)carve(c, n_out, 4);
-        L->out = (int8_t *)carve(c, n_out, 1);
-        L->logits = L->is_output ? (int32_t *)carve(c, n_out, 4) : NULL;
+        L->x = (int16_t *)elsh_arena_take(c, (uint64_t)L->n_in, 2);
+        L->active = (int32_t *)elsh_arena_take(c, n_out, 4);
+        L->out = (int8_t *)elsh_arena_take(c, n_out, 1);
+        L->logits = L->is_output ? (int32_t *)elsh_arena_take(c, n_out, 4) : NULL;
         L->hash_in = NULL;
         L->codes = NULL;
         L->hist = NULL;
         L->counts = NULL;
         L->touched = NULL;
         if (!L->use_lsh) continue;
-        L->hash_in = (int32_t *)carve(c, (uint64_t)L->hash_dim, 4);
-        L->codes = (uint32_t *)carve(c, (uint64_t)L->tables, 4);
-        L->hist = (int32_t *)carve(c, (uint64_t)L->tables + 1u, 4);
-        L->counts = (uint16_t *)carve(c, n_out, 2);
-        L->touched = (uint16_t *)carve(c, n_out + 1u, 2);
+        L->hash_in = (int32_t *)elsh_arena_take(c, (uint64_t)L->hash_dim, 4);
+        L->codes = (uint32_t *)elsh_arena_take(c, (uint64_t)L->tables, 4);
+        L->hist = (int32_t *)elsh_arena_take(c, (uint64_t)L->tables + 1u, 4);
+        L->counts = (uint16_t *)elsh_arena_take(c, n_out, 2);
+        L->touched = (uint16_t *)elsh_arena_take(c, n_out + 1u, 2);
         if (L->hash_source == 0) { /* hash functions and padding order drawn at attach */
             uint64_t TK = (uint64_t)L->tables * (uint64_t)L->bits;
             if (L->family == ELSH_HASH_SIMHASH) {
-                L->proj = (const int8_t *)carve(c, TK * (uint64_t)L->hash_dim, 1);
+                L->proj = (const int8_t *)elsh_arena_take(c, TK * (uint64_t)L->hash_dim, 1);
             } else if (L->family == ELSH_HASH_TERNARY) {
-                L->tern_idx = (const uint16_t *)carve(c, TK * (uint64_t)L->ternary_nnz, 2);
-                L->tern_sign = (const int8_t *)carve(c, TK * (uint64_t)L->ternary_nnz, 1);
+                L->tern_idx = (const uint16_t *)elsh_arena_take(c, TK * (uint64_t)L->ternary_nnz, 2);
+                L->tern_sign = (const int8_t *)elsh_arena_take(c, TK * (uint64_t)L->ternary_nnz, 1);
             } else {
                 uint64_t groups = (uint64_t)L->tables * (uint64_t)L->dwta_per_table;
-                L->dwta_idx = (const uint16_t *)carve(c, groups * (uint64_t)L->dwta_bin, 2);
+                L->dwta_idx = (const uint16_t *)elsh_arena_take(c, groups * (uint64_t)L->dwta_bin, 2);
             }
-            L->pad_order = (const uint16_t *)carve(c, n_out, 2);
+            L->pad_order = (const uint16_t *)elsh_arena_take(c, n_out, 2);
         }
         if (!L->tables_in_file) {
-            L->tab_offsets = (const uint32_t *)carve(c, offsets_count(L), 4);
-            L->tab_ids = (const uint16_t *)carve(c, max_ids(L), 2);
+            L->tab_offsets = (const uint32_t *)elsh_arena_take(c, offsets_count(L), 4);
+            L->tab_ids = (const uint16_t *)elsh_arena_take(c, max_ids(L), 2);
         }
     }
 }
@@ -509,10 +493,10 @@ static int open_model(elsh_qnet *net, const void *file, size_t file_bytes, size_
         net->info = (const char *)(f + sec[SEC_INFO][0].offset);
         net->info_bytes = (size_t)sec[SEC_INFO][0].size;
     }
-    carver c = {NULL, 0, 0};
+    elsh_arena c;
+    elsh_arena_start(&c, NULL, ELSH_ARENA_LIMIT);
     layout(net, &c);
-    if (c.overflow || c.used > (uint64_t)SIZE_MAX) return ELSH_ERR_ARENA;
-    net->arena_bytes = (size_t)c.used;
+    if (elsh_arena_size(&c, &net->arena_bytes) != 0) return ELSH_ERR_ARENA;
     *arena_bytes = net->arena_bytes;
     return ELSH_OK;
 }
@@ -623,10 +607,12 @@ int elsh_model_attach(elsh_qnet *net, void *arena, size_t arena_bytes)
 {
     if (!net || !arena) return ELSH_ERR_NULL;
     if (!net->file || net->attached) return ELSH_ERR_STATE;
-    if ((uintptr_t)arena % 64 != 0 || arena_bytes < net->arena_bytes) return ELSH_ERR_ARENA;
+    if ((uintptr_t)arena % ELSH_ARENA_ALIGN != 0 || arena_bytes < net->arena_bytes) return ELSH_ERR_ARENA;
     memset(arena, 0, net->arena_bytes);
-    carver c = {(uint8_t *)arena, 0, 0};
+    elsh_arena c;
+    elsh_arena_start(&c, arena, net->arena_bytes);
     layout(net, &c);
+    if (c.overflow) return ELSH_ERR_ARENA; /* cannot happen: the same walk was planned at open */
     for (int32_t l = 0; l < net->n_layers; l++) {
         elsh_qlayer *L = &net->layers[l];
         if (!L->use_lsh) continue;

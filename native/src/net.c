@@ -1,15 +1,13 @@
 /* net.c - configuration checks, the arena layout, initialization and op counters.
  *
- * One function, carve_net(), walks every buffer of the network in a fixed order. Run with a
- * NULL arena it only adds up sizes (elsh_net_plan); with an arena it also points the views
- * into it (elsh_net_init). Both use the same walk, so the layout cannot drift from the plan. */
+ * One function, carve_net(), walks every buffer of the network in a fixed order through the
+ * arena allocator (arena.c). Run without memory it only adds up sizes (elsh_net_plan); with
+ * the caller's arena it also points the views into it (elsh_net_init). Both use the same walk,
+ * so the layout cannot drift from the plan. */
 #include "internal.h"
 
 #include <math.h>
 #include <string.h>
-
-#define ARENA_ALIGN 64u
-#define ARENA_LIMIT ((uint64_t)1 << 40) /* refuse plans beyond 1 TiB: a config error */
 
 const char *elsh_status_str(int status)
 {
@@ -41,18 +39,6 @@ const char *elsh_status_str(int status)
     case ELSH_FMT_TABLES: return "model hash tables invalid (offset, neuron id, repeated neuron or membership bits)";
     default: return "unknown status";
     }
-}
-
-typedef struct {
-    unsigned char *base; /* NULL while planning */
-    uint64_t used;
-} carver;
-
-static void *take(carver *c, uint64_t count, uint64_t elem_size)
-{
-    uint64_t start = (c->used + (ARENA_ALIGN - 1)) & ~(uint64_t)(ARENA_ALIGN - 1);
-    c->used = start + count * elem_size;
-    return c->base ? (void *)(c->base + start) : NULL;
 }
 
 int32_t elsh_active_k(float fraction, int32_t n_out)
@@ -125,50 +111,51 @@ static int derive_layer(elsh_layer *L, const elsh_layer_config *lc, int32_t n_in
     return 0;
 }
 
-static void carve_layer(carver *c, elsh_layer *L)
+static void carve_layer(elsh_arena *c, elsh_layer *L)
 {
     uint64_t nw = (uint64_t)L->n_out * (uint64_t)L->n_in;
-    L->w = take(c, nw, 4);
-    L->b = take(c, (uint64_t)L->n_out, 4);
-    L->w_g2 = take(c, nw, 4);
-    L->w_vel = take(c, nw, 4);
-    L->b_g2 = take(c, (uint64_t)L->n_out, 4);
-    L->b_vel = take(c, (uint64_t)L->n_out, 4);
-    L->active = take(c, (uint64_t)L->active_capacity, 4);
-    L->act = take(c, (uint64_t)L->active_capacity, 4);
-    L->delta = take(c, (uint64_t)L->active_capacity, 4);
+    L->w = elsh_arena_take(c, nw, 4);
+    L->b = elsh_arena_take(c, (uint64_t)L->n_out, 4);
+    L->w_g2 = elsh_arena_take(c, nw, 4);
+    L->w_vel = elsh_arena_take(c, nw, 4);
+    L->b_g2 = elsh_arena_take(c, (uint64_t)L->n_out, 4);
+    L->b_vel = elsh_arena_take(c, (uint64_t)L->n_out, 4);
+    L->active = elsh_arena_take(c, (uint64_t)L->active_capacity, 4);
+    L->act = elsh_arena_take(c, (uint64_t)L->active_capacity, 4);
+    L->delta = elsh_arena_take(c, (uint64_t)L->active_capacity, 4);
     if (!L->use_lsh) return;
 
     uint64_t n_tab = (uint64_t)L->hash.tables;
     uint64_t n_proj = n_tab * (uint64_t)L->hash.bits;
     uint64_t n_bkt = n_tab * (uint64_t)L->n_buckets;
-    if (L->hash.family == ELSH_HASH_SIMHASH) L->proj = take(c, n_proj * (uint64_t)L->hash_dim, 4);
+    if (L->hash.family == ELSH_HASH_SIMHASH) L->proj = elsh_arena_take(c, n_proj * (uint64_t)L->hash_dim, 4);
     if (L->hash.family == ELSH_HASH_TERNARY) {
-        L->tern_idx = take(c, n_proj * (uint64_t)L->tern_nnz, 2);
-        L->tern_sign = take(c, n_proj * (uint64_t)L->tern_nnz, 1);
+        L->tern_idx = elsh_arena_take(c, n_proj * (uint64_t)L->tern_nnz, 2);
+        L->tern_sign = elsh_arena_take(c, n_proj * (uint64_t)L->tern_nnz, 1);
     }
     if (L->hash.family == ELSH_HASH_DWTA)
-        L->dwta_idx = take(c, n_tab * (uint64_t)L->dwta_per_table * (uint64_t)L->hash.dwta_bin, 2);
-    L->bucket_ids = take(c, n_bkt * (uint64_t)L->capacity, 2);
-    L->bucket_len = take(c, n_bkt, 2);
-    L->bucket_head = take(c, n_bkt, 2);
-    L->bucket_seen = take(c, n_bkt, 4);
-    L->neuron_bucket = take(c, (uint64_t)L->n_out * n_tab, 2);
-    L->dirty = take(c, (uint64_t)L->n_out, 1);
-    L->pad_order = take(c, (uint64_t)L->n_out, 2);
-    L->rng = take(c, 1, sizeof(elsh_prng));
-    L->center = take(c, (uint64_t)L->hash_dim, 4);
-    L->hash_in = take(c, (uint64_t)L->hash_dim, 4);
-    L->codes = take(c, n_tab, 4);
-    L->neuron_codes = take(c, n_tab, 4);
-    L->hist = take(c, n_tab + 1, 4);
-    L->counts = take(c, (uint64_t)L->n_out, 2);
-    L->touched = take(c, (uint64_t)L->n_out + 1u, 2); /* +1: gather_counts writes one ahead */
-    if (L->hash.select_mode == ELSH_SELECT_EXACT) L->score = take(c, (uint64_t)L->n_out, 4);
+        L->dwta_idx = elsh_arena_take(c, n_tab * (uint64_t)L->dwta_per_table * (uint64_t)L->hash.dwta_bin, 2);
+    L->bucket_ids = elsh_arena_take(c, n_bkt * (uint64_t)L->capacity, 2);
+    L->bucket_len = elsh_arena_take(c, n_bkt, 2);
+    L->bucket_head = elsh_arena_take(c, n_bkt, 2);
+    L->bucket_seen = elsh_arena_take(c, n_bkt, 4);
+    L->neuron_bucket = elsh_arena_take(c, (uint64_t)L->n_out * n_tab, 2);
+    L->dirty = elsh_arena_take(c, (uint64_t)L->n_out, 1);
+    L->pad_order = elsh_arena_take(c, (uint64_t)L->n_out, 2);
+    L->rng = elsh_arena_take(c, 1, sizeof(elsh_prng));
+    L->center = elsh_arena_take(c, (uint64_t)L->hash_dim, 4);
+    L->hash_in = elsh_arena_take(c, (uint64_t)L->hash_dim, 4);
+    L->codes = elsh_arena_take(c, n_tab, 4);
+    L->neuron_codes = elsh_arena_take(c, n_tab, 4);
+    L->hist = elsh_arena_take(c, n_tab + 1, 4);
+    L->counts = elsh_arena_take(c, (uint64_t)L->n_out, 2);
+    L->touched = elsh_arena_take(c, (uint64_t)L->n_out + 1u, 2); /* +1: gather_counts writes one ahead */
+    if (L->hash.select_mode == ELSH_SELECT_EXACT) L->score = elsh_arena_take(c, (uint64_t)L->n_out, 4);
 }
 
-/* Derive every layer and walk the whole arena. Returns 0, or ELSH_ERR_CONFIG. */
-static int carve_net(elsh_net *net, const elsh_net_config *cfg, carver *c)
+/* Derive every layer and walk the whole arena. Returns 0, or ELSH_ERR_CONFIG (a value out of
+ * range, or an arena beyond the allocator's limit). */
+static int carve_net(elsh_net *net, const elsh_net_config *cfg, elsh_arena *c)
 {
     if (cfg->n_in < 1 || cfg->n_in > ELSH_MAX_WIDTH) return ELSH_ERR_CONFIG;
     if (cfg->n_layers < 1 || cfg->n_layers > ELSH_MAX_LAYERS) return ELSH_ERR_CONFIG;
@@ -181,26 +168,25 @@ static int carve_net(elsh_net *net, const elsh_net_config *cfg, carver *c)
         n_in = cfg->layers[l].n_out;
         if (n_in > widest) widest = n_in;
     }
-    net->input_dense = take(c, (uint64_t)cfg->n_in, 4);
-    net->input_index = take(c, (uint64_t)widest, 4);
-    net->probs = take(c, (uint64_t)cfg->layers[cfg->n_layers - 1].n_out, 4);
-    net->train_rng = take(c, 1, sizeof(elsh_prng));
-    net->samples_seen = take(c, 1, 8);
+    net->input_dense = elsh_arena_take(c, (uint64_t)cfg->n_in, 4);
+    net->input_index = elsh_arena_take(c, (uint64_t)widest, 4);
+    net->probs = elsh_arena_take(c, (uint64_t)cfg->layers[cfg->n_layers - 1].n_out, 4);
+    net->train_rng = elsh_arena_take(c, 1, sizeof(elsh_prng));
+    net->samples_seen = elsh_arena_take(c, 1, 8);
     for (int32_t l = 0; l < cfg->n_layers; l++) carve_layer(c, &net->layers[l]);
-    c->used = (c->used + (ARENA_ALIGN - 1)) & ~(uint64_t)(ARENA_ALIGN - 1);
-    if (c->used > ARENA_LIMIT || c->used > (uint64_t)SIZE_MAX) return ELSH_ERR_CONFIG;
-    return ELSH_OK;
+    elsh_arena_take(c, 0, 1); /* the size, a whole number of ELSH_ARENA_ALIGN blocks */
+    return c->overflow ? ELSH_ERR_CONFIG : ELSH_OK;
 }
 
 int elsh_net_plan(const elsh_net_config *cfg, size_t *arena_bytes)
 {
     if (!cfg || !arena_bytes) return ELSH_ERR_NULL;
     elsh_net scratch;
-    carver c = {NULL, 0};
+    elsh_arena c;
+    elsh_arena_start(&c, NULL, ELSH_ARENA_LIMIT);
     int rc = carve_net(&scratch, cfg, &c);
     if (rc != ELSH_OK) return rc;
-    *arena_bytes = (size_t)c.used;
-    return ELSH_OK;
+    return elsh_arena_size(&c, arena_bytes) == 0 ? ELSH_OK : ELSH_ERR_CONFIG;
 }
 
 /* Scratch that must start in a known state; parameters are left alone. */
@@ -228,14 +214,15 @@ static void reset_scratch(elsh_net *net)
 int elsh_net_init(elsh_net *net, const elsh_net_config *cfg, void *arena, size_t arena_bytes)
 {
     if (!net || !cfg || !arena) return ELSH_ERR_NULL;
-    if (((uintptr_t)arena & (ARENA_ALIGN - 1)) != 0) return ELSH_ERR_ARENA;
+    if (((uintptr_t)arena & (ELSH_ARENA_ALIGN - 1u)) != 0) return ELSH_ERR_ARENA;
     size_t need;
     int rc = elsh_net_plan(cfg, &need);
     if (rc != ELSH_OK) return rc;
     if (arena_bytes < need) return ELSH_ERR_ARENA;
     memset(net, 0, sizeof(*net));
-    carver c = {(unsigned char *)arena, 0};
-    carve_net(net, cfg, &c);
+    elsh_arena c;
+    elsh_arena_start(&c, arena, need);
+    if (carve_net(net, cfg, &c) != ELSH_OK) return ELSH_ERR_ARENA; /* cannot happen: planned */
     net->arena = arena;
     net->arena_bytes = need;
     reset_scratch(net);

@@ -27,6 +27,7 @@
     X(test_plan_ignores_hash_config_of_dense_layer)                                          \
     X(test_plan_null_pointers)                                                               \
     X(test_plan_size_stable_and_grows)                                                       \
+    X(test_arena_allocator)                                                                  \
     X(test_init_arena_errors)                                                                \
     X(test_init_layer_views)                                                                 \
     X(test_active_k_rounding)                                                                \

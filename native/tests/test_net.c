@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "internal.h"
 #include "test_util.h"
 
 /* A valid two-layer config: 16 inputs, an LSH hidden layer of 32, a dense output of 4. */
@@ -252,6 +253,47 @@ void test_plan_size_stable_and_grows(void)
     /* at least the parameters and optimizer state: 3 * (w + b) floats per layer */
     size_t params = 3u * 4u * (size_t)(16 * 32 + 32 + 32 * 4 + 4);
     CHECK(a >= params);
+}
+
+/* The allocator behind both arenas: aligned offsets, the same walk planned and carved, and a
+ * request beyond the limit refused (including a count * size that would wrap 64 bits). */
+void test_arena_allocator(void)
+{
+    elsh_arena a;
+    elsh_arena_start(&a, NULL, 1000);
+    CHECK(elsh_arena_take(&a, 3, 1) == NULL); /* planning: sizes only */
+    elsh_arena_take(&a, 10, 4);
+    size_t bytes = 0;
+    CHECK_EQ_INT(elsh_arena_size(&a, &bytes), 0);
+    CHECK_EQ_INT(bytes, 64 + 40); /* the second buffer starts at the next 64-byte boundary */
+
+    void *raw;
+    unsigned char *mem = aligned_zalloc(256, &raw);
+    elsh_arena_start(&a, mem, 256);
+    CHECK((unsigned char *)elsh_arena_take(&a, 3, 1) == mem);
+    CHECK((unsigned char *)elsh_arena_take(&a, 10, 4) == mem + 64);
+    CHECK((unsigned char *)elsh_arena_take(&a, 0, 8) == mem + 128);
+    CHECK((unsigned char *)elsh_arena_take(&a, 16, 8) == mem + 128); /* exactly to the end */
+    CHECK(!a.overflow);
+    CHECK(elsh_arena_take(&a, 1, 1) == NULL); /* past the end: refused, and so is all after */
+    CHECK(a.overflow);
+    CHECK(elsh_arena_take(&a, 0, 1) == NULL);
+    CHECK_EQ_INT(elsh_arena_size(&a, &bytes), -1);
+    free(raw);
+
+    elsh_arena_start(&a, NULL, UINT64_MAX); /* capped at ELSH_ARENA_LIMIT */
+    CHECK(a.limit == ELSH_ARENA_LIMIT);
+    elsh_arena_take(&a, (uint64_t)1 << 62, 8); /* 2^65 bytes: would wrap without the check */
+    CHECK(a.overflow);
+    elsh_arena_start(&a, NULL, ELSH_ARENA_LIMIT);
+    elsh_arena_take(&a, ELSH_ARENA_LIMIT / 2u, 1);
+    CHECK(!a.overflow);
+    elsh_arena_take(&a, ELSH_ARENA_LIMIT / 2u, 1); /* exactly to the limit */
+    CHECK(!a.overflow);
+    elsh_arena_take(&a, 0, 1);
+    CHECK(!a.overflow);
+    elsh_arena_take(&a, 1, 1); /* one byte more */
+    CHECK(a.overflow);
 }
 
 void test_init_arena_errors(void)
