@@ -17,7 +17,21 @@ import numpy as np
 
 from edge_lsh.errors import DataError
 
-__all__ = ["SPEC_HELP", "DataError", "Dataset", "load", "parse_spec"]
+__all__ = [
+    "SPEC_HELP",
+    "LABEL_COLUMNS",
+    "DataError",
+    "Dataset",
+    "load",
+    "parse_spec",
+    "split_labels",
+]
+
+# Where a text table keeps its class label. One convention for every reader (csv: data, `run
+# --input`, edge-lsh-run): the last column, as mnist5k and the .amat files have it; files that
+# start with the label say so with --label-column first.
+LABEL_COLUMNS = ("last", "first")
+_MAX_LABEL_VALUES = 1000  # more distinct values than this is a feature column, not labels
 
 SPEC_HELP = """\
 Data specs:
@@ -27,7 +41,7 @@ Data specs:
   convex               generated 28x28 white regions: convex (1) vs non-convex (0)
   idx:DIR              MNIST IDX files in DIR (train-images-idx3-ubyte, ... ; plain or .gz)
   amat:TRAIN,TEST      .amat text files (floats per line, label in the last column)
-  csv:FILE             CSV, label in the first column, optional header; split by seed
+  csv:FILE             CSV, label in the last column, optional header; split by seed
   npz:FILE             .npz with x_train,y_train,x_test,y_test or x,y (split by seed)"""
 
 _NO_ARG_KINDS = ("digits", "mnist5k", "rectangles", "convex")
@@ -120,13 +134,19 @@ class _SplitOpts(TypedDict):
 
 
 def load(
-    spec: str, *, seed: int = 0, test_fraction: float = 0.2, limit: int | None = None
+    spec: str,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    limit: int | None = None,
+    label_column: str = "last",
 ) -> Dataset:
     """Load the data set named by ``spec`` (see SPEC_HELP).
 
     ``seed`` drives shuffling and generation; ``test_fraction`` applies to sources without
     a fixed split (digits, mnist5k, csv, npz with x,y); ``limit`` keeps only the first
-    ``limit`` train and test samples.
+    ``limit`` train and test samples; ``label_column`` ("last" or "first") says where a csv:
+    file keeps its labels (a file that does not fit is a DataError naming the column).
     """
     kind, args = parse_spec(spec)
     if not 0.0 < test_fraction < 1.0:
@@ -166,12 +186,54 @@ def load(
         path = Path(args[0]).expanduser()
         table = _read_table(path, ",", allow_header=True)
         if table.shape[1] < 2:
-            raise DataError(f"{path}: expected a label column then feature columns")
-        return _split_finish(name, table[:, 1:], table[:, 0], str(path), **opts)
+            raise DataError(f"{path}: expected feature columns and a label column")
+        x, y = split_labels(table, label_column, str(path))
+        return _split_finish(name, x, y, str(path), **opts)
     return _load_npz(name, Path(args[0]).expanduser(), **opts)
 
 
 # ----------------------------------------------------------------------------- validation
+
+
+def _not_labels(col: np.ndarray) -> str | None:
+    """Why a column of a table cannot be class labels, or None when it can."""
+    if not np.isfinite(col).all() or (col != np.round(col)).any():
+        return "it holds non-integer values"
+    if col.min() < 0:
+        return f"it holds the negative value {col.min():g}"
+    distinct = np.unique(col).size
+    if distinct < 2:
+        return f"it holds the single value {col[0]:g} (one class)"
+    if distinct > _MAX_LABEL_VALUES:
+        return f"it holds {distinct} different values"
+    return None
+
+
+def split_labels(
+    table: np.ndarray, label_column: str, source: str, *, one_class_ok: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of a 2-D table whose label is in its ``label_column`` ("last" or
+    "first") column. A column that cannot be labels is a DataError; when the other end column
+    could be, the message says so and names the flag that reads it. With one_class_ok (inputs
+    to classify, which may all be of one class) a single label value is an error only when the
+    other end column looks like labels."""
+    if label_column not in LABEL_COLUMNS:
+        raise DataError(f"label column {label_column!r}: expected one of {LABEL_COLUMNS}")
+    at, other = (-1, 0) if label_column == "last" else (0, -1)
+    why = _not_labels(table[:, at])
+    other_ok = table.shape[1] > 1 and _not_labels(table[:, other]) is None
+    if why is not None and "(one class)" in why and one_class_ok and not other_ok:
+        why = None
+    if why is not None:
+        flip = LABEL_COLUMNS[1 - LABEL_COLUMNS.index(label_column)]
+        hint = (
+            f"; its {flip} column looks like labels: pass --label-column {flip}" if other_ok else ""
+        )
+        raise DataError(
+            f"{source}: the {label_column} column should hold the class labels, but {why}{hint}"
+        )
+    x = table[:, :-1] if label_column == "last" else table[:, 1:]
+    return x, table[:, at]
 
 
 def _features(x: np.ndarray, source: str) -> np.ndarray:

@@ -282,14 +282,14 @@ def test_amat_missing_and_binary_file(tmp_path: Path) -> None:
 def _csv_rows(n: int = 10) -> tuple[str, np.ndarray, np.ndarray]:
     y = np.arange(n) % 3
     x = np.arange(n * 2, dtype=np.float64).reshape(n, 2) * 0.5
-    body = "".join(f"{lab},{a},{b}\n" for lab, (a, b) in zip(y, x))
+    body = "".join(f"{a},{b},{lab}\n" for lab, (a, b) in zip(y, x))
     return body, x, y
 
 
 @pytest.mark.parametrize("header", [False, True])
 def test_csv_with_and_without_header(tmp_path: Path, header: bool) -> None:
     body, x, y = _csv_rows()
-    path = _write_text(tmp_path / "d.csv", ("label,f1,f2\n" if header else "") + body)
+    path = _write_text(tmp_path / "d.csv", ("f1,f2,label\n" if header else "") + body)
     ds = D.load(f"csv:{path}", seed=5, test_fraction=0.3)
     _check_dataset(ds, 2)
     assert ds.x_train.shape == (7, 2) and ds.x_test.shape == (3, 2)
@@ -315,9 +315,41 @@ def test_csv_errors(tmp_path: Path) -> None:
     nan = _write_text(tmp_path / "nan.csv", body + "1,inf,2\n")
     with pytest.raises(D.DataError, match=r"nan\.csv: 1 non-finite"):
         D.load(f"csv:{nan}")
-    tiny = _write_text(tmp_path / "tiny.csv", "1,2\n")
+    tiny = _write_text(tmp_path / "tiny.csv", "1,0\n2,1\n")
     with pytest.raises(D.DataError, match="empty train or test split"):
         D.load(f"csv:{tiny}")
+
+
+def test_csv_label_column_convention(tmp_path: Path) -> None:
+    """One convention (label last), a flag for the other end, and a clear error when a file
+    does not fit: never a network trained on a pixel column."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(40, 6))
+    pixels[:, 0] = 0  # like MNIST: the corner pixels are blank
+    pixels[:, -1] = 0
+    labels = np.arange(40) % 4
+    first = _write_text(
+        tmp_path / "first.csv",
+        "".join(",".join(map(str, [lab, *row])) + "\n" for lab, row in zip(labels, pixels)),
+    )
+    with pytest.raises(
+        D.DataError, match=r"last column should hold the class labels.*--label-column first"
+    ):
+        D.load(f"csv:{first}")
+    ds = D.load(f"csv:{first}", label_column="first")
+    assert ds.n_classes == 4 and ds.n_features == 6
+    last = _write_text(
+        tmp_path / "last.csv",
+        "".join(",".join(map(str, [*row, lab])) + "\n" for lab, row in zip(labels, pixels)),
+    )
+    assert D.load(f"csv:{last}").n_classes == 4
+    with pytest.raises(D.DataError, match=r"first column should hold.*--label-column last"):
+        D.load(f"csv:{last}", label_column="first")
+    floats = _write_text(tmp_path / "floats.csv", "".join(f"{v},1.5,0.25\n" for v in range(10)))
+    with pytest.raises(D.DataError, match="non-integer values"):
+        D.load(f"csv:{floats}")
+    with pytest.raises(D.DataError, match="label column 'middle'"):
+        D.load(f"csv:{last}", label_column="middle")
 
 
 # ----------------------------------------------------------------------------- npz

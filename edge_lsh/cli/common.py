@@ -11,7 +11,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from edge_lsh.cli.argtypes import positive_int
-from edge_lsh.data import Dataset
+from edge_lsh.data import LABEL_COLUMNS, Dataset
 from edge_lsh.format import MAGIC as ELSH_MAGIC
 from edge_lsh.network import Network, TrainConfig
 from edge_lsh.report import SUMMARY_KEYS
@@ -38,9 +38,19 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+def add_label_column_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--label-column",
+        choices=LABEL_COLUMNS,
+        default="last",
+        help="where a CSV file keeps each row's class label",
+    )
+
+
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="digits", metavar="SPEC", help="data set (see Data specs)")
     p.add_argument("--limit", type=positive_int, help="use only the first N training samples")
+    add_label_column_arg(p)
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
 
 

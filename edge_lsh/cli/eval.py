@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if is_elsh(args.model):
         return _eval_elsh(args)
     net = Network.load(args.model)
-    data = load(args.data, seed=args.seed, limit=args.limit)
+    data = load(args.data, seed=args.seed, limit=args.limit, label_column=args.label_column)
     data.check_fits(net.n_in, net.n_classes)
     ev = net.evaluate(data.x_test, data.y_test)
     summary = {"model": args.model, "data": data.name, **ev}
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _eval_elsh(args: argparse.Namespace) -> int:
     model = FixedPointModel.load(args.model)
-    data = load(args.data, seed=args.seed, limit=args.limit)
+    data = load(args.data, seed=args.seed, limit=args.limit, label_column=args.label_column)
     data.check_fits(model.n_in, model.n_classes)
     ev = model.evaluate(data.x_test, data.y_test)
     hidden = [model.layer_info(i) for i in range(model.n_layers - 1)]

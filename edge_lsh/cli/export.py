@@ -9,7 +9,7 @@ from typing import Any
 
 from edge_lsh import format as elsh_format
 from edge_lsh.cli.argtypes import positive_int
-from edge_lsh.cli.common import HelpFormatter
+from edge_lsh.cli.common import HelpFormatter, add_label_column_arg
 from edge_lsh.data import DataError, load
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.network import Network
@@ -47,6 +47,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     x.add_argument("--seed", type=int, default=0, help="seed of the data split")
     x.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    add_label_column_arg(x)
     x.set_defaults(func=run)
     return x
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from edge_lsh.quantize import quantize
 
     net = Network.load(args.model)
-    data = load(args.calib, seed=args.seed)
+    data = load(args.calib, seed=args.seed, label_column=args.label_column)
     if data.n_features != net.n_in:
         raise DataError(f"{data.name} has {data.n_features} features; the model takes {net.n_in}")
     calib = data.x_train[: args.calib_samples]

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from edge_lsh.cli.argtypes import fraction
-from edge_lsh.cli.common import HelpFormatter
-from edge_lsh.data import DataError
+from edge_lsh.cli.common import HelpFormatter, add_label_column_arg
+from edge_lsh.data import DataError, split_labels
 from edge_lsh.fixed import FixedPointModel
 
 
@@ -22,19 +22,24 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
         help="classify inputs with an .elsh model (the fixed-point C kernel)",
         description="Prints one predicted class per input row. A CSV row of n_in + 1 values "
-        "carries its label last; accuracy is then reported on stderr.",
+        "carries its label (in the last column, unless --label-column first); accuracy is "
+        "then reported on stderr.",
     )
     r.add_argument("model", metavar="MODEL.elsh")
     r.add_argument("--input", required=True, metavar="FILE", help="FILE.npy (2-D) or FILE.csv")
     r.add_argument("--logits", action="store_true", help="print the int32 logits too")
     r.add_argument("--active", type=fraction, help="active fraction of every LSH layer")
     r.add_argument("--dense", action="store_true", help="compute every neuron (dense int8)")
+    add_label_column_arg(r)
     r.set_defaults(func=run)
     return r
 
 
-def read_inputs(path: str, n_in: int, n_classes: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Rows of an .npy (2-D) or .csv file, and labels when each CSV row has one extra value."""
+def read_inputs(
+    path: str, n_in: int, n_classes: int, label_column: str = "last"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows of an .npy (2-D) or .csv file, and labels when each CSV row has one extra value
+    (in its label_column, "last" or "first")."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{path}: no such input file")
@@ -80,16 +85,19 @@ def read_inputs(path: str, n_in: int, n_classes: int) -> tuple[np.ndarray, np.nd
     if not np.isfinite(arr).all():
         raise DataError(f"{path}: holds NaN or infinite values")
     if arr.shape[1] == n_in + 1:
-        labels = arr[:, -1]
-        if (labels != np.round(labels)).any() or labels.min() < 0 or labels.max() >= n_classes:
-            raise DataError(f"{path}: the last column is not a class label 0..{n_classes - 1}")
-        return arr[:, :-1].astype(np.float32), labels.astype(np.int64)
+        x, labels = split_labels(arr, label_column, path, one_class_ok=True)
+        if labels.max() >= n_classes:
+            raise DataError(
+                f"{path}: label {labels.max():g} in the {label_column} column; the model has "
+                f"classes 0..{n_classes - 1}"
+            )
+        return x.astype(np.float32), labels.astype(np.int64)
     return arr.astype(np.float32), None
 
 
 def run(args: argparse.Namespace) -> int:
     model = FixedPointModel.load(args.model)
-    x, labels = read_inputs(args.input, model.n_in, model.n_classes)
+    x, labels = read_inputs(args.input, model.n_in, model.n_classes, args.label_column)
     model.set_active(args.active, dense=args.dense)
     pred, logits = model.predict_logits(x)
     out = sys.stdout

@@ -79,7 +79,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = load(args.data, seed=args.seed, limit=args.limit)
+    data = load(args.data, seed=args.seed, limit=args.limit, label_column=args.label_column)
     if args.init:
         return _continue(args, data)
     lsh = None
