@@ -6,7 +6,10 @@ import json
 
 import numpy as np
 
+from edge_lsh import defaults
 from edge_lsh.cli import main
+from edge_lsh.data import load
+from edge_lsh.network import Network
 
 REQUIRED = {
     "accuracy",
@@ -50,9 +53,17 @@ def test_train_json_then_eval(tmp_path, capsys):
 
 def test_dense_flag_trains_baseline(tmp_path, capsys):
     data = small_npz(tmp_path)
-    rc = main(["train", "--data", f"npz:{data}", "--hidden", "32", "--dense", "--epochs", "1"])
-    assert rc == 0
-    assert "multiplication_fraction" in capsys.readouterr().out
+    model = tmp_path / "dense.npz"
+    args = ["train", "--data", f"npz:{data}", "--hidden", "32", "--dense", "--epochs", "1"]
+    assert main([*args, "--json", "--quiet", "--out", str(model)]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["lsh"] is False and out["active_fraction"] == 1.0
+    assert out["multiplication_fraction"] == 1.0
+    assert out["multiplications_per_sample"] == 32 * 24 + 3 * 32
+    assert out["dense_multiplications_per_sample"] == 32 * 24 + 3 * 32
+    assert out["hash_multiplications_per_sample"] == 0
+    net = Network.load(model)
+    assert net.lsh is None and net.active_counts() == [32, 3]
 
 
 def test_errors_exit_2_with_message(tmp_path, capsys):
@@ -97,8 +108,13 @@ def test_train_from_continues_a_saved_model(tmp_path, capsys):
     data = small_npz(tmp_path)
     first, second = tmp_path / "a.npz", tmp_path / "b.npz"
     args = ["train", "--data", f"npz:{data}", "--hidden", "32", "--active", "0.25", "--quiet"]
-    assert main([*args, "--epochs", "1", "--tables", "8", "--out", str(first)]) == 0
-    capsys.readouterr()
+    # a small learning rate leaves the first model half-trained: its accuracy tells it apart
+    assert (
+        main([*args, "--epochs", "1", "--tables", "8", "--lr", "0.001", "--out", str(first)]) == 0
+    )
+    assert main(["eval", str(first), "--data", f"npz:{data}", "--json"]) == 0
+    first_acc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["accuracy"]
+    assert 0.4 < first_acc < 0.9
     rc = main(
         ["train", "--data", f"npz:{data}", "--from", str(first), "--epochs", "2"]
         + ["--out", str(second), "--json", "--hidden", "99"]
@@ -106,13 +122,30 @@ def test_train_from_continues_a_saved_model(tmp_path, capsys):
     assert rc == 0
     captured = capsys.readouterr()
     out = json.loads(captured.out.strip().splitlines()[-1])
-    assert "accuracy_before" in out and out["epochs"] == 2
+    # it starts from the saved weights: the accuracy before is the saved model's
+    assert out["accuracy_before"] == first_acc
+    assert out["epochs"] == 2 and out["accuracy"] > first_acc
     assert "--hidden ignored" in captured.err
     assert "epoch 1/2" in captured.err and "epoch 2/2" in captured.err
-    from edge_lsh.model import Network
+    assert "1 epochs so far" in captured.err
 
-    assert Network.load(second).epochs_trained == 3
-    assert Network.load(second).layer_sizes == [24, 32, 3]
+    saved, tuned = Network.load(first), Network.load(second)
+    assert tuned.epochs_trained == 3
+    assert tuned.layer_sizes == [24, 32, 3]
+    assert tuned.lsh == saved.lsh and tuned.active_counts() == saved.active_counts() == [8, 3]
+    # ... and continuing is exactly loading the model and training it on: same weights
+    split = load(f"npz:{data}", seed=0)
+    saved.fit(split.x_train, split.y_train, epochs=2, train=defaults.TRAIN)
+    for i in range(tuned.n_layers):
+        before = Network.load(first).layer_arrays(i)["w"]
+        after = tuned.layer_arrays(i)["w"]
+        assert not np.array_equal(after, before), f"layer {i} did not train"
+        assert np.array_equal(after, saved.layer_arrays(i)["w"]), f"layer {i}"
+        assert np.array_equal(tuned.layer_arrays(i)["b"], saved.layer_arrays(i)["b"])
+    assert main(["eval", str(second), "--data", f"npz:{data}", "--json"]) == 0
+    assert (
+        json.loads(capsys.readouterr().out.strip().splitlines()[-1])["accuracy"] == out["accuracy"]
+    )
     # a model that does not fit the data is refused with a message
     assert main(["train", "--data", "digits", "--from", str(first), "--epochs", "1"]) == 2
     assert "features" in capsys.readouterr().err
