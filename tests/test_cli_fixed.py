@@ -3,6 +3,7 @@ C runner (native/runner) against the Python binding on the same files."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
@@ -12,7 +13,12 @@ import numpy as np
 import pytest
 
 from edge_lsh.cli import main
+from edge_lsh.data import load
 from edge_lsh.fixed import FixedPointModel
+from edge_lsh.format import read_elsh
+from edge_lsh.network import Network
+from edge_lsh.oracle import qreference as Q
+from edge_lsh.quantize import float_activations
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_KEYS = {
@@ -50,13 +56,16 @@ def trained(tmp_path_factory):
 
 
 def test_export_eval_json_keys(trained, capsys):
-    tmp, data, model, _, _ = trained
+    tmp, data, model, x, _ = trained
     out = tmp / "m.elsh"
     rc = main(["export", str(model), "--calib", f"npz:{data}", "--out", str(out), "--json"])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["model_bytes"] == out.stat().st_size
-    assert abs(summary["fixed_accuracy"] - summary["float_accuracy"]) <= 0.05
+    # separable classes, every float probability above 0.99: int8 changes no prediction
+    assert summary["float_accuracy"] == summary["fixed_accuracy"] == 1.0
+    assert summary["accuracy_change_points"] == 0.0
+    assert np.array_equal(FixedPointModel.load(out).predict(x), Network.load(model).predict(x))
     assert main(["eval", str(out), "--data", f"npz:{data}", "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert TRAIN_KEYS | {"model_bytes"} <= set(ev)
@@ -132,6 +141,117 @@ def test_errors_exit_2(trained, tmp_path, capsys):
     target = tmp_path / "never.elsh"
     assert main(["export", str(model), "--calib", "digits", "--out", str(target)]) == 2
     assert not target.exists()
+
+
+def _with_k(qm, k_of):
+    """A copy of qm whose LSH layers have k = k_of(layer): the oracle at another active count."""
+    q = copy.deepcopy(qm)
+    for layer in q.layers:
+        if layer.use_lsh:
+            layer.k = k_of(layer)
+    return q
+
+
+def _run_logits(capsys, *args):
+    """`edge-lsh run ... --logits`: (predictions, logits, stderr)."""
+    assert main(["run", *args, "--logits"]) == 0
+    captured = capsys.readouterr()
+    rows = np.array([[int(v) for v in line.split()] for line in captured.out.splitlines()])
+    return rows[:, 0], rows[:, 1:], captured.err
+
+
+def test_run_active_and_dense_match_the_oracle(trained, capsys):
+    tmp, data, model, x, y = trained
+    out = tmp / "a.elsh"
+    assert main(["export", str(model), "--calib", f"npz:{data}", "--out", str(out)]) == 0
+    capsys.readouterr()
+    qm = read_elsh(out)
+    assert [(L.use_lsh, L.n_out, L.k) for L in qm.layers] == [(True, 64, 16), (False, 3, 3)]
+    xq = Q.quantize_input(qm, x)
+    csv = tmp / "a.csv"
+    np.savetxt(csv, np.c_[x, y], delimiter=",", fmt="%.9g")
+
+    pred0, logits0, _ = _run_logits(capsys, str(out), "--input", str(csv))
+    assert np.array_equal(logits0, Q.logits_batch(qm, xq))  # the file's k = 16
+    # --active 0.1: k = round(6.4) = 6 in the hidden layer, and not the file's 16
+    pred, logits, err = _run_logits(capsys, str(out), "--input", str(csv), "--active", "0.1")
+    want = Q.logits_batch(_with_k(qm, lambda L: 6), xq)
+    assert np.array_equal(logits, want)
+    assert np.array_equal(pred, np.argmax(want, axis=1))
+    assert not np.array_equal(logits, logits0)
+    assert f"accuracy {(pred == y).mean():.4f} ({int((pred == y).sum())} of {len(y)})" in err
+    # --dense: every neuron, the oracle with k = n_out; the same as --active 1
+    pred, logits, _ = _run_logits(capsys, str(out), "--input", str(csv), "--dense")
+    want = Q.logits_batch(_with_k(qm, lambda L: L.n_out), xq)
+    assert np.array_equal(logits, want)
+    assert np.array_equal(pred, np.argmax(want, axis=1))
+    assert not np.array_equal(logits, logits0)
+    assert np.array_equal(
+        _run_logits(capsys, str(out), "--input", str(csv), "--active", "1")[1], want
+    )
+    # the default k again is what `eval` measures (its test split, its accuracy)
+    split = load(f"npz:{data}", seed=0)
+    np.save(tmp / "test.npy", split.x_test)
+    pred_test, _, _ = _run_logits(capsys, str(out), "--input", str(tmp / "test.npy"))
+    assert main(["eval", str(out), "--data", f"npz:{data}", "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ev["accuracy"] == float((pred_test == split.y_test).mean())
+
+
+def test_export_weight_bits_16(trained, capsys):
+    tmp, data, model, x, _ = trained
+    a8, a16 = tmp / "w8.elsh", tmp / "w16.elsh"
+    base = ["export", str(model), "--calib", f"npz:{data}", "--json"]
+    assert main([*base, "--out", str(a8)]) == 0
+    capsys.readouterr()
+    assert main([*base, "--out", str(a16), "--weight-bits", "16"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["weight_bits"] == 16
+    assert summary["fixed_accuracy"] == summary["float_accuracy"] == 1.0
+    assert main(["inspect", str(a16), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [L["weight_bits"] for L in d["layers"]] == [16, 16]
+    qm = read_elsh(a16)
+    n_weights = sum(L.n_in * L.n_out for L in qm.layers)
+    for layer in qm.layers:
+        assert layer.weights.dtype == np.int16
+        # symmetric per-row scales: each row's largest weight is at the int16 limit
+        assert (np.abs(layer.weights.astype(np.int64)).max(axis=1) == 32767).all()
+    # one more byte per weight than the int8 file, nothing else
+    assert a16.stat().st_size - a8.stat().st_size == n_weights
+    fm = FixedPointModel.load(a16)
+    assert [fm.layer_info(i)["weight_bits"] for i in range(fm.n_layers)] == [16, 16]
+    logits = fm.predict_logits(x)[1].astype(np.int64)
+    assert np.array_equal(logits, Q.logits_batch(qm, Q.quantize_input(qm, x)))
+
+
+def test_export_percentile_sets_the_hidden_scale(trained, capsys):
+    tmp, data, model, x, _ = trained
+    net = Network.load(model)
+    calib = load(f"npz:{data}", seed=0).x_train[:1000]
+    outs, _ = float_activations(net, calib)
+    active = outs[0][outs[0] > 0]  # the hidden layer's active positive outputs
+    base = ["export", str(model), "--calib", f"npz:{data}", "--json"]
+    scales = {}
+    for p in (None, 100.0, 99.0, 90.0):
+        path = tmp / f"p{p}.elsh"
+        assert (
+            main([*base, "--out", str(path), *([] if p is None else ["--percentile", str(p)])]) == 0
+        )
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert summary["fixed_accuracy"] == summary["float_accuracy"] == 1.0, p
+        fm = FixedPointModel.load(path)
+        top = active.max() if p is None else np.percentile(active, p)
+        scales[p] = fm.layer_info(0)["out_scale"]
+        assert scales[p] == float(np.float32(top / 255.0)), p
+        assert (
+            fm.layer_info(0)["in_scale"]
+            == FixedPointModel.load(tmp / "pNone.elsh").layer_info(0)["in_scale"]
+        )
+        agree = (fm.predict(x) == net.predict(x)).mean()
+        assert agree >= 0.99, (p, agree)
+    assert scales[100.0] == scales[None]  # the 100th percentile is the maximum
+    assert scales[90.0] < scales[99.0] < scales[None]
 
 
 @pytest.fixture(scope="module")
