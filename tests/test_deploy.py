@@ -290,3 +290,38 @@ def test_firmware_that_links_a_heap_is_refused(tmp_path, monkeypatch):
     with pytest.raises(DeployError, match="links a heap \\(_sbrk, malloc\\)"):
         deploy(MODEL, "pico2", tmp_path / "p2", check=True)
     assert tools.qemu_runs == 0
+
+
+def test_force_replaces_an_existing_bundle(tmp_path, monkeypatch, capsys):
+    FakeTools(monkeypatch)
+    other = GOLDEN / "membership_notables.elsh"
+    assert other.read_bytes() != MODEL.read_bytes()
+    out = tmp_path / "bundle"
+    args = ["--target", "pi5", "--out", str(out)]
+    assert main(["deploy", str(MODEL), *args]) == 0
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    # without --force an existing bundle is left alone
+    assert main(["deploy", str(other), *args]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (out / "model.elsh").read_bytes() == MODEL.read_bytes()
+    assert MODEL.name in (out / "README.md").read_text()
+    # with --force the bundle's files are replaced by the new model's, other files kept
+    assert main(["deploy", str(other), *args, "--force", "--check"]) == 0
+    assert "bit-exact" in capsys.readouterr().out
+    assert (out / "model.elsh").read_bytes() == other.read_bytes()
+    readme = (out / "README.md").read_text()
+    assert other.name in readme and MODEL.name not in readme
+    sample = np.loadtxt(out / "sample.csv", delimiter=",", dtype=np.float32)
+    fm = FixedPointModel.load(other)
+    assert np.array_equal(sample, check_inputs(fm, CHECK_INPUTS))
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["edge-lsh-run", "model.elsh", "sample.csv", "README.md", "notes.txt"]
+    )
+    # --force never replaces a file by a folder
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(DeployError, match="not empty"):
+        deploy(MODEL, "pi5", blocker, force=True)
+    assert blocker.read_text() == "x"
