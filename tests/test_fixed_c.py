@@ -1,5 +1,5 @@
 """The fixed-point C kernel (edge_lsh.fixed, via an .elsh file) against the numpy model of the
-same integer arithmetic (edge_lsh.qreference): every logit and every active set, bit for bit,
+same integer arithmetic (edge_lsh.oracle.qreference): every logit and every active set, bit for bit,
 over random networks of every hash family and on the edge cases (saturation, all-zero and
 extreme inputs, empty buckets, ties, k larger than the candidates)."""
 
@@ -10,9 +10,11 @@ import copy
 import numpy as np
 import pytest
 
-from edge_lsh import elsh_format, qreference
+from edge_lsh import format as elsh_format
+from edge_lsh.errors import ModelFileError
 from edge_lsh.fixed import FixedPointModel
-from edge_lsh.model import LSHConfig, ModelFileError, Network
+from edge_lsh.network import LSHConfig, Network
+from edge_lsh.oracle import qreference
 from edge_lsh.quantize import quantize
 
 

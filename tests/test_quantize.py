@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from edge_lsh import qreference as Q
-from edge_lsh import reference as R
-from edge_lsh.elsh_format import elsh_bytes, read_elsh
-from edge_lsh.hashgen import round_half_away, simhash_int8
-from edge_lsh.model import LSHConfig, Network, TrainConfig
+from edge_lsh.format import elsh_bytes, read_elsh
+from edge_lsh.network import LSHConfig, Network, TrainConfig
+from edge_lsh.oracle import qreference as Q
+from edge_lsh.oracle import reference as R
+from edge_lsh.oracle.hashgen import round_half_away, simhash_int8
 from edge_lsh.quantize import (
     ACC_BOUND,
     f32,
