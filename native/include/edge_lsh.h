@@ -124,18 +124,42 @@ typedef enum {
     ELSH_PHASE_COUNT = 5
 } elsh_phase;
 
+/* The op counters of one layer: its most recent call, and the sum since the last reset. */
+typedef struct {
+    elsh_ops last[ELSH_PHASE_COUNT];
+    elsh_ops total[ELSH_PHASE_COUNT];
+} elsh_counters;
+
+/* ---------------------------------------------------------------- how a layer hashes */
+
+/* The hashing of one LSH layer, the same for both numeric paths: derived from the layer's
+ * elsh_hash_config by elsh_net_init (float network) or read from the model file's LAYER
+ * section by elsh_model_open (fixed point). One name per setting; the settings of the
+ * families not in use are 0. */
+typedef struct {
+    int32_t family;          /* elsh_hash_family */
+    int32_t bits;            /* K: bits per table; bucket ids are 0 .. 2^K - 1 */
+    int32_t tables;          /* L: number of tables */
+    int32_t pool;            /* inputs summed into each hashed value; 1 = no pooling */
+    int32_t hash_dim;        /* ceil(n_in / pool): length of the hashed vector */
+    int32_t n_buckets;       /* 2^K */
+    int32_t ternary_nnz;     /* ternary: non-zeros per projection */
+    int32_t dwta_bin;        /* DWTA: inputs per bin, a power of two 2..256 */
+    int32_t dwta_bits;       /* DWTA: log2(dwta_bin), the bits of one sub-hash */
+    int32_t dwta_per_table;  /* DWTA: sub-hashes per table, ceil(K / dwta_bits) */
+    int32_t center;          /* 1: the pooled input minus a center is hashed */
+    int32_t select_mode;     /* elsh_select_mode */
+} elsh_hash_params;
+
 /* ---------------------------------------------------------------- layer and network */
 
 /* A layer's views into the arena. Everything here is derived from the config by
  * elsh_net_init(); the arena alone holds the state. */
 typedef struct {
     int32_t n_in, n_out, k, use_lsh, is_output;
-    elsh_hash_config hash;
-    int32_t hash_dim;          /* ceil(n_in / pool): length of the vector that is hashed */
-    int32_t n_buckets;         /* 2^K */
+    elsh_hash_params hash;
     int32_t capacity;          /* slots per bucket */
-    int32_t dwta_per_table;    /* DWTA sub-hashes per table */
-    int32_t dwta_bits;         /* log2(dwta_bin) */
+    int32_t insert_policy;     /* elsh_insert_policy, when a bucket is full */
     int32_t active_capacity;   /* n_out (+1 for the true label at an LSH output layer) */
 
     /* parameters, row-major: w[j * n_in + i] is neuron j's weight for input i */
@@ -148,7 +172,6 @@ typedef struct {
     float *proj;               /* SimHash: [L*K][hash_dim] Gaussian */
     uint16_t *tern_idx;        /* ternary: [L*K][nnz] input index */
     int8_t *tern_sign;         /* ternary: [L*K][nnz] +1 / -1 */
-    int32_t tern_nnz;
     uint16_t *dwta_idx;        /* DWTA: [L*dwta_per_table][dwta_bin] input index */
 
     /* tables: [L][2^K] buckets of `capacity` neuron ids */
@@ -177,8 +200,7 @@ typedef struct {
     int32_t forced;            /* id added only because it was forced (the label), else -1 */
     int32_t n_candidates;      /* distinct neurons found in the L buckets for this input */
 
-    elsh_ops ops_last[ELSH_PHASE_COUNT];   /* the most recent call */
-    elsh_ops ops_total[ELSH_PHASE_COUNT];  /* since elsh_net_reset_counters() */
+    elsh_counters ops;         /* totals since elsh_net_reset_counters() */
 } elsh_layer;
 
 typedef struct {
@@ -224,7 +246,7 @@ int elsh_net_set_active(elsh_net *net, float fraction);
 
 void elsh_net_reset_counters(elsh_net *net);
 
-/* Sum of one phase over all layers (ops_total when total != 0, else ops_last). */
+/* Sum of one phase over all layers (the totals when total != 0, else the last calls). */
 elsh_ops elsh_net_ops(const elsh_net *net, int phase, int total);
 
 /* ---------------------------------------------------------------- hashing (hash.c) */
@@ -240,6 +262,8 @@ void elsh_hash_neuron(elsh_layer *layer, int32_t j, uint32_t *codes, elsh_ops *o
 
 /* ---------------------------------------------------------------- tables (tables.c) */
 
+/* Empty every bucket (neuron_bucket all ELSH_NO_BUCKET). */
+void elsh_tables_clear(elsh_layer *layer);
 /* Empty every bucket and insert every neuron. */
 void elsh_tables_rebuild(elsh_layer *layer);
 /* Re-hash the neurons marked dirty and move them to their new buckets. Returns how many. */
@@ -366,8 +390,8 @@ typedef enum {
 /* One fixed-point layer: views into the model file and into the arena. */
 typedef struct {
     int32_t n_in, n_out, k, k_file, use_lsh, is_output, weight_bits;
-    int32_t family, bits, tables, pool, hash_dim, select_mode, centered, hash_source;
-    int32_t ternary_nnz, dwta_bin, dwta_bits, dwta_per_table, n_buckets;
+    elsh_hash_params hash;
+    int32_t hash_source;         /* 0: hash functions drawn from the seed, 1: in the file */
     int32_t in_zero, out_zero;
     float in_scale, out_scale;
 
@@ -402,8 +426,6 @@ typedef struct {
     int32_t *logits;             /* [n_out] output layer: every class, inactive INT32_MIN */
     int32_t n_active, n_candidates;
 
-    elsh_ops ops_last[ELSH_PHASE_COUNT];   /* HASH and FORWARD are used */
-    elsh_ops ops_total[ELSH_PHASE_COUNT];
 } elsh_qlayer;
 
 typedef struct {
@@ -420,6 +442,7 @@ typedef struct {
     int8_t *input_q;             /* [n_in] arena: the quantized input */
     int32_t dense;               /* 1: compute every neuron of every layer (dense baseline) */
     int32_t attached;
+    elsh_counters ops;           /* all layers together; HASH and FORWARD are used */
 } elsh_qnet;
 
 /* Validate the file's structure and every value that needs no scratch memory, and point the

@@ -331,8 +331,8 @@ static void print_info(const elsh_qnet *net, size_t file_bytes)
         const elsh_qlayer *L = &net->layers[l];
         printf("# layer %d: %d -> %d, int%d weights, ", (int)l, (int)L->n_in, (int)L->n_out, (int)L->weight_bits);
         if (L->use_lsh)
-            printf("LSH k=%d, %s K=%d L=%d pool=%d, tables %s\n", (int)L->k, fam[L->family],
-                   (int)L->bits, (int)L->tables, (int)L->pool, L->tables_in_file ? "stored" : "rebuilt at load");
+            printf("LSH k=%d, %s K=%d L=%d pool=%d, tables %s\n", (int)L->k, fam[L->hash.family],
+                   (int)L->hash.bits, (int)L->hash.tables, (int)L->hash.pool, L->tables_in_file ? "stored" : "rebuilt at load");
         else
             printf("dense\n");
     }

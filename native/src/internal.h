@@ -29,6 +29,34 @@ static inline void ops_clear(elsh_ops *o)
     o->mul = o->add = o->cmp = o->weight_bytes = o->table_bytes = 0;
 }
 
+/* One phase of one call of a layer stage counts into ops.last[phase]: counters_begin clears it
+ * and returns it to count into, counters_end adds it to ops.total[phase]. */
+static inline elsh_ops *counters_begin(elsh_counters *c, int phase)
+{
+    ops_clear(&c->last[phase]);
+    return &c->last[phase];
+}
+
+static inline void counters_end(elsh_counters *c, int phase)
+{
+    ops_accumulate(&c->total[phase], &c->last[phase]);
+}
+
+static inline void counters_reset(elsh_counters *c)
+{
+    for (int p = 0; p < ELSH_PHASE_COUNT; p++) {
+        ops_clear(&c->last[p]);
+        ops_clear(&c->total[p]);
+    }
+}
+
+/* sum += one phase of a layer's counters (the total when total != 0, else the last call);
+ * nothing for a phase out of range */
+static inline void counters_add(elsh_ops *sum, const elsh_counters *c, int phase, int total)
+{
+    if (phase >= 0 && phase < ELSH_PHASE_COUNT) ops_accumulate(sum, total ? &c->total[phase] : &c->last[phase]);
+}
+
 /* ---------------------------------------------------------------- arenas (arena.c) */
 
 /* A bump allocator over one arena, planning (base NULL: sizes only) or carving. Buffers start
@@ -67,22 +95,33 @@ enum {
 };
 void elsh_seed_stream(elsh_prng *rng, uint64_t seed, int32_t layer, uint64_t purpose);
 
-/* Where newly drawn hash functions go: float SimHash (proj) and/or its int8 form (proj_q). */
+/* ---------------------------------------------------------------- hashing, both paths (hash.c) */
+
+/* Check family, bits, tables, pool, center, select_mode and the family's own setting
+ * (ternary_nnz or dwta_bin; the other family's must be 0) for a layer of n_in inputs, and fill
+ * in the derived hash_dim, n_buckets, dwta_bits and dwta_per_table. Returns 0, or -1 when a
+ * value is out of range. */
+int elsh_hash_derive(elsh_hash_params *hp, int32_t n_in);
+
+/* Where newly drawn hash functions go: the arrays of the layer's family (the others NULL); the
+ * SimHash coefficients as floats (proj) and/or in their int8 form round(32 r) (proj_q). */
 typedef struct {
-    int32_t family, bits, tables, hash_dim, tern_nnz, dwta_bin, dwta_per_table;
     float *proj;
     int8_t *proj_q;
     uint16_t *tern_idx;
     int8_t *tern_sign;
     uint16_t *dwta_idx;
-    int32_t *stamp;  /* optional [hash_dim] scratch: repeat checks in O(1) */
-} elsh_hash_draw_job;
-void elsh_hash_draw_into(const elsh_hash_draw_job *job, elsh_prng *rng);
+} elsh_hash_arrays;
+/* Draw the hash functions of *hp from rng (FORMAT.md 5.4). stamp: optional [hash_dim] scratch
+ * that finds repeated indices in O(1) (the same draws either way). */
+void elsh_hash_draw_into(const elsh_hash_params *hp, const elsh_hash_arrays *out, int32_t *stamp,
+                         elsh_prng *rng);
 int8_t elsh_simhash_coef_q(float r);             /* int8 SimHash coefficient: round(32 r) */
 void elsh_draw_permutation(uint16_t *perm, int32_t n, elsh_prng *rng);
 
-/* DWTA densification: an empty bin g takes the winner of bin elsh_dwta_probe(g, a, n_bins)
- * for a = 1, 2, ... up to ELSH_DWTA_MAX_PROBES (and below n_bins), the first non-empty one. */
+/* DWTA densification (hash_families.h): an empty bin g takes the winner of bin
+ * elsh_dwta_probe(g, a, n_bins) for a = 1, 2, ... up to ELSH_DWTA_MAX_PROBES (and below
+ * n_bins), the first non-empty one. */
 #define ELSH_DWTA_MAX_PROBES 16
 static inline int32_t elsh_dwta_probe(int32_t g, int32_t a, int32_t n_bins)
 {
@@ -122,19 +161,22 @@ uint32_t elsh_dot_q8_dense_sdot(const int8_t *w, const int8_t *a, int32_t zero, 
 #endif
 
 /* Fixed-point layer forward (layer_q.c): input values a (int8) at positions idx (NULL: dense,
- * n = n_in). dense != 0 computes every neuron even in an LSH layer. */
-void elsh_qlayer_forward(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n, int dense);
+ * n = n_in). dense != 0 computes every neuron even in an LSH layer. Adds its work to
+ * ops->last[ELSH_PHASE_HASH] and ops->last[ELSH_PHASE_FORWARD] (the network's counters). */
+void elsh_qlayer_forward(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n, int dense,
+                         elsh_counters *ops);
 
 /* Pointer to the first slot of bucket b of table t. */
 static inline uint16_t *bucket_slots(const elsh_layer *L, int32_t t, uint32_t b)
 {
-    return L->bucket_ids + ((size_t)t * (size_t)L->n_buckets + b) * (size_t)L->capacity;
+    return L->bucket_ids + ((size_t)t * (size_t)L->hash.n_buckets + b) * (size_t)L->capacity;
 }
 
 /* One selection: the input's codes, the tables (fixed-capacity buckets, or CSR when
  * csr_offsets is set) and scratch. counts[] must be all zero on entry; it is again on return. */
 typedef struct {
-    int32_t n_out, k, tables, n_buckets, select_mode;
+    const elsh_hash_params *hash; /* tables, n_buckets, select_mode */
+    int32_t n_out, k;
     const uint32_t *codes;       /* [tables] the input's bucket in each table */
     const uint16_t *pad_order;   /* [n_out] permutation for padding */
     const uint16_t *ids;         /* bucket contents */

@@ -14,7 +14,7 @@
 static void hash_and_select(elsh_layer *L, const float *in_val, const int32_t *in_idx,
                             int32_t in_n, int32_t force)
 {
-    elsh_ops *ops = &L->ops_last[ELSH_PHASE_HASH];
+    elsh_ops *ops = &L->ops.last[ELSH_PHASE_HASH];
     const float *v = in_val;
     int pooled = L->hash.pool > 1 || in_idx != NULL;
     int centered = L->hash.center;
@@ -23,15 +23,15 @@ static void hash_and_select(elsh_layer *L, const float *in_val, const int32_t *i
         v = L->hash_in;
     }
     if (centered) { /* hash_in = pooled input - center (dense from here on) */
-        for (int32_t i = 0; i < L->hash_dim; i++)
+        for (int32_t i = 0; i < L->hash.hash_dim; i++)
             L->hash_in[i] = (pooled ? L->hash_in[i] : in_val[i]) - L->center[i];
-        ops->add += (uint64_t)L->hash_dim;
+        ops->add += (uint64_t)L->hash.hash_dim;
         v = L->hash_in;
     }
     for (int32_t t = 0; t < L->hash.tables; t++) L->codes[t] = elsh_hash_code(L, v, t, ops);
     /* restore the all-zero scratch: only the touched windows when the input was sparse */
     if (centered || (pooled && !in_idx)) {
-        memset(L->hash_in, 0, (size_t)L->hash_dim * sizeof(float));
+        memset(L->hash_in, 0, (size_t)L->hash.hash_dim * sizeof(float));
     } else if (pooled) {
         for (int32_t q = 0; q < in_n; q++) L->hash_in[in_idx[q] / L->hash.pool] = 0.0f;
     }
@@ -119,11 +119,11 @@ static void select_exact(elsh_layer *L, const float *in_val, const int32_t *in_i
 void elsh_layer_forward_f32(elsh_layer *L, const float *in_val, const int32_t *in_idx,
                             int32_t in_n, int32_t force)
 {
-    ops_clear(&L->ops_last[ELSH_PHASE_HASH]);
-    ops_clear(&L->ops_last[ELSH_PHASE_FORWARD]);
+    elsh_ops *hops = counters_begin(&L->ops, ELSH_PHASE_HASH);
+    elsh_ops *ops = counters_begin(&L->ops, ELSH_PHASE_FORWARD);
     L->forced = -1;
     if (L->use_lsh && L->hash.select_mode == ELSH_SELECT_EXACT)
-        select_exact(L, in_val, in_idx, in_n, force, &L->ops_last[ELSH_PHASE_HASH]);
+        select_exact(L, in_val, in_idx, in_n, force, hops);
     else if (L->use_lsh)
         hash_and_select(L, in_val, in_idx, in_n, force);
 
@@ -133,14 +133,13 @@ void elsh_layer_forward_f32(elsh_layer *L, const float *in_val, const int32_t *i
         float s = dot_row(L->w + (size_t)j * (size_t)n_in, L->b[j], in_val, in_idx, in_n);
         L->act[a] = (L->is_output || s > 0.0f) ? s : 0.0f;
     }
-    elsh_ops *ops = &L->ops_last[ELSH_PHASE_FORWARD];
     uint64_t macs = (uint64_t)L->n_active * (uint64_t)in_n;
     ops->mul += macs;
     ops->add += macs + (uint64_t)L->n_active;
     ops->cmp += L->is_output ? 0u : (uint64_t)L->n_active;
     ops->weight_bytes += (macs + (uint64_t)L->n_active) * 4u;
-    ops_accumulate(&L->ops_total[ELSH_PHASE_HASH], &L->ops_last[ELSH_PHASE_HASH]);
-    ops_accumulate(&L->ops_total[ELSH_PHASE_FORWARD], ops);
+    counters_end(&L->ops, ELSH_PHASE_HASH);
+    counters_end(&L->ops, ELSH_PHASE_FORWARD);
 }
 
 /* Values this small carry no information but, as subnormal floats, slow x86 down by 10-100x
@@ -169,9 +168,8 @@ void elsh_layer_backward_f32(elsh_layer *L, const float *in_val, const int32_t *
                              int32_t in_n, float *prev_delta, float lr, float mom, float l2,
                              float eps)
 {
-    elsh_ops *bw = &L->ops_last[ELSH_PHASE_BACKWARD], *up = &L->ops_last[ELSH_PHASE_UPDATE];
-    ops_clear(bw);
-    ops_clear(up);
+    elsh_ops *bw = counters_begin(&L->ops, ELSH_PHASE_BACKWARD);
+    elsh_ops *up = counters_begin(&L->ops, ELSH_PHASE_UPDATE);
     int32_t n_in = L->n_in;
     if (prev_delta) memset(prev_delta, 0, (size_t)in_n * sizeof(float));
     for (int32_t a = 0; a < L->n_active; a++) {
@@ -197,6 +195,6 @@ void elsh_layer_backward_f32(elsh_layer *L, const float *in_val, const int32_t *
     up->mul += n_par * STEP_MULS;
     up->add += n_par * STEP_ADDS;
     up->weight_bytes += n_par * 12u; /* w, g2, vel */
-    ops_accumulate(&L->ops_total[ELSH_PHASE_BACKWARD], bw);
-    ops_accumulate(&L->ops_total[ELSH_PHASE_UPDATE], up);
+    counters_end(&L->ops, ELSH_PHASE_BACKWARD);
+    counters_end(&L->ops, ELSH_PHASE_UPDATE);
 }

@@ -11,28 +11,18 @@
 
 static void select_active(elsh_qlayer *L, elsh_ops *ops)
 {
-    elsh_select_job J;
-    J.n_out = L->n_out;
-    J.k = L->k;
-    J.tables = L->tables;
-    J.n_buckets = L->n_buckets;
-    J.select_mode = L->select_mode;
-    J.codes = L->codes;
-    J.pad_order = L->pad_order;
-    J.ids = L->tab_ids;
-    J.bucket_len = NULL;
-    J.capacity = 0;
-    J.csr_offsets = L->tab_offsets;
-    J.counts = L->counts;
-    J.touched = L->touched;
-    J.hist = L->hist;
-    J.active = L->active;
+    /* the model's tables: read-only CSR */
+    const elsh_select_job J = {.hash = &L->hash, .n_out = L->n_out, .k = L->k, .codes = L->codes,
+                               .pad_order = L->pad_order, .ids = L->tab_ids,
+                               .csr_offsets = L->tab_offsets, .counts = L->counts,
+                               .touched = L->touched, .hist = L->hist, .active = L->active};
     L->n_active = elsh_select_run(&J, &L->n_candidates, ops);
 }
 
-void elsh_qlayer_forward(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n, int dense)
+void elsh_qlayer_forward(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n, int dense,
+                         elsh_counters *ops)
 {
-    elsh_ops *hops = &L->ops_last[ELSH_PHASE_HASH], *fops = &L->ops_last[ELSH_PHASE_FORWARD];
+    elsh_ops *hops = &ops->last[ELSH_PHASE_HASH], *fops = &ops->last[ELSH_PHASE_FORWARD];
     for (int32_t q = 0; q < n; q++) L->x[q] = (int16_t)(a[q] - L->in_zero);
     fops->add += (uint64_t)n;
 

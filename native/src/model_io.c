@@ -152,23 +152,13 @@ static int read_net(elsh_qnet *net, const uint8_t *p)
     return ELSH_OK;
 }
 
-static int32_t log2_exact(uint32_t v)
-{
-    int32_t b = 0;
-    while (v > 1u && (v & 1u) == 0) {
-        v >>= 1;
-        b++;
-    }
-    return v == 1u ? b : -1;
-}
-
 /* Operations to hash one vector (an upper bound for DWTA, which may probe other bins). */
-static uint64_t hash_cost(const elsh_qlayer *L)
+static uint64_t hash_cost(const elsh_hash_params *hp)
 {
-    uint64_t TK = (uint64_t)L->tables * (uint64_t)L->bits;
-    if (L->family == ELSH_HASH_SIMHASH) return TK * (uint64_t)L->hash_dim;
-    if (L->family == ELSH_HASH_TERNARY) return TK * (uint64_t)L->ternary_nnz;
-    return (uint64_t)L->tables * (uint64_t)L->dwta_per_table * (uint64_t)L->dwta_bin *
+    uint64_t TK = (uint64_t)hp->tables * (uint64_t)hp->bits;
+    if (hp->family == ELSH_HASH_SIMHASH) return TK * (uint64_t)hp->hash_dim;
+    if (hp->family == ELSH_HASH_TERNARY) return TK * (uint64_t)hp->ternary_nnz;
+    return (uint64_t)hp->tables * (uint64_t)hp->dwta_per_table * (uint64_t)hp->dwta_bin *
            (1u + ELSH_DWTA_MAX_PROBES);
 }
 
@@ -185,17 +175,17 @@ static int read_layer(elsh_qnet *net, int32_t l, const uint8_t *p)
     L->use_lsh = p[12];
     L->is_output = p[13];
     L->weight_bits = p[14];
-    L->family = p[15];
-    L->bits = p[16];
-    L->select_mode = p[17];
+    elsh_hash_params *hp = &L->hash;
+    hp->family = p[15];
+    hp->bits = p[16];
+    hp->select_mode = p[17];
     L->hash_source = p[18];
-    L->centered = p[19];
-    L->tables = rd16(p + 20);
-    L->pool = rd16(p + 22);
-    L->hash_dim = rd16(p + 24);
-    L->ternary_nnz = rd16(p + 26);
-    L->dwta_bin = rd16(p + 28);
-    L->dwta_per_table = rd16(p + 30);
+    hp->center = p[19];
+    hp->tables = rd16(p + 20);
+    hp->pool = rd16(p + 22);
+    int32_t hash_dim = rd16(p + 24), dwta_per_table = rd16(p + 30); /* derived: checked below */
+    hp->ternary_nnz = rd16(p + 26);
+    hp->dwta_bin = rd16(p + 28);
     L->in_zero = (int32_t)rd32(p + 32);
     L->out_zero = (int32_t)rd32(p + 36);
     L->in_scale = rdf32(p + 40);
@@ -214,39 +204,28 @@ static int read_layer(elsh_qnet *net, int32_t l, const uint8_t *p)
     L->n_in = (int32_t)n_in;
     L->n_out = (int32_t)n_out;
     if (!L->use_lsh) {
-        if (k != n_out || L->family || L->bits || L->select_mode || L->hash_source || L->centered ||
-            L->tables || L->pool || L->hash_dim || L->ternary_nnz || L->dwta_bin || L->dwta_per_table)
+        if (k != n_out || hp->family || hp->bits || hp->select_mode || L->hash_source || hp->center ||
+            hp->tables || hp->pool || hash_dim || hp->ternary_nnz || hp->dwta_bin || dwta_per_table)
             return ELSH_FMT_LAYER;
         L->k = L->k_file = (int32_t)n_out;
         return ELSH_OK;
     }
-    if (k < 1 || k > n_out || L->family > ELSH_HASH_DWTA || L->bits < 1 || L->bits > ELSH_MAX_BITS ||
-        L->select_mode > ELSH_SELECT_UNION || L->hash_source > 1 || L->centered > 1 ||
-        L->tables < 1 || L->tables > ELSH_MAX_TABLES || L->pool < 1 || (uint32_t)L->pool > n_in ||
-        (uint32_t)L->hash_dim != (n_in + (uint32_t)L->pool - 1u) / (uint32_t)L->pool)
+    /* the hash settings as the float layer checks and derives them (hash.c), and the file's
+     * derived values equal to those; the fixed-point layer has no EXACT selection */
+    if (k < 1 || k > n_out || hp->select_mode > ELSH_SELECT_UNION || L->hash_source > 1 ||
+        elsh_hash_derive(hp, (int32_t)n_in) != 0 || hp->hash_dim != hash_dim ||
+        hp->dwta_per_table != dwta_per_table)
         return ELSH_FMT_LAYER;
     L->k = L->k_file = (int32_t)k;
-    L->n_buckets = 1 << L->bits;
-    if (L->family == ELSH_HASH_TERNARY) {
-        if (L->ternary_nnz < 1 || L->ternary_nnz > L->hash_dim || L->dwta_bin || L->dwta_per_table)
-            return ELSH_FMT_LAYER;
-    } else if (L->family == ELSH_HASH_DWTA) {
-        L->dwta_bits = log2_exact((uint32_t)L->dwta_bin);
-        if (L->dwta_bits < 1 || L->dwta_bits > 8 || L->dwta_bin > L->hash_dim || L->ternary_nnz ||
-            L->dwta_per_table != (L->bits + L->dwta_bits - 1) / L->dwta_bits)
-            return ELSH_FMT_LAYER;
-    } else if (L->ternary_nnz || L->dwta_bin || L->dwta_per_table) {
-        return ELSH_FMT_LAYER;
-    }
     /* bounded work: hashing an input, scanning its buckets, drawing the hash functions from
      * the seed, and building the tables at load when the file does not store them */
-    uint64_t hash_work = hash_cost(L), d = (uint64_t)L->hash_dim;
-    uint64_t TK = (uint64_t)L->tables * (uint64_t)L->bits;
-    uint64_t draws = L->family == ELSH_HASH_SIMHASH ? TK * d
-                     : L->family == ELSH_HASH_TERNARY
-                         ? TK * draw_cost((uint64_t)L->ternary_nnz, d)
-                         : (uint64_t)L->tables * (uint64_t)L->dwta_per_table * draw_cost((uint64_t)L->dwta_bin, d);
-    if (hash_work > MAX_HASH_WORK || (uint64_t)L->tables * n_out > MAX_SCAN_WORK) return ELSH_FMT_LAYER;
+    uint64_t hash_work = hash_cost(hp), d = (uint64_t)hp->hash_dim;
+    uint64_t TK = (uint64_t)hp->tables * (uint64_t)hp->bits;
+    uint64_t draws = hp->family == ELSH_HASH_SIMHASH ? TK * d
+                     : hp->family == ELSH_HASH_TERNARY
+                         ? TK * draw_cost((uint64_t)hp->ternary_nnz, d)
+                         : (uint64_t)hp->tables * (uint64_t)hp->dwta_per_table * draw_cost((uint64_t)hp->dwta_bin, d);
+    if (hash_work > MAX_HASH_WORK || (uint64_t)hp->tables * n_out > MAX_SCAN_WORK) return ELSH_FMT_LAYER;
     if (L->hash_source == 0 && draws > MAX_DRAW_WORK) return ELSH_FMT_LAYER;
     if (!(net->flags & 1u) && 2u * (uint64_t)L->n_out * (hash_work + n_in) > MAX_BUILD_WORK)
         return ELSH_FMT_LAYER;
@@ -254,15 +233,18 @@ static int read_layer(elsh_qnet *net, int32_t l, const uint8_t *p)
 }
 
 /* Byte sizes of the hash-coefficient section and of the CSR tables of an LSH layer. */
-static uint64_t hash_coef_bytes(const elsh_qlayer *L)
+static uint64_t hash_coef_bytes(const elsh_hash_params *hp)
 {
-    uint64_t TK = (uint64_t)L->tables * (uint64_t)L->bits;
-    if (L->family == ELSH_HASH_SIMHASH) return TK * (uint64_t)L->hash_dim;
-    if (L->family == ELSH_HASH_TERNARY) return 3u * TK * (uint64_t)L->ternary_nnz;
-    return 2u * (uint64_t)L->tables * (uint64_t)L->dwta_per_table * (uint64_t)L->dwta_bin;
+    uint64_t TK = (uint64_t)hp->tables * (uint64_t)hp->bits;
+    if (hp->family == ELSH_HASH_SIMHASH) return TK * (uint64_t)hp->hash_dim;
+    if (hp->family == ELSH_HASH_TERNARY) return 3u * TK * (uint64_t)hp->ternary_nnz;
+    return 2u * (uint64_t)hp->tables * (uint64_t)hp->dwta_per_table * (uint64_t)hp->dwta_bin;
 }
-static uint64_t offsets_count(const elsh_qlayer *L) { return (uint64_t)L->tables * (uint64_t)L->n_buckets + 1u; }
-static uint64_t max_ids(const elsh_qlayer *L) { return (uint64_t)L->tables * (uint64_t)L->n_out; }
+static uint64_t offsets_count(const elsh_qlayer *L)
+{
+    return (uint64_t)L->hash.tables * (uint64_t)L->hash.n_buckets + 1u;
+}
+static uint64_t max_ids(const elsh_qlayer *L) { return (uint64_t)L->hash.tables * (uint64_t)L->n_out; }
 static uint64_t tables_bytes(const elsh_qlayer *L, uint64_t n_ids)
 {
     uint64_t b = 4u * offsets_count(L) + 2u * n_ids;
@@ -287,17 +269,17 @@ static int check_requant(const elsh_qlayer *L)
 /* Range checks of stored hash coefficients (distinctness needs scratch: see attach). */
 static int check_hash_coef(const elsh_qlayer *L)
 {
-    uint64_t n = hash_coef_bytes(L);
-    if (L->family == ELSH_HASH_SIMHASH) {
+    uint64_t n = hash_coef_bytes(&L->hash);
+    if (L->hash.family == ELSH_HASH_SIMHASH) {
         for (uint64_t i = 0; i < n; i++)
             if (L->proj[i] == INT8_MIN) return ELSH_FMT_HASH;
-    } else if (L->family == ELSH_HASH_TERNARY) {
+    } else if (L->hash.family == ELSH_HASH_TERNARY) {
         for (uint64_t i = 0; i < n / 3u; i++)
-            if (L->tern_idx[i] >= L->hash_dim || (L->tern_sign[i] != 1 && L->tern_sign[i] != -1))
+            if (L->tern_idx[i] >= L->hash.hash_dim || (L->tern_sign[i] != 1 && L->tern_sign[i] != -1))
                 return ELSH_FMT_HASH;
     } else {
         for (uint64_t i = 0; i < n / 2u; i++)
-            if (L->dwta_idx[i] >= L->hash_dim) return ELSH_FMT_HASH;
+            if (L->dwta_idx[i] >= L->hash.hash_dim) return ELSH_FMT_HASH;
     }
     for (int32_t j = 0; j < L->n_out; j++)
         if (L->pad_order[j] >= L->n_out) return ELSH_FMT_HASH;
@@ -309,16 +291,16 @@ static int check_hash_coef(const elsh_qlayer *L)
 static int check_tables(const elsh_qlayer *L)
 {
     const uint32_t *off = L->tab_offsets;
-    uint64_t B = (uint64_t)L->n_buckets;
+    uint64_t B = (uint64_t)L->hash.n_buckets;
     if (off[0] != 0) return ELSH_FMT_TABLES;
-    for (int32_t t = 0; t < L->tables; t++) {
+    for (int32_t t = 0; t < L->hash.tables; t++) {
         for (uint64_t b = 0; b < B; b++) {
             uint64_t bi = (uint64_t)t * B + b;
             if (off[bi + 1] < off[bi]) return ELSH_FMT_TABLES;
         }
         if (off[(uint64_t)(t + 1) * B] - off[(uint64_t)t * B] > (uint32_t)L->n_out) return ELSH_FMT_TABLES;
     }
-    uint64_t n = off[(uint64_t)L->tables * B];
+    uint64_t n = off[(uint64_t)L->hash.tables * B];
     for (uint64_t i = 0; i < n; i++)
         if (L->tab_ids[i] >= L->n_out) return ELSH_FMT_TABLES;
     return ELSH_OK;
@@ -346,7 +328,7 @@ static int bind_layer(elsh_qnet *net, int32_t l, section sec[SEC_KNOWN][ELSH_MAX
     const section *ce = &sec[SEC_CENTER][l], *tb = &sec[SEC_TABLES][l];
     const section *mb = &sec[SEC_MEMBERSHIP][l];
     int explicit_hash = L->use_lsh && L->hash_source == 1;
-    int want_center = L->use_lsh && L->centered;
+    int want_center = L->use_lsh && L->hash.center;
     int want_tables = L->use_lsh && (net->flags & 1u);
     if (mb->present && (!L->use_lsh || want_tables)) return ELSH_FMT_UNEXPECTED;
     if (hc->present != explicit_hash || po->present != explicit_hash || ce->present != want_center ||
@@ -366,12 +348,12 @@ static int bind_layer(elsh_qnet *net, int32_t l, section sec[SEC_KNOWN][ELSH_MAX
     L->membership = NULL;
     L->tables_in_file = want_tables;
     if (explicit_hash) {
-        if (hc->size != hash_coef_bytes(L) || po->size != 2u * n_out) return ELSH_FMT_SIZE;
+        if (hc->size != hash_coef_bytes(&L->hash) || po->size != 2u * n_out) return ELSH_FMT_SIZE;
         const uint8_t *h = f + hc->offset;
-        if (L->family == ELSH_HASH_SIMHASH) {
+        if (L->hash.family == ELSH_HASH_SIMHASH) {
             L->proj = (const int8_t *)h;
-        } else if (L->family == ELSH_HASH_TERNARY) {
-            uint64_t m = (uint64_t)L->tables * (uint64_t)L->bits * (uint64_t)L->ternary_nnz;
+        } else if (L->hash.family == ELSH_HASH_TERNARY) {
+            uint64_t m = (uint64_t)L->hash.tables * (uint64_t)L->hash.bits * (uint64_t)L->hash.ternary_nnz;
             L->tern_idx = (const uint16_t *)(const void *)h;
             L->tern_sign = (const int8_t *)(h + 2u * m);
         } else {
@@ -382,9 +364,9 @@ static int bind_layer(elsh_qnet *net, int32_t l, section sec[SEC_KNOWN][ELSH_MAX
         if (rc) return rc;
     }
     if (want_center) {
-        if (ce->size != 4u * (uint64_t)L->hash_dim) return ELSH_FMT_SIZE;
+        if (ce->size != 4u * (uint64_t)L->hash.hash_dim) return ELSH_FMT_SIZE;
         L->center = (const int32_t *)(const void *)(f + ce->offset);
-        for (int32_t g = 0; g < L->hash_dim; g++)
+        for (int32_t g = 0; g < L->hash.hash_dim; g++)
             if (L->center[g] > MAX_CENTER || L->center[g] < -MAX_CENTER) return ELSH_FMT_HASH;
     }
     if (want_tables) {
@@ -401,11 +383,11 @@ static int bind_layer(elsh_qnet *net, int32_t l, section sec[SEC_KNOWN][ELSH_MAX
     }
     if (mb->present) {
         uint64_t row = membership_row_bytes(L);
-        if (mb->size != row * (uint64_t)L->tables) return ELSH_FMT_SIZE;
+        if (mb->size != row * (uint64_t)L->hash.tables) return ELSH_FMT_SIZE;
         L->membership = f + mb->offset;
         uint8_t spare = (uint8_t)(0xFFu << (L->n_out & 7)); /* bits past n_out must be zero */
         if (L->n_out & 7)
-            for (int32_t t = 0; t < L->tables; t++)
+            for (int32_t t = 0; t < L->hash.tables; t++)
                 if (L->membership[(uint64_t)t * row + row - 1u] & spare) return ELSH_FMT_TABLES;
     }
     return ELSH_OK;
@@ -431,21 +413,21 @@ static void layout(elsh_qnet *net, elsh_arena *c)
         L->counts = NULL;
         L->touched = NULL;
         if (!L->use_lsh) continue;
-        L->hash_in = (int32_t *)elsh_arena_take(c, (uint64_t)L->hash_dim, 4);
-        L->codes = (uint32_t *)elsh_arena_take(c, (uint64_t)L->tables, 4);
-        L->hist = (int32_t *)elsh_arena_take(c, (uint64_t)L->tables + 1u, 4);
+        L->hash_in = (int32_t *)elsh_arena_take(c, (uint64_t)L->hash.hash_dim, 4);
+        L->codes = (uint32_t *)elsh_arena_take(c, (uint64_t)L->hash.tables, 4);
+        L->hist = (int32_t *)elsh_arena_take(c, (uint64_t)L->hash.tables + 1u, 4);
         L->counts = (uint16_t *)elsh_arena_take(c, n_out, 2);
         L->touched = (uint16_t *)elsh_arena_take(c, n_out + 1u, 2);
         if (L->hash_source == 0) { /* hash functions and padding order drawn at attach */
-            uint64_t TK = (uint64_t)L->tables * (uint64_t)L->bits;
-            if (L->family == ELSH_HASH_SIMHASH) {
-                L->proj = (const int8_t *)elsh_arena_take(c, TK * (uint64_t)L->hash_dim, 1);
-            } else if (L->family == ELSH_HASH_TERNARY) {
-                L->tern_idx = (const uint16_t *)elsh_arena_take(c, TK * (uint64_t)L->ternary_nnz, 2);
-                L->tern_sign = (const int8_t *)elsh_arena_take(c, TK * (uint64_t)L->ternary_nnz, 1);
+            uint64_t TK = (uint64_t)L->hash.tables * (uint64_t)L->hash.bits;
+            if (L->hash.family == ELSH_HASH_SIMHASH) {
+                L->proj = (const int8_t *)elsh_arena_take(c, TK * (uint64_t)L->hash.hash_dim, 1);
+            } else if (L->hash.family == ELSH_HASH_TERNARY) {
+                L->tern_idx = (const uint16_t *)elsh_arena_take(c, TK * (uint64_t)L->hash.ternary_nnz, 2);
+                L->tern_sign = (const int8_t *)elsh_arena_take(c, TK * (uint64_t)L->hash.ternary_nnz, 1);
             } else {
-                uint64_t groups = (uint64_t)L->tables * (uint64_t)L->dwta_per_table;
-                L->dwta_idx = (const uint16_t *)elsh_arena_take(c, groups * (uint64_t)L->dwta_bin, 2);
+                uint64_t groups = (uint64_t)L->hash.tables * (uint64_t)L->hash.dwta_per_table;
+                L->dwta_idx = (const uint16_t *)elsh_arena_take(c, groups * (uint64_t)L->hash.dwta_bin, 2);
             }
             L->pad_order = (const uint16_t *)elsh_arena_take(c, n_out, 2);
         }
@@ -544,8 +526,8 @@ static int check_permutation(const uint16_t *perm, int32_t n, uint16_t *stamp)
 static int check_no_repeats(const elsh_qlayer *L, uint16_t *stamp)
 {
     int ok = 1;
-    uint64_t B = (uint64_t)L->n_buckets;
-    for (int32_t t = 0; t < L->tables && ok; t++) {
+    uint64_t B = (uint64_t)L->hash.n_buckets;
+    for (int32_t t = 0; t < L->hash.tables && ok; t++) {
         for (uint32_t i = L->tab_offsets[(uint64_t)t * B]; i < L->tab_offsets[(uint64_t)(t + 1) * B]; i++) {
             uint16_t j = L->tab_ids[i];
             if (stamp[j] == (uint16_t)(t + 1)) ok = 0;
@@ -563,18 +545,18 @@ static void build_tables(elsh_qlayer *L)
 {
     uint32_t *off = (uint32_t *)(uintptr_t)L->tab_offsets;
     uint16_t *ids = (uint16_t *)(uintptr_t)L->tab_ids;
-    size_t nb = (size_t)L->tables * (size_t)L->n_buckets;
+    size_t nb = (size_t)L->hash.tables * (size_t)L->hash.n_buckets;
     memset(off, 0, (nb + 1u) * sizeof(uint32_t));
     for (int32_t j = 0; j < L->n_out; j++) {
         elsh_qhash_neuron(L, j, L->hash_in, L->codes);
-        for (int32_t t = 0; t < L->tables; t++)
-            if (is_member(L, t, j)) off[(size_t)t * (size_t)L->n_buckets + L->codes[t] + 1u]++;
+        for (int32_t t = 0; t < L->hash.tables; t++)
+            if (is_member(L, t, j)) off[(size_t)t * (size_t)L->hash.n_buckets + L->codes[t] + 1u]++;
     }
     for (size_t i = 0; i < nb; i++) off[i + 1] += off[i];
     for (int32_t j = 0; j < L->n_out; j++) { /* off[bi] runs ahead as the fill cursor of bi */
         elsh_qhash_neuron(L, j, L->hash_in, L->codes);
-        for (int32_t t = 0; t < L->tables; t++)
-            if (is_member(L, t, j)) ids[off[(size_t)t * (size_t)L->n_buckets + L->codes[t]]++] = (uint16_t)j;
+        for (int32_t t = 0; t < L->hash.tables; t++)
+            if (is_member(L, t, j)) ids[off[(size_t)t * (size_t)L->hash.n_buckets + L->codes[t]]++] = (uint16_t)j;
     }
     for (size_t i = nb; i > 0; i--) off[i] = off[i - 1]; /* cursors now sit one bucket ahead */
     off[0] = 0;
@@ -583,22 +565,10 @@ static void build_tables(elsh_qlayer *L)
 static void draw_hash(const elsh_qnet *net, int32_t l, elsh_qlayer *L)
 {
     elsh_prng rng;
-    elsh_hash_draw_job J;
-    J.family = L->family;
-    J.bits = L->bits;
-    J.tables = L->tables;
-    J.hash_dim = L->hash_dim;
-    J.tern_nnz = L->ternary_nnz;
-    J.dwta_bin = L->dwta_bin;
-    J.dwta_per_table = L->dwta_per_table;
-    J.proj = NULL;
-    J.proj_q = (int8_t *)(uintptr_t)L->proj;
-    J.tern_idx = (uint16_t *)(uintptr_t)L->tern_idx;
-    J.tern_sign = (int8_t *)(uintptr_t)L->tern_sign;
-    J.dwta_idx = (uint16_t *)(uintptr_t)L->dwta_idx;
-    J.stamp = L->hash_in;
+    const elsh_hash_arrays out = {NULL, (int8_t *)(uintptr_t)L->proj, (uint16_t *)(uintptr_t)L->tern_idx,
+                                  (int8_t *)(uintptr_t)L->tern_sign, (uint16_t *)(uintptr_t)L->dwta_idx};
     elsh_seed_stream(&rng, net->seed, l, ELSH_STREAM_HASH);
-    elsh_hash_draw_into(&J, &rng);
+    elsh_hash_draw_into(&L->hash, &out, L->hash_in, &rng); /* hash_in: the stamp scratch */
     elsh_seed_stream(&rng, net->seed, l, ELSH_STREAM_PAD);
     elsh_draw_permutation((uint16_t *)(uintptr_t)L->pad_order, L->n_out, &rng);
 }
@@ -619,13 +589,13 @@ int elsh_model_attach(elsh_qnet *net, void *arena, size_t arena_bytes)
         if (L->hash_source == 0) {
             draw_hash(net, l, L);
         } else {
-            uint64_t TK = (uint64_t)L->tables * (uint64_t)L->bits;
+            uint64_t TK = (uint64_t)L->hash.tables * (uint64_t)L->hash.bits;
             int ok = 1;
-            if (L->family == ELSH_HASH_TERNARY)
-                ok = distinct_groups(L->tern_idx, TK, L->ternary_nnz, L->hash_in, L->hash_dim);
-            else if (L->family == ELSH_HASH_DWTA)
-                ok = distinct_groups(L->dwta_idx, (uint64_t)L->tables * (uint64_t)L->dwta_per_table,
-                                     L->dwta_bin, L->hash_in, L->hash_dim);
+            if (L->hash.family == ELSH_HASH_TERNARY)
+                ok = distinct_groups(L->tern_idx, TK, L->hash.ternary_nnz, L->hash_in, L->hash.hash_dim);
+            else if (L->hash.family == ELSH_HASH_DWTA)
+                ok = distinct_groups(L->dwta_idx, (uint64_t)L->hash.tables * (uint64_t)L->hash.dwta_per_table,
+                                     L->hash.dwta_bin, L->hash_in, L->hash.hash_dim);
             if (!ok || !check_permutation(L->pad_order, L->n_out, L->counts)) return ELSH_FMT_HASH;
         }
         if (L->tables_in_file) {

@@ -54,15 +54,6 @@ static int32_t active_k(const elsh_layer_config *lc)
     return lc->use_lsh ? elsh_active_k(lc->active_fraction, lc->n_out) : lc->n_out;
 }
 
-static int is_pow2(int32_t v) { return v > 0 && (v & (v - 1)) == 0; }
-
-static int32_t log2i(int32_t v)
-{
-    int32_t r = 0;
-    while ((1 << r) < v) r++;
-    return r;
-}
-
 /* Fill the derived fields of a layer view from its config; -1 when out of range. */
 static int derive_layer(elsh_layer *L, const elsh_layer_config *lc, int32_t n_in, int is_output)
 {
@@ -82,32 +73,29 @@ static int derive_layer(elsh_layer *L, const elsh_layer_config *lc, int32_t n_in
     /* written as a negated range test so that NaN fails too */
     if (!(lc->active_fraction > 0.0f && lc->active_fraction <= 1.0f)) return -1;
     const elsh_hash_config *h = &lc->hash;
-    if (h->family < ELSH_HASH_SIMHASH || h->family > ELSH_HASH_DWTA) return -1;
-    if (h->bits < 1 || h->bits > ELSH_MAX_BITS) return -1;
-    if (h->tables < 1 || h->tables > ELSH_MAX_TABLES) return -1;
     if (h->pool < 1 || h->pool > n_in) return -1;
     if (h->bucket_capacity < 0 || h->bucket_capacity > ELSH_MAX_WIDTH) return -1;
     if (h->insert_policy != ELSH_INSERT_FIFO && h->insert_policy != ELSH_INSERT_RESERVOIR) return -1;
-    if (h->center != 0 && h->center != 1) return -1;
-    if (h->select_mode < ELSH_SELECT_TOPK || h->select_mode > ELSH_SELECT_EXACT) return -1;
-    L->hash = *h;
+    /* the config's hashing with its defaults filled in, then checked and derived (hash.c) */
+    elsh_hash_params *hp = &L->hash;
+    hp->family = h->family;
+    hp->bits = h->bits;
+    hp->tables = h->tables;
+    hp->pool = h->pool;
+    hp->center = h->center;
+    hp->select_mode = h->select_mode;
+    if (h->family == ELSH_HASH_TERNARY) {
+        int32_t dim = (n_in + h->pool - 1) / h->pool;
+        if (h->ternary_nnz < 0) return -1;
+        hp->ternary_nnz = h->ternary_nnz ? h->ternary_nnz : (dim + 2) / 3;
+    }
+    if (h->family == ELSH_HASH_DWTA) hp->dwta_bin = h->dwta_bin ? h->dwta_bin : 8;
+    if (elsh_hash_derive(hp, n_in) != 0) return -1;
     L->k = active_k(lc);
     /* room for any k up to n_out (elsh_net_set_active), plus the forced label at the output */
     L->active_capacity = lc->n_out + (is_output ? 1 : 0);
-    L->hash_dim = (n_in + h->pool - 1) / h->pool;
-    L->n_buckets = 1 << h->bits;
     L->capacity = h->bucket_capacity ? h->bucket_capacity : (lc->n_out < 128 ? lc->n_out : 128);
-    if (h->family == ELSH_HASH_TERNARY) {
-        if (h->ternary_nnz < 0 || h->ternary_nnz > L->hash_dim) return -1;
-        L->tern_nnz = h->ternary_nnz ? h->ternary_nnz : (L->hash_dim + 2) / 3;
-    }
-    if (h->family == ELSH_HASH_DWTA) {
-        int32_t bin = h->dwta_bin ? h->dwta_bin : 8;
-        if (!is_pow2(bin) || bin < 2 || bin > 256 || bin > L->hash_dim) return -1;
-        L->hash.dwta_bin = bin;
-        L->dwta_bits = log2i(bin);
-        L->dwta_per_table = (h->bits + L->dwta_bits - 1) / L->dwta_bits;
-    }
+    L->insert_policy = h->insert_policy;
     return 0;
 }
 
@@ -124,17 +112,18 @@ static void carve_layer(elsh_arena *c, elsh_layer *L)
     L->act = elsh_arena_take(c, (uint64_t)L->active_capacity, 4);
     L->delta = elsh_arena_take(c, (uint64_t)L->active_capacity, 4);
     if (!L->use_lsh) return;
+    const elsh_hash_params *hp = &L->hash;
 
-    uint64_t n_tab = (uint64_t)L->hash.tables;
-    uint64_t n_proj = n_tab * (uint64_t)L->hash.bits;
-    uint64_t n_bkt = n_tab * (uint64_t)L->n_buckets;
-    if (L->hash.family == ELSH_HASH_SIMHASH) L->proj = elsh_arena_take(c, n_proj * (uint64_t)L->hash_dim, 4);
-    if (L->hash.family == ELSH_HASH_TERNARY) {
-        L->tern_idx = elsh_arena_take(c, n_proj * (uint64_t)L->tern_nnz, 2);
-        L->tern_sign = elsh_arena_take(c, n_proj * (uint64_t)L->tern_nnz, 1);
+    uint64_t n_tab = (uint64_t)hp->tables;
+    uint64_t n_proj = n_tab * (uint64_t)hp->bits;
+    uint64_t n_bkt = n_tab * (uint64_t)hp->n_buckets;
+    if (hp->family == ELSH_HASH_SIMHASH) L->proj = elsh_arena_take(c, n_proj * (uint64_t)hp->hash_dim, 4);
+    if (hp->family == ELSH_HASH_TERNARY) {
+        L->tern_idx = elsh_arena_take(c, n_proj * (uint64_t)hp->ternary_nnz, 2);
+        L->tern_sign = elsh_arena_take(c, n_proj * (uint64_t)hp->ternary_nnz, 1);
     }
-    if (L->hash.family == ELSH_HASH_DWTA)
-        L->dwta_idx = elsh_arena_take(c, n_tab * (uint64_t)L->dwta_per_table * (uint64_t)L->hash.dwta_bin, 2);
+    if (hp->family == ELSH_HASH_DWTA)
+        L->dwta_idx = elsh_arena_take(c, n_tab * (uint64_t)hp->dwta_per_table * (uint64_t)hp->dwta_bin, 2);
     L->bucket_ids = elsh_arena_take(c, n_bkt * (uint64_t)L->capacity, 2);
     L->bucket_len = elsh_arena_take(c, n_bkt, 2);
     L->bucket_head = elsh_arena_take(c, n_bkt, 2);
@@ -143,14 +132,14 @@ static void carve_layer(elsh_arena *c, elsh_layer *L)
     L->dirty = elsh_arena_take(c, (uint64_t)L->n_out, 1);
     L->pad_order = elsh_arena_take(c, (uint64_t)L->n_out, 2);
     L->rng = elsh_arena_take(c, 1, sizeof(elsh_prng));
-    L->center = elsh_arena_take(c, (uint64_t)L->hash_dim, 4);
-    L->hash_in = elsh_arena_take(c, (uint64_t)L->hash_dim, 4);
+    L->center = elsh_arena_take(c, (uint64_t)hp->hash_dim, 4);
+    L->hash_in = elsh_arena_take(c, (uint64_t)hp->hash_dim, 4);
     L->codes = elsh_arena_take(c, n_tab, 4);
     L->neuron_codes = elsh_arena_take(c, n_tab, 4);
     L->hist = elsh_arena_take(c, n_tab + 1, 4);
     L->counts = elsh_arena_take(c, (uint64_t)L->n_out, 2);
     L->touched = elsh_arena_take(c, (uint64_t)L->n_out + 1u, 2); /* +1: gather_counts writes one ahead */
-    if (L->hash.select_mode == ELSH_SELECT_EXACT) L->score = elsh_arena_take(c, (uint64_t)L->n_out, 4);
+    if (hp->select_mode == ELSH_SELECT_EXACT) L->score = elsh_arena_take(c, (uint64_t)L->n_out, 4);
 }
 
 /* Derive every layer and walk the whole arena. Returns 0, or ELSH_ERR_CONFIG (a value out of
@@ -206,7 +195,7 @@ static void reset_scratch(elsh_net *net)
             L->n_active = L->n_out;
             continue;
         }
-        memset(L->hash_in, 0, (size_t)L->hash_dim * sizeof(float));
+        memset(L->hash_in, 0, (size_t)L->hash.hash_dim * sizeof(float));
         memset(L->counts, 0, (size_t)L->n_out * sizeof(uint16_t));
     }
 }
@@ -264,26 +253,27 @@ static int check_layer(elsh_layer *L)
     if (!all_non_negative(L->w_g2, nw) || !all_non_negative(L->b_g2, n_out)) return 0;
     if (!L->use_lsh) return 1;
     if (!prng_usable(L->rng)) return 0;
-    size_t T = (size_t)L->hash.tables, K = (size_t)L->hash.bits;
-    uint32_t dim = (uint32_t)L->hash_dim;
-    if (L->proj && !all_finite(L->proj, T * K * (size_t)L->hash_dim)) return 0;
-    if (!all_finite(L->center, (size_t)L->hash_dim)) return 0;
+    const elsh_hash_params *hp = &L->hash;
+    size_t T = (size_t)hp->tables, K = (size_t)hp->bits;
+    uint32_t dim = (uint32_t)hp->hash_dim;
+    if (L->proj && !all_finite(L->proj, T * K * (size_t)hp->hash_dim)) return 0;
+    if (!all_finite(L->center, (size_t)hp->hash_dim)) return 0;
     if (L->tern_idx) {
-        size_t n = T * K * (size_t)L->tern_nnz;
+        size_t n = T * K * (size_t)hp->ternary_nnz;
         if (!all_below(L->tern_idx, n, dim)) return 0;
         for (size_t i = 0; i < n; i++)
             if (L->tern_sign[i] != 1 && L->tern_sign[i] != -1) return 0;
     }
-    if (L->dwta_idx && !all_below(L->dwta_idx, T * (size_t)L->dwta_per_table * (size_t)L->hash.dwta_bin, dim))
+    if (L->dwta_idx && !all_below(L->dwta_idx, T * (size_t)hp->dwta_per_table * (size_t)hp->dwta_bin, dim))
         return 0;
     /* each neuron at most once per table, exactly where neuron_bucket says: this also bounds
      * every collision count by L, which selection relies on */
     for (size_t i = 0; i < n_out * T; i++)
-        if (L->neuron_bucket[i] != ELSH_NO_BUCKET && L->neuron_bucket[i] >= L->n_buckets) return 0;
+        if (L->neuron_bucket[i] != ELSH_NO_BUCKET && L->neuron_bucket[i] >= hp->n_buckets) return 0;
     int ok = 1;
     for (size_t t = 0; ok && t < T; t++) {
-        for (uint32_t b = 0; ok && b < (uint32_t)L->n_buckets; b++) {
-            size_t bi = t * (size_t)L->n_buckets + b;
+        for (uint32_t b = 0; ok && b < (uint32_t)hp->n_buckets; b++) {
+            size_t bi = t * (size_t)hp->n_buckets + b;
             int32_t len = L->bucket_len[bi];
             const uint16_t *slots = bucket_slots(L, (int32_t)t, b);
             if (len > L->capacity || L->bucket_head[bi] >= L->capacity) ok = 0;
@@ -344,7 +334,7 @@ int elsh_net_randomize(elsh_net *net)
         memset(L->b_vel, 0, (size_t)L->n_out * sizeof(float));
         if (!L->use_lsh) continue;
 
-        memset(L->center, 0, (size_t)L->hash_dim * sizeof(float));
+        memset(L->center, 0, (size_t)L->hash.hash_dim * sizeof(float));
         elsh_seed_stream(&rng, seed, l, ELSH_STREAM_HASH);
         elsh_hash_draw(L, &rng);
         elsh_seed_stream(&rng, seed, l, ELSH_STREAM_PAD);
@@ -374,18 +364,13 @@ int elsh_net_set_active(elsh_net *net, float fraction)
 
 void elsh_net_reset_counters(elsh_net *net)
 {
-    for (int32_t l = 0; l < net->n_layers; l++) {
-        memset(net->layers[l].ops_last, 0, sizeof(net->layers[l].ops_last));
-        memset(net->layers[l].ops_total, 0, sizeof(net->layers[l].ops_total));
-    }
+    for (int32_t l = 0; l < net->n_layers; l++) counters_reset(&net->layers[l].ops);
 }
 
 elsh_ops elsh_net_ops(const elsh_net *net, int phase, int total)
 {
     elsh_ops sum;
-    memset(&sum, 0, sizeof(sum));
-    if (phase < 0 || phase >= ELSH_PHASE_COUNT) return sum;
-    for (int32_t l = 0; l < net->n_layers; l++)
-        ops_accumulate(&sum, total ? &net->layers[l].ops_total[phase] : &net->layers[l].ops_last[phase]);
+    ops_clear(&sum);
+    for (int32_t l = 0; net && l < net->n_layers; l++) counters_add(&sum, &net->layers[l].ops, phase, total);
     return sum;
 }

@@ -11,15 +11,15 @@ int elsh_qnet_forward(elsh_qnet *net, const int8_t *xq)
     const int8_t *a = xq;
     const int32_t *idx = NULL;
     int32_t n = net->n_in;
+    for (int p = 0; p < ELSH_PHASE_COUNT; p++) counters_begin(&net->ops, p);
     for (int32_t l = 0; l < net->n_layers; l++) {
         elsh_qlayer *L = &net->layers[l];
-        for (int p = 0; p < ELSH_PHASE_COUNT; p++) ops_clear(&L->ops_last[p]);
-        elsh_qlayer_forward(L, a, idx, n, net->dense);
-        for (int p = 0; p < ELSH_PHASE_COUNT; p++) ops_accumulate(&L->ops_total[p], &L->ops_last[p]);
+        elsh_qlayer_forward(L, a, idx, n, net->dense, &net->ops);
         a = L->out;
         n = L->n_active;
         idx = L->n_active < L->n_out ? L->active : NULL;
     }
+    for (int p = 0; p < ELSH_PHASE_COUNT; p++) counters_end(&net->ops, p);
     const elsh_qlayer *out = &net->layers[net->n_layers - 1];
     int32_t best = 0;
     for (int32_t j = 1; j < out->n_out; j++)
@@ -56,20 +56,17 @@ int elsh_qnet_set_active(elsh_qnet *net, float fraction, int32_t dense)
     return ELSH_OK;
 }
 
+/* The fixed-point network counts for all its layers together (no per-layer counters: less
+ * RAM on a microcontroller), so its counters are read and reset in one place. */
 void elsh_qnet_reset_counters(elsh_qnet *net)
 {
-    for (int32_t l = 0; l < net->n_layers; l++) {
-        memset(net->layers[l].ops_last, 0, sizeof(net->layers[l].ops_last));
-        memset(net->layers[l].ops_total, 0, sizeof(net->layers[l].ops_total));
-    }
+    counters_reset(&net->ops);
 }
 
 elsh_ops elsh_qnet_ops(const elsh_qnet *net, int phase, int total)
 {
     elsh_ops sum;
     ops_clear(&sum);
-    if (!net || phase < 0 || phase >= ELSH_PHASE_COUNT) return sum;
-    for (int32_t l = 0; l < net->n_layers; l++)
-        ops_accumulate(&sum, total ? &net->layers[l].ops_total[phase] : &net->layers[l].ops_last[phase]);
+    if (net) counters_add(&sum, &net->ops, phase, total);
     return sum;
 }

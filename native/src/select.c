@@ -17,7 +17,7 @@
 /* The slots and length of the bucket the input fell into in table t. */
 static const uint16_t *input_bucket(const elsh_select_job *J, int32_t t, int32_t *len)
 {
-    size_t bi = (size_t)t * (size_t)J->n_buckets + J->codes[t];
+    size_t bi = (size_t)t * (size_t)J->hash->n_buckets + J->codes[t];
     if (J->csr_offsets) {
         *len = (int32_t)(J->csr_offsets[bi + 1] - J->csr_offsets[bi]);
         return J->ids + J->csr_offsets[bi];
@@ -30,7 +30,7 @@ static int32_t gather_counts(const elsh_select_job *J, elsh_ops *ops)
 {
     int32_t n_touched = 0;
     uint64_t scanned = 0;
-    for (int32_t t = 0; t < J->tables; t++) {
+    for (int32_t t = 0; t < J->hash->tables; t++) {
         int32_t len;
         const uint16_t *slots = input_bucket(J, t, &len);
         for (int32_t s = 0; s < len; s++) { /* branch-free: keep j if its count was 0 */
@@ -50,7 +50,7 @@ static int32_t mark_union(const elsh_select_job *J, int32_t *n_selected, elsh_op
 {
     int32_t n_touched = 0, n_sel = 0;
     uint64_t scanned = 0;
-    for (int32_t t = 0; t < J->tables && n_sel < J->k; t++) {
+    for (int32_t t = 0; t < J->hash->tables && n_sel < J->k; t++) {
         int32_t len;
         const uint16_t *slots = input_bucket(J, t, &len);
         for (int32_t s = 0; s < len && n_sel < J->k; s++) {
@@ -73,7 +73,7 @@ static int32_t pad_selection(const elsh_select_job *J, int32_t n_sel, int32_t n_
                              elsh_ops *ops)
 {
     uint64_t h = 0;
-    for (int32_t t = 0; t < J->tables; t++) h = elsh_mix64(h ^ J->codes[t]);
+    for (int32_t t = 0; t < J->hash->tables; t++) h = elsh_mix64(h ^ J->codes[t]);
     int32_t p = (int32_t)(h % (uint64_t)J->n_out);
     while (n_sel < J->k) { /* no division per step: cores without a divider (M0+) */
         uint16_t j = J->pad_order[p];
@@ -90,7 +90,7 @@ static int32_t pad_selection(const elsh_select_job *J, int32_t n_sel, int32_t n_
 int32_t elsh_select_run(const elsh_select_job *J, int32_t *n_candidates, elsh_ops *ops)
 {
     int32_t n_out = J->n_out, k = J->k, n_act = 0, n_touched;
-    if (J->select_mode == ELSH_SELECT_UNION) {
+    if (J->hash->select_mode == ELSH_SELECT_UNION) {
         int32_t n_sel;
         n_touched = mark_union(J, &n_sel, ops);
         *n_candidates = n_sel;
@@ -108,7 +108,7 @@ int32_t elsh_select_run(const elsh_select_job *J, int32_t *n_candidates, elsh_op
                 if (J->counts[j] == SELECTED) J->active[n_act++] = j;
         } else {
             /* cut-off count c: fewer than k neurons have a count above c, at least k reach c */
-            int32_t T = J->tables;
+            int32_t T = J->hash->tables;
             for (int32_t c = 0; c <= T; c++) J->hist[c] = 0;
             for (int32_t q = 0; q < n_touched; q++) J->hist[J->counts[J->touched[q]]]++;
             int32_t above = 0, c = T;
@@ -128,22 +128,12 @@ int32_t elsh_select_run(const elsh_select_job *J, int32_t *n_candidates, elsh_op
 
 void elsh_select(elsh_layer *L, int32_t force, elsh_ops *ops)
 {
-    elsh_select_job J;
-    J.n_out = L->n_out;
-    J.k = L->k;
-    J.tables = L->hash.tables;
-    J.n_buckets = L->n_buckets;
-    J.select_mode = L->hash.select_mode;
-    J.codes = L->codes;
-    J.pad_order = L->pad_order;
-    J.ids = L->bucket_ids;
-    J.bucket_len = L->bucket_len;
-    J.capacity = L->capacity;
-    J.csr_offsets = NULL;
-    J.counts = L->counts;
-    J.touched = L->touched;
-    J.hist = L->hist;
-    J.active = L->active;
+    /* the float layer's tables: fixed-capacity buckets */
+    const elsh_select_job J = {.hash = &L->hash, .n_out = L->n_out, .k = L->k, .codes = L->codes,
+                               .pad_order = L->pad_order, .ids = L->bucket_ids,
+                               .bucket_len = L->bucket_len, .capacity = L->capacity,
+                               .counts = L->counts, .touched = L->touched, .hist = L->hist,
+                               .active = L->active};
     L->n_active = elsh_select_run(&J, &L->n_candidates, ops);
     elsh_select_force(L, force);
 }

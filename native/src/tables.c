@@ -11,7 +11,7 @@
 
 static void count_table_bytes(elsh_layer *L, uint64_t n)
 {
-    L->ops_last[ELSH_PHASE_TABLES].table_bytes += n * 2u;
+    L->ops.last[ELSH_PHASE_TABLES].table_bytes += n * 2u;
 }
 
 static void reverse(uint16_t *v, int32_t lo, int32_t hi)
@@ -30,7 +30,7 @@ static void remove_neuron(elsh_layer *L, int32_t t, int32_t j)
     uint16_t *where = &L->neuron_bucket[(size_t)j * (size_t)L->hash.tables + (size_t)t];
     if (*where == ELSH_NO_BUCKET) return;
     uint32_t b = *where;
-    size_t bi = (size_t)t * (size_t)L->n_buckets + b;
+    size_t bi = (size_t)t * (size_t)L->hash.n_buckets + b;
     uint16_t *slots = bucket_slots(L, t, b);
     int32_t len = L->bucket_len[bi], head = L->bucket_head[bi];
     for (int32_t s = 0; s < len; s++) {
@@ -55,7 +55,7 @@ static void remove_neuron(elsh_layer *L, int32_t t, int32_t j)
 static void insert_neuron(elsh_layer *L, int32_t t, uint32_t b, int32_t j)
 {
     size_t T = (size_t)L->hash.tables;
-    size_t bi = (size_t)t * (size_t)L->n_buckets + b;
+    size_t bi = (size_t)t * (size_t)L->hash.n_buckets + b;
     uint16_t *slots = bucket_slots(L, t, b);
     int32_t len = L->bucket_len[bi];
     if (L->bucket_seen[bi] < UINT32_MAX) L->bucket_seen[bi]++; /* saturate: never below(0) */
@@ -63,7 +63,7 @@ static void insert_neuron(elsh_layer *L, int32_t t, uint32_t b, int32_t j)
     if (len < L->capacity) {
         slot = len;
         L->bucket_len[bi] = (uint16_t)(len + 1);
-    } else if (L->hash.insert_policy == ELSH_INSERT_FIFO) {
+    } else if (L->insert_policy == ELSH_INSERT_FIFO) {
         slot = L->bucket_head[bi];
         L->bucket_head[bi] = (uint16_t)((slot + 1) % L->capacity);
         L->neuron_bucket[(size_t)slots[slot] * T + (size_t)t] = ELSH_NO_BUCKET;
@@ -81,28 +81,31 @@ static void insert_neuron(elsh_layer *L, int32_t t, uint32_t b, int32_t j)
     count_table_bytes(L, 1u);
 }
 
-void elsh_tables_rebuild(elsh_layer *L)
+void elsh_tables_clear(elsh_layer *L)
 {
-    size_t n_bkt = (size_t)L->hash.tables * (size_t)L->n_buckets;
+    size_t n_bkt = (size_t)L->hash.tables * (size_t)L->hash.n_buckets;
     memset(L->bucket_len, 0, n_bkt * sizeof(uint16_t));
     memset(L->bucket_head, 0, n_bkt * sizeof(uint16_t));
     memset(L->bucket_seen, 0, n_bkt * sizeof(uint32_t));
     memset(L->neuron_bucket, 0xFF, (size_t)L->n_out * (size_t)L->hash.tables * sizeof(uint16_t));
-    elsh_ops *ops = &L->ops_last[ELSH_PHASE_TABLES];
-    ops_clear(ops);
+}
+
+void elsh_tables_rebuild(elsh_layer *L)
+{
+    elsh_tables_clear(L);
+    elsh_ops *ops = counters_begin(&L->ops, ELSH_PHASE_TABLES);
     for (int32_t j = 0; j < L->n_out; j++) {
         elsh_hash_neuron(L, j, L->neuron_codes, ops);
         for (int32_t t = 0; t < L->hash.tables; t++) insert_neuron(L, t, L->neuron_codes[t], j);
         L->dirty[j] = 0;
     }
-    ops_accumulate(&L->ops_total[ELSH_PHASE_TABLES], ops);
+    counters_end(&L->ops, ELSH_PHASE_TABLES);
 }
 
 int32_t elsh_tables_update(elsh_layer *L)
 {
     size_t T = (size_t)L->hash.tables;
-    elsh_ops *ops = &L->ops_last[ELSH_PHASE_TABLES];
-    ops_clear(ops);
+    elsh_ops *ops = counters_begin(&L->ops, ELSH_PHASE_TABLES);
     int32_t moved = 0;
     for (int32_t j = 0; j < L->n_out; j++) {
         if (!L->dirty[j]) continue;
@@ -116,13 +119,13 @@ int32_t elsh_tables_update(elsh_layer *L)
             insert_neuron(L, t, L->neuron_codes[t], j);
         }
     }
-    ops_accumulate(&L->ops_total[ELSH_PHASE_TABLES], ops);
+    counters_end(&L->ops, ELSH_PHASE_TABLES);
     return moved;
 }
 
 int32_t elsh_tables_count(const elsh_layer *L, int32_t t)
 {
     int32_t n = 0;
-    for (int32_t b = 0; b < L->n_buckets; b++) n += L->bucket_len[(size_t)t * (size_t)L->n_buckets + (size_t)b];
+    for (int32_t b = 0; b < L->hash.n_buckets; b++) n += L->bucket_len[(size_t)t * (size_t)L->hash.n_buckets + (size_t)b];
     return n;
 }

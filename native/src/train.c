@@ -227,7 +227,7 @@ int elsh_net_fit_centers(elsh_net *net, const float *x, int64_t n)
         for (int64_t s = 0; s < n; s++) {
             const float *row = x + (size_t)s * n_in;
             if (!all_finite(row, net->cfg.n_in)) {
-                memset(L->hash_in, 0, (size_t)L->hash_dim * sizeof(float));
+                memset(L->hash_in, 0, (size_t)L->hash.hash_dim * sizeof(float));
                 return ELSH_ERR_INPUT;
             }
             const float *in_val = row;
@@ -242,7 +242,7 @@ int elsh_net_fit_centers(elsh_net *net, const float *x, int64_t n)
             }
             elsh_hash_pool(L, in_val, in_idx, in_n, NULL);
         }
-        for (int32_t i = 0; i < L->hash_dim; i++) {
+        for (int32_t i = 0; i < L->hash.hash_dim; i++) {
             L->center[i] = (float)((double)L->hash_in[i] / (double)n);
             L->hash_in[i] = 0.0f;
         }

@@ -91,17 +91,19 @@ void test_qlayer_saturation_relu_and_wrap(void)
     L.active = active;
     L.out = out;
     const int8_t a[4] = {127, 127, 127, 127}; /* x = 255 each */
-    elsh_qlayer_forward(&L, a, NULL, 4, 0);
+    elsh_counters ops;
+    memset(&ops, 0, sizeof ops);
+    elsh_qlayer_forward(&L, a, NULL, 4, 0, &ops);
     CHECK_EQ_INT(L.n_active, 3);
     CHECK_EQ_INT(out[0], 127);  /* 0.5 * 4 * 127 * 255 saturates at 127 */
     CHECK_EQ_INT(out[1], -128); /* negative: ReLU clamps at the zero point */
     /* 0.5 * (255 - 255 + 5) = 2.5 -> 3 (half up) -> 3 - 128 */
     CHECK_EQ_INT(out[2], -125);
     const int8_t zero_in[4] = {-128, -128, -128, -128}; /* real zero input */
-    elsh_qlayer_forward(&L, zero_in, NULL, 4, 0);
+    elsh_qlayer_forward(&L, zero_in, NULL, 4, 0, &ops);
     CHECK_EQ_INT(out[0], -128);
     CHECK_EQ_INT(out[2], 3 - 128); /* bias only */
-    CHECK_EQ_INT(L.ops_last[ELSH_PHASE_FORWARD].mul, 2 * (12 + 3));
+    CHECK_EQ_INT(ops.last[ELSH_PHASE_FORWARD].mul, 2 * (12 + 3)); /* the layer adds to the counts */
 
     /* output layer, sparse input (2 of 4 inputs), int16 weights; bias near the int32 edge
      * wraps modulo 2^32 exactly like the reference (writers never produce this) */
@@ -129,22 +131,24 @@ void test_qlayer_saturation_relu_and_wrap(void)
     O.logits = logits;
     const int32_t idx[2] = {0, 3};
     const int8_t vals[2] = {3, 1};
-    elsh_qlayer_forward(&O, vals, idx, 2, 0);
+    elsh_qlayer_forward(&O, vals, idx, 2, 0, &ops);
     CHECK_EQ_INT(logits[0], 3000); /* 1000 * 3, times (2^31 - 1) / 2^31, rounded */
     /* 2147483647 + 32767 wraps to -2147450882; times ~1: -2147450881 after rounding */
     CHECK_EQ_INT(logits[1], elsh_requantize((int32_t)(uint32_t)(2147483647u + 32767u), 2147483647, 0));
 }
 
-static void csr_job(elsh_select_job *J, const uint32_t *codes, const uint32_t *off, const uint16_t *ids,
-                    const uint16_t *pad, uint16_t *counts, uint16_t *touched, int32_t *hist, int32_t *active,
-                    int32_t k, int32_t mode)
+static void csr_job(elsh_select_job *J, elsh_hash_params *hp, const uint32_t *codes, const uint32_t *off,
+                    const uint16_t *ids, const uint16_t *pad, uint16_t *counts, uint16_t *touched,
+                    int32_t *hist, int32_t *active, int32_t k, int32_t mode)
 {
     memset(J, 0, sizeof *J);
+    memset(hp, 0, sizeof *hp);
+    hp->tables = 3;
+    hp->n_buckets = 2;
+    hp->select_mode = mode;
+    J->hash = hp;
     J->n_out = 6;
     J->k = k;
-    J->tables = 3;
-    J->n_buckets = 2;
-    J->select_mode = mode;
     J->codes = codes;
     J->pad_order = pad;
     J->ids = ids;
@@ -167,10 +171,11 @@ void test_select_csr_ties_padding_union(void)
     elsh_ops ops;
     memset(&ops, 0, sizeof ops);
     elsh_select_job J;
+    elsh_hash_params hp;
 
     /* codes 0,0,1: counts 0:2 1:3 2:2 3:2 4:1 5:1 -> k=2 takes 1, then the lower id of the tie */
     uint32_t codes[3] = {0, 0, 1};
-    csr_job(&J, codes, off, ids, pad, counts, touched, hist, active, 2, ELSH_SELECT_TOPK);
+    csr_job(&J, &hp, codes, off, ids, pad, counts, touched, hist, active, 2, ELSH_SELECT_TOPK);
     CHECK_EQ_INT(elsh_select_run(&J, &n_cand, &ops), 2);
     CHECK_EQ_INT(active[0], 0);
     CHECK_EQ_INT(active[1], 1);
@@ -178,7 +183,7 @@ void test_select_csr_ties_padding_union(void)
 
     /* codes 0,0,0: bucket 0 of table 2 is empty; candidates {0,1,2,3}; k=5 > 4 -> pad one */
     uint32_t codes2[3] = {0, 0, 0};
-    csr_job(&J, codes2, off, ids, pad, counts, touched, hist, active, 5, ELSH_SELECT_TOPK);
+    csr_job(&J, &hp, codes2, off, ids, pad, counts, touched, hist, active, 5, ELSH_SELECT_TOPK);
     CHECK_EQ_INT(elsh_select_run(&J, &n_cand, &ops), 5);
     CHECK_EQ_INT(n_cand, 4);
     int seen[6] = {0};
@@ -189,7 +194,7 @@ void test_select_csr_ties_padding_union(void)
     for (int j = 0; j < 6; j++) CHECK_EQ_INT(counts[j], 0); /* scratch restored */
 
     /* union, k=3 with codes 0,0,1: table 0 bucket 0 gives 0,1,2 */
-    csr_job(&J, codes, off, ids, pad, counts, touched, hist, active, 3, ELSH_SELECT_UNION);
+    csr_job(&J, &hp, codes, off, ids, pad, counts, touched, hist, active, 3, ELSH_SELECT_UNION);
     CHECK_EQ_INT(elsh_select_run(&J, &n_cand, &ops), 3);
     CHECK(active[0] == 0 && active[1] == 1 && active[2] == 2);
     for (int j = 0; j < 6; j++) CHECK_EQ_INT(counts[j], 0);

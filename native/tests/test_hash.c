@@ -22,7 +22,7 @@ static int one_layer(tnet *t, int32_t n_in, int32_t n_out, int32_t family, int32
 
 static int hash_zero(const elsh_layer *L)
 {
-    for (int32_t i = 0; i < L->hash_dim; i++)
+    for (int32_t i = 0; i < L->hash.hash_dim; i++)
         if (L->hash_in[i] != 0.0f) return 0;
     return 1;
 }
@@ -77,7 +77,7 @@ void test_ternary_hand_projection(void)
     tnet t;
     if (!one_layer(&t, 6, 8, ELSH_HASH_TERNARY, 3, 2, 1, 2)) return;
     elsh_layer *L = &t.net.layers[0];
-    CHECK_EQ_INT(L->tern_nnz, 2);
+    CHECK_EQ_INT(L->hash.ternary_nnz, 2);
     /* [(t * K + bit) * nnz + q] */
     static const uint16_t idx[2][3][2] = {
         {{0, 1}, {2, 3}, {4, 5}},
@@ -114,8 +114,8 @@ void test_dwta_hand_bins(void)
     /* K = 4 bits, bin 4 (2 bits per sub-hash): two bins per table, one table */
     if (!one_layer(&t, 8, 8, ELSH_HASH_DWTA, 4, 1, 1, 4)) return;
     elsh_layer *L = &t.net.layers[0];
-    CHECK_EQ_INT(L->dwta_bits, 2);
-    CHECK_EQ_INT(L->dwta_per_table, 2);
+    CHECK_EQ_INT(L->hash.dwta_bits, 2);
+    CHECK_EQ_INT(L->hash.dwta_per_table, 2);
     static const uint16_t idx[2][4] = {{0, 1, 2, 3}, {7, 6, 5, 4}};
     memcpy(L->dwta_idx, idx, sizeof(idx));
     static const float v1[8] = {1, 5, 2, 0, 0, 0, 9, 3};       /* pos 1, pos 1 -> 1 | 1 << 2 */
@@ -138,7 +138,7 @@ void test_dwta_hand_bins(void)
     /* K = 3 with bin 4: two sub-hashes of 2 bits, the code masked to 3 bits */
     if (!one_layer(&t, 8, 8, ELSH_HASH_DWTA, 3, 1, 1, 4)) return;
     L = &t.net.layers[0];
-    CHECK_EQ_INT(L->dwta_per_table, 2);
+    CHECK_EQ_INT(L->hash.dwta_per_table, 2);
     memcpy(L->dwta_idx, idx, sizeof(idx));
     CHECK_EQ_INT(elsh_hash_code(L, v5, 0, NULL), 6);  /* (2 | 3 << 2) & 7 */
     CHECK_EQ_INT(elsh_hash_code(L, v2, 0, NULL), 7);  /* 15 & 7 */
@@ -152,7 +152,7 @@ void test_dwta_densification(void)
     /* two tables of one 2-bit sub-hash each: bin 0 for table 0, bin 1 for table 1 */
     if (!one_layer(&t, 8, 8, ELSH_HASH_DWTA, 2, 2, 1, 4)) return;
     elsh_layer *L = &t.net.layers[0];
-    CHECK_EQ_INT(L->dwta_per_table, 1);
+    CHECK_EQ_INT(L->hash.dwta_per_table, 1);
     static const uint16_t idx[2][4] = {{0, 1, 2, 3}, {4, 5, 6, 7}};
     memcpy(L->dwta_idx, idx, sizeof(idx));
     static const float both[8] = {0, 0, 3, 0, 0, 0, 0, 1};
@@ -213,7 +213,7 @@ void test_hash_pool_dense_and_sparse(void)
     tnet t;
     if (!one_layer(&t, 8, 8, ELSH_HASH_SIMHASH, 2, 2, 3, 0)) return;
     elsh_layer *L = &t.net.layers[0];
-    CHECK_EQ_INT(L->hash_dim, 3);
+    CHECK_EQ_INT(L->hash.hash_dim, 3);
     CHECK(hash_zero(L));
     static const float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     elsh_ops ops;
@@ -305,7 +305,7 @@ void test_hash_neuron_pooled(void)
                 for (int32_t i = 0; i < 24; i++) pooled[i / pool] += L->w[j * 24 + i];
                 for (int32_t tt = 0; tt < 7; tt++) {
                     CHECK_EQ_INT(codes[tt], elsh_hash_code(L, pooled, tt, NULL));
-                    CHECK(codes[tt] < (uint32_t)L->n_buckets);
+                    CHECK(codes[tt] < (uint32_t)L->hash.n_buckets);
                 }
             }
             tnet_destroy(&t);
@@ -336,7 +336,7 @@ void test_hash_draw_ranges(void)
     /* DWTA */
     if (!one_layer(&t, 30, 8, ELSH_HASH_DWTA, 7, 10, 1, 8)) return;
     L = &t.net.layers[0];
-    CHECK_EQ_INT(L->dwta_per_table, 3);
+    CHECK_EQ_INT(L->hash.dwta_per_table, 3);
     for (int32_t g = 0; g < 10 * 3; g++)
         for (int32_t q = 0; q < 8; q++) {
             uint16_t i = L->dwta_idx[g * 8 + q];

@@ -491,8 +491,8 @@ void test_forward_op_counts(void)
     tnet t;
     if (!dense_net(&t)) return;
     elsh_net_forward(&t.net, X1, -1);
-    CHECK_EQ_INT(t.net.layers[0].ops_last[ELSH_PHASE_FORWARD].mul, RHID * RIN);
-    CHECK_EQ_INT(t.net.layers[1].ops_last[ELSH_PHASE_FORWARD].mul, ROUT * RHID);
+    CHECK_EQ_INT(t.net.layers[0].ops.last[ELSH_PHASE_FORWARD].mul, RHID * RIN);
+    CHECK_EQ_INT(t.net.layers[1].ops.last[ELSH_PHASE_FORWARD].mul, ROUT * RHID);
     CHECK_EQ_INT(elsh_net_ops(&t.net, ELSH_PHASE_FORWARD, 0).mul, RHID * RIN + ROUT * RHID);
     CHECK_EQ_INT(elsh_net_ops(&t.net, ELSH_PHASE_HASH, 0).mul, 0);
     CHECK_EQ_INT(elsh_net_ops(&t.net, ELSH_PHASE_FORWARD, 0).weight_bytes,
@@ -513,24 +513,24 @@ void test_forward_op_counts(void)
     for (int i = 0; i < 12; i++) x[i] = (float)((i * 7) % 5) - 2.0f;
     elsh_net_forward(&t.net, x, -1);
     const elsh_layer *L0 = &t.net.layers[0], *L1 = &t.net.layers[1];
-    CHECK_EQ_INT(L0->ops_last[ELSH_PHASE_FORWARD].mul, 10 * 12);
-    CHECK_EQ_INT(L0->ops_last[ELSH_PHASE_HASH].mul, 6 * 4 * 12);
-    CHECK(L0->ops_last[ELSH_PHASE_HASH].table_bytes > 0);
-    CHECK_EQ_INT(L1->ops_last[ELSH_PHASE_FORWARD].mul, 3 * 10); /* sparse input of 10 */
+    CHECK_EQ_INT(L0->ops.last[ELSH_PHASE_FORWARD].mul, 10 * 12);
+    CHECK_EQ_INT(L0->ops.last[ELSH_PHASE_HASH].mul, 6 * 4 * 12);
+    CHECK(L0->ops.last[ELSH_PHASE_HASH].table_bytes > 0);
+    CHECK_EQ_INT(L1->ops.last[ELSH_PHASE_FORWARD].mul, 3 * 10); /* sparse input of 10 */
     /* one training step: backward and update counts */
     elsh_net_reset_counters(&t.net);
     elsh_train_config tc;
     elsh_train_config_default(&tc);
     CHECK(elsh_train_sample(&t.net, &tc, 0, x, 1, NULL) >= 0);
-    CHECK_EQ_INT(L1->ops_last[ELSH_PHASE_BACKWARD].mul, 3 * 10);
-    CHECK_EQ_INT(L0->ops_last[ELSH_PHASE_BACKWARD].mul, 0); /* nothing below the first layer */
+    CHECK_EQ_INT(L1->ops.last[ELSH_PHASE_BACKWARD].mul, 3 * 10);
+    CHECK_EQ_INT(L0->ops.last[ELSH_PHASE_BACKWARD].mul, 0); /* nothing below the first layer */
     uint64_t n_par = 3u * (10u + 1u) + 10u * (12u + 1u);
     CHECK(elsh_net_ops(&t.net, ELSH_PHASE_UPDATE, 0).mul >= n_par);
     CHECK_EQ_INT(elsh_net_ops(&t.net, ELSH_PHASE_UPDATE, 0).weight_bytes, n_par * 12u);
     CHECK_EQ_INT(elsh_net_ops(&t.net, ELSH_PHASE_FORWARD, 1).mul, 10 * 12 + 3 * 10);
     /* a table update counts its work in the tables phase */
     CHECK(elsh_tables_update(&t.net.layers[0]) == 10);
-    CHECK(t.net.layers[0].ops_last[ELSH_PHASE_TABLES].mul == 10u * 6u * 4u * 12u);
+    CHECK(t.net.layers[0].ops.last[ELSH_PHASE_TABLES].mul == 10u * 6u * 4u * 12u);
     tnet_destroy(&t);
 }
 

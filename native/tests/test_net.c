@@ -359,17 +359,17 @@ void test_init_layer_views(void)
     elsh_layer *L0 = &net->layers[0], *L1 = &net->layers[1], *L2 = &net->layers[2];
     /* derived fields */
     CHECK_EQ_INT(L0->n_in, 20);
-    CHECK_EQ_INT(L0->hash_dim, 7);     /* ceil(20 / 3) */
-    CHECK_EQ_INT(L0->tern_nnz, 3);     /* ceil(7 / 3) */
+    CHECK_EQ_INT(L0->hash.hash_dim, 7);     /* ceil(20 / 3) */
+    CHECK_EQ_INT(L0->hash.ternary_nnz, 3);     /* ceil(7 / 3) */
     CHECK_EQ_INT(L0->k, 8);
     CHECK_EQ_INT(L0->active_capacity, 40); /* any k up to n_out (elsh_net_set_active) */
-    CHECK_EQ_INT(L0->n_buckets, 32);
+    CHECK_EQ_INT(L0->hash.n_buckets, 32);
     CHECK_EQ_INT(L0->capacity, 40);    /* min(128, n_out) */
     CHECK(L0->proj == NULL && L0->dwta_idx == NULL && L0->tern_idx != NULL);
     CHECK_EQ_INT(L1->n_in, 40);
-    CHECK_EQ_INT(L1->hash_dim, 40);
-    CHECK_EQ_INT(L1->dwta_bits, 2);
-    CHECK_EQ_INT(L1->dwta_per_table, 4);  /* ceil(7 / 2) */
+    CHECK_EQ_INT(L1->hash.hash_dim, 40);
+    CHECK_EQ_INT(L1->hash.dwta_bits, 2);
+    CHECK_EQ_INT(L1->hash.dwta_per_table, 4);  /* ceil(7 / 2) */
     CHECK_EQ_INT(L1->k, 12);
     CHECK(L1->proj == NULL && L1->tern_idx == NULL && L1->dwta_idx != NULL);
     CHECK_EQ_INT(L2->is_output, 1);
@@ -398,18 +398,18 @@ void test_init_layer_views(void)
     for (int l = 0; l < 3; l++) {
         elsh_layer *L = &net->layers[l];
         size_t nw = (size_t)L->n_in * (size_t)L->n_out, T = (size_t)L->hash.tables;
-        size_t nb = T * (size_t)L->n_buckets, np = T * (size_t)L->hash.bits;
+        size_t nb = T * (size_t)L->hash.n_buckets, np = T * (size_t)L->hash.bits;
         SPAN(L->w, nw); SPAN(L->b, L->n_out);
         SPAN(L->w_g2, nw); SPAN(L->w_vel, nw); SPAN(L->b_g2, L->n_out); SPAN(L->b_vel, L->n_out);
-        SPAN(L->proj, np * (size_t)L->hash_dim);
-        SPAN(L->tern_idx, np * (size_t)L->tern_nnz);
-        SPAN(L->tern_sign, np * (size_t)L->tern_nnz);
-        SPAN(L->dwta_idx, T * (size_t)L->dwta_per_table * (size_t)L->hash.dwta_bin);
+        SPAN(L->proj, np * (size_t)L->hash.hash_dim);
+        SPAN(L->tern_idx, np * (size_t)L->hash.ternary_nnz);
+        SPAN(L->tern_sign, np * (size_t)L->hash.ternary_nnz);
+        SPAN(L->dwta_idx, T * (size_t)L->hash.dwta_per_table * (size_t)L->hash.dwta_bin);
         SPAN(L->bucket_ids, nb * (size_t)L->capacity);
         SPAN(L->bucket_len, nb); SPAN(L->bucket_head, nb); SPAN(L->bucket_seen, nb);
         SPAN(L->neuron_bucket, (size_t)L->n_out * T);
         SPAN(L->dirty, L->n_out); SPAN(L->pad_order, L->n_out); SPAN(L->rng, 1);
-        SPAN(L->hash_in, L->hash_dim); SPAN(L->codes, T); SPAN(L->neuron_codes, T);
+        SPAN(L->hash_in, L->hash.hash_dim); SPAN(L->codes, T); SPAN(L->neuron_codes, T);
         SPAN(L->hist, T + 1u); SPAN(L->counts, L->n_out); SPAN(L->touched, L->n_out);
         SPAN(L->active, L->active_capacity); SPAN(L->act, L->active_capacity);
         SPAN(L->delta, L->active_capacity);
@@ -495,7 +495,7 @@ void test_init_attaches_saved_arena(void)
         CHECK(memcmp(La->w_g2, Lb->w_g2, nw) == 0);
         CHECK(memcmp(La->w_vel, Lb->w_vel, nw) == 0);
         CHECK(memcmp(La->b, Lb->b, (size_t)La->n_out * sizeof(float)) == 0);
-        size_t nb = (size_t)La->hash.tables * (size_t)La->n_buckets;
+        size_t nb = (size_t)La->hash.tables * (size_t)La->hash.n_buckets;
         CHECK(memcmp(La->bucket_ids, Lb->bucket_ids, nb * (size_t)La->capacity * 2u) == 0);
         CHECK(memcmp(La->bucket_len, Lb->bucket_len, nb * 2u) == 0);
         CHECK(memcmp(La->neuron_bucket, Lb->neuron_bucket, (size_t)La->n_out * (size_t)La->hash.tables * 2u) == 0);
@@ -549,7 +549,7 @@ void test_randomize_initial_state(void)
         CHECK_EQ_INT(L->dirty[j], 0);
         CHECK_EQ_INT(L->counts[j], 0);
     }
-    for (int32_t i = 0; i < L->hash_dim; i++) CHECK(L->hash_in[i] == 0.0f);
+    for (int32_t i = 0; i < L->hash.hash_dim; i++) CHECK(L->hash_in[i] == 0.0f);
     CHECK_EQ_INT(*t.net.samples_seen, 0);
     tnet_destroy(&t);
 }

@@ -21,7 +21,7 @@ static int sel_net(tnet *t, int output)
     elsh_layer *L = &t->net.layers[0];
     CHECK_EQ_INT(L->k, 5);
     CHECK_EQ_INT(L->capacity, NOUT);
-    layer_clear_tables(L);
+    elsh_tables_clear(L);
     return 1;
 }
 
@@ -263,7 +263,7 @@ void test_select_force_label(void)
     /* the forward pass forces the label and computes it */
     L->k = 3;
     float x[4] = {0.5f, -1.0f, 2.0f, 0.25f};
-    layer_clear_tables(L);
+    elsh_tables_clear(L);
     fill_example(L);
     elsh_layer_forward_f32(L, x, NULL, 4, 4);
     int found = 0;

@@ -28,7 +28,7 @@ static uint16_t nb(const elsh_layer *L, int32_t j, int32_t t)
 
 static size_t bi(const elsh_layer *L, int32_t t, uint32_t b)
 {
-    return (size_t)t * (size_t)L->n_buckets + b;
+    return (size_t)t * (size_t)L->hash.n_buckets + b;
 }
 
 void test_tables_rebuild_consistent(void)
@@ -47,7 +47,7 @@ void test_tables_rebuild_consistent(void)
                               (int)policy, (int)caps[c], rep);
                     for (int32_t tt = 0; tt < 5; tt++) {
                         uint32_t offered = 0;
-                        for (int32_t b = 0; b < L->n_buckets; b++) {
+                        for (int32_t b = 0; b < L->hash.n_buckets; b++) {
                             CHECK(L->bucket_len[bi(L, tt, (uint32_t)b)] <= L->capacity);
                             offered += L->bucket_seen[bi(L, tt, (uint32_t)b)];
                         }
@@ -63,7 +63,7 @@ void test_tables_rebuild_consistent(void)
 /* All neurons hash to bucket 0 when every projection is zero (no dot product is > 0). */
 static void all_to_bucket0(elsh_layer *L)
 {
-    memset(L->proj, 0, (size_t)L->hash.tables * (size_t)L->hash.bits * (size_t)L->hash_dim * sizeof(float));
+    memset(L->proj, 0, (size_t)L->hash.tables * (size_t)L->hash.bits * (size_t)L->hash.hash_dim * sizeof(float));
 }
 
 void test_tables_fifo_evicts_oldest(void)
@@ -191,8 +191,8 @@ void test_tables_update_moves_dirty(void)
     elsh_layer *L = &t.net.layers[0];
     CHECK_EQ_INT(tables_problems(L, 2), 0);
     size_t nb_bytes = (size_t)N * T * sizeof(uint16_t);
-    size_t ids_bytes = (size_t)T * (size_t)L->n_buckets * (size_t)L->capacity * sizeof(uint16_t);
-    size_t len_bytes = (size_t)T * (size_t)L->n_buckets * sizeof(uint16_t);
+    size_t ids_bytes = (size_t)T * (size_t)L->hash.n_buckets * (size_t)L->capacity * sizeof(uint16_t);
+    size_t len_bytes = (size_t)T * (size_t)L->hash.n_buckets * sizeof(uint16_t);
     uint16_t *before = malloc(nb_bytes), *ids_before = malloc(ids_bytes), *len_before = malloc(len_bytes);
     if (!before || !ids_before || !len_before) abort();
 
@@ -219,7 +219,7 @@ void test_tables_update_moves_dirty(void)
         L->dirty[moved[m]] = 1;
     }
     CHECK_EQ_INT(elsh_tables_update(L), 3);
-    CHECK(L->ops_last[ELSH_PHASE_TABLES].table_bytes > 0);
+    CHECK(L->ops.last[ELSH_PHASE_TABLES].table_bytes > 0);
     uint32_t codes[T];
     for (int32_t j = 0; j < N; j++) {
         int is_moved = j == 3 || j == 17 || j == 42;
@@ -239,7 +239,7 @@ void test_tables_update_moves_dirty(void)
     CHECK_EQ_INT(tables_problems(L, 2), 0);
     /* each bucket lost exactly the moved neurons it held and gained the ones moving in */
     for (int32_t tt = 0; tt < T; tt++)
-        for (int32_t b = 0; b < L->n_buckets; b++) {
+        for (int32_t b = 0; b < L->hash.n_buckets; b++) {
             int32_t expect = len_before[bi(L, tt, (uint32_t)b)];
             for (int m = 0; m < 3; m++) {
                 uint16_t old = before[(size_t)moved[m] * T + (size_t)tt];

@@ -74,18 +74,9 @@ void cfg_lsh(elsh_layer_config *lc, int32_t n_out, float active_fraction, int32_
     lc->hash.select_mode = ELSH_SELECT_TOPK;
 }
 
-void layer_clear_tables(elsh_layer *L)
-{
-    size_t n_bkt = (size_t)L->hash.tables * (size_t)L->n_buckets;
-    memset(L->bucket_len, 0, n_bkt * sizeof(uint16_t));
-    memset(L->bucket_head, 0, n_bkt * sizeof(uint16_t));
-    memset(L->bucket_seen, 0, n_bkt * sizeof(uint32_t));
-    memset(L->neuron_bucket, 0xFF, (size_t)L->n_out * (size_t)L->hash.tables * sizeof(uint16_t));
-}
-
 void layer_put(elsh_layer *L, int32_t t, uint32_t b, const uint16_t *ids, int32_t n)
 {
-    size_t bi = (size_t)t * (size_t)L->n_buckets + b;
+    size_t bi = (size_t)t * (size_t)L->hash.n_buckets + b;
     uint16_t *slots = bucket_slots(L, t, b);
     for (int32_t q = 0; q < n; q++) {
         slots[L->bucket_len[bi]] = ids[q];
@@ -108,7 +99,7 @@ static int report(int *n, const char *what, int32_t t, int64_t a, int64_t b)
 int tables_problems(elsh_layer *L, int strict)
 {
     int n = 0;
-    int32_t T = L->hash.tables, B = L->n_buckets, C = L->capacity;
+    int32_t T = L->hash.tables, B = L->hash.n_buckets, C = L->capacity;
     int32_t *seen = calloc((size_t)L->n_out, sizeof(int32_t));
     uint32_t *codes = calloc((size_t)T, sizeof(uint32_t));
     uint32_t *all_codes = NULL;

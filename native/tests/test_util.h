@@ -32,8 +32,6 @@ void cfg_dense(elsh_layer_config *lc, int32_t n_out);
 void cfg_lsh(elsh_layer_config *lc, int32_t n_out, float active_fraction, int32_t family,
              int32_t bits, int32_t tables);
 
-/* Empty every bucket of every table of an LSH layer (neuron_bucket all ELSH_NO_BUCKET). */
-void layer_clear_tables(elsh_layer *L);
 /* Put ids[0..n) into bucket b of table t (appending) and record it in neuron_bucket. */
 void layer_put(elsh_layer *L, int32_t t, uint32_t b, const uint16_t *ids, int32_t n);
 
