@@ -1,4 +1,4 @@
-/* train.c - the network's forward pass, loss, backward pass and training loop.
+/* train_f32.c - the network's forward pass, loss, backward pass and training loop.
  *
  * Training is per sample (batch size 1), as in the seed: forward through the active sets,
  * softmax cross-entropy over the output's active classes, backward through the same active

@@ -1,4 +1,4 @@
-/* tables.c - the L hash tables of a layer: flat arrays of fixed-capacity buckets.
+/* tables_f32.c - the L hash tables of a float layer: flat arrays of fixed-capacity buckets.
  *
  * Layout: bucket_ids[t][b][slot] holds neuron ids, bucket_len[t][b] how many slots are used.
  * neuron_bucket[j][t] remembers which bucket of table t holds neuron j, so a neuron whose

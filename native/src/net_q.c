@@ -1,4 +1,4 @@
-/* qnet.c - a fixed-point network: layer after layer, the sparse output of one LSH layer
+/* net_q.c - the fixed-point network: layer after layer, the sparse output of one LSH layer
  * feeding the next as (index, value) pairs, then the argmax of the int32 logits. */
 #include "internal.h"
 

@@ -1,4 +1,5 @@
-/* net.c - configuration checks, the arena layout, initialization and op counters.
+/* net_f32.c - the float network: configuration checks, the arena layout, initialization and
+ * op counters.
  *
  * One function, carve_net(), walks every buffer of the network in a fixed order through the
  * arena allocator (arena.c). Run without memory it only adds up sizes (elsh_net_plan); with

@@ -1,4 +1,4 @@
-/* quant.c - the fixed-point conventions: requantization and input quantization.
+/* quant_q.c - the fixed-point conventions: requantization and input quantization.
  *
  * Requantization follows TFLite's single-rounding variant: an int32 accumulator times a Q31
  * multiplier, shifted right with rounding (half up), all in 64-bit integers. No float runs
