@@ -79,13 +79,12 @@ void *elsh_arena_take(elsh_arena *a, uint64_t count, uint64_t elem_size);
  * does not fit a size_t. */
 int elsh_arena_size(const elsh_arena *a, size_t *bytes);
 
-/* e^x from float operations only: the same bits on every platform (train.c). */
-float elsh_expf(float x);
+/* ---------------------------------------------------------------- shared by both networks */
 
-/* Active neurons for a fraction of n_out: round(fraction * n_out), at least 1 (net.c). */
+/* Active neurons for a fraction of n_out: round(fraction * n_out), at least 1 (select.c). */
 int32_t elsh_active_k(float fraction, int32_t n_out);
 
-/* PRNG streams: one per layer and purpose (net.c). */
+/* PRNG streams: one per layer and purpose (prng.c). */
 enum {
     ELSH_STREAM_WEIGHTS = 1,
     ELSH_STREAM_HASH = 2,
@@ -94,6 +93,15 @@ enum {
     ELSH_STREAM_TRAIN = 5
 };
 void elsh_seed_stream(elsh_prng *rng, uint64_t seed, int32_t layer, uint64_t purpose);
+
+/* ---------------------------------------------------------------- the float network (net_f32.c) */
+
+/* e^x from float operations only: the same bits on every platform. */
+float elsh_expf(float x);
+/* 1 when every one of the n values is finite (no NaN, no infinity). */
+int elsh_all_finite(const float *v, size_t n);
+/* Softmax over the output layer's active classes into net->probs (0 for inactive classes). */
+void elsh_net_softmax(elsh_net *net);
 
 /* ---------------------------------------------------------------- hashing, both paths (hash.c) */
 

@@ -1,5 +1,5 @@
-/* net_f32.c - the float network: configuration checks, the arena layout, initialization and
- * op counters.
+/* net_f32.c - the float network: configuration checks, the arena layout, initialization,
+ * op counters, and the forward pass and prediction (training is in train_f32.c).
  *
  * One function, carve_net(), walks every buffer of the network in a fixed order through the
  * arena allocator (arena.c). Run without memory it only adds up sizes (elsh_net_plan); with
@@ -9,46 +9,6 @@
 
 #include <math.h>
 #include <string.h>
-
-const char *elsh_status_str(int status)
-{
-    switch (status) {
-    case ELSH_OK: return "ok";
-    case ELSH_ERR_NULL: return "a required pointer was NULL";
-    case ELSH_ERR_CONFIG: return "configuration value out of range";
-    case ELSH_ERR_ARENA: return "arena too small or misaligned";
-    case ELSH_ERR_INPUT: return "non-finite input or label out of range";
-    case ELSH_ERR_STATE: return "call not valid in the current state";
-    case ELSH_ERR_CORRUPT: return "model state is corrupt (index, length or value out of range)";
-    case ELSH_FMT_TRUNCATED: return "model file is truncated";
-    case ELSH_FMT_MAGIC: return "not an .elsh model file (bad magic)";
-    case ELSH_FMT_VERSION: return "unsupported .elsh major version";
-    case ELSH_FMT_BYTE_ORDER: return "model file byte order is not little-endian (or the CPU is not)";
-    case ELSH_FMT_HEADER: return "model file header field out of range";
-    case ELSH_FMT_CRC: return "model file checksum mismatch (damaged file)";
-    case ELSH_FMT_ALIGN: return "model buffer or section misaligned";
-    case ELSH_FMT_BOUNDS: return "model section outside the file or overlapping another";
-    case ELSH_FMT_DUPLICATE: return "model section appears twice";
-    case ELSH_FMT_UNKNOWN_REQUIRED: return "model needs a section this reader does not know";
-    case ELSH_FMT_MISSING: return "model section missing";
-    case ELSH_FMT_UNEXPECTED: return "model section present where it is not used";
-    case ELSH_FMT_SIZE: return "model section has the wrong size";
-    case ELSH_FMT_NET: return "model NET section value out of range";
-    case ELSH_FMT_LAYER: return "model LAYER section value out of range or inconsistent";
-    case ELSH_FMT_QUANT: return "model requantization multiplier or shift out of range";
-    case ELSH_FMT_HASH: return "model hash functions, padding order or center invalid";
-    case ELSH_FMT_TABLES: return "model hash tables invalid (offset, neuron id, repeated neuron or membership bits)";
-    default: return "unknown status";
-    }
-}
-
-int32_t elsh_active_k(float fraction, int32_t n_out)
-{
-    int32_t k = (int32_t)(fraction * (float)n_out + 0.5f);
-    if (k < 1) k = 1;
-    if (k > n_out) k = n_out;
-    return k;
-}
 
 static int32_t active_k(const elsh_layer_config *lc)
 {
@@ -219,7 +179,7 @@ int elsh_net_init(elsh_net *net, const elsh_net_config *cfg, void *arena, size_t
     return ELSH_OK;
 }
 
-static int all_finite(const float *v, size_t n)
+int elsh_all_finite(const float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!(v[i] - v[i] == 0.0f)) return 0; /* false for NaN and +-inf */
@@ -247,9 +207,9 @@ static int prng_usable(const elsh_prng *rng) { return (rng->s[0] | rng->s[1] | r
 static int check_layer(elsh_layer *L)
 {
     size_t nw = (size_t)L->n_out * (size_t)L->n_in, n_out = (size_t)L->n_out;
-    if (!all_finite(L->w, nw) || !all_finite(L->b, n_out)) return 0;
-    if (!all_finite(L->w_g2, nw) || !all_finite(L->w_vel, nw)) return 0;
-    if (!all_finite(L->b_g2, n_out) || !all_finite(L->b_vel, n_out)) return 0;
+    if (!elsh_all_finite(L->w, nw) || !elsh_all_finite(L->b, n_out)) return 0;
+    if (!elsh_all_finite(L->w_g2, nw) || !elsh_all_finite(L->w_vel, nw)) return 0;
+    if (!elsh_all_finite(L->b_g2, n_out) || !elsh_all_finite(L->b_vel, n_out)) return 0;
     /* Adagrad accumulators are sums of squares: a negative one would turn sqrt into NaN */
     if (!all_non_negative(L->w_g2, nw) || !all_non_negative(L->b_g2, n_out)) return 0;
     if (!L->use_lsh) return 1;
@@ -257,8 +217,8 @@ static int check_layer(elsh_layer *L)
     const elsh_hash_params *hp = &L->hash;
     size_t T = (size_t)hp->tables, K = (size_t)hp->bits;
     uint32_t dim = (uint32_t)hp->hash_dim;
-    if (L->proj && !all_finite(L->proj, T * K * (size_t)hp->hash_dim)) return 0;
-    if (!all_finite(L->center, (size_t)hp->hash_dim)) return 0;
+    if (L->proj && !elsh_all_finite(L->proj, T * K * (size_t)hp->hash_dim)) return 0;
+    if (!elsh_all_finite(L->center, (size_t)hp->hash_dim)) return 0;
     if (L->tern_idx) {
         size_t n = T * K * (size_t)hp->ternary_nnz;
         if (!all_below(L->tern_idx, n, dim)) return 0;
@@ -306,13 +266,6 @@ int elsh_net_check(elsh_net *net)
     if (*net->samples_seen < 0 || *net->samples_seen > ((int64_t)1 << 62)) return ELSH_ERR_CORRUPT;
     if (!prng_usable(net->train_rng)) return ELSH_ERR_CORRUPT;
     return ELSH_OK;
-}
-
-/* Independent streams per layer and purpose, so changing one config value (say L) does not
- * reshuffle the initial weights. Model files rely on this derivation (FORMAT.md 5.4). */
-void elsh_seed_stream(elsh_prng *rng, uint64_t seed, int32_t layer, uint64_t purpose)
-{
-    elsh_prng_seed(rng, elsh_mix64(seed ^ (purpose << 32)) ^ (uint64_t)(layer + 1));
 }
 
 int elsh_net_randomize(elsh_net *net)
@@ -374,4 +327,85 @@ elsh_ops elsh_net_ops(const elsh_net *net, int phase, int total)
     ops_clear(&sum);
     for (int32_t l = 0; net && l < net->n_layers; l++) counters_add(&sum, &net->layers[l].ops, phase, total);
     return sum;
+}
+
+/* ---------------------------------------------------------------- forward pass and prediction */
+
+/* Predicted class: the largest logit among the classes the layer chose itself. A label forced
+ * into an LSH output while training is left out, so training accuracy is not inflated. */
+static int32_t argmax_active(const elsh_layer *L)
+{
+    int32_t best = -1;
+    for (int32_t a = 0; a < L->n_active; a++) {
+        if (L->active[a] == L->forced) continue;
+        if (best < 0 || L->act[a] > L->act[best]) best = a;
+    }
+    return best < 0 ? L->active[0] : L->active[best];
+}
+
+int elsh_net_forward(elsh_net *net, const float *x, int32_t label)
+{
+    if (!net || !x) return ELSH_ERR_NULL;
+    if (!elsh_all_finite(x, (size_t)net->cfg.n_in)) return ELSH_ERR_INPUT;
+    const float *in_val = x;
+    const int32_t *in_idx = NULL;
+    int32_t in_n = net->cfg.n_in;
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        elsh_layer *L = &net->layers[l];
+        elsh_layer_forward_f32(L, in_val, in_idx, in_n, L->is_output ? label : -1);
+        in_val = L->act;
+        in_idx = L->use_lsh ? L->active : NULL;
+        in_n = L->n_active;
+    }
+    return argmax_active(&net->layers[net->n_layers - 1]);
+}
+
+/* e^x from float operations only (libm's expf differs in the last bit between C libraries,
+ * and the softmax feeds every weight update): x = n ln2 + r with |r| <= ln2 / 2, e^r by its
+ * degree-6 Taylor polynomial (relative error < 2e-7 there), times 2^n built exactly. */
+float elsh_expf(float x)
+{
+    if (x < -87.0f) return 0.0f;
+    if (x > 88.0f) x = 88.0f;
+    float n = (float)(int32_t)(x * 1.44269504f + (x >= 0.0f ? 0.5f : -0.5f));
+    float r = (x - n * 0.693359375f) + n * 2.12194440e-4f; /* ln2 = 355/512 - 2.1219444e-4 */
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6.0f + r * (1.0f / 24.0f + r * (1.0f / 120.0f + r * (1.0f / 720.0f))))));
+    int32_t e = (int32_t)n;
+    float scale = 1.0f; /* 2^e by repeated exact doubling/halving: |e| <= 127 */
+    float step = e >= 0 ? 2.0f : 0.5f;
+    for (int32_t k = e >= 0 ? e : -e; k > 0; k--) scale *= step;
+    return p * scale;
+}
+
+void elsh_net_softmax(elsh_net *net)
+{
+    const elsh_layer *L = &net->layers[net->n_layers - 1];
+    memset(net->probs, 0, (size_t)L->n_out * sizeof(float));
+    float mx = L->act[0];
+    for (int32_t a = 1; a < L->n_active; a++) mx = L->act[a] > mx ? L->act[a] : mx;
+    float sum = 0.0f;
+    for (int32_t a = 0; a < L->n_active; a++) {
+        float e = elsh_expf(L->act[a] - mx);
+        net->probs[L->active[a]] = e;
+        sum += e;
+    }
+    float inv = 1.0f / sum;
+    for (int32_t a = 0; a < L->n_active; a++) net->probs[L->active[a]] *= inv;
+}
+
+int elsh_predict(elsh_net *net, const float *x, int64_t n, int32_t *pred, float *probs)
+{
+    if (!net || !x || !pred) return ELSH_ERR_NULL;
+    size_t n_in = (size_t)net->cfg.n_in;
+    int32_t n_cls = net->layers[net->n_layers - 1].n_out;
+    for (int64_t s = 0; s < n; s++) {
+        int rc = elsh_net_forward(net, x + (size_t)s * n_in, -1);
+        if (rc < 0) return rc;
+        pred[s] = rc;
+        if (probs) {
+            elsh_net_softmax(net);
+            memcpy(probs + (size_t)s * (size_t)n_cls, net->probs, (size_t)n_cls * sizeof(float));
+        }
+    }
+    return ELSH_OK;
 }

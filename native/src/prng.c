@@ -1,7 +1,8 @@
 /* prng.c - the one PRNG behind every random choice: xoshiro128** seeded by splitmix64.
  * 32-bit state words keep it cheap on Cortex-M; only integer ops, so every platform (and the
- * Python mirror in edge_lsh/prng.py) produces the same stream. */
-#include "edge_lsh.h"
+ * Python mirror, edge_lsh's prng module) produces the same stream. elsh_seed_stream derives
+ * the stream of each layer and purpose from the network's seed, for both numeric paths. */
+#include "internal.h"
 
 uint64_t elsh_mix64(uint64_t x)
 {
@@ -63,4 +64,11 @@ float elsh_prng_normal(elsh_prng *rng)
     for (int i = 0; i < 4; i++) sum += elsh_prng_u32(rng) >> 10;
     float u = (float)sum * (1.0f / 4194304.0f);
     return (u - 2.0f) * 1.7320508f;
+}
+
+/* Independent streams per layer and purpose, so changing one config value (say L) does not
+ * reshuffle the initial weights. Model files rely on this derivation (FORMAT.md 5.4). */
+void elsh_seed_stream(elsh_prng *rng, uint64_t seed, int32_t layer, uint64_t purpose)
+{
+    elsh_prng_seed(rng, elsh_mix64(seed ^ (purpose << 32)) ^ (uint64_t)(layer + 1));
 }

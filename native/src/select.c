@@ -154,3 +154,13 @@ void elsh_select_force(elsh_layer *L, int32_t force)
     }
     L->n_active = n_act;
 }
+
+/* k for a fraction of n_out, the one rounding rule of both networks: round(fraction * n_out)
+ * (half up), at least 1 and at most n_out. */
+int32_t elsh_active_k(float fraction, int32_t n_out)
+{
+    int32_t k = (int32_t)(fraction * (float)n_out + 0.5f);
+    if (k < 1) k = 1;
+    if (k > n_out) k = n_out;
+    return k;
+}

@@ -1,4 +1,5 @@
-/* train_f32.c - the network's forward pass, loss, backward pass and training loop.
+/* train_f32.c - training the float network: loss, backward pass, the optimizer and table
+ * schedules, centers, sample order (the forward pass is in net_f32.c).
  *
  * Training is per sample (batch size 1), as in the seed: forward through the active sets,
  * softmax cross-entropy over the output's active classes, backward through the same active
@@ -35,76 +36,6 @@ int64_t elsh_rebuild_interval(const elsh_train_config *tc, int32_t epoch, int64_
     }
 }
 
-/* Predicted class: the largest logit among the classes the layer chose itself. A label forced
- * into an LSH output while training is left out, so training accuracy is not inflated. */
-static int32_t argmax_active(const elsh_layer *L)
-{
-    int32_t best = -1;
-    for (int32_t a = 0; a < L->n_active; a++) {
-        if (L->active[a] == L->forced) continue;
-        if (best < 0 || L->act[a] > L->act[best]) best = a;
-    }
-    return best < 0 ? L->active[0] : L->active[best];
-}
-
-static int all_finite(const float *x, int32_t n)
-{
-    for (int32_t i = 0; i < n; i++)
-        if (!(x[i] - x[i] == 0.0f)) return 0; /* false for NaN and +-inf */
-    return 1;
-}
-
-int elsh_net_forward(elsh_net *net, const float *x, int32_t label)
-{
-    if (!net || !x) return ELSH_ERR_NULL;
-    if (!all_finite(x, net->cfg.n_in)) return ELSH_ERR_INPUT;
-    const float *in_val = x;
-    const int32_t *in_idx = NULL;
-    int32_t in_n = net->cfg.n_in;
-    for (int32_t l = 0; l < net->n_layers; l++) {
-        elsh_layer *L = &net->layers[l];
-        elsh_layer_forward_f32(L, in_val, in_idx, in_n, L->is_output ? label : -1);
-        in_val = L->act;
-        in_idx = L->use_lsh ? L->active : NULL;
-        in_n = L->n_active;
-    }
-    return argmax_active(&net->layers[net->n_layers - 1]);
-}
-
-/* e^x from float operations only (libm's expf differs in the last bit between C libraries,
- * and the softmax feeds every weight update): x = n ln2 + r with |r| <= ln2 / 2, e^r by its
- * degree-6 Taylor polynomial (relative error < 2e-7 there), times 2^n built exactly. */
-float elsh_expf(float x)
-{
-    if (x < -87.0f) return 0.0f;
-    if (x > 88.0f) x = 88.0f;
-    float n = (float)(int32_t)(x * 1.44269504f + (x >= 0.0f ? 0.5f : -0.5f));
-    float r = (x - n * 0.693359375f) + n * 2.12194440e-4f; /* ln2 = 355/512 - 2.1219444e-4 */
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6.0f + r * (1.0f / 24.0f + r * (1.0f / 120.0f + r * (1.0f / 720.0f))))));
-    int32_t e = (int32_t)n;
-    float scale = 1.0f; /* 2^e by repeated exact doubling/halving: |e| <= 127 */
-    float step = e >= 0 ? 2.0f : 0.5f;
-    for (int32_t k = e >= 0 ? e : -e; k > 0; k--) scale *= step;
-    return p * scale;
-}
-
-/* Softmax over the output's active classes into net->probs (0 for inactive classes). */
-static void softmax_probs(elsh_net *net)
-{
-    const elsh_layer *L = &net->layers[net->n_layers - 1];
-    memset(net->probs, 0, (size_t)L->n_out * sizeof(float));
-    float mx = L->act[0];
-    for (int32_t a = 1; a < L->n_active; a++) mx = L->act[a] > mx ? L->act[a] : mx;
-    float sum = 0.0f;
-    for (int32_t a = 0; a < L->n_active; a++) {
-        float e = elsh_expf(L->act[a] - mx);
-        net->probs[L->active[a]] = e;
-        sum += e;
-    }
-    float inv = 1.0f / sum;
-    for (int32_t a = 0; a < L->n_active; a++) net->probs[L->active[a]] *= inv;
-}
-
 static float momentum_at(const elsh_train_config *tc, int32_t epoch)
 {
     if (tc->momentum_epochs <= 0 || epoch >= tc->momentum_epochs) return tc->momentum_end;
@@ -129,7 +60,7 @@ int elsh_train_sample(elsh_net *net, const elsh_train_config *tc, int32_t epoch,
     if (label < 0 || label >= out->n_out) return ELSH_ERR_INPUT;
     int pred = elsh_net_forward(net, x, label);
     if (pred < 0) return pred;
-    softmax_probs(net);
+    elsh_net_softmax(net);
     float p = net->probs[label];
     if (loss) *loss = -logf(p > 1e-30f ? p : 1e-30f);
     for (int32_t a = 0; a < out->n_active; a++)
@@ -197,23 +128,6 @@ int elsh_train_batch(elsh_net *net, const elsh_train_config *tc, int32_t epoch, 
     return ELSH_OK;
 }
 
-int elsh_predict(elsh_net *net, const float *x, int64_t n, int32_t *pred, float *probs)
-{
-    if (!net || !x || !pred) return ELSH_ERR_NULL;
-    size_t n_in = (size_t)net->cfg.n_in;
-    int32_t n_cls = net->layers[net->n_layers - 1].n_out;
-    for (int64_t s = 0; s < n; s++) {
-        int rc = elsh_net_forward(net, x + (size_t)s * n_in, -1);
-        if (rc < 0) return rc;
-        pred[s] = rc;
-        if (probs) {
-            softmax_probs(net);
-            memcpy(probs + (size_t)s * (size_t)n_cls, net->probs, (size_t)n_cls * sizeof(float));
-        }
-    }
-    return ELSH_OK;
-}
-
 int elsh_net_fit_centers(elsh_net *net, const float *x, int64_t n)
 {
     if (!net || !x) return ELSH_ERR_NULL;
@@ -226,7 +140,7 @@ int elsh_net_fit_centers(elsh_net *net, const float *x, int64_t n)
          * into center; layers below l run forward with their centers already fitted */
         for (int64_t s = 0; s < n; s++) {
             const float *row = x + (size_t)s * n_in;
-            if (!all_finite(row, net->cfg.n_in)) {
+            if (!elsh_all_finite(row, n_in)) {
                 memset(L->hash_in, 0, (size_t)L->hash.hash_dim * sizeof(float));
                 return ELSH_ERR_INPUT;
             }
