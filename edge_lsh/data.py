@@ -311,6 +311,20 @@ def _finish(
             "expected the same feature count for train and test"
         )
     n_classes = int(max(ytr.max(), yte.max())) + 1
+    used = np.unique(np.concatenate([ytr, yte])).size
+    if n_classes > 2 * used and n_classes > 10:
+        warnings.warn(
+            f"{src_train}: the labels take {used} distinct values but reach {n_classes - 1}, "
+            f"so the output layer gets {n_classes} classes, most never seen; relabel them "
+            f"0..{used - 1} if they are class ids",
+            stacklevel=3,
+        )
+    if xte.shape[0] < 10:
+        warnings.warn(
+            f"{src_test}: the test split has only {xte.shape[0]} "
+            f"{'sample' if xte.shape[0] == 1 else 'samples'}: its accuracy says little",
+            stacklevel=3,
+        )
     if limit is not None:
         xtr, ytr = xtr[:limit], ytr[:limit]
         xte, yte = xte[:limit], yte[:limit]

@@ -5,9 +5,9 @@ their numbers are in tools/bench/TUNING.md. The width matters most: at 5% active
 neurons give each input 100 of them, and the gap to dense closes; 1000 (the seed's) gives 50.
 """
 
-from edge_lsh.network import LSHConfig, TrainConfig
+from edge_lsh.network import DEFAULT_EPOCHS, LSHConfig, TrainConfig
 
 HIDDEN = 2000
-EPOCHS = 16
+EPOCHS = DEFAULT_EPOCHS
 LSH = LSHConfig()
 TRAIN = TrainConfig()

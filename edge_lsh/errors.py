@@ -6,6 +6,7 @@
     │   └── ElshFormatError      an .elsh file breaks a rule of export/FORMAT.md; ``code`` names
     │                            the rule (the C reader's ELSH_FMT_* status), the same whichever
     │                            reader (Python or C) found it
+    ├── OutputPathError          an output path cannot be written (checked before any work)
     ├── NativeError              the C kernel returned an error status (``status``)
     └── DeployError              a deploy step failed: a missing cross-compiler, a failed build,
                                  a QEMU mismatch
@@ -21,6 +22,7 @@ __all__ = [
     "DataError",
     "ModelFileError",
     "ElshFormatError",
+    "OutputPathError",
     "NativeError",
     "DeployError",
 ]
@@ -49,6 +51,11 @@ class ElshFormatError(ModelFileError):
         super().__init__(f"[{code}] {message}")
         self.code = code
         self.message = message
+
+
+class OutputPathError(EdgeLshError, ValueError):
+    """An output path cannot be written: its folder is missing or read-only, or it names a
+    folder where a file is expected. Raised before any long work starts."""
 
 
 class NativeError(EdgeLshError, RuntimeError):

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge_lsh.errors import ElshFormatError, ModelFileError
+from edge_lsh.fileio import check_input_file
 from edge_lsh.native import aligned_empty, check, ffi, lib, ptr, status_message
 from edge_lsh.report import evaluation, ops_dict
 
@@ -59,9 +59,10 @@ class FixedPointModel:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FixedPointModel:
         """Read and validate an ``.elsh`` file. Raises ModelFileError naming what is wrong."""
-        path = Path(path)
-        if not path.is_file():
-            raise ModelFileError(f"{path}: no such model file")
+        try:
+            path = check_input_file(path, "model file")
+        except OSError as exc:
+            raise ModelFileError(str(exc)) from None
         size = path.stat().st_size
         if size > _MAX_FILE_BYTES:
             raise ModelFileError(f"{path}: {size} bytes is too large for a model file")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge_lsh.errors import ModelFileError, NativeError
-from edge_lsh.fileio import atomic_write
+from edge_lsh.fileio import atomic_write, check_input_file
 from edge_lsh.native import aligned_empty, check, ffi, lib, ptr
 from edge_lsh.report import evaluation, ops_dict
 
@@ -150,9 +150,14 @@ class TrainConfig:
         return tc
 
 
+# epochs of training when nobody says how many: the CLI's --epochs default too
+DEFAULT_EPOCHS = 16
+
+
 @dataclass
 class EpochReport:
-    """What one training epoch did."""
+    """What one training epoch did. ``epoch`` counts from 1 over the network's life: the
+    first epoch of a model trained further with fit() again continues the count."""
 
     epoch: int
     loss: float
@@ -429,7 +434,7 @@ class Network:
         self,
         x: Any,
         y: Any,
-        epochs: int = 8,
+        epochs: int = DEFAULT_EPOCHS,
         train: TrainConfig | None = None,
         *,
         progress: ProgressFn | None = None,
@@ -494,7 +499,7 @@ class Network:
             check(rc, "training")
             if progress:
                 done = int(stats.samples)
-                progress(epoch, done, n, stats.loss_sum / done, stats.correct / done)
+                progress(epoch + 1, done, n, stats.loss_sum / done, stats.correct / done)
         seconds = time.perf_counter() - t0
         loss = float(stats.loss_sum / n)
         if not math.isfinite(loss) or lib.elsh_net_check(self._net) != lib.ELSH_OK:
@@ -510,7 +515,7 @@ class Network:
                 stacklevel=3,
             )
         report = EpochReport(
-            epoch=epoch,
+            epoch=epoch + 1,
             loss=loss,
             train_accuracy=float(stats.correct / n),
             seconds=seconds,
@@ -587,9 +592,10 @@ class Network:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Network:
         """Read a file written by save(). Raises ModelFileError for anything wrong with it."""
-        path = Path(path)
-        if not path.is_file():
-            raise ModelFileError(f"{path}: no such model file")
+        try:
+            path = check_input_file(path, "model file")
+        except OSError as exc:
+            raise ModelFileError(str(exc)) from None
         try:
             with zipfile.ZipFile(path) as zf:
                 names = set(zf.namelist())

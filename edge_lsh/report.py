@@ -70,11 +70,20 @@ def evaluation(
     }
 
 
+def format_accuracy(fraction: float) -> str:
+    """How every command shows an accuracy to people: a percentage with two decimals."""
+    return f"{100.0 * fraction:.2f}%"
+
+
 def print_summary(summary: dict[str, Any], as_json: bool) -> None:
-    """One `key value` line each; with as_json the whole dict as JSON on the last line."""
+    """One `key value` line each on stdout (accuracies as percentages); with as_json only the
+    dict, as one line of JSON (accuracies as fractions), so stdout is pure JSON."""
+    if as_json:
+        print(json.dumps(summary), flush=True)
+        return
     for key, value in summary.items():
-        if isinstance(value, float):
+        if key.startswith("accuracy") or key.endswith("accuracy"):
+            value = format_accuracy(value) if isinstance(value, float) else value
+        elif isinstance(value, float):
             value = f"{value:.6g}"
         print(f"{key:34s} {value}")
-    if as_json:
-        print(json.dumps(summary))

@@ -91,10 +91,11 @@ def test_unknown_option_is_a_usage_error(capsys):
 
 def test_demo_prints_side_by_side_table_and_json(capsys):
     assert main(["demo", "--epochs", "1", "--quiet", "--json"]) == 0
-    out = capsys.readouterr().out.strip().splitlines()
+    captured = capsys.readouterr()
+    out = captured.err.strip().splitlines()  # with --json the table goes to stderr
     assert any(line.startswith("LSH 5% active") for line in out)
     assert any(line.startswith("dense (same kernel)") for line in out)
-    result = json.loads(out[-1])
+    result = json.loads(captured.out)  # and stdout is the JSON alone
     lsh, dense = result["lsh"], result["dense"]
     assert lsh["multiplications_per_sample"] == 0.05 * dense["multiplications_per_sample"]
     assert lsh["accuracy"] > 0.8 and dense["accuracy"] > 0.8  # one epoch already learns digits
@@ -127,7 +128,7 @@ def test_train_from_continues_a_saved_model(tmp_path, capsys):
     assert out["epochs"] == 2 and out["accuracy"] > first_acc
     assert "--hidden ignored" in captured.err
     assert "epoch 1/2" in captured.err and "epoch 2/2" in captured.err
-    assert "1 epochs so far" in captured.err
+    assert "1 epoch so far" in captured.err  # not "1 epochs"
 
     saved, tuned = Network.load(first), Network.load(second)
     assert tuned.epochs_trained == 3

@@ -49,9 +49,19 @@ def add_label_column_arg(p: argparse.ArgumentParser) -> None:
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="digits", metavar="SPEC", help="data set (see Data specs)")
-    p.add_argument("--limit", type=positive_int, help="use only the first N training samples")
+    p.add_argument(
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        help="use only the first N samples of the training split and of the test split",
+    )
     add_label_column_arg(p)
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+
+def plural(n: int, word: str) -> str:
+    """'1 epoch', '3 epochs'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def is_elsh(path: str) -> bool:
@@ -116,13 +126,20 @@ def train_and_report(
 ) -> dict[str, Any]:
     """Train net on data, then evaluate on the test split; the figures `--json` prints."""
     bar = None if quiet else Progress(epochs, label)
+    test_accuracy: list[float] = []
+
+    def on_epoch(report: Any) -> None:  # accuracy on the test split after every epoch
+        test_accuracy.append(float((net.predict(data.x_test) == data.y_test).mean()))
+        if bar:
+            bar.epoch_done(report, test_accuracy[-1])
+
     reports = net.fit(
         data.x_train,
         data.y_train,
         epochs=epochs,
         train=train,
         progress=bar.update if bar else None,
-        on_epoch=bar.epoch_done if bar else None,
+        on_epoch=on_epoch,
     )
     train_seconds = sum(r.seconds for r in reports)
     ev = net.evaluate(data.x_test, data.y_test)
@@ -139,4 +156,5 @@ def train_and_report(
         "samples_per_second": n_train * epochs / train_seconds if train_seconds > 0 else 0.0,
         "inference_us_per_sample": ev["inference_us_per_sample"],
         "final_loss": reports[-1].loss,
+        "test_accuracy_per_epoch": test_accuracy,
     }

@@ -11,7 +11,7 @@ from typing import Any
 
 from edge_lsh import defaults
 from edge_lsh.cli.argtypes import positive_int
-from edge_lsh.cli.common import HelpFormatter, train_and_report
+from edge_lsh.cli.common import HelpFormatter, plural, train_and_report
 from edge_lsh.data import load
 from edge_lsh.network import Network
 
@@ -44,7 +44,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="LSH against dense on the bundled digits, side by side",
         formatter_class=HelpFormatter,
     )
-    m.add_argument("--epochs", type=positive_int, default=defaults.EPOCHS)
+    m.add_argument(
+        "--epochs", type=positive_int, default=defaults.EPOCHS, help="passes over the training set"
+    )
     m.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     m.add_argument("--quiet", action="store_true", help="no progress output")
     m.set_defaults(func=run)
@@ -66,35 +68,40 @@ def run_demo(epochs: int = defaults.EPOCHS, as_json: bool = False, quiet: bool =
     lsh, dense = runs["lsh"], runs["dense"]
     fixed = _fixed_point(nets["lsh"], data)
     d_m = dense["multiplications_per_sample"]
-    print()
+    out = sys.stderr if as_json else sys.stdout  # with --json, stdout is the JSON alone
+    print(file=out)
     print(
         f"digits: {data.x_train.shape[0]} train / {data.x_test.shape[0]} test, network "
-        f"{'-'.join(map(str, lsh['layers']))}, {epochs} epochs, one thread"
+        f"{'-'.join(map(str, lsh['layers']))}, {plural(epochs, 'epoch')}, one thread",
+        file=out,
     )
     print(
         f"LSH: {lsh_cfg.family} hash, K={lsh_cfg.bits} bits, L={lsh_cfg.tables} tables, "
-        f"{lsh_cfg.active_fraction:.0%} of hidden neurons active"
+        f"{lsh_cfg.active_fraction:.0%} of hidden neurons active",
+        file=out,
     )
-    print()
+    print(file=out)
     header = ("accuracy", "mults/sample", "of dense", "us/sample", "train samples/s")
     widths = (9, 12, 8, 10, 15)
-    print(" " * 22 + "".join(f" {h:>{w}s}" for h, w in zip(header, widths)))
-    print(_row(f"LSH {lsh_cfg.active_fraction:.0%} active", lsh, d_m))
-    print(_row("dense (same kernel)", dense, d_m))
-    print(_row("LSH, int8 fixed point", fixed, d_m))
-    print()
+    print(" " * 22 + "".join(f" {h:>{w}s}" for h, w in zip(header, widths)), file=out)
+    print(_row(f"LSH {lsh_cfg.active_fraction:.0%} active", lsh, d_m), file=out)
+    print(_row("dense (same kernel)", dense, d_m), file=out)
+    print(_row("LSH, int8 fixed point", fixed, d_m), file=out)
+    print(file=out)
     gap = (lsh["accuracy"] - dense["accuracy"]) * 100
     fewer = d_m / max(lsh["multiplications_per_sample"], 1.0)
     train_x = lsh["samples_per_second"] / dense["samples_per_second"]
     infer_x = dense["inference_us_per_sample"] / lsh["inference_us_per_sample"]
     print(
         f"LSH vs dense: {gap:+.2f} accuracy points, {fewer:.1f}x fewer multiplications "
-        f"(hashing included), {train_x:.1f}x faster training, {infer_x:.1f}x faster inference"
+        f"(hashing included), {train_x:.1f}x faster training, {infer_x:.1f}x faster inference",
+        file=out,
     )
     print(
         f"int8 fixed point (what `edge-lsh export` writes for a device): "
         f"{(fixed['accuracy'] - lsh['accuracy']) * 100:+.2f} points against float LSH, "
-        f"{fixed['model_bytes'] / 1024:.0f} KB .elsh file"
+        f"{fixed['model_bytes'] / 1024:.0f} KB .elsh file",
+        file=out,
     )
     if as_json:
         print(json.dumps({"lsh": lsh, "dense": dense, "fixed": fixed}))

@@ -22,8 +22,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         epilog="targets:\n" + "\n".join(f"  {t.name:9s} {t.board}" for t in TARGETS.values()),
         formatter_class=HelpFormatter,
     )
-    d.add_argument("model", metavar="MODEL.elsh")
-    d.add_argument("--target", required=True, choices=list(TARGETS), metavar="TARGET")
+    d.add_argument("model", metavar="MODEL.elsh", help="a model written by `edge-lsh export`")
+    d.add_argument(
+        "--target",
+        required=True,
+        choices=list(TARGETS),
+        metavar="TARGET",
+        help="the board (see targets below)",
+    )
     d.add_argument("--out", required=True, metavar="DIR", help="folder to write")
     d.add_argument("--check", action="store_true", help="run it under QEMU against the host")
     d.add_argument("--force", action="store_true", help="replace files in a non-empty DIR")

@@ -56,12 +56,7 @@ def _eval_elsh(args: argparse.Namespace) -> int:
         "lsh": any(model.layer_info(i)["use_lsh"] for i in range(model.n_layers)),
         "active_fraction": float(np.mean(active)) if active else 1.0,
         **{key: ev[key] for key in SUMMARY_KEYS},
-        # training figures do not apply to an exported model: kept as keys, null
-        "train_seconds": None,
-        "epochs": None,
-        "samples_per_second": None,
         "inference_us_per_sample": ev["inference_us_per_sample"],
-        "final_loss": None,
         "model_bytes": int(ev["model_bytes"]),
     }
     print_summary(summary, args.json)

@@ -11,6 +11,7 @@ from edge_lsh import format as elsh_format
 from edge_lsh.cli.argtypes import positive_int
 from edge_lsh.cli.common import HelpFormatter, add_label_column_arg
 from edge_lsh.data import DataError, load
+from edge_lsh.fileio import check_output_file
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.network import Network
 from edge_lsh.report import print_summary
@@ -34,7 +35,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=1000,
         help="training rows used to calibrate activation ranges (default 1000)",
     )
-    x.add_argument("--weight-bits", type=int, choices=[8, 16], default=8)
+    x.add_argument(
+        "--weight-bits", type=int, choices=[8, 16], default=8, help="bits per stored weight"
+    )
     x.add_argument(
         "--percentile",
         type=float,
@@ -55,6 +58,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from edge_lsh.quantize import quantize
 
+    check_output_file(args.out, ".elsh file")
     net = Network.load(args.model)
     data = load(args.calib, seed=args.seed, label_column=args.label_column)
     if data.n_features != net.n_in:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from edge_lsh import format as elsh_format
 from edge_lsh.cli.common import HelpFormatter
 from edge_lsh.errors import ModelFileError
+from edge_lsh.fileio import check_input_file
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -19,15 +19,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
         help="show an .elsh file's layers, hashing and section sizes",
     )
-    i.add_argument("model", metavar="MODEL.elsh")
+    i.add_argument("model", metavar="MODEL.elsh", help="a model written by `edge-lsh export`")
     i.add_argument("--json", action="store_true", help="print the description as JSON")
     i.set_defaults(func=run)
     return i
 
 
 def run(args: argparse.Namespace) -> int:
-    if not Path(args.model).is_file():
-        raise ModelFileError(f"{args.model}: no such model file")
+    try:
+        check_input_file(args.model, "model file")
+    except OSError as exc:
+        raise ModelFileError(str(exc)) from None
     d = elsh_format.describe(args.model)
     if args.json:
         print(json.dumps(d))

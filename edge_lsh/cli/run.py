@@ -4,8 +4,10 @@ kernel, one predicted class per line."""
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
-from pathlib import Path
+import warnings
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,9 @@ import numpy as np
 from edge_lsh.cli.argtypes import fraction
 from edge_lsh.cli.common import HelpFormatter, add_label_column_arg
 from edge_lsh.data import DataError, split_labels
+from edge_lsh.fileio import check_input_file
 from edge_lsh.fixed import FixedPointModel
+from edge_lsh.report import format_accuracy
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -25,11 +29,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "carries its label (in the last column, unless --label-column first); accuracy is "
         "then reported on stderr.",
     )
-    r.add_argument("model", metavar="MODEL.elsh")
-    r.add_argument("--input", required=True, metavar="FILE", help="FILE.npy (2-D) or FILE.csv")
+    r.add_argument("model", metavar="MODEL.elsh", help="a model written by `edge-lsh export`")
+    r.add_argument(
+        "--input",
+        required=True,
+        metavar="FILE",
+        help="FILE.npy (rows of n_in values, or images that flatten to them) or FILE.csv",
+    )
     r.add_argument("--logits", action="store_true", help="print the int32 logits too")
     r.add_argument("--active", type=fraction, help="active fraction of every LSH layer")
     r.add_argument("--dense", action="store_true", help="compute every neuron (dense int8)")
+    r.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (predictions, logits with --logits, accuracy) instead",
+    )
     add_label_column_arg(r)
     r.set_defaults(func=run)
     return r
@@ -40,16 +54,21 @@ def read_inputs(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Rows of an .npy (2-D) or .csv file, and labels when each CSV row has one extra value
     (in its label_column, "last" or "first")."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{path}: no such input file")
+    try:
+        p = check_input_file(path, "input file")
+    except OSError as exc:
+        raise DataError(str(exc)) from None
     if p.suffix.lower() == ".npy":
         try:
             x = np.load(p, allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:
             raise DataError(f"{path}: cannot read .npy ({exc})") from exc
+        if x.size == 0:
+            raise DataError(f"{path}: holds no input rows (shape {x.shape})")
         if x.ndim == 1 and x.size == n_in:
             x = x[None, :]
+        elif x.ndim > 2 and math.prod(x.shape[1:]) == n_in:
+            x = x.reshape(x.shape[0], n_in)  # images (N, 28, 28) flatten as IDX files do
         if x.ndim != 2 or x.shape[1] != n_in:
             raise DataError(f"{path}: shape {x.shape}; the model takes rows of {n_in} values")
         if not np.issubdtype(x.dtype, np.number):
@@ -96,19 +115,32 @@ def read_inputs(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dense and args.active is not None:
+        warnings.warn("--active is ignored with --dense: every neuron is computed", stacklevel=1)
     model = FixedPointModel.load(args.model)
     x, labels = read_inputs(args.input, model.n_in, model.n_classes, args.label_column)
     model.set_active(args.active, dense=args.dense)
     pred, logits = model.predict_logits(x)
+    accuracy = None if labels is None else float((pred == labels).mean())
+    if args.json:
+        result: dict[str, Any] = {"model": args.model, "predictions": pred.tolist()}
+        if args.logits:
+            result["logits"] = logits.astype(int).tolist()
+        if labels is not None:
+            result["accuracy"] = accuracy
+            result["labelled"] = int(labels.size)
+        print(json.dumps(result))
+        return 0
     out = sys.stdout
     for i in range(pred.shape[0]):
         if args.logits:
             out.write(f"{pred[i]} " + " ".join(str(int(v)) for v in logits[i]) + "\n")
         else:
             out.write(f"{pred[i]}\n")
-    if labels is not None:
-        acc = float((pred == labels).mean())
+    if labels is not None and accuracy is not None:
         print(
-            f"accuracy {acc:.4f} ({int((pred == labels).sum())} of {len(labels)})", file=sys.stderr
+            f"accuracy {format_accuracy(accuracy)} ({int((pred == labels).sum())} of "
+            f"{len(labels)})",
+            file=sys.stderr,
         )
     return 0

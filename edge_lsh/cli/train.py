@@ -10,8 +10,9 @@ from typing import Any
 
 from edge_lsh import defaults
 from edge_lsh.cli.argtypes import fraction, hidden_sizes, positive_int
-from edge_lsh.cli.common import HelpFormatter, add_data_args, train_and_report
+from edge_lsh.cli.common import HelpFormatter, add_data_args, plural, train_and_report
 from edge_lsh.data import SPEC_HELP, Dataset, load
+from edge_lsh.fileio import check_output_file
 from edge_lsh.network import FAMILIES, LSHConfig, Network, TrainConfig
 from edge_lsh.report import print_summary
 
@@ -55,23 +56,42 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument(
         "--pool", type=int, default=d.pool, help="inputs summed per hashed value (0 auto, 1 none)"
     )
-    t.add_argument("--select", choices=["topk", "union"], default=d.select)
-    t.add_argument("--insert", choices=["fifo", "reservoir"], default=d.insert)
+    t.add_argument(
+        "--select",
+        choices=["topk", "union"],
+        default=d.select,
+        help="topk: the k neurons found in most tables; union: every neuron found",
+    )
+    t.add_argument(
+        "--insert",
+        choices=["fifo", "reservoir"],
+        default=d.insert,
+        help="what a full bucket does with a new neuron",
+    )
     t.add_argument(
         "--capacity", type=int, default=d.bucket_capacity, help="bucket capacity (0 auto)"
     )
     t.add_argument("--output-lsh", action="store_true", help="LSH-sample the output layer too")
     t.add_argument("--dense", action="store_true", help="train the dense baseline instead")
-    t.add_argument("--epochs", type=positive_int, default=defaults.EPOCHS)
+    t.add_argument(
+        "--epochs", type=positive_int, default=defaults.EPOCHS, help="passes over the training set"
+    )
     t.add_argument("--lr", type=float, default=defaults.TRAIN.lr, help="Adagrad learning rate")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", metavar="PATH", help="save the trained model here")
+    t.add_argument(
+        "--seed", type=int, default=0, help="seed of the data split, the weights and the hashing"
+    )
+    t.add_argument(
+        "--out",
+        metavar="PATH",
+        help="save the trained model here (checked before training starts; without it the model "
+        "is not kept)",
+    )
     t.add_argument(
         "--from",
         dest="init",
         metavar="MODEL",
-        help="continue training a saved model (fine-tuning, e.g. on the device); its network "
-        "and LSH settings are kept",
+        help="continue training a saved float model (fine-tuning in float on this machine); its "
+        "network and LSH settings are kept",
     )
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.set_defaults(func=run)
@@ -79,6 +99,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out:
+        check_output_file(args.out, "model")
+    if args.dense and args.active != defaults.LSH.active_fraction:
+        warnings.warn("--active is ignored with --dense: every neuron is computed", stacklevel=1)
     data = load(args.data, seed=args.seed, limit=args.limit, label_column=args.label_column)
     if args.init:
         return _continue(args, data)
@@ -112,11 +136,20 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     summary = train_and_report(data, net, args.epochs, train, quiet=args.quiet)
+    _save(net, args, summary)
+    print_summary(summary, args.json)
+    return 0
+
+
+def _save(net: Network, args: argparse.Namespace, summary: dict[str, Any]) -> None:
+    """Save to --out, or say on stderr that the model was not kept."""
     if args.out:
         net.save(args.out)
         summary["model"] = args.out
-    print_summary(summary, args.json)
-    return 0
+        if not args.quiet:
+            print(f"saved the model to {args.out}", file=sys.stderr)
+    else:
+        print("the trained model was not saved: pass --out PATH to keep it", file=sys.stderr)
 
 
 def _continue(args: argparse.Namespace, data: Dataset) -> int:
@@ -137,15 +170,14 @@ def _continue(args: argparse.Namespace, data: Dataset) -> int:
     if not args.quiet:
         print(
             f"fine-tuning {args.init} ({'-'.join(map(str, net.layer_sizes))}, "
-            f"{net.epochs_trained} epochs so far) on {data.name}: {data.x_train.shape[0]} train / "
+            f"{plural(net.epochs_trained, 'epoch')} so far) on {data.name}: "
+            f"{data.x_train.shape[0]} train / "
             f"{data.x_test.shape[0]} test",
             file=sys.stderr,
         )
     before = net.evaluate(data.x_test, data.y_test)["accuracy"]
     summary = train_and_report(data, net, args.epochs, train, quiet=args.quiet)
     summary = {"accuracy_before": before, **summary}
-    if args.out:
-        net.save(args.out)
-        summary["model"] = args.out
+    _save(net, args, summary)
     print_summary(summary, args.json)
     return 0

@@ -539,9 +539,10 @@ def _regenerate_hash(L: QLayer, seed: int, li: int) -> None:
         L.n_out,
         ternary_nnz=L.ternary_nnz,
         dwta_bin=L.dwta_bin,
+        simhash_as_int8=True,
     )
     if L.family == hashgen.SIMHASH:
-        L.proj = hashgen.simhash_int8(g["proj"])
+        L.proj = g["proj"]
     elif L.family == hashgen.TERNARY:
         L.tern_idx, L.tern_sign = g["tern_idx"], g["tern_sign"]
     else:

@@ -15,9 +15,11 @@ the arrays the float kernel has in its arena (``Network.layer_arrays``), which i
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from edge_lsh.oracle.prng import MASK64, Prng, mix64
+from edge_lsh.oracle.prng import MASK64, Prng, f32, mix64
 
 __all__ = [
     "SIMHASH",
@@ -49,6 +51,9 @@ STREAM_PAD = 3
 
 HashArrays = dict[str, np.ndarray]
 
+_SQRT3_F32 = f32(1.7320508)  # elsh_prng_normal's constants (see Prng.normal)
+_NORMAL_SCALE = 1.0 / 4194304.0
+
 
 def stream_seed(seed: int, layer: int, purpose: int) -> int:
     """seed_stream(): the PRNG seed mix64(seed ^ (purpose << 32)) ^ (layer + 1), mod 2^64."""
@@ -60,11 +65,91 @@ def draw_distinct(rng: Prng, n: int, k: int) -> list[int]:
     if k > n:
         raise ValueError(f"cannot draw {k} distinct values from {n}")
     out: list[int] = []
+    seen: set[int] = set()
     while len(out) < k:
         c = rng.below(n) & 0xFFFF  # the C stores it as uint16 before comparing
-        if c not in out:
+        if c not in seen:
+            seen.add(c)
             out.append(c)
     return out
+
+
+class _Stream:
+    """The outputs of rng.u32(), generated ahead in blocks (Prng.u32_array) and consumed in
+    order; close() leaves rng exactly after the last output consumed, as if each had been
+    drawn by a call to u32()."""
+
+    def __init__(self, rng: Prng, hint: int) -> None:
+        self.rng = rng
+        self.start = Prng()
+        self.start.s = list(rng.s)
+        self.used = 0  # outputs consumed in all
+        self.buf = np.empty(0, dtype=np.uint32)
+        self.pos = 0
+        self.block = max(64, min(int(hint), _BLOCK_MAX))
+
+    def peek(self, n: int) -> np.ndarray:
+        """The next n outputs, not consumed."""
+        have = self.buf.size - self.pos
+        if have < n:
+            more = self.rng.u32_array(max(n - have, self.block))
+            self.block = min(2 * self.block, _BLOCK_MAX)
+            self.buf = np.concatenate([self.buf[self.pos :], more])
+            self.pos = 0
+        return self.buf[self.pos : self.pos + n]
+
+    def take(self, n: int) -> np.ndarray:
+        out = self.peek(n)
+        self.skip(n)
+        return out
+
+    def skip(self, n: int) -> None:
+        self.pos += n
+        self.used += n
+
+    def distinct(self, n: int, k: int) -> np.ndarray:
+        """draw_distinct(rng, n, k) on the stream (n <= 65536), as uint16."""
+        threshold = ((1 << 32) - n) % n
+        if k <= _SMALL_DISTINCT:
+            got: list[int] = []
+            seen: set[int] = set()
+            window = 2 * k + 8
+            while True:
+                raw = self.peek(window).tolist()
+                for i, r in enumerate(raw):
+                    if r < threshold:
+                        continue
+                    c = r % n
+                    if c not in seen:
+                        seen.add(c)
+                        got.append(c)
+                        if len(got) == k:
+                            self.skip(i + 1)
+                            return np.array(got, dtype=np.uint16)
+                got.clear()
+                seen.clear()
+                window *= 2
+        # expected draws for k distinct of n: n (H(n) - H(n - k)) ~ n ln(n / (n - k))
+        window = int(n * (math.log(n + 0.5) - math.log(n - k + 0.5))) + k // 4 + 64
+        while True:
+            raw = self.peek(window)
+            pos = np.flatnonzero(raw >= threshold)
+            vals = (raw[pos] % np.uint32(n)).astype(np.intp)
+            first = np.full(n, vals.size, dtype=np.intp)  # each value's first position
+            np.minimum.at(first, vals, np.arange(vals.size, dtype=np.intp))
+            first = np.sort(first[first < vals.size])
+            if first.size >= k:
+                self.skip(int(pos[first[k - 1]]) + 1)
+                return vals[first[:k]].astype(np.uint16)
+            window *= 2
+
+    def close(self) -> None:
+        self.start.jump(self.used)
+        self.rng.s = self.start.s
+
+
+_BLOCK_MAX = 1 << 22  # outputs generated at a time (16 MB)
+_SMALL_DISTINCT = 24  # up to this many distinct values, a plain loop beats numpy
 
 
 def log2_bin(dwta_bin: int) -> int:
@@ -94,30 +179,52 @@ def draw_hash(
     *,
     ternary_nnz: int = 0,
     dwta_bin: int = 0,
+    simhash_as_int8: bool = False,
 ) -> HashArrays:
-    """elsh_hash_draw: the hash functions of one layer, drawn from rng.
+    """elsh_hash_draw: the hash functions of one layer, drawn from rng (left where the C
+    leaves its PRNG). The draws are made in blocks at numpy speed, the same values.
 
-    simhash: {"proj": float32 (T, K, hash_dim)}
+    simhash: {"proj": float32 (T, K, hash_dim)}, or int8 as stored (simhash_int8) with
+             simhash_as_int8
     ternary: {"tern_idx": uint16 (T, K, nnz), "tern_sign": int8 (T, K, nnz)}
     dwta:    {"dwta_idx": uint16 (T, P, bin)}"""
     T, K, d = int(tables), int(bits), int(hash_dim)
     if family == SIMHASH:
-        vals = [rng.normal() for _ in range(T * K * d)]
-        return {"proj": np.array(vals, dtype=np.float32).reshape(T, K, d)}
+        m = T * K * d
+        stream = _Stream(rng, 4 * m)
+        proj = np.empty(m, dtype=np.int8 if simhash_as_int8 else np.float32)
+        step = _BLOCK_MAX // 4
+        for a in range(0, m, step):
+            b = min(a + step, m)
+            raw = stream.take(4 * (b - a)) >> np.uint32(10)
+            total = raw[0::4] + raw[1::4] + raw[2::4] + raw[3::4]  # < 2^24: exact
+            u = total * _NORMAL_SCALE  # exact in float64, as in float32
+            r = ((u - 2.0) * _SQRT3_F32).astype(np.float32)  # one rounding, as in C
+            proj[a:b] = simhash_int8(r) if simhash_as_int8 else r
+        stream.close()
+        return {"proj": proj.reshape(T, K, d)}
     if family == TERNARY:
         nnz = int(ternary_nnz) or default_ternary_nnz(d)
+        if nnz > d:
+            raise ValueError(f"cannot draw {nnz} distinct values from {d}")
         idx = np.empty((T * K, nnz), dtype=np.uint16)
         sign = np.empty((T * K, nnz), dtype=np.int8)
+        stream = _Stream(rng, T * K * (2 * nnz + 8))
         for p in range(T * K):
-            idx[p] = draw_distinct(rng, d, nnz)
-            sign[p] = [1 if rng.u32() >> 31 else -1 for _ in range(nnz)]
+            idx[p] = stream.distinct(d, nnz)
+            sign[p] = np.where(stream.take(nnz) >> np.uint32(31), 1, -1)
+        stream.close()
         return {"tern_idx": idx.reshape(T, K, nnz), "tern_sign": sign.reshape(T, K, nnz)}
     if family == DWTA:
         binw = int(dwta_bin) or 8
+        if binw > d:
+            raise ValueError(f"cannot draw {binw} distinct values from {d}")
         P = dwta_per_table(K, binw)
         idx = np.empty((T * P, binw), dtype=np.uint16)
+        stream = _Stream(rng, T * P * (binw + 8))
         for g in range(T * P):
-            idx[g] = draw_distinct(rng, d, binw)
+            idx[g] = stream.distinct(d, binw)
+        stream.close()
         return {"dwta_idx": idx.reshape(T, P, binw)}
     raise ValueError(f"unknown hash family {family!r}")
 
@@ -126,8 +233,22 @@ def draw_pad_order(n_out: int, rng: Prng) -> np.ndarray:
     """The padding permutation: pad[j] = j, then for j = n_out-1 down to 1 swap pad[j] with
     pad[below(j + 1)]."""
     pad = list(range(n_out))
-    for j in range(n_out - 1, 0, -1):
-        r = rng.below(j + 1)
+    if n_out < 2:
+        return np.array(pad, dtype=np.uint16)
+    stream = _Stream(rng, n_out)
+    # below(j + 1) for j = n_out - 1 down to 1, one bound per draw
+    bounds = np.arange(n_out, 1, -1, dtype=np.uint64)
+    thresholds = ((np.uint64(1 << 32) - bounds) % bounds).astype(np.uint32)
+    draws: list[int] = []
+    while len(draws) < bounds.size:
+        i = len(draws)
+        r = stream.peek(bounds.size - i)
+        bad = r < thresholds[i:]
+        ok = r.size if not bad.any() else int(np.argmax(bad))
+        draws += (r[:ok].astype(np.uint64) % bounds[i : i + ok]).tolist()
+        stream.skip(ok + (ok < r.size))  # a rejected value is consumed too
+    stream.close()
+    for j, r in zip(range(n_out - 1, 0, -1), draws):
         pad[j], pad[r] = pad[r], pad[j]
     return np.array(pad, dtype=np.uint16)
 
@@ -143,11 +264,21 @@ def generate(
     *,
     ternary_nnz: int = 0,
     dwta_bin: int = 0,
+    simhash_as_int8: bool = False,
 ) -> HashArrays:
     """The hash functions (see draw_hash) and "pad_order" of layer `layer` of a network seeded
     with `seed`, as elsh_net_randomize draws them."""
     rng = Prng(stream_seed(seed, layer, STREAM_HASH))
-    out = draw_hash(family, tables, bits, hash_dim, rng, ternary_nnz=ternary_nnz, dwta_bin=dwta_bin)
+    out = draw_hash(
+        family,
+        tables,
+        bits,
+        hash_dim,
+        rng,
+        ternary_nnz=ternary_nnz,
+        dwta_bin=dwta_bin,
+        simhash_as_int8=simhash_as_int8,
+    )
     out["pad_order"] = draw_pad_order(n_out, Prng(stream_seed(seed, layer, STREAM_PAD)))
     return out
 
@@ -161,5 +292,6 @@ def round_half_away(x: np.ndarray | float) -> np.ndarray:
 def simhash_int8(proj: np.ndarray) -> np.ndarray:
     """SimHash projections as stored: int8 round_half_away(32 * r), clipped to -127..127 (the
     kernel's normals satisfy |r| < 3.47, so the clip never acts on drawn projections)."""
-    q = round_half_away(np.asarray(proj, dtype=np.float64) * 32.0)
+    a = np.asarray(proj, dtype=np.float64) * 32.0
+    q = np.trunc(a + np.copysign(0.5, a))  # round half away from zero: a + 0.5 is exact
     return np.clip(q, -127, 127).astype(np.int8)

@@ -1,0 +1,235 @@
+"""What a new user hit (issue 9): lost models, silent wrong answers, and interfaces that did
+not fit habits. Each test builds the situation the user trial found and checks the fix."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_lsh import defaults
+from edge_lsh.cli import build_parser, main
+from edge_lsh.network import Network
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("trial")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    x = (np.eye(3)[y].repeat(8, axis=1) + 0.2 * rng.random((300, 24))).astype(np.float32)
+    data = tmp / "d.npz"
+    np.savez(data, x=x, y=y)
+    model = tmp / "m.npz"
+    args = ["train", "--data", f"npz:{data}", "--hidden", "64", "--active", "0.25"]
+    assert main([*args, "--epochs", "2", "--tables", "8", "--out", str(model), "--quiet"]) == 0
+    elsh = tmp / "m.elsh"
+    assert main(["export", str(model), "--calib", f"npz:{data}", "--out", str(elsh)]) == 0
+    return tmp, data, model, elsh, x, y
+
+
+def _train_args(data: Path) -> list[str]:
+    return ["train", "--data", f"npz:{data}", "--hidden", "16", "--epochs", "1", "--tables", "4"]
+
+
+# ----------------------------------------------------------------------------- 1. bad --out
+
+
+@pytest.mark.parametrize("where", ["missing folder", "a folder"])
+def test_bad_out_is_refused_before_training(trained, capsys, where):
+    tmp, data, model, *_ = trained
+    out = tmp / "no_such_dir" / "m.npz" if where == "missing folder" else tmp
+    assert main([*_train_args(data), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "edge-lsh: error:" in err and "Traceback" not in err
+    assert ("does not exist" if where == "missing folder" else "is a folder") in err
+    assert "epoch" not in err  # refused before any training
+
+
+def test_export_bad_out_is_refused_before_work(trained, capsys):
+    tmp, data, model, *_ = trained
+    rc = main(["export", str(model), "--calib", f"npz:{data}", "--out", str(tmp / "nodir" / "x")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "nodir" in err and "does not exist" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- 2. CSV labels
+
+
+def test_run_refuses_a_label_first_csv(trained, capsys):
+    tmp, data, model, elsh, x, y = trained
+    x = x.copy()
+    x[:, -1] = 0.0  # a blank last pixel: read as labels it would be a constant class 0
+    rows = np.column_stack([y, x])
+    csv = tmp / "first.csv"
+    np.savetxt(csv, rows, delimiter=",", fmt="%.6g")
+    assert main(["run", str(elsh), "--input", str(csv)]) == 2
+    err = capsys.readouterr().err
+    assert "--label-column first" in err and "accuracy" not in err
+    assert main(["run", str(elsh), "--input", str(csv), "--label-column", "first"]) == 0
+    assert "accuracy 100.00%" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- 5. no --out
+
+
+def test_train_without_out_says_the_model_was_not_kept(trained, capsys):
+    _, data, *_ = trained
+    assert main([*_train_args(data), "--quiet"]) == 0
+    assert "not saved: pass --out PATH" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- 7. pure JSON
+
+
+def _pure_json(text: str) -> dict:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, f"stdout is not one JSON document: {text[:300]!r}"
+    return json.loads(lines[0])
+
+
+def test_json_is_pure_on_stdout(trained, capsys):
+    tmp, data, model, elsh, x, y = trained
+    np.save(tmp / "x.npy", x[:5])
+    calls = [
+        [*_train_args(data), "--json"],
+        ["eval", str(model), "--data", f"npz:{data}", "--json"],
+        ["eval", str(elsh), "--data", f"npz:{data}", "--json"],
+        ["export", str(model), "--calib", f"npz:{data}", "--out", str(tmp / "j.elsh"), "--json"],
+        ["run", str(elsh), "--input", str(tmp / "x.npy"), "--json", "--logits"],
+        ["inspect", str(elsh), "--json"],
+    ]
+    for argv in calls:
+        assert main(argv) == 0, argv
+        doc = _pure_json(capsys.readouterr().out)
+        assert doc, argv
+    assert main(calls[4]) == 0
+    doc = _pure_json(capsys.readouterr().out)
+    assert len(doc["predictions"]) == 5 and len(doc["logits"][0]) == 3
+
+
+def test_demo_json_is_pure(capsys):
+    assert main(["demo", "--epochs", "1", "--quiet", "--json"]) == 0
+    captured = capsys.readouterr()
+    doc = _pure_json(captured.out)
+    assert set(doc) == {"lsh", "dense", "fixed"}
+    assert "LSH vs dense" in captured.err  # the table goes to stderr
+
+
+# ----------------------------------------------------------------------------- 8, 9. help
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith("edge-lsh 0.")
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("no subcommands")
+
+
+def test_every_flag_has_help_and_shows_its_default():
+    for name, sub in _subparsers(build_parser()).items():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help text"
+        text = " ".join(sub.format_help().split())  # wrapping aside
+        if name == "train":
+            assert f"(default: {defaults.EPOCHS})" in text  # --epochs
+            assert "(default: 0.05)" in text  # --active
+            assert text.count("Data specs:") == 1
+            assert "training split and of the test split" in text  # what --limit limits
+    assert build_parser().format_help().count("Data specs:") == 1
+
+
+def test_a_folder_given_as_model_or_input_is_called_a_folder(trained, capsys):
+    tmp, data, model, elsh, *_ = trained
+    for argv in (
+        ["eval", str(tmp), "--data", f"npz:{data}"],
+        ["run", str(elsh), "--input", str(tmp)],
+        ["inspect", str(tmp)],
+        ["run", str(tmp), "--input", str(tmp)],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "is a folder" in err and "no such" not in err, (argv, err)
+
+
+def test_dense_with_active_warns(trained, capsys):
+    tmp, data, model, elsh, x, _ = trained
+    np.save(tmp / "x1.npy", x[:3])
+    assert main([*_train_args(data), "--dense", "--active", "0.5", "--quiet"]) == 0
+    assert "--active is ignored with --dense" in capsys.readouterr().err
+    assert (
+        main(["run", str(elsh), "--input", str(tmp / "x1.npy"), "--dense", "--active", "0.5"]) == 0
+    )
+    assert "--active is ignored with --dense" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- 10. output
+
+
+def test_eval_leaves_out_training_keys_and_shows_percentages(trained, capsys):
+    tmp, data, model, elsh, *_ = trained
+    assert main(["eval", str(elsh), "--data", f"npz:{data}"]) == 0
+    out = capsys.readouterr().out
+    assert "None" not in out
+    line = next(line for line in out.splitlines() if line.startswith("accuracy "))
+    assert line.rstrip().endswith("%")
+
+
+def test_epochs_count_from_one_with_one_default_and_test_accuracy(trained, capsys):
+    _, data, *_ = trained
+    import inspect
+
+    assert inspect.signature(Network.fit).parameters["epochs"].default == defaults.EPOCHS
+    net = Network(24, [16], 3, defaults.LSH, seed=0)
+    d = np.load(data)
+    reports = net.fit(d["x"], d["y"], epochs=2)
+    assert [r.epoch for r in reports] == [1, 2]
+    assert [r.epoch for r in net.fit(d["x"], d["y"], epochs=1)] == [3]
+    assert main([*_train_args(data), "--epochs", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    doc = _pure_json(captured.out)
+    assert len(doc["test_accuracy_per_epoch"]) == 2
+    assert doc["test_accuracy_per_epoch"][-1] == doc["accuracy"]
+    assert "epoch 1/2" in captured.err and " test " in captured.err
+
+
+# ----------------------------------------------------------------------------- 11. edge inputs
+
+
+def test_run_edge_inputs(trained, capsys):
+    tmp, data, model, elsh, x, _ = trained
+    np.save(tmp / "empty.npy", np.zeros((0, 24), np.float32))
+    assert main(["run", str(elsh), "--input", str(tmp / "empty.npy")]) == 2
+    assert "no input rows" in capsys.readouterr().err
+    np.save(tmp / "images.npy", x[:4].reshape(4, 4, 6))  # (N, H, W) images flatten
+    assert main(["run", str(elsh), "--input", str(tmp / "images.npy"), "--json"]) == 0
+    flat = _pure_json(capsys.readouterr().out)["predictions"]
+    np.save(tmp / "rows.npy", x[:4])
+    assert main(["run", str(elsh), "--input", str(tmp / "rows.npy"), "--json"]) == 0
+    assert _pure_json(capsys.readouterr().out)["predictions"] == flat
+
+
+def test_label_sets_that_look_wrong_warn(tmp_path):
+    from edge_lsh.data import load
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 10, 200) * 1000  # 0, 1000, ..., 9000
+    np.savez(tmp_path / "d.npz", x=rng.random((200, 4)), y=y)
+    with pytest.warns(UserWarning, match="10 distinct values but reach 9000"):
+        load(f"npz:{tmp_path / 'd.npz'}")
+    np.savez(tmp_path / "small.npz", x=rng.random((6, 4)), y=np.arange(6) % 2)
+    with pytest.warns(UserWarning, match="test split has only 1 sample"):
+        load(f"npz:{tmp_path / 'small.npz'}")
