@@ -25,6 +25,7 @@ fi
     printf '%s: FAIL: train_crc (exit %s): the trained arenas differ from %s\n' "$name" "$rc" "$expect"
     printf '%s\n' "$want" > "$log.want"
     printf '%s\n' "$got" > "$log.got"
+    printf '%s: < pinned, > this target:\n' "$name"
     diff "$log.want" "$log.got" | sed "s/^/$name: /"
     grep -v '^train_crc: ' "$log" | tail -n 20 | sed "s/^/$name: /"
     printf '%s: (an intended change to float training re-pins the CRCs: make -C firmware_tests train-crc-expect)\n' "$name"
