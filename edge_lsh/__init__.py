@@ -1,6 +1,30 @@
 """edge-lsh: hashing-based sparse neural networks for small devices."""
 
-from edge_lsh.network import EpochReport, LSHConfig, ModelFileError, Network, TrainConfig
+from edge_lsh._version import __version__
+from edge_lsh.errors import (
+    DataError,
+    DeployError,
+    EdgeLshError,
+    ElshFormatError,
+    ModelFileError,
+    NativeError,
+    OutputPathError,
+)
+from edge_lsh.fixed import FixedPointModel
+from edge_lsh.network import EpochReport, LSHConfig, Network, TrainConfig
 
-__all__ = ["Network", "LSHConfig", "TrainConfig", "EpochReport", "ModelFileError", "__version__"]
-__version__ = "0.1.0"
+__all__ = [
+    "Network",
+    "LSHConfig",
+    "TrainConfig",
+    "EpochReport",
+    "FixedPointModel",
+    "EdgeLshError",
+    "DataError",
+    "ModelFileError",
+    "ElshFormatError",
+    "OutputPathError",
+    "NativeError",
+    "DeployError",
+    "__version__",
+]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_lsh import LSHConfig, Network
-from edge_lsh import reference as R
+from edge_lsh.oracle import reference as R
 
 
 def data(n: int = 300, d: int = 24, seed: int = 0):

@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_lsh import deploy as deploy_mod
-from edge_lsh import deploy_fw
 from edge_lsh.cli import main
-from edge_lsh.deploy import CHECK_INPUTS, DeployError, check_inputs, deploy, source_root
-from edge_lsh.deploy_targets import TARGETS
+from edge_lsh.deploy import CHECK_INPUTS, DeployError, check_inputs, deploy, source_root, toolchain
+from edge_lsh.deploy import firmware as deploy_fw
+from edge_lsh.deploy.targets import TARGETS
 from edge_lsh.fixed import FixedPointModel
 
 GOLDEN = Path(__file__).resolve().parent.parent / "export" / "golden"
@@ -114,7 +113,7 @@ def test_deploy_pi_zero_runs_on_arm1176(tmp_path):
 
 
 class FakeTools:
-    """Stands in for edge_lsh.deploy's and edge_lsh.deploy_fw's tool runners."""
+    """Stands in for edge_lsh.deploy.toolchain's tool runners (and the firmware's QEMU run)."""
 
     def __init__(self, monkeypatch, damage=lambda rows: rows, firmware=(0, ""), symbols=""):
         self.symbols = symbols  # what nm lists in the firmware
@@ -122,9 +121,8 @@ class FakeTools:
         self.firmware = firmware  # (exit code, output) of the firmware under QEMU
         self.firmware_expect: Path | None = None
         self.qemu_runs = 0
-        for module in (deploy_mod, deploy_fw):
-            monkeypatch.setattr(module, "_need", lambda tool, target, why: f"/fake/bin/{tool}")
-            monkeypatch.setattr(module, "_run", self.run)
+        monkeypatch.setattr(toolchain, "need", lambda tool, target, why: f"/fake/bin/{tool}")
+        monkeypatch.setattr(toolchain, "run", self.run)
         fake_subprocess = types.SimpleNamespace(
             run=self.run_firmware,
             TimeoutExpired=subprocess.TimeoutExpired,
@@ -235,10 +233,10 @@ def test_without_check_qemu_is_not_run(tmp_path, monkeypatch):
 def test_a_failing_command_raises_with_its_output():
     cmd = [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"]
     with pytest.raises(DeployError, match=r"(?s)the step failed \(exit 3\).*boom"):
-        deploy_mod._run(cmd, "the step")
+        toolchain.run(cmd, "the step")
     slow = [sys.executable, "-c", "import time; time.sleep(5)"]
     with pytest.raises(DeployError, match="took over"):
-        deploy_mod._run(slow, "the slow step", timeout=0.2)
+        toolchain.run(slow, "the slow step", timeout=0.2)
 
 
 PICO_PASS = "PASS model: 16 inputs bit-exact\narena: 4096 B static\nALL PASS: 1 models, 16 inputs\n"

@@ -1,4 +1,4 @@
-"""The .elsh writer and reader (edge_lsh.elsh_format): round trips, the byte layout of
+"""The .elsh writer and reader (edge_lsh.format): round trips, the byte layout of
 FORMAT.md, one corrupted file per validation rule (each must raise its FORMAT.md code, and
 the C reader, when built, the same code), and the golden files in export/golden."""
 
@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_lsh import qreference as Q
-from edge_lsh.elsh_format import (
-    NO_LAYER,
+from edge_lsh.fixed import FixedPointModel  # the C reader: each check runs both readers
+from edge_lsh.format import (
     ElshFormatError,
     QModel,
     Section,
@@ -32,8 +31,9 @@ from edge_lsh.elsh_format import (
     section_sizes,
     write_elsh,
 )
-from edge_lsh.fixed import FixedPointModel  # the C reader: each check runs both readers
-from edge_lsh.model import LSHConfig, Network
+from edge_lsh.format.layout import NO_LAYER
+from edge_lsh.network import LSHConfig, Network
+from edge_lsh.oracle import qreference as Q
 from edge_lsh.quantize import quantize
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""edge_lsh.hashgen regenerates, from the seed alone, exactly the hash functions and padding
+"""edge_lsh.oracle.hashgen regenerates, from the seed alone, exactly the hash functions and padding
 order the float kernel draws into its arena (elsh_net_randomize): FORMAT.md 5.4."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge_lsh import hashgen as H
-from edge_lsh.model import FAMILIES, LSHConfig, Network, TrainConfig
-from edge_lsh.prng import MASK64, Prng, mix64
+from edge_lsh.network import FAMILIES, LSHConfig, Network, TrainConfig
+from edge_lsh.oracle import hashgen as H
+from edge_lsh.oracle.prng import MASK64, Prng, mix64
 from edge_lsh.quantize import quantize
 
 FAMILY_KEYS = {"simhash": ("proj",), "ternary": ("tern_idx", "tern_sign"), "dwta": ("dwta_idx",)}

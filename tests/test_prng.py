@@ -1,4 +1,4 @@
-"""edge_lsh.prng (pure Python) must produce exactly the C kernel's PRNG stream (prng.c)."""
+"""edge_lsh.oracle.prng (pure Python) must produce exactly the C kernel's PRNG stream (prng.c)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_lsh.native import ffi, lib
-from edge_lsh.prng import MASK64, Prng, f32, mix64
+from edge_lsh.oracle.prng import MASK64, Prng, f32, mix64
 
 SEEDS = [0, 1, 2, 42, 0xDEADBEEF, 2**32 - 1, 2**32, 2**63, 0x9E3779B97F4A7C15, 2**64 - 1]
 
@@ -176,7 +176,7 @@ def _distinct(rng: Prng, n: int, k: int) -> list[int]:
 def test_network_init_reproduced_by_python_prng(family: str) -> None:
     """elsh_net_randomize draws weights, hash functions and the padding permutation from the
     PRNG; the Python mirror reproduces every value bit for bit."""
-    from edge_lsh.model import LSHConfig, Network
+    from edge_lsh.network import LSHConfig, Network
 
     seed = 2**64 - 3
     lsh = LSHConfig(

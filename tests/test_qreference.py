@@ -1,4 +1,4 @@
-"""edge_lsh.qreference, the integer oracle of FORMAT.md section 6, against a literal
+"""edge_lsh.oracle.qreference, the integer oracle of FORMAT.md section 6, against a literal
 transcription of that section in plain Python integers (one input at a time, lists and
 loops, nothing shared with the numpy code but the model's arrays), on quantized trained
 networks and on random valid models whose values go to the format's extremes (saturating
@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge_lsh import hashgen as H
-from edge_lsh import qreference as Q
-from edge_lsh.elsh_format import QLayer, QModel, elsh_bytes, read_elsh
 from edge_lsh.fixed import FixedPointModel
-from edge_lsh.model import LSHConfig, Network
-from edge_lsh.prng import Prng, mix64
+from edge_lsh.format import QLayer, QModel, elsh_bytes, read_elsh
+from edge_lsh.network import LSHConfig, Network
+from edge_lsh.oracle import hashgen as H
+from edge_lsh.oracle import qreference as Q
+from edge_lsh.oracle.prng import Prng, mix64
 from edge_lsh.quantize import quantize
 
 INT32_MIN = -(2**31)

@@ -1,4 +1,4 @@
-"""The C kernel's forward pass against edge_lsh.reference, a float64 numpy oracle.
+"""The C kernel's forward pass against edge_lsh.oracle.reference, a float64 numpy oracle.
 
 For random networks (every hash family, pooling, selection mode, insert policy, depth, an LSH
 output layer, a dense network, tiny tables that force padding) and many inputs, the C active
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge_lsh import reference as R
-from edge_lsh.model import LSHConfig, Network
 from edge_lsh.native import ffi, lib, ptr
-from edge_lsh.prng import Prng, mix64
+from edge_lsh.network import LSHConfig, Network
+from edge_lsh.oracle import reference as R
+from edge_lsh.oracle.prng import Prng, mix64
 
 PROB_RTOL = 1e-5
 PROB_FLOOR = 1e-6

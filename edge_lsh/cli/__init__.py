@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from edge_lsh import __version__
+from edge_lsh._version import __version__
 from edge_lsh.cli import demo, deploy, export, inspect, run, train
 from edge_lsh.cli import eval as eval_
 from edge_lsh.cli.common import HelpFormatter

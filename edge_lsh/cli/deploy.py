@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from edge_lsh.cli.common import HelpFormatter
-from edge_lsh.deploy_targets import TARGETS
+from edge_lsh.deploy.targets import TARGETS
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_lsh.deploy import QEMU_TIMEOUT_S, DeployError, _need, _run
-from edge_lsh.deploy_targets import COMMON_CFLAGS, DeployTarget
+from edge_lsh.deploy import toolchain
+from edge_lsh.deploy.targets import COMMON_CFLAGS, DeployTarget
+from edge_lsh.errors import DeployError
 from edge_lsh.fixed import FixedPointModel
 
 WARN = ("-Wall", "-Wextra")
@@ -47,7 +48,7 @@ def build_firmware(
     say: Callable[[str], None],
 ) -> list[str]:
     """Build tmp/firmware.elf and tmp/model_data.c; returns the file names written."""
-    cc = _need(target.cc, target, "the cross-compiler")
+    cc = toolchain.need(target.cc, target, "the cross-compiler")
     fw = root / "firmware_tests" / "fw"
     gen = root / "firmware_tests" / "tools" / "gen_models_c.py"
     native = root / "native"
@@ -60,7 +61,7 @@ def build_firmware(
     local_model = tmp / "model.elsh"
     local_model.write_bytes(blob)
     gen_cmd = [sys.executable, str(gen), str(models_c), str(local_model), str(expect)]
-    _run(gen_cmd, "embedding the model")
+    toolchain.run(gen_cmd, "embedding the model")
     say(f"building the Cortex-M33 firmware with {target.cc} (arena {model.arena_bytes:,} bytes)")
     objs = []
     build = tmp / "obj"
@@ -70,29 +71,29 @@ def build_firmware(
     for i, src in enumerate(units):
         obj = build / f"{i}_{src.stem}.o"
         extra = [f"-DFW_ARENA_BYTES={model.arena_bytes}"] if src.name == "fw_main.c" else []
-        _run([cc, *flags, *extra, "-c", str(src), "-o", str(obj)], f"compiling {src.name}")
+        toolchain.run([cc, *flags, *extra, "-c", str(src), "-o", str(obj)], f"compiling {src.name}")
         objs.append(str(obj))
     elf = tmp / "firmware.elf"
     link = [cc, *target.cflags, *target.ldflags, f"-L{fw}", "-T", str(fw / "mps2_an505.ld")]
-    _run([*link, *objs, "-lm", "-o", str(elf)], "linking the firmware")
+    toolchain.run([*link, *objs, "-lm", "-o", str(elf)], "linking the firmware")
     nm_tool = str(Path(cc).with_name(Path(cc).name.removesuffix("gcc") + "nm"))
-    nm = _run([nm_tool, str(elf)], "listing symbols").stdout.split()
+    nm = toolchain.run([nm_tool, str(elf)], "listing symbols").stdout.split()
     heap = sorted(HEAP_SYMBOLS & set(nm))
     if heap:
         raise DeployError(f"the firmware links a heap ({', '.join(heap)}): refusing to ship it")
     if check:
-        qemu = _need(target.qemu[0], target, "QEMU, for --check")
+        qemu = toolchain.need(target.qemu[0], target, "QEMU, for --check")
         say(f"checking under {' '.join(target.qemu)}")
         try:
             res = subprocess.run(
                 [qemu, *target.qemu[1:], str(elf)],
                 capture_output=True,
                 text=True,
-                timeout=QEMU_TIMEOUT_S,
+                timeout=toolchain.QEMU_TIMEOUT_S,
                 stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired as exc:
-            msg = f"the firmware did not finish under QEMU in {QEMU_TIMEOUT_S} s"
+            msg = f"the firmware did not finish under QEMU in {toolchain.QEMU_TIMEOUT_S} s"
             raise DeployError(msg) from exc
         output = res.stdout + res.stderr  # semihosting output may land on either stream
         if res.returncode != 0 or "ALL PASS" not in output:

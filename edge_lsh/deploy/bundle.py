@@ -5,15 +5,13 @@ that embeds the model) for a Raspberry Pi target and write a folder ready to cop
     deploy("m.elsh", "pi4", "out/", check=True)     # and run it under QEMU against the host
 
 The targets, compilers and flags are the ones firmware_tests/ verifies bit-exact under QEMU
-(edge_lsh/deploy_targets.py). The C sources come from the source tree (an editable install or
+(edge_lsh/deploy/targets.py). The C sources come from the source tree (an editable install or
 a checkout) or from the copy a regular install carries in ``edge_lsh/_csrc``.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_lsh.deploy_targets import COMMON_CFLAGS, TARGETS, DeployTarget
+from edge_lsh.deploy import toolchain
+from edge_lsh.deploy.targets import COMMON_CFLAGS, TARGETS, DeployTarget
 from edge_lsh.errors import DeployError
 from edge_lsh.fixed import FixedPointModel
 
-__all__ = ["DeployError", "DeployResult", "deploy", "source_root"]
+__all__ = ["CHECK_INPUTS", "DeployResult", "check_inputs", "deploy"]
 
 CHECK_INPUTS = 16
-QEMU_TIMEOUT_S = 600
 
 
 @dataclass
@@ -38,43 +36,6 @@ class DeployResult:
     files: list[Path] = field(default_factory=list)
     checked: int = 0  # inputs compared bit-exact under QEMU (0 = no --check)
     binary_bytes: int = 0
-
-
-def source_root() -> Path:
-    """The folder holding native/ (and firmware_tests/fw for firmware targets)."""
-    here = Path(__file__).resolve().parent
-    for root in (here / "_csrc", here.parent):
-        if (root / "native" / "src").is_dir() and (root / "native" / "runner").is_dir():
-            return root
-    raise DeployError(
-        "the C sources are not installed with this edge-lsh (no edge_lsh/_csrc and no source "
-        "tree next to the package): install from the sdist or a checkout"
-    )
-
-
-def _need(tool: str, target: DeployTarget, why: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pkgs = " ".join(target.packages)
-        raise DeployError(
-            f"--target {target.name} needs {tool} ({why}), which is not installed. "
-            f"On Debian or Ubuntu: sudo apt-get install {pkgs}"
-        )
-    return path
-
-
-def _run(
-    cmd: list[str], what: str, timeout: float | None = None
-) -> subprocess.CompletedProcess[str]:
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise DeployError(f"{what} took over {timeout:.0f} s: {' '.join(cmd)}") from exc
-    if res.returncode != 0:
-        tail = (res.stderr or res.stdout).strip().splitlines()[-15:]
-        head = f"{what} failed (exit {res.returncode}): {' '.join(cmd)}\n"
-        raise DeployError(head + "\n".join(tail))
-    return res
 
 
 def check_inputs(model: FixedPointModel, n: int, seed: int = 0) -> np.ndarray:
@@ -88,12 +49,12 @@ def check_inputs(model: FixedPointModel, n: int, seed: int = 0) -> np.ndarray:
 
 
 def _build_linux(target: DeployTarget, root: Path, out: Path) -> None:
-    cc = _need(target.cc, target, "the cross-compiler")
+    cc = toolchain.need(target.cc, target, "the cross-compiler")
     native = root / "native"
     sources = sorted(str(p) for p in (native / "src").glob("*.c"))
     cmd = [cc, *COMMON_CFLAGS, *target.cflags, f"-I{native / 'include'}", f"-I{native / 'src'}"]
     cmd += [*sources, str(native / "runner" / "edge_lsh_run.c"), "-o", str(out), *target.ldflags]
-    _run(cmd, f"building the runner for {target.name}")
+    toolchain.run(cmd, f"building the runner for {target.name}")
 
 
 def _compare(lines: list[str], pred: np.ndarray, logits: np.ndarray, where: str) -> None:
@@ -134,7 +95,7 @@ def deploy(
         raise DeployError(f"{out} is a broken symbolic link")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not force)):
         raise DeployError(f"{out} exists and is not empty (pass --force to replace its files)")
-    root = source_root()
+    root = toolchain.source_root()
     x = check_inputs(model, CHECK_INPUTS)
     pred, logits = model.predict_logits(x)
 
@@ -174,17 +135,17 @@ def _deploy_into(
             (tmp / "model.elsh").write_bytes(blob)
             np.savetxt(tmp / "sample.csv", x, delimiter=",", fmt="%.9g")
             if check:
-                qemu = _need(target.qemu[0], target, "QEMU, for --check")
+                qemu = toolchain.need(target.qemu[0], target, "QEMU, for --check")
                 say(f"checking under {' '.join(target.qemu)} against the host")
                 cmd = [qemu, *target.qemu[1:], str(binary), str(tmp / "model.elsh")]
                 cmd += [str(tmp / "sample.csv"), "--logits"]
-                res = _run(cmd, "the QEMU check", QEMU_TIMEOUT_S)
+                res = toolchain.run(cmd, "the QEMU check", toolchain.QEMU_TIMEOUT_S)
                 _compare(res.stdout.splitlines(), pred, logits, f"{target.name} under QEMU")
                 result.checked = len(pred)
             result.binary_bytes = binary.stat().st_size
             names = ["edge-lsh-run", "model.elsh", "sample.csv", "README.md"]
         else:
-            from edge_lsh.deploy_fw import build_firmware
+            from edge_lsh.deploy.firmware import build_firmware
 
             names = build_firmware(blob, model, target, root, tmp, x, pred, logits, check, say)
             result.binary_bytes = (tmp / names[0]).stat().st_size

@@ -1,7 +1,0 @@
-"""TEMPORARY alias during the package restructure (issue 8): use edge_lsh.oracle.prng."""
-
-import sys
-
-import edge_lsh.oracle.prng as _target
-
-sys.modules[__name__] = _target
