@@ -127,30 +127,32 @@ static int check_model(const fw_model *m, uint32_t *n_checked)
         return 1;
     }
     /* executed in place: the weights the kernel reads are the flash array itself */
-    const elsh_qlayer *first = &net.layers[0];
-    const void *w = first->weight_bits == 16 ? (const void *)first->w16 : (const void *)first->w8;
-    if (net.file != m->elsh || !in_flash(net.file) || (const uint8_t *)w < m->elsh ||
-        (const uint8_t *)w >= m->elsh + m->elsh_bytes) {
+    elsh_qnet_summary model;
+    elsh_qlayer_summary first;
+    elsh_qnet_info(&net, &model);
+    elsh_qnet_layer_info(&net, 0, &first);
+    const uint8_t *w = (const uint8_t *)first.weights;
+    if (model.file != m->elsh || !in_flash(model.file) || w < m->elsh || w >= m->elsh + m->elsh_bytes) {
         put_str("FAIL ");
         put_str(m->name);
         put_str(": model not used in place from flash");
         flush();
         return 1;
     }
-    if (net.n_in != m->n_in || net.n_classes != m->n_classes) {
+    if (model.n_in != m->n_in || model.n_classes != m->n_classes) {
         put_str("FAIL ");
         put_str(m->name);
         put_str(": model shape differs from the expected outputs");
         flush();
         return 1;
     }
-    const elsh_qlayer *out = &net.layers[net.n_layers - 1];
     int failures = 0;
     for (int32_t s = 0; s < m->n_inputs; s++) {
         int pred = elsh_qnet_forward(&net, m->inputs + (size_t)s * (size_t)m->n_in);
+        const int32_t *logits = elsh_qnet_logits(&net);
         const int32_t *want = m->logits + (size_t)s * (size_t)m->n_classes;
         for (int32_t j = 0; j < m->n_classes; j++) {
-            if (out->logits[j] != want[j]) {
+            if (logits[j] != want[j]) {
                 if (failures < 5) {
                     put_str("FAIL ");
                     put_str(m->name);
@@ -159,7 +161,7 @@ static int check_model(const fw_model *m, uint32_t *n_checked)
                     put_str(" class ");
                     put_i32(j);
                     put_str(": logit ");
-                    put_i32(out->logits[j]);
+                    put_i32(logits[j]);
                     put_str(", expected ");
                     put_i32(want[j]);
                     flush();
@@ -190,10 +192,12 @@ static int check_model(const fw_model *m, uint32_t *n_checked)
     put_str(" inputs ");
     put_str(failures ? "MISMATCH" : "bit-exact");
     put_str(", layers ");
-    put_i32(net.n_in);
-    for (int32_t l = 0; l < net.n_layers; l++) {
+    put_i32(model.n_in);
+    for (int32_t l = 0; l < model.n_layers; l++) {
+        elsh_qlayer_summary layer;
+        elsh_qnet_layer_info(&net, l, &layer);
         put_str("-");
-        put_i32(net.layers[l].n_out);
+        put_i32(layer.n_out);
     }
     put_str(", model ");
     put_u32(m->elsh_bytes, 0);

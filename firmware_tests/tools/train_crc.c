@@ -11,7 +11,7 @@
  * No malloc (one static arena), no file I/O and no libm call whose result reaches the arena
  * (the loss, which uses logf, is not printed), so the same source runs as a Linux program, under
  * newlib semihosting (armv6) and on the Cortex-M33 board. */
-#include "edge_lsh.h"
+#include "edge_lsh_train.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* train_blobs.c - the C API end to end, no Python: plan an arena, train an LSH network on
  * two noisy clusters, evaluate it, and print the cost per sample from the op counters.
  *   make -C native examples && native/build/train_blobs */
-#include "edge_lsh.h"
+#include "edge_lsh_train.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -325,14 +325,17 @@ static int cmp_double(const void *a, const void *b)
 static void print_info(const elsh_qnet *net, size_t file_bytes)
 {
     static const char *fam[] = {"simhash", "ternary", "dwta"};
+    elsh_qnet_summary m;
+    elsh_qnet_info(net, &m);
     printf("# model: %zu bytes, %d inputs, %d classes, %d layers, arena %zu bytes\n", file_bytes,
-           (int)net->n_in, (int)net->n_classes, (int)net->n_layers, net->arena_bytes);
-    for (int32_t l = 0; l < net->n_layers; l++) {
-        const elsh_qlayer *L = &net->layers[l];
-        printf("# layer %d: %d -> %d, int%d weights, ", (int)l, (int)L->n_in, (int)L->n_out, (int)L->weight_bits);
-        if (L->use_lsh)
-            printf("LSH k=%d, %s K=%d L=%d pool=%d, tables %s\n", (int)L->k, fam[L->hash.family],
-                   (int)L->hash.bits, (int)L->hash.tables, (int)L->hash.pool, L->tables_in_file ? "stored" : "rebuilt at load");
+           (int)m.n_in, (int)m.n_classes, (int)m.n_layers, m.arena_bytes);
+    for (int32_t l = 0; l < m.n_layers; l++) {
+        elsh_qlayer_summary L;
+        elsh_qnet_layer_info(net, l, &L);
+        printf("# layer %d: %d -> %d, int%d weights, ", (int)l, (int)L.n_in, (int)L.n_out, (int)L.weight_bits);
+        if (L.use_lsh)
+            printf("LSH k=%d, %s K=%d L=%d pool=%d, tables %s\n", (int)L.k, fam[L.hash.family], (int)L.hash.bits,
+                   (int)L.hash.tables, (int)L.hash.pool, L.tables_in_file ? "stored" : "rebuilt at load");
         else
             printf("dense\n");
     }
@@ -425,6 +428,8 @@ int main(int argc, char **argv)
         return 0;
     }
     elsh_qnet_set_active(&net, active, dense);
+    elsh_qnet_summary shape;
+    elsh_qnet_info(&net, &shape);
 
     rows r;
     memset(&r, 0, sizeof r);
@@ -435,7 +440,7 @@ int main(int argc, char **argv)
         uint8_t *d;
         size_t size;
         if (read_file(input_path, &raw, &d, &size)) return 1;
-        if (read_npy(d, size, name, net.n_in, &r)) return 1;
+        if (read_npy(d, size, name, shape.n_in, &r)) return 1;
         free(raw);
     } else {
         FILE *f = (!input_path || !strcmp(input_path, "-")) ? stdin : fopen(input_path, "r");
@@ -443,7 +448,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "edge-lsh-run: cannot open %s: %s\n", input_path, strerror(errno));
             return 1;
         }
-        if (read_csv(f, name, net.n_in, net.n_classes, &r)) return 1;
+        if (read_csv(f, name, shape.n_in, shape.n_classes, &r)) return 1;
         if (f != stdin) fclose(f);
     }
     if (r.n == 0) {
@@ -455,7 +460,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "edge-lsh-run: %lld inputs times --repeat %ld is too many to time\n", (long long)r.n, repeat);
         return 1;
     }
-    int8_t *xq = (int8_t *)malloc((size_t)net.n_in);
+    int8_t *xq = (int8_t *)malloc((size_t)shape.n_in);
     int32_t *pred = (int32_t *)malloc((size_t)r.n * sizeof(int32_t));
     double *lat = (double *)malloc((size_t)r.n * (size_t)repeat * sizeof(double));
     if (!xq || !pred || !lat) {
@@ -463,12 +468,11 @@ int main(int argc, char **argv)
         return 1;
     }
     elsh_qnet_reset_counters(&net);
-    const elsh_qlayer *out = &net.layers[net.n_layers - 1];
     int64_t correct = 0, n_lat = 0;
     for (long rep = 0; rep < repeat; rep++) {
         for (int64_t i = 0; i < r.n; i++) {
             double t0 = now_us();
-            rc = elsh_qnet_quantize_input(&net, r.x + i * net.n_in, xq);
+            rc = elsh_qnet_quantize_input(&net, r.x + i * shape.n_in, xq);
             if (rc) {
                 fprintf(stderr, "edge-lsh-run: row %lld: %s\n", (long long)i + 1, elsh_status_str(rc));
                 return 1;
@@ -484,8 +488,10 @@ int main(int argc, char **argv)
             correct += r.label[i] >= 0 && r.label[i] == p;
             if (quiet) continue;
             printf("%d", p);
-            if (show_logits)
-                for (int32_t j = 0; j < out->n_out; j++) printf(" %ld", (long)out->logits[j]);
+            if (show_logits) {
+                const int32_t *logits = elsh_qnet_logits(&net);
+                for (int32_t j = 0; j < shape.n_classes; j++) printf(" %ld", (long)logits[j]);
+            }
             putchar('\n');
         }
     }
@@ -493,8 +499,11 @@ int main(int argc, char **argv)
     int64_t runs = r.n * repeat;
     elsh_ops h = elsh_qnet_ops(&net, ELSH_PHASE_HASH, 1), fw = elsh_qnet_ops(&net, ELSH_PHASE_FORWARD, 1);
     uint64_t dense_macs = 0;
-    for (int32_t l = 0; l < net.n_layers; l++)
-        dense_macs += (uint64_t)net.layers[l].n_in * (uint64_t)net.layers[l].n_out;
+    for (int32_t l = 0; l < shape.n_layers; l++) {
+        elsh_qlayer_summary L;
+        elsh_qnet_layer_info(&net, l, &L);
+        dense_macs += (uint64_t)L.n_in * (uint64_t)L.n_out;
+    }
     printf("# inputs: %lld%s\n", (long long)r.n, repeat > 1 ? " (each run --repeat times)" : "");
     if (r.n_labels)
         printf("# accuracy: %.4f (%lld of %lld labelled rows)\n", (double)correct / (double)r.n_labels,

@@ -1,8 +1,11 @@
-/* internal.h - helpers shared by the kernel's source files; not part of the public API. */
+/* internal.h - what the kernel's source files share, and what its C unit tests (native/tests)
+ * call directly: the stages of a layer (hashing, tables, selection, forward and backward),
+ * the arena allocator, op counting. Not an API: no program outside native/src and
+ * native/tests includes it (make -C native headers checks). */
 #ifndef EDGE_LSH_INTERNAL_H
 #define EDGE_LSH_INTERNAL_H
 
-#include "edge_lsh.h"
+#include "edge_lsh_train.h"
 
 #include <float.h>
 
@@ -14,6 +17,8 @@
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF
 #endif
+
+/* ---------------------------------------------------------------- op counters */
 
 static inline void ops_accumulate(elsh_ops *dst, const elsh_ops *src)
 {
@@ -54,7 +59,8 @@ static inline void counters_reset(elsh_counters *c)
  * nothing for a phase out of range */
 static inline void counters_add(elsh_ops *sum, const elsh_counters *c, int phase, int total)
 {
-    if (phase >= 0 && phase < ELSH_PHASE_COUNT) ops_accumulate(sum, total ? &c->total[phase] : &c->last[phase]);
+    if (phase >= 0 && phase < ELSH_PHASE_COUNT)
+        ops_accumulate(sum, total ? &c->total[phase] : &c->last[phase]);
 }
 
 /* ---------------------------------------------------------------- arenas (arena.c) */
@@ -79,7 +85,7 @@ void *elsh_arena_take(elsh_arena *a, uint64_t count, uint64_t elem_size);
  * does not fit a size_t. */
 int elsh_arena_size(const elsh_arena *a, size_t *bytes);
 
-/* ---------------------------------------------------------------- shared by both networks */
+/* ---------------------------------------------------------------- shared by both networks (select.c, prng.c, hash.c) */
 
 /* Active neurons for a fraction of n_out: round(fraction * n_out), at least 1 (select.c). */
 int32_t elsh_active_k(float fraction, int32_t n_out);
@@ -93,17 +99,6 @@ enum {
     ELSH_STREAM_TRAIN = 5
 };
 void elsh_seed_stream(elsh_prng *rng, uint64_t seed, int32_t layer, uint64_t purpose);
-
-/* ---------------------------------------------------------------- the float network (net_f32.c) */
-
-/* e^x from float operations only: the same bits on every platform. */
-float elsh_expf(float x);
-/* 1 when every one of the n values is finite (no NaN, no infinity). */
-int elsh_all_finite(const float *v, size_t n);
-/* Softmax over the output layer's active classes into net->probs (0 for inactive classes). */
-void elsh_net_softmax(elsh_net *net);
-
-/* ---------------------------------------------------------------- hashing, both paths (hash.c) */
 
 /* Check family, bits, tables, pool, center, select_mode and the family's own setting
  * (ternary_nnz or dwta_bin; the other family's must be 0) for a layer of n_in inputs, and fill
@@ -135,6 +130,83 @@ static inline int32_t elsh_dwta_probe(int32_t g, int32_t a, int32_t n_bins)
 {
     return (int32_t)(((uint32_t)g + (uint32_t)a * 2654435761u) % (uint32_t)n_bins);
 }
+
+/* One selection: the input's codes, the tables (fixed-capacity buckets, or CSR when
+ * csr_offsets is set) and scratch. counts[] must be all zero on entry; it is again on return. */
+typedef struct {
+    const elsh_hash_params *hash; /* tables, n_buckets, select_mode */
+    int32_t n_out, k;
+    const uint32_t *codes;       /* [tables] the input's bucket in each table */
+    const uint16_t *pad_order;   /* [n_out] permutation for padding */
+    const uint16_t *ids;         /* bucket contents */
+    const uint16_t *bucket_len;  /* fixed layout: [tables][n_buckets] */
+    int32_t capacity;            /* fixed layout: slots per bucket */
+    const uint32_t *csr_offsets; /* CSR layout: [tables * n_buckets + 1] */
+    uint16_t *counts;            /* [n_out] scratch */
+    uint16_t *touched;           /* [n_out + 1] scratch */
+    int32_t *hist;               /* [tables + 1] scratch */
+    int32_t *active;             /* [n_out] out: the active ids, ascending */
+} elsh_select_job;
+
+/* Returns the number of active neurons; *n_candidates gets how many collided. */
+int32_t elsh_select_run(const elsh_select_job *job, int32_t *n_candidates, elsh_ops *ops);
+
+/* ---------------------------------------------------------------- the float layer's stages */
+
+/* Hashing (hash_f32.c). Sum-pool a dense vector (n values) or a sparse one (idx != NULL) into
+ * layer->hash_in. */
+void elsh_hash_pool(elsh_layer *layer, const float *x, const int32_t *idx, int32_t n, elsh_ops *ops);
+/* Bucket id of table t for the vector in layer->hash_in (or `v` of length hash_dim). */
+uint32_t elsh_hash_code(const elsh_layer *layer, const float *v, int32_t t, elsh_ops *ops);
+/* Draw new hash functions for the layer from rng. */
+void elsh_hash_draw(elsh_layer *layer, elsh_prng *rng);
+/* Bucket ids of neuron j's weight row in every table, into codes[L]. Uses hash_in as scratch. */
+void elsh_hash_neuron(elsh_layer *layer, int32_t j, uint32_t *codes, elsh_ops *ops);
+
+/* Tables (tables_f32.c). Empty every bucket (neuron_bucket all ELSH_NO_BUCKET). */
+void elsh_tables_clear(elsh_layer *layer);
+/* Empty every bucket and insert every neuron. */
+void elsh_tables_rebuild(elsh_layer *layer);
+/* Re-hash the neurons marked dirty and move them to their new buckets. Returns how many. */
+int32_t elsh_tables_update(elsh_layer *layer);
+/* Number of neurons currently stored in table t (sum of bucket lengths). */
+int32_t elsh_tables_count(const elsh_layer *layer, int32_t t);
+
+/* Pointer to the first slot of bucket b of table t. */
+static inline uint16_t *bucket_slots(const elsh_layer *L, int32_t t, uint32_t b)
+{
+    return L->bucket_ids + ((size_t)t * (size_t)L->hash.n_buckets + b) * (size_t)L->capacity;
+}
+
+/* Selection (select.c). From layer->codes, choose the active set: top-k by collision count
+ * (ties by lower neuron id) or union, padded from pad_order when fewer than k neurons collide.
+ * If force >= 0 it is added (training: the true label at an LSH output layer). Fills active[]
+ * ascending and n_active. */
+void elsh_select(elsh_layer *layer, int32_t force, elsh_ops *ops);
+/* Output layers only: insert `force` (>= 0) into the ascending active set if missing. */
+void elsh_select_force(elsh_layer *L, int32_t force);
+
+/* Forward one layer (layer_f32.c). The input is dense (in_idx == NULL, n_in values) or sparse
+ * (in_n values at the in_idx positions). Hashes and selects when the layer uses LSH. */
+void elsh_layer_forward_f32(elsh_layer *layer, const float *in_val, const int32_t *in_idx,
+                            int32_t in_n, int32_t force);
+
+/* Backward one layer for the deltas in layer->delta: adds dL/dx of the active inputs into
+ * prev_delta (NULL for the first layer) and steps Adagrad + momentum on the active rows. */
+void elsh_layer_backward_f32(elsh_layer *layer, const float *in_val, const int32_t *in_idx,
+                             int32_t in_n, float *prev_delta, float lr, float momentum, float l2,
+                             float eps);
+
+/* ---------------------------------------------------------------- the float network (net_f32.c) */
+
+/* e^x from float operations only: the same bits on every platform. */
+float elsh_expf(float x);
+/* 1 when every one of the n values is finite (no NaN, no infinity). */
+int elsh_all_finite(const float *v, size_t n);
+/* Softmax over the output layer's active classes into net->probs (0 for inactive classes). */
+void elsh_net_softmax(elsh_net *net);
+
+/* ---------------------------------------------------------------- the fixed-point layer's stages */
 
 /* Fixed-point hashing (hash_q.c). h is the pooled, centered int32 vector of hash_dim. */
 uint32_t elsh_qhash_code(const elsh_qlayer *L, const int32_t *h, int32_t t, elsh_ops *ops);
@@ -173,34 +245,5 @@ uint32_t elsh_dot_q8_dense_sdot(const int8_t *w, const int8_t *a, int32_t zero, 
  * ops->last[ELSH_PHASE_HASH] and ops->last[ELSH_PHASE_FORWARD] (the network's counters). */
 void elsh_qlayer_forward(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n, int dense,
                          elsh_counters *ops);
-
-/* Pointer to the first slot of bucket b of table t. */
-static inline uint16_t *bucket_slots(const elsh_layer *L, int32_t t, uint32_t b)
-{
-    return L->bucket_ids + ((size_t)t * (size_t)L->hash.n_buckets + b) * (size_t)L->capacity;
-}
-
-/* One selection: the input's codes, the tables (fixed-capacity buckets, or CSR when
- * csr_offsets is set) and scratch. counts[] must be all zero on entry; it is again on return. */
-typedef struct {
-    const elsh_hash_params *hash; /* tables, n_buckets, select_mode */
-    int32_t n_out, k;
-    const uint32_t *codes;       /* [tables] the input's bucket in each table */
-    const uint16_t *pad_order;   /* [n_out] permutation for padding */
-    const uint16_t *ids;         /* bucket contents */
-    const uint16_t *bucket_len;  /* fixed layout: [tables][n_buckets] */
-    int32_t capacity;            /* fixed layout: slots per bucket */
-    const uint32_t *csr_offsets; /* CSR layout: [tables * n_buckets + 1] */
-    uint16_t *counts;            /* [n_out] scratch */
-    uint16_t *touched;           /* [n_out + 1] scratch */
-    int32_t *hist;               /* [tables + 1] scratch */
-    int32_t *active;             /* [n_out] out: the active ids, ascending */
-} elsh_select_job;
-
-/* Returns the number of active neurons; *n_candidates gets how many collided. */
-int32_t elsh_select_run(const elsh_select_job *job, int32_t *n_candidates, elsh_ops *ops);
-
-/* Output layers only: insert `force` (>= 0) into the ascending active set if missing. */
-void elsh_select_force(elsh_layer *L, int32_t force);
 
 #endif

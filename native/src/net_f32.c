@@ -409,3 +409,60 @@ int elsh_predict(elsh_net *net, const float *x, int64_t n, int32_t *pred, float 
     }
     return ELSH_OK;
 }
+
+/* ---------------------------------------------------------------- accessors */
+
+/* Layer `layer` of an initialized network, or NULL. */
+static const elsh_layer *layer_at(const elsh_net *net, int32_t layer)
+{
+    return net && net->arena && layer >= 0 && layer < net->n_layers ? &net->layers[layer] : NULL;
+}
+
+int elsh_net_layer_info(const elsh_net *net, int32_t layer, elsh_layer_summary *out)
+{
+    if (!net || !net->arena || !out) return ELSH_ERR_NULL;
+    const elsh_layer *L = layer_at(net, layer);
+    if (!L) return ELSH_ERR_STATE;
+    *out = (elsh_layer_summary){.n_in = L->n_in, .n_out = L->n_out, .k = L->k, .use_lsh = L->use_lsh,
+                                .is_output = L->is_output, .hash = L->hash, .capacity = L->capacity,
+                                .insert_policy = L->insert_policy};
+    return ELSH_OK;
+}
+
+int elsh_net_layer_arrays(elsh_net *net, int32_t layer, elsh_layer_arrays *out)
+{
+    if (!net || !net->arena || !out) return ELSH_ERR_NULL;
+    const elsh_layer *L = layer_at(net, layer);
+    if (!L) return ELSH_ERR_STATE;
+    *out = (elsh_layer_arrays){.w = L->w, .b = L->b, .w_g2 = L->w_g2, .w_vel = L->w_vel, .b_g2 = L->b_g2,
+                               .b_vel = L->b_vel, .proj = L->proj, .tern_idx = L->tern_idx,
+                               .tern_sign = L->tern_sign, .dwta_idx = L->dwta_idx,
+                               .bucket_ids = L->bucket_ids, .bucket_len = L->bucket_len,
+                               .neuron_bucket = L->neuron_bucket, .pad_order = L->pad_order,
+                               .center = L->center, .rng = L->rng};
+    return ELSH_OK;
+}
+
+const int32_t *elsh_net_last_active(const elsh_net *net, int32_t layer, int32_t *n_active)
+{
+    const elsh_layer *L = layer_at(net, layer);
+    if (n_active) *n_active = L ? L->n_active : 0;
+    return L ? L->active : NULL;
+}
+
+elsh_ops elsh_net_layer_ops(const elsh_net *net, int32_t layer, int phase, int total)
+{
+    elsh_ops sum;
+    ops_clear(&sum);
+    const elsh_layer *L = layer_at(net, layer);
+    if (L) counters_add(&sum, &L->ops, phase, total);
+    return sum;
+}
+
+int elsh_net_rebuild_tables(elsh_net *net)
+{
+    if (!net || !net->arena) return ELSH_ERR_NULL;
+    for (int32_t l = 0; l < net->n_layers; l++)
+        if (net->layers[l].use_lsh) elsh_tables_rebuild(&net->layers[l]);
+    return ELSH_OK;
+}

@@ -70,3 +70,45 @@ elsh_ops elsh_qnet_ops(const elsh_qnet *net, int phase, int total)
     if (net) counters_add(&sum, &net->ops, phase, total);
     return sum;
 }
+
+/* ---------------------------------------------------------------- accessors */
+
+int elsh_qnet_info(const elsh_qnet *net, elsh_qnet_summary *out)
+{
+    if (!net || !out) return ELSH_ERR_NULL;
+    if (!net->file) return ELSH_ERR_STATE; /* never opened, or the open failed */
+    *out = (elsh_qnet_summary){.n_in = net->n_in, .n_classes = net->n_classes, .n_layers = net->n_layers,
+                               .arena_bytes = net->arena_bytes, .file = net->file,
+                               .file_bytes = net->file_bytes, .info = net->info,
+                               .info_bytes = net->info_bytes};
+    return ELSH_OK;
+}
+
+int elsh_qnet_layer_info(const elsh_qnet *net, int32_t layer, elsh_qlayer_summary *out)
+{
+    if (!net || !out) return ELSH_ERR_NULL;
+    if (!net->file || layer < 0 || layer >= net->n_layers) return ELSH_ERR_STATE;
+    const elsh_qlayer *L = &net->layers[layer];
+    *out = (elsh_qlayer_summary){
+        .n_in = L->n_in, .n_out = L->n_out, .k = L->k, .k_file = L->k_file, .use_lsh = L->use_lsh,
+        .is_output = L->is_output, .weight_bits = L->weight_bits,
+        .weights = L->weight_bits == 16 ? (const void *)L->w16 : (const void *)L->w8,
+        .in_zero = L->in_zero, .out_zero = L->out_zero, .in_scale = L->in_scale,
+        .out_scale = L->out_scale, .hash = L->hash, .hash_source = L->hash_source,
+        .tables_in_file = L->tables_in_file};
+    return ELSH_OK;
+}
+
+const int32_t *elsh_qnet_logits(const elsh_qnet *net)
+{
+    if (!net || !net->attached) return NULL;
+    return net->layers[net->n_layers - 1].logits;
+}
+
+const int32_t *elsh_qnet_last_active(const elsh_qnet *net, int32_t layer, int32_t *n_active)
+{
+    if (n_active) *n_active = 0;
+    if (!net || !net->attached || layer < 0 || layer >= net->n_layers) return NULL;
+    if (n_active) *n_active = net->layers[layer].n_active;
+    return net->layers[layer].active;
+}

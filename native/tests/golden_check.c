@@ -65,13 +65,14 @@ static int check_pair(const char *model_path, const char *expect_path)
         return 1;
     }
     int n_inputs, n_in, n_classes, failures = 0;
-    if (fscanf(f, "%d %d %d", &n_inputs, &n_in, &n_classes) != 3 || n_in != net.n_in ||
-        n_classes != net.n_classes || n_inputs < 1) {
+    elsh_qnet_summary model;
+    elsh_qnet_info(&net, &model);
+    if (fscanf(f, "%d %d %d", &n_inputs, &n_in, &n_classes) != 3 || n_in != model.n_in ||
+        n_classes != model.n_classes || n_inputs < 1) {
         fprintf(stderr, "golden: %s: header does not match the model\n", expect_path);
         return 1;
     }
     int8_t *xq = (int8_t *)malloc((size_t)n_in);
-    const elsh_qlayer *out = &net.layers[net.n_layers - 1];
     for (int s = 0; s < n_inputs; s++) {
         for (int i = 0; i < n_in; i++) {
             int v;
@@ -82,16 +83,17 @@ static int check_pair(const char *model_path, const char *expect_path)
             xq[i] = (int8_t)v;
         }
         int pred = elsh_qnet_forward(&net, xq);
+        const int32_t *logits = elsh_qnet_logits(&net);
         for (int j = 0; j < n_classes; j++) {
             long v;
             if (fscanf(f, "%ld", &v) != 1) {
                 fprintf(stderr, "golden: %s: bad logit (input %d)\n", expect_path, s);
                 return 1;
             }
-            if (v != (long)out->logits[j]) {
+            if (v != (long)logits[j]) {
                 if (failures < 10)
                     fprintf(stderr, "golden: %s input %d class %d: logit %ld, expected %ld\n", model_path,
-                            s, j, (long)out->logits[j], v);
+                            s, j, (long)logits[j], v);
                 failures++;
             }
         }

@@ -279,4 +279,14 @@ void test_attach_after_failed_open_fails(void)
     CHECK_EQ_INT(need, 0);
     CHECK_EQ_INT(elsh_model_attach(&net, arena, sizeof arena), ELSH_ERR_STATE);
     CHECK(net.file == NULL);
+    /* nothing to read either */
+    elsh_qnet_summary info;
+    elsh_qlayer_summary layer;
+    int32_t n_active = 7;
+    CHECK_EQ_INT(elsh_qnet_info(&net, &info), ELSH_ERR_STATE);
+    CHECK_EQ_INT(elsh_qnet_layer_info(&net, 0, &layer), ELSH_ERR_STATE);
+    CHECK_EQ_INT(elsh_qnet_info(NULL, &info), ELSH_ERR_NULL);
+    CHECK(elsh_qnet_logits(&net) == NULL);
+    CHECK(elsh_qnet_last_active(&net, 0, &n_active) == NULL);
+    CHECK_EQ_INT(n_active, 0);
 }

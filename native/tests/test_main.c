@@ -29,6 +29,7 @@
     X(test_plan_size_stable_and_grows)                                                       \
     X(test_arena_allocator)                                                                  \
     X(test_init_arena_errors)                                                                \
+    X(test_layer_accessors)                                                                  \
     X(test_init_layer_views)                                                                 \
     X(test_active_k_rounding)                                                                \
     X(test_init_attaches_saved_arena)                                                        \

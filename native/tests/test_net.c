@@ -342,6 +342,65 @@ static int span_cmp(const void *a, const void *b)
     return ((uintptr_t)x->p > (uintptr_t)y->p) - ((uintptr_t)x->p < (uintptr_t)y->p);
 }
 
+/* The accessors read what the layer views hold, and refuse layers that do not exist. */
+void test_layer_accessors(void)
+{
+    elsh_net_config cfg;
+    cfg_init(&cfg, 20, 2, 3u);
+    cfg_lsh(&cfg.layers[0], 40, 0.2f, ELSH_HASH_DWTA, 7, 3);
+    cfg.layers[0].hash.dwta_bin = 4;
+    cfg.layers[0].hash.ternary_nnz = 5; /* another family's setting: ignored */
+    cfg_dense(&cfg.layers[1], 3);
+    tnet t;
+    CHECK_EQ_INT(tnet_create(&t, &cfg), ELSH_OK);
+    if (!t.raw) return;
+    elsh_net *net = &t.net;
+    elsh_layer_summary info;
+    CHECK_EQ_INT(elsh_net_layer_info(net, 0, &info), ELSH_OK);
+    CHECK_EQ_INT(info.n_in, 20);
+    CHECK_EQ_INT(info.n_out, 40);
+    CHECK_EQ_INT(info.k, 8);
+    CHECK_EQ_INT(info.use_lsh, 1);
+    CHECK_EQ_INT(info.capacity, 40);
+    CHECK_EQ_INT(info.hash.family, ELSH_HASH_DWTA);
+    CHECK_EQ_INT(info.hash.dwta_bin, 4);
+    CHECK_EQ_INT(info.hash.dwta_bits, 2);
+    CHECK_EQ_INT(info.hash.dwta_per_table, 4);
+    CHECK_EQ_INT(info.hash.ternary_nnz, 0);
+    CHECK_EQ_INT(info.hash.n_buckets, 128);
+    CHECK_EQ_INT(elsh_net_layer_info(net, 1, &info), ELSH_OK);
+    CHECK_EQ_INT(info.use_lsh, 0);
+    CHECK_EQ_INT(info.hash.tables, 0);
+    CHECK_EQ_INT(elsh_net_layer_info(net, 2, &info), ELSH_ERR_STATE);
+    CHECK_EQ_INT(elsh_net_layer_info(net, -1, &info), ELSH_ERR_STATE);
+    CHECK_EQ_INT(elsh_net_layer_info(NULL, 0, &info), ELSH_ERR_NULL);
+
+    elsh_layer_arrays a;
+    CHECK_EQ_INT(elsh_net_layer_arrays(net, 0, &a), ELSH_OK);
+    CHECK(a.w == net->layers[0].w && a.dwta_idx == net->layers[0].dwta_idx);
+    CHECK(a.proj == NULL && a.tern_idx == NULL && a.rng == net->layers[0].rng);
+    CHECK_EQ_INT(elsh_net_layer_arrays(net, 1, &a), ELSH_OK);
+    CHECK(a.b == net->layers[1].b && a.bucket_ids == NULL && a.center == NULL);
+    CHECK_EQ_INT(elsh_net_layer_arrays(net, 2, &a), ELSH_ERR_STATE);
+
+    float x[20] = {0};
+    for (int i = 0; i < 20; i++) x[i] = (float)(i % 7);
+    CHECK(elsh_net_forward(net, x, -1) >= 0);
+    int32_t n_active = -1;
+    const int32_t *act = elsh_net_last_active(net, 0, &n_active);
+    CHECK(act == net->layers[0].active);
+    CHECK_EQ_INT(n_active, 8);
+    CHECK(elsh_net_last_active(net, 5, &n_active) == NULL);
+    CHECK_EQ_INT(n_active, 0);
+    elsh_ops o = elsh_net_layer_ops(net, 1, ELSH_PHASE_FORWARD, 0);
+    CHECK_EQ_INT(o.mul, 3 * 8); /* 3 outputs over the 8 active inputs */
+    o = elsh_net_layer_ops(net, 1, ELSH_PHASE_COUNT, 1);
+    CHECK_EQ_INT(o.mul + o.add, 0);
+    CHECK_EQ_INT(elsh_net_rebuild_tables(net), ELSH_OK);
+    CHECK_EQ_INT(tables_problems(&net->layers[0], 2), 0);
+    tnet_destroy(&t);
+}
+
 void test_init_layer_views(void)
 {
     elsh_net_config cfg;

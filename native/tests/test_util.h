@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "edge_lsh.h"
+#include "internal.h"
 
 /* A network with its own 64-byte aligned, zero-filled, malloc'ed arena. */
 typedef struct {
