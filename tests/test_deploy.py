@@ -320,6 +320,6 @@ def test_force_replaces_an_existing_bundle(tmp_path, monkeypatch, capsys):
     # --force never replaces a file by a folder
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(DeployError, match="not empty"):
-        deploy(MODEL, "pi5", blocker, force=True)
+    with pytest.raises(DeployError, match="is a file; the deploy folder must be a folder"):
+        deploy(MODEL, "pi5", blocker, force=True)  # and no "pass --force" advice
     assert blocker.read_text() == "x"

@@ -233,3 +233,39 @@ def test_label_sets_that_look_wrong_warn(tmp_path):
     np.savez(tmp_path / "small.npz", x=rng.random((6, 4)), y=np.arange(6) % 2)
     with pytest.warns(UserWarning, match="test split has only 1 sample"):
         load(f"npz:{tmp_path / 'small.npz'}")
+
+
+# ----------------------------------------------------------------------------- deploy edges
+
+
+def test_deploy_checks_its_folder_before_building(tmp_path, capsys):
+    """A deploy into a/b/out with no a/ fails at once and leaves nothing behind (it used to
+    build, then fail, and leave a/ behind); --json is pure."""
+    model = Path(__file__).resolve().parents[1] / "export" / "golden" / "ternary_seed_tables.elsh"
+    out = tmp_path / "a" / "b" / "out"
+    assert main(["deploy", str(model), "--target", "pi4", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "building" not in err
+    assert not (tmp_path / "a").exists()
+
+
+def test_deploy_refuses_a_folder_where_a_bundle_file_goes(tmp_path, monkeypatch):
+    """A folder named README.md in --out is found before any file is replaced."""
+    from edge_lsh.deploy import deploy, toolchain
+    from edge_lsh.errors import DeployError
+
+    def fake_run(cmd, what, timeout=None):  # the "compiler" writes its -o file
+        Path(cmd[cmd.index("-o") + 1]).write_bytes(b"\x7fELF")
+        return None
+
+    monkeypatch.setattr(toolchain, "need", lambda tool, target, why: tool)
+    monkeypatch.setattr(toolchain, "run", fake_run)
+    model = Path(__file__).resolve().parents[1] / "export" / "golden" / "ternary_seed_tables.elsh"
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "model.elsh").write_bytes(b"old model")
+    (out / "README.md").mkdir()
+    with pytest.raises(DeployError, match="README.md is a folder"):
+        deploy(model, "pi4", out, force=True)
+    assert (out / "model.elsh").read_bytes() == b"old model"  # nothing replaced halfway
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no temporary left

@@ -4,6 +4,7 @@ bundled with the model; --check runs it under QEMU against this machine."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -32,7 +33,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     d.add_argument("--out", required=True, metavar="DIR", help="folder to write")
     d.add_argument("--check", action="store_true", help="run it under QEMU against the host")
-    d.add_argument("--force", action="store_true", help="replace files in a non-empty DIR")
+    d.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty DIR, replacing the bundle's files one by one (others in DIR "
+        "are kept; a symbolic link DIR is followed, so the files land in the folder it names)",
+    )
+    d.add_argument("--json", action="store_true", help="print the result as one JSON object")
     d.set_defaults(func=run)
     return d
 
@@ -44,6 +51,16 @@ def run(args: argparse.Namespace) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     r = deploy(args.model, args.target, args.out, check=args.check, force=args.force, progress=say)
+    if args.json:
+        result = {
+            "target": r.target,
+            "out": str(r.out_dir),
+            "files": {str(f): f.stat().st_size for f in r.files},
+            "checked": r.checked,
+            "binary_bytes": r.binary_bytes,
+        }
+        print(json.dumps(result))
+        return 0
     for f in r.files:
         print(f"{f}  {f.stat().st_size:,} bytes")
     if r.checked:

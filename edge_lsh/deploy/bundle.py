@@ -21,7 +21,8 @@ import numpy as np
 
 from edge_lsh.deploy import toolchain
 from edge_lsh.deploy.targets import COMMON_CFLAGS, TARGETS, DeployTarget
-from edge_lsh.errors import DeployError
+from edge_lsh.errors import DeployError, OutputPathError
+from edge_lsh.fileio import check_output_folder
 from edge_lsh.fixed import FixedPointModel
 
 __all__ = ["CHECK_INPUTS", "DeployResult", "check_inputs", "deploy"]
@@ -90,26 +91,23 @@ def deploy(
     model_path = Path(model_path)
     model = FixedPointModel.load(model_path)  # a bad model fails here, before any build
     blob = model.file_bytes()  # ship exactly the bytes that were validated
-    out = Path(out_dir)
+    out = Path(out_dir).expanduser()
     if out.is_symlink() and not out.exists():
         raise DeployError(f"{out} is a broken symbolic link")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not force)):
+    try:  # before any build: the parent folder exists and is writable, out is no file
+        check_output_folder(out, "deploy folder")
+    except OutputPathError as exc:
+        raise DeployError(str(exc)) from None
+    if out.is_dir() and any(out.iterdir()) and not force:
         raise DeployError(f"{out} exists and is not empty (pass --force to replace its files)")
     root = toolchain.source_root()
     x = check_inputs(model, CHECK_INPUTS)
     pred, logits = model.predict_logits(x)
-
-    made_parent = not out.parent.exists()
     args = (blob, model, model_path.name, target, root, out, x, pred, logits, check, say)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         return _deploy_into(*args)
-    except BaseException as exc:
-        if made_parent and out.parent.is_dir() and not any(out.parent.iterdir()):
-            out.parent.rmdir()  # leave no empty folder behind a failed build
-        if isinstance(exc, OSError):
-            raise DeployError(f"cannot write {out}: {exc}") from exc
-        raise
+    except OSError as exc:
+        raise DeployError(f"cannot write {out}: {exc}") from exc
 
 
 def _deploy_into(
@@ -152,8 +150,15 @@ def _deploy_into(
             if check:
                 result.checked = len(pred)
         (tmp / "README.md").write_text(_readme(target, model, model_name, result))
+        # Every file is complete in tmp; none of the names may be a folder in out (that would
+        # fail halfway through the renames below), so check them all before the first one.
+        blocked = [n for n in names if (out / n).is_dir()]
+        if blocked:
+            raise DeployError(
+                f"{out}: {', '.join(blocked)} is a folder; remove it or pick a new --out"
+            )
         out.mkdir(exist_ok=True)
-        for name in names:
+        for name in names:  # each rename is atomic: a file is the old one or the new one
             os.replace(tmp / name, out / name)
         result.files = [out / n for n in names]
     return result
