@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import numpy as np
 
 from edge_lsh.errors import OutputPathError
 
@@ -85,3 +89,63 @@ def _mode_for(target: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+# JSON from a file: metadata in a model file, an INFO section. Nesting deeper than this is
+# refused before parsing (json.loads recurses once per level: a deep enough file raises
+# RecursionError, or overflows the C stack where the recursion limit has been raised), and so
+# is more text than MAX_JSON_BYTES (the check holds a few int32 per byte).
+MAX_JSON_DEPTH = 100
+MAX_JSON_BYTES = 4 << 20
+
+
+def json_depth(raw: bytes) -> int:
+    """The deepest nesting of [ and { outside strings in the UTF-8 JSON text raw, found in
+    linear time (numpy). Exact for valid JSON; for invalid JSON, exact up to the first error,
+    which is as far as a parser gets."""
+    a = np.frombuffer(raw, dtype=np.uint8)
+    if a.size == 0:
+        return 0
+    at = np.arange(a.size, dtype=np.int32)
+    # a quote is escaped when an odd number of backslashes comes right before it
+    not_backslash = np.maximum.accumulate(np.where(a == 0x5C, -1, at))
+    quotes = np.flatnonzero(a == 0x22)
+    before = np.maximum(quotes - 1, 0)
+    run = np.where(quotes > 0, before - not_backslash[before], 0)
+    toggles = np.zeros(a.size, dtype=np.int8)
+    toggles[quotes[run % 2 == 0]] = 1
+    outside = np.cumsum(toggles, dtype=np.int32) % 2 == 0
+    step = (a == 0x5B).astype(np.int8) + (a == 0x7B) - (a == 0x5D) - (a == 0x7D)
+    return int(max(0, np.cumsum(np.where(outside, step, 0), dtype=np.int32).max()))
+
+
+def loads_json(
+    text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH, max_bytes: int = MAX_JSON_BYTES
+) -> Any:
+    """json.loads for text from a file nobody checked: ValueError (never RecursionError,
+    OverflowError or a NaN) for invalid UTF-8 or JSON, more than max_bytes, nesting deeper than
+    max_depth, and numbers that are not finite (NaN, Infinity, 1e999)."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    if len(raw) > max_bytes:
+        raise ValueError(f"{len(raw)} bytes of JSON, more than the {max_bytes} allowed")
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    depth = json_depth(raw)
+    if depth > max_depth:
+        raise ValueError(f"JSON nested {depth} levels deep, more than the {max_depth} allowed")
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"JSON holds {name}; expected finite numbers only")
+
+    def finite(s: str) -> float:
+        v = float(s)
+        if not math.isfinite(v):
+            raise ValueError(f"JSON number {s[:40]} is out of range; expected finite numbers")
+        return v
+
+    try:
+        return json.loads(decoded, parse_constant=no_constant, parse_float=finite)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None

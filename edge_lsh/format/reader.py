@@ -13,7 +13,7 @@ the rest.
 
 from __future__ import annotations
 
-import json
+import bisect
 import math
 import os
 import zlib
@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 
 from edge_lsh.errors import ElshFormatError
+from edge_lsh.fileio import loads_json
 from edge_lsh.format.layout import (
     ALIGN,
     BIAS,
@@ -142,12 +143,17 @@ def check_header(data: bytes) -> tuple[int, int, int, int]:
 
 def section_table(data: bytes, nsec: int, sto: int, fbytes: int) -> list[Entry]:
     """Every entry, checked in the C reader's order (model_io.c read_sections): flags and
-    reserved field, alignment, inside the file after the table, no overlap with an earlier
-    entry, no unknown required type, a layer field that fits the type, no duplicate (type,
-    layer). Unknown optional sections are included (callers skip them)."""
+    reserved field, alignment, inside the file after the table; then against each earlier
+    entry in turn, no overlap and no repeat of its (type, layer), known type or not; then no
+    unknown required type and a layer field that fits the type. Unknown optional sections are
+    included (callers skip them). Linear-logarithmic in the entries (the C compares pairs)."""
     data_start = sto + ENTRY_BYTES * nsec
     entries: list[Entry] = []
-    seen: dict[tuple[int, int], int] = {}
+    seen: dict[tuple[int, int], int] = {}  # (type, layer) -> the entry that has it
+    # the non-empty sections so far, by offset: they do not overlap, so ends ascend too
+    starts: list[int] = []
+    ends: list[int] = []
+    owners: list[int] = []
     for i in range(nsec):
         t, layer, off, size, flags, reserved = ENTRY_STRUCT.unpack_from(data, sto + ENTRY_BYTES * i)
         what = f"section {i} ({_where(t, layer)})"
@@ -165,13 +171,25 @@ def section_table(data: bytes, nsec: int, sto: int, fbytes: int) -> list[Entry]:
                 f"{what} spans bytes {off}..{off + size}; sections must lie in "
                 f"{data_start}..{fbytes} (after the section table, inside the file)",
             )
-        for o in entries:
-            if size and o.size and off < o.offset + o.size and o.offset < off + size:
-                raise _fail(
-                    "ELSH_FMT_BOUNDS",
-                    f"{what} (bytes {off}..{off + size}) overlaps section {o.pos} "
-                    f"({_where(o.type, o.layer)}, bytes {o.offset}..{o.offset + o.size})",
-                )
+        # the earliest earlier entry that this one overlaps or repeats: the C compares the
+        # entry with entries 0, 1, ... in turn, overlap first, and stops at the first problem
+        lo = bisect.bisect_right(ends, off) if size else 0
+        hi = bisect.bisect_left(starts, off + size) if size else 0
+        overlap = min(owners[lo:hi]) if lo < hi else None
+        repeat = seen.get((t, layer))
+        if overlap is not None and (repeat is None or overlap <= repeat):
+            o = entries[overlap]
+            raise _fail(
+                "ELSH_FMT_BOUNDS",
+                f"{what} (bytes {off}..{off + size}) overlaps section {o.pos} "
+                f"({_where(o.type, o.layer)}, bytes {o.offset}..{o.offset + o.size})",
+            )
+        if repeat is not None:
+            raise _fail(
+                "ELSH_FMT_DUPLICATE",
+                f"{what} repeats section {repeat}'s type and layer (at most one section of each "
+                "type and layer, known type or not)",
+            )
         entry = Entry(i, t, layer, off, size, flags)
         if t not in SECTION_NAMES:
             if flags & FLAG_REQUIRED:
@@ -179,25 +197,23 @@ def section_table(data: bytes, nsec: int, sto: int, fbytes: int) -> list[Entry]:
                     "ELSH_FMT_UNKNOWN_REQUIRED",
                     f"{what} has a type this reader does not know and is marked required",
                 )
-            entries.append(entry)  # a later minor version's section: skipped by the caller
-            continue
-        if t in NETWORK_SECTIONS and layer != NO_LAYER:
+        elif t in NETWORK_SECTIONS and layer != NO_LAYER:
             raise _fail(
                 "ELSH_FMT_UNEXPECTED",
                 f"{what}: {section_name(t)} belongs to the whole network; its layer must be "
                 "0xFFFFFFFF",
             )
-        if t not in NETWORK_SECTIONS and layer >= MAX_LAYERS:
+        elif t not in NETWORK_SECTIONS and layer >= MAX_LAYERS:
             raise _fail(
                 "ELSH_FMT_UNEXPECTED", f"{what}: layer {layer} is beyond the {MAX_LAYERS} allowed"
             )
-        if (t, layer) in seen:
-            raise _fail(
-                "ELSH_FMT_DUPLICATE",
-                f"{what} repeats section {seen[(t, layer)]}'s type and layer",
-            )
         seen[(t, layer)] = i
-        entries.append(entry)
+        entries.append(entry)  # an unknown type: a later minor version's, skipped by callers
+        if size:
+            k = bisect.bisect_left(starts, off)
+            starts.insert(k, off)
+            ends.insert(k, off + size)
+            owners.insert(k, i)
     return entries
 
 
@@ -741,9 +757,16 @@ def _bind_layer(
         _bind_membership(data, me, L, li)
 
 
-def parse(data: bytes, *, build_tables: bool = True) -> QModel:
+def parse(data: bytes, *, build_tables: bool = True, hash_functions: bool = True) -> QModel:
     """Validate and read a file, in the order of the C reader (elsh_model_open, then the
-    checks of elsh_model_attach), so that both report the same code for a broken file."""
+    checks of elsh_model_attach), so that both report the same code for a broken file.
+
+    The work is bounded as in C (FORMAT.md work limits, checked per LAYER before any of it).
+    With hash_functions=False the hash functions of seeded layers (hash_source = 0) are not
+    drawn (their arrays stay None, and no tables are built): enough to describe a file, as
+    nothing drawn from a seed can break a rule."""
+    if not hash_functions:
+        build_tables = False
     nsec, sto, fbytes, hflags = check_header(data)
     data = data[:fbytes]
     entries = section_table(data, nsec, sto, fbytes)
@@ -791,7 +814,8 @@ def parse(data: bytes, *, build_tables: bool = True) -> QModel:
         if not L.use_lsh:
             continue
         if L.hash_source == 0:
-            _regenerate_hash(L, seed, li)
+            if hash_functions:
+                _regenerate_hash(L, seed, li)
         else:
             _check_hash_attach(L, li)
         if L.table_ids is not None:
@@ -803,10 +827,10 @@ def parse(data: bytes, *, build_tables: bool = True) -> QModel:
     ie = known.get((INFO, NO_LAYER))
     if ie is not None:
         try:
-            parsed = json.loads(data[ie.offset : ie.offset + ie.size].decode("utf-8"))
+            parsed = loads_json(data[ie.offset : ie.offset + ie.size])
             info = parsed if isinstance(parsed, dict) else {"value": parsed}
-        except (UnicodeDecodeError, ValueError):
-            info = None  # INFO is never needed; a broken one is ignored
+        except ValueError:
+            info = None  # INFO is never needed; a broken (or too deep, or huge) one is ignored
     return QModel(
         n_in=n_in,
         n_classes=n_classes,

@@ -1,7 +1,7 @@
 """The hash functions and padding order of an LSH layer, regenerated from the network seed.
 
-A pure-Python mirror of the C drawing code (``elsh_net_randomize`` and ``seed_stream`` in
-native/src/net.c, ``elsh_hash_draw`` and ``draw_distinct`` in native/src/hash.c), as specified
+A pure-Python mirror of the C drawing code (native/src: ``elsh_net_randomize`` in net_f32.c,
+``elsh_seed_stream`` in prng.c, ``elsh_hash_draw_into``/``draw_distinct`` in hash.c), as specified
 in export/FORMAT.md section 5.4. With the same seed, layer index and shape it returns exactly
 the arrays the float kernel has in its arena (``Network.layer_arrays``), which is what lets an
 ``.elsh`` file store only the seed (hash_source = 0) instead of the functions themselves.
@@ -46,7 +46,7 @@ TERNARY = 1
 DWTA = 2
 FAMILY_NAMES = {SIMHASH: "simhash", TERNARY: "ternary", DWTA: "dwta"}
 
-STREAM_HASH = 2  # seed_stream purposes in net.c
+STREAM_HASH = 2  # elsh_seed_stream purposes (native/src/internal.h)
 STREAM_PAD = 3
 
 HashArrays = dict[str, np.ndarray]
@@ -110,13 +110,14 @@ class _Stream:
     def distinct(self, n: int, k: int) -> np.ndarray:
         """draw_distinct(rng, n, k) on the stream (n <= 65536), as uint16."""
         threshold = ((1 << 32) - n) % n
-        if k <= _SMALL_DISTINCT:
+        # expected draws for k distinct of n: n (H(n) - H(n - k)) ~ n ln(n / (n - k))
+        expected = n * (math.log(n + 0.5) - math.log(n - k + 0.5))
+        window = int(1.25 * expected) + 16
+        if expected <= _SMALL_DISTINCT:  # a plain loop
             got: list[int] = []
             seen: set[int] = set()
-            window = 2 * k + 8
             while True:
-                raw = self.peek(window).tolist()
-                for i, r in enumerate(raw):
+                for i, r in enumerate(self.peek(window).tolist()):
                     if r < threshold:
                         continue
                     c = r % n
@@ -129,9 +130,7 @@ class _Stream:
                 got.clear()
                 seen.clear()
                 window *= 2
-        # expected draws for k distinct of n: n (H(n) - H(n - k)) ~ n ln(n / (n - k))
-        window = int(n * (math.log(n + 0.5) - math.log(n - k + 0.5))) + k // 4 + 64
-        while True:
+        while True:  # the first occurrences of each value, from a window of draws
             raw = self.peek(window)
             pos = np.flatnonzero(raw >= threshold)
             vals = (raw[pos] % np.uint32(n)).astype(np.intp)
@@ -149,7 +148,7 @@ class _Stream:
 
 
 _BLOCK_MAX = 1 << 22  # outputs generated at a time (16 MB)
-_SMALL_DISTINCT = 24  # up to this many distinct values, a plain loop beats numpy
+_SMALL_DISTINCT = 48  # up to this many expected draws, a plain loop beats numpy
 
 
 def log2_bin(dwta_bin: int) -> int:
@@ -242,11 +241,11 @@ def draw_pad_order(n_out: int, rng: Prng) -> np.ndarray:
     draws: list[int] = []
     while len(draws) < bounds.size:
         i = len(draws)
-        r = stream.peek(bounds.size - i)
-        bad = r < thresholds[i:]
-        ok = r.size if not bad.any() else int(np.argmax(bad))
-        draws += (r[:ok].astype(np.uint64) % bounds[i : i + ok]).tolist()
-        stream.skip(ok + (ok < r.size))  # a rejected value is consumed too
+        raw = stream.peek(bounds.size - i)
+        bad = raw < thresholds[i:]
+        ok = raw.size if not bad.any() else int(np.argmax(bad))
+        draws += (raw[:ok].astype(np.uint64) % bounds[i : i + ok]).tolist()
+        stream.skip(ok + (ok < raw.size))  # a rejected value is consumed too
     stream.close()
     for j, r in zip(range(n_out - 1, 0, -1), draws):
         pad[j], pad[r] = pad[r], pad[j]

@@ -268,6 +268,17 @@ def _dwta_codes(layer: QLayer, h: np.ndarray) -> np.ndarray:
     return codes & ((1 << layer.bits) - 1)
 
 
+# Hashing many vectors at once works in blocks of at most this many int64 temporaries (16 MB), so
+# that no layer a file may describe (FORMAT.md work limits) makes the oracle hold gigabytes.
+_BLOCK = 1 << 21
+
+
+def _row_blocks(n: int, per_row: int) -> list[tuple[int, int]]:
+    """Row ranges [a, b) of at most _BLOCK // per_row rows each (at least one row)."""
+    step = max(1, _BLOCK // max(1, per_row))
+    return [(a, min(a + step, n)) for a in range(0, n, step)]
+
+
 def hash_codes(layer: QLayer, h: np.ndarray) -> np.ndarray:
     """Bucket ids (int64) of the pooled, already centered integer vector h (hash_dim values):
     shape (T,), or (n, T) for an (n, hash_dim) h. Sums are exact in int64.
@@ -280,46 +291,76 @@ def hash_codes(layer: QLayer, h: np.ndarray) -> np.ndarray:
     h2 = h[None, :] if single else h
     if h2.shape[-1] != layer.hash_dim:
         raise ValueError(f"vector of {h2.shape[-1]} values, layer hashes {layer.hash_dim}")
-    if layer.family == SIMHASH:
-        assert layer.proj is not None
-        proj = layer.proj.astype(np.int64)  # (T, K, d)
-        s = np.einsum("nd,tkd->ntk", h2, proj)
-        codes = _bits_to_codes(s > 0)
-    elif layer.family == TERNARY:
-        assert layer.tern_idx is not None and layer.tern_sign is not None
-        vals = h2[:, layer.tern_idx.astype(np.int64)]  # (n, T, K, nnz)
-        s = (vals * layer.tern_sign.astype(np.int64)).sum(axis=-1)
-        codes = _bits_to_codes(s > 0)
+    n, T = h2.shape[0], layer.n_tables
+    codes = np.empty((n, T), dtype=np.int64)
+    if layer.family in (SIMHASH, TERNARY):
+        simhash = layer.family == SIMHASH
+        if simhash:
+            assert layer.proj is not None
+        else:
+            assert layer.tern_idx is not None and layer.tern_sign is not None
+        per_table = layer.bits * (layer.hash_dim if simhash else layer.ternary_nnz)
+        t_step = max(1, min(T, _BLOCK // max(1, per_table)))
+        for t0 in range(0, T, t_step):  # blocks of tables, then of rows
+            t1 = min(T, t0 + t_step)
+            if simhash:
+                assert layer.proj is not None
+                proj = layer.proj[t0:t1].astype(np.int64)  # (t, K, d)
+            else:
+                assert layer.tern_idx is not None and layer.tern_sign is not None
+                idx = layer.tern_idx[t0:t1].astype(np.intp)  # (t, K, nnz)
+                sign = layer.tern_sign[t0:t1].astype(np.int64)
+            for a, b in _row_blocks(n, (t1 - t0) * per_table):
+                if simhash:
+                    s = np.einsum("nd,tkd->ntk", h2[a:b], proj)
+                else:
+                    s = (h2[a:b][:, idx] * sign).sum(axis=-1)  # (rows, t, K)
+                codes[a:b, t0:t1] = _bits_to_codes(s > 0)
     elif layer.family == DWTA:
-        codes = _dwta_codes(layer, h2)
+        n_bins = T * layer.dwta_per_table
+        per_row = n_bins * (layer.dwta_bin + DWTA_MAX_PROBES + 4)
+        for a, b in _row_blocks(n, per_row):
+            codes[a:b] = _dwta_codes(layer, h2[a:b])
     else:
         raise ValueError(f"unknown hash family {layer.family!r}")
     return codes[0] if single else codes
 
 
+def _neuron_codes(layer: QLayer, dtype: type) -> np.ndarray:
+    T = layer.n_tables
+    codes: np.ndarray = np.empty((layer.n_out, T), dtype=dtype)
+    per_row = max(layer.n_in, layer.hash_dim) + T
+    for a, b in _row_blocks(layer.n_out, per_row):  # pooled rows a block at a time
+        w = pool(layer.weights[a:b].astype(np.int64), layer.pool, layer.hash_dim)
+        codes[a:b] = hash_codes(layer, w)
+    return codes
+
+
 def neuron_codes(layer: QLayer) -> np.ndarray:
     """(n_out, T) bucket ids of every neuron's integer weight row, pooled like the input (no
     zero point, no center): where the canonical tables put each neuron."""
-    w = pool(layer.weights.astype(np.int64), layer.pool, layer.hash_dim)
-    return hash_codes(layer, w)
+    return _neuron_codes(layer, np.int64)
 
 
 def canonical_tables(layer: QLayer) -> tuple[np.ndarray, np.ndarray]:
     """The canonical CSR tables of FORMAT.md 5.6: uint32 offsets[T * B + 1] and uint16 ids;
     bucket b of table t holds, ascending, the member neurons of table t (all neurons without
-    membership bits) whose row hashes to b."""
+    membership bits) whose row hashes to b. Built a table at a time: besides the result, it
+    holds the (n_out, T) codes as uint16 and one table's worth of temporaries."""
     T, B, n_out = layer.n_tables, 1 << layer.bits, layer.n_out
-    codes = neuron_codes(layer)  # (n_out, T)
-    key = (np.arange(T, dtype=np.int64)[None, :] * B + codes).T.reshape(-1)  # table-major
-    ids = np.tile(np.arange(n_out, dtype=np.int64), T)
-    if layer.membership is not None:  # only each table's member neurons (FORMAT.md 5.7)
-        keep = np.asarray(layer.membership, dtype=bool).reshape(-1)
-        key, ids = key[keep], ids[keep]
-    order = np.lexsort((ids, key))
-    counts = np.bincount(key, minlength=T * B)
+    codes = _neuron_codes(layer, np.uint16)  # codes < 2^15
+    members = None if layer.membership is None else np.asarray(layer.membership, dtype=bool)
+    everyone = np.arange(n_out, dtype=np.uint16)
     offsets = np.zeros(T * B + 1, dtype=np.uint32)
-    offsets[1:] = np.cumsum(counts)
-    return offsets, ids[order].astype(np.uint16)
+    ids = []
+    total = 0
+    for t in range(T):
+        who = everyone if members is None else everyone[members[t]]
+        c = codes[who, t]
+        ids.append(who[np.argsort(c, kind="stable")])  # by bucket, ascending ids within
+        offsets[t * B + 1 : (t + 1) * B + 1] = total + np.cumsum(np.bincount(c, minlength=B))
+        total += c.size
+    return offsets, np.concatenate(ids) if ids else np.zeros(0, dtype=np.uint16)
 
 
 def layer_tables(layer: QLayer) -> tuple[np.ndarray, np.ndarray]:
