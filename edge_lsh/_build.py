@@ -1,8 +1,11 @@
 """cffi build script: compiles native/src/*.c into the extension ``edge_lsh._native``.
 
-API (out-of-line) mode: the C compiler checks every declaration against the real header, so
-the binding cannot drift from the kernel. Flags are portable on purpose: no -march=native, so
-a wheel or an sdist built on one machine runs on any machine of its architecture.
+It declares the two public headers (edge_lsh.h: status codes, PRNG, .elsh models;
+edge_lsh_train.h: the float network) and native/tests/cffi_stages.h, the few internal stages
+the Python tests call. API (out-of-line) mode: the C compiler checks every declaration against
+the real header, so the binding cannot drift from the kernel. Flags are portable on purpose:
+no -march=native, so a wheel or an sdist built on one machine runs on any machine of its
+architecture.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ from cffi import FFI
 
 ROOT = Path(__file__).resolve().parent.parent
 NATIVE = ROOT / "native"
-HEADER = NATIVE / "include" / "edge_lsh.h"
+HEADERS = [
+    NATIVE / "include" / "edge_lsh.h",
+    NATIVE / "include" / "edge_lsh_train.h",
+    NATIVE / "tests" / "cffi_stages.h",
+]
 
 
 def cdef_from_header(text: str) -> str:
@@ -39,14 +46,15 @@ def cdef_from_header(text: str) -> str:
 
 
 ffibuilder = FFI()
-ffibuilder.cdef(cdef_from_header(HEADER.read_text()))
+ffibuilder.cdef("\n".join(cdef_from_header(h.read_text()) for h in HEADERS))
 ffibuilder.set_source(
     "edge_lsh._native",
-    '#include "edge_lsh.h"\n',
+    "".join(f'#include "{h.name}"\n' for h in HEADERS),
     sources=[str(p.relative_to(ROOT)) for p in sorted((NATIVE / "src").glob("*.c"))],
     include_dirs=[
         str((NATIVE / "include").relative_to(ROOT)),
         str((NATIVE / "src").relative_to(ROOT)),
+        str((NATIVE / "tests").relative_to(ROOT)),
     ],
     extra_compile_args=["-std=c99", "-O2", "-ffp-contract=off"],
     libraries=["m"],

@@ -50,6 +50,8 @@ class FixedPointModel:
         status = lib.elsh_model_attach(self._net, ptr(self._arena, "void *"), self._arena.size)
         if status != lib.ELSH_OK:
             raise _file_error(name, status)
+        self._summary = ffi.new("elsh_qnet_summary *")
+        check(lib.elsh_qnet_info(self._net, self._summary), "model info")
         self.model_bytes = int(raw.size)
 
     def file_bytes(self) -> bytes:
@@ -80,26 +82,26 @@ class FixedPointModel:
     def arena_bytes(self) -> int:
         """RAM the kernel needs beside the model file (scratch, drawn hash functions, tables
         built at load): what a microcontroller must reserve as its static arena."""
-        return int(self._net.arena_bytes)
+        return int(self._summary.arena_bytes)
 
     @property
     def n_in(self) -> int:
-        return int(self._net.n_in)
+        return int(self._summary.n_in)
 
     @property
     def n_classes(self) -> int:
-        return int(self._net.n_classes)
+        return int(self._summary.n_classes)
 
     @property
     def n_layers(self) -> int:
-        return int(self._net.n_layers)
+        return int(self._summary.n_layers)
 
     @property
     def info(self) -> dict[str, Any]:
         """The file's INFO section (JSON), or {} when it has none or it does not parse."""
-        if self._net.info == ffi.NULL:
+        if self._summary.info == ffi.NULL:
             return {}
-        raw = ffi.unpack(ffi.cast("char *", self._net.info), int(self._net.info_bytes))
+        raw = ffi.unpack(ffi.cast("char *", self._summary.info), int(self._summary.info_bytes))
         try:
             value = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
@@ -121,30 +123,35 @@ class FixedPointModel:
             "out_scale": float(L.out_scale),
         }
         if L.use_lsh:
-            family = ["simhash", "ternary", "dwta"][int(L.family)]
+            h = L.hash
+            family = ["simhash", "ternary", "dwta"][int(h.family)]
             info.update(
                 family=family,
-                bits=int(L.bits),
-                tables=int(L.tables),
-                pool=int(L.pool),
-                hash_dim=int(L.hash_dim),
-                select=["topk", "union"][int(L.select_mode)],
-                center=bool(L.centered),
+                bits=int(h.bits),
+                tables=int(h.tables),
+                pool=int(h.pool),
+                hash_dim=int(h.hash_dim),
+                select=["topk", "union"][int(h.select_mode)],
+                center=bool(h.center),
                 hash_source=["seed", "explicit"][int(L.hash_source)],
                 tables_in_file=bool(L.tables_in_file),
             )
         return info
 
     def dense_multiplications(self) -> int:
-        return sum(
-            int(self._net.layers[i].n_in) * int(self._net.layers[i].n_out)
-            for i in range(self.n_layers)
-        )
+        layers = [self._layer(i) for i in range(self.n_layers)]
+        return sum(int(L.n_in) * int(L.n_out) for L in layers)
 
-    def _layer(self, index: int) -> Any:
+    def _layer_index(self, index: int) -> int:
         if not -self.n_layers <= index < self.n_layers:
             raise IndexError(f"layer {index} out of range (the network has {self.n_layers})")
-        return self._net.layers[index % self.n_layers]
+        return index % self.n_layers
+
+    def _layer(self, index: int) -> Any:
+        """The C kernel's elsh_qlayer_summary of layer `index` (negative: from the end)."""
+        L = ffi.new("elsh_qlayer_summary *")
+        check(lib.elsh_qnet_layer_info(self._net, self._layer_index(index), L), "layer info")
+        return L
 
     # ------------------------------------------------------------------ inference
     def set_active(self, fraction: float | None = None, dense: bool = False) -> None:
@@ -189,14 +196,15 @@ class FixedPointModel:
         if xq.size != self.n_in:
             raise ValueError(f"expected {self.n_in} int8 values, got {xq.size}")
         pred = check(lib.elsh_qnet_forward(self._net, ptr(xq, "int8_t *")), "forward")
-        out = self._layer(-1)
-        logits = np.frombuffer(ffi.buffer(out.logits, 4 * self.n_classes), dtype=np.int32).copy()
+        out = lib.elsh_qnet_logits(self._net)
+        logits = np.frombuffer(ffi.buffer(out, 4 * self.n_classes), dtype=np.int32).copy()
         return pred, logits
 
     def last_active(self, index: int) -> np.ndarray:
         """Active neuron ids of layer `index` in the last forward pass."""
-        L = self._layer(index)
-        return np.frombuffer(ffi.buffer(L.active, 4 * int(L.n_active)), dtype=np.int32).copy()
+        n = ffi.new("int32_t *")
+        active = lib.elsh_qnet_last_active(self._net, self._layer_index(index), n)
+        return np.frombuffer(ffi.buffer(active, 4 * int(n[0])), dtype=np.int32).copy()
 
     def predict(self, x: Any) -> np.ndarray:
         return self.predict_logits(x)[0]

@@ -273,7 +273,7 @@ class Network:
 
     def active_counts(self) -> list[int]:
         """k of each layer: how many neurons it computes per input."""
-        return [int(self._net.layers[i].k) for i in range(self.n_layers)]
+        return [int(self._summary(i).k) for i in range(self.n_layers)]
 
     def dense_multiplications(self) -> int:
         """Multiplications of the same network computed densely, per sample."""
@@ -290,32 +290,34 @@ class Network:
 
     def layer_arrays(self, index: int) -> dict[str, np.ndarray]:
         """Views (no copies) of one layer's parameters, hash functions and tables."""
-        self._layer_index(index)
-        L = self._net.layers[index]
+        L = self._summary(index)
+        a = ffi.new("elsh_layer_arrays *")
+        check(lib.elsh_net_layer_arrays(self._net, index, a), "layer arrays")
         n_in, n_out = int(L.n_in), int(L.n_out)
         out: dict[str, np.ndarray] = {
-            "w": self._view(L.w, n_in * n_out, np.float32).reshape(n_out, n_in),
-            "b": self._view(L.b, n_out, np.float32),
+            "w": self._view(a.w, n_in * n_out, np.float32).reshape(n_out, n_in),
+            "b": self._view(a.b, n_out, np.float32),
         }
         if not L.use_lsh:
             return out
-        T, K, B, cap = int(L.hash.tables), int(L.hash.bits), int(L.n_buckets), int(L.capacity)
-        d = int(L.hash_dim)
-        fam = int(L.hash.family)
+        h = L.hash
+        T, K, B, cap = int(h.tables), int(h.bits), int(h.n_buckets), int(L.capacity)
+        d = int(h.hash_dim)
+        fam = int(h.family)
         if fam == lib.ELSH_HASH_SIMHASH:
-            out["proj"] = self._view(L.proj, T * K * d, np.float32).reshape(T, K, d)
+            out["proj"] = self._view(a.proj, T * K * d, np.float32).reshape(T, K, d)
         elif fam == lib.ELSH_HASH_TERNARY:
-            nnz = int(L.tern_nnz)
-            out["tern_idx"] = self._view(L.tern_idx, T * K * nnz, np.uint16).reshape(T, K, nnz)
-            out["tern_sign"] = self._view(L.tern_sign, T * K * nnz, np.int8).reshape(T, K, nnz)
+            nnz = int(h.ternary_nnz)
+            out["tern_idx"] = self._view(a.tern_idx, T * K * nnz, np.uint16).reshape(T, K, nnz)
+            out["tern_sign"] = self._view(a.tern_sign, T * K * nnz, np.int8).reshape(T, K, nnz)
         else:
-            P, binw = int(L.dwta_per_table), int(L.hash.dwta_bin)
-            out["dwta_idx"] = self._view(L.dwta_idx, T * P * binw, np.uint16).reshape(T, P, binw)
-        out["bucket_ids"] = self._view(L.bucket_ids, T * B * cap, np.uint16).reshape(T, B, cap)
-        out["bucket_len"] = self._view(L.bucket_len, T * B, np.uint16).reshape(T, B)
-        out["neuron_bucket"] = self._view(L.neuron_bucket, n_out * T, np.uint16).reshape(n_out, T)
-        out["pad_order"] = self._view(L.pad_order, n_out, np.uint16)
-        out["center"] = self._view(L.center, d, np.float32)
+            P, binw = int(h.dwta_per_table), int(h.dwta_bin)
+            out["dwta_idx"] = self._view(a.dwta_idx, T * P * binw, np.uint16).reshape(T, P, binw)
+        out["bucket_ids"] = self._view(a.bucket_ids, T * B * cap, np.uint16).reshape(T, B, cap)
+        out["bucket_len"] = self._view(a.bucket_len, T * B, np.uint16).reshape(T, B)
+        out["neuron_bucket"] = self._view(a.neuron_bucket, n_out * T, np.uint16).reshape(n_out, T)
+        out["pad_order"] = self._view(a.pad_order, n_out, np.uint16)
+        out["center"] = self._view(a.center, d, np.float32)
         return out
 
     def _layer_index(self, index: int) -> int:
@@ -323,10 +325,16 @@ class Network:
             raise IndexError(f"layer {index} of a network with {self.n_layers} layers")
         return index
 
+    def _summary(self, index: int) -> Any:
+        """The C kernel's elsh_layer_summary of layer `index`."""
+        self._layer_index(index)
+        L = ffi.new("elsh_layer_summary *")
+        check(lib.elsh_net_layer_info(self._net, index, L), "layer info")
+        return L
+
     def layer_info(self, index: int) -> dict[str, Any]:
         """The derived settings of one layer (k, pooling, table shape)."""
-        self._layer_index(index)
-        L = self._net.layers[index]
+        L = self._summary(index)
         info: dict[str, Any] = {
             "n_in": int(L.n_in),
             "n_out": int(L.n_out),
@@ -335,21 +343,22 @@ class Network:
             "output": bool(L.is_output),
         }
         if L.use_lsh:
-            fam = {v: k for k, v in FAMILIES.items()}[int(L.hash.family)]
+            h = L.hash
+            fam = {v: k for k, v in FAMILIES.items()}[int(h.family)]
             info.update(
                 family=fam,
-                bits=int(L.hash.bits),
-                tables=int(L.hash.tables),
-                pool=int(L.hash.pool),
-                hash_dim=int(L.hash_dim),
-                buckets=int(L.n_buckets),
+                bits=int(h.bits),
+                tables=int(h.tables),
+                pool=int(h.pool),
+                hash_dim=int(h.hash_dim),
+                buckets=int(h.n_buckets),
                 capacity=int(L.capacity),
-                select=int(L.hash.select_mode),
-                ternary_nnz=int(L.tern_nnz),
-                dwta_bin=int(L.hash.dwta_bin),
-                dwta_per_table=int(L.dwta_per_table),
-                dwta_bits=int(L.dwta_bits),
-                center=bool(L.hash.center),
+                select=int(h.select_mode),
+                ternary_nnz=int(h.ternary_nnz),
+                dwta_bin=int(h.dwta_bin),
+                dwta_per_table=int(h.dwta_per_table),
+                dwta_bits=int(h.dwta_bits),
+                center=bool(h.center),
             )
         return info
 
@@ -371,15 +380,13 @@ class Network:
     def last_active(self, index: int) -> np.ndarray:
         """The active neuron ids of layer `index` for the most recent forward pass."""
         self._layer_index(index)
-        L = self._net.layers[index]
-        return self._view(L.active, int(L.n_active), np.int32).copy()
+        n = ffi.new("int32_t *")
+        active = lib.elsh_net_last_active(self._net, index, n)
+        return self._view(active, int(n[0]), np.int32).copy()
 
     def rebuild_tables(self) -> None:
         """Empty every table and re-insert every neuron (e.g. after editing weights)."""
-        for i in range(self.n_layers):
-            L = self._net.layers[i]
-            if L.use_lsh:
-                lib.elsh_tables_rebuild(ffi.addressof(self._net.layers, i))
+        check(lib.elsh_net_rebuild_tables(self._net), "rebuild tables")
 
     # ------------------------------------------------------------------ op counters
     def reset_counters(self) -> None:
@@ -395,9 +402,10 @@ class Network:
     def layer_ops(self, index: int, total: bool = True) -> dict[str, dict[str, int]]:
         """Op counters of one layer, per phase."""
         self._layer_index(index)
-        L = self._net.layers[index]
-        src = L.ops_total if total else L.ops_last
-        return {name: ops_dict(src[p]) for p, name in enumerate(PHASES)}
+        return {
+            name: ops_dict(lib.elsh_net_layer_ops(self._net, index, p, int(total)))
+            for p, name in enumerate(PHASES)
+        }
 
     # ------------------------------------------------------------------ data checks
     def _inputs(self, x: Any) -> np.ndarray:

@@ -158,7 +158,7 @@ def test_f32_rounding() -> None:
 
 
 def _stream(seed: int, layer: int, purpose: int) -> Prng:
-    """net.c seed_stream: one independent stream per layer and purpose
+    """prng.c elsh_seed_stream: one independent stream per layer and purpose
     (1 weights, 2 hash functions, 3 padding order, 4 reservoir insertion)."""
     return Prng(mix64(seed ^ (purpose << 32)) ^ (layer + 1))
 

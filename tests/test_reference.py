@@ -513,7 +513,7 @@ def test_tables_hold_hashed_neurons(family: str, pool: int, insert: str, cap: in
         codes, _, evicted = check_table_invariants(net, layer)
         total_evicted += evicted
         # exact contents: FIFO is deterministic; reservoir follows the layer's table stream
-        # (net.c seed_stream: seed mix64(seed ^ (4 << 32)) ^ (layer + 1))
+        # (prng.c elsh_seed_stream: seed mix64(seed ^ (4 << 32)) ^ (layer + 1))
         rng = Prng(mix64(net.seed ^ (4 << 32)) ^ (layer + 1)) if insert == "reservoir" else None
         ids, lens, where = simulate_tables(info, codes, insert, rng)
         assert np.array_equal(a["bucket_len"], lens)

@@ -1,7 +1,7 @@
 """A plain numpy reference of the network's forward pass: the test oracle for the C kernel.
 
-Written from the documented semantics (edge_lsh.h and the comments of hash.c / select.c /
-layer_f32.c), not from the kernel's loops, and reading the network only through its public
+Written from the documented semantics (the headers, the comments of hash_families.h, select.c
+and layer_f32.c), not from the kernel's loops, and reading the network only through its public
 accessors ``Network.layer_info(i)`` and ``Network.layer_arrays(i)``. Dot products, pooled sums
 and hash projections are computed in float64, so a disagreement with the float32 kernel is a
 kernel bug unless a value sits within float32 rounding of a decision boundary (a hash sign, a
