@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import importlib.metadata
 import importlib.util
@@ -11,11 +12,11 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 
-from edge_lsh.errors import DataError
+from edge_lsh.errors import DataError, ModelFileError
 
 __all__ = [
     "SPEC_HELP",
@@ -25,6 +26,9 @@ __all__ = [
     "load",
     "parse_spec",
     "split_labels",
+    "data_record",
+    "preprocess",
+    "input_range_warning",
 ]
 
 # Where a text table keeps its class label. One convention for every reader (csv: data, `run
@@ -70,6 +74,12 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
+    # how the features were made from the file's numbers: x = raw / input_divisor in float32
+    # become 0..1); a model keeps it so that `run` can take the same raw numbers
+    input_divisor: float = 1.0
+    # how to load the same split again (load(**...)): spec, seed, test_fraction, limit,
+    # label_column; empty for a Dataset built by hand
+    source: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for part in ("train", "test"):
@@ -84,6 +94,18 @@ class Dataset:
                 raise DataError(f"{self.name}: y_{part} labels outside [0, {self.n_classes})")
         if self.x_train.shape[1] != self.x_test.shape[1]:
             raise DataError(f"{self.name}: train and test have different feature counts")
+
+    def record(self) -> dict[str, Any]:
+        """What a model trained on this data remembers of it (saved in the model file): how to
+        load the same split again, the preprocessing and the range of the training inputs."""
+        x = self.x_train
+        return {
+            **self.source,
+            "preprocess": {"divisor": float(self.input_divisor)},
+            "input_range": [float(x.min()), float(x.max())] if x.size else [0.0, 0.0],
+            "n_train": int(x.shape[0]),
+            "n_test": int(self.x_test.shape[0]),
+        }
 
     @property
     def n_features(self) -> int:
@@ -147,7 +169,28 @@ def load(
     a fixed split (digits, mnist5k, csv, npz with x,y); ``limit`` keeps only the first
     ``limit`` train and test samples; ``label_column`` ("last" or "first") says where a csv:
     file keeps its labels (a file that does not fit is a DataError naming the column).
+    The Dataset remembers these (``source``) and the scaling of its features
+    (``input_divisor``), so a model trained on it can find its held-out split again.
     """
+    ds = _load(spec, seed, test_fraction, limit, label_column)
+    kind, _ = parse_spec(spec)
+    source = {
+        "spec": spec.strip(),
+        "seed": seed,
+        "test_fraction": test_fraction,
+        "limit": limit,
+        "label_column": label_column,
+    }
+    return dataclasses.replace(ds, input_divisor=_INPUT_DIVISOR.get(kind, 1.0), source=source)
+
+
+# the scaling each bundled source applies to the numbers in its files
+_INPUT_DIVISOR = {"mnist5k": 255.0, "idx": 255.0, "digits": 16.0}
+
+
+def _load(
+    spec: str, seed: int, test_fraction: float, limit: int | None, label_column: str
+) -> Dataset:
     kind, args = parse_spec(spec)
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
@@ -165,7 +208,8 @@ def load(
             raise DataError(
                 f"{path}: expected 785 columns (784 pixels + label), got {table.shape[1]}"
             )
-        return _split_finish(name, table[:, :-1] / 255.0, table[:, -1], str(path), **opts)
+        pixels = table[:, :-1].astype(np.float32) / np.float32(255.0)  # as preprocess() does
+        return _split_finish(name, pixels, table[:, -1], str(path), **opts)
     if kind in _GEN_SIZES:
         x_tr, y_tr, x_te, y_te = _generate(kind, seed)
         src = f"{kind} generator"
@@ -678,3 +722,67 @@ def _nonconvex(rng: np.random.Generator, n: int) -> np.ndarray:
         out.append(union[ok])
         got += int(ok.sum())
     return np.concatenate(out)[:n] if out else np.zeros((0, _SIDE * _SIDE), dtype=bool)
+
+
+# ----------------------------------------------------------------------------- data records
+
+
+def data_record(record: Any, where: str) -> dict[str, Any] | None:
+    """A model's record of its training data (see Dataset.record), checked: a dict whose
+    spec is a string, whose preprocessing divisor is a finite positive number and whose input
+    range is two finite numbers."""
+    if record is None:
+        return None
+    ok = isinstance(record, dict) and isinstance(record.get("spec"), str)
+    pre = record.get("preprocess", {}) if ok else None
+    if ok and not (
+        isinstance(pre, dict)
+        and _finite(pre.get("divisor", 1.0))
+        and pre.get("divisor", 1.0) > 0
+        and isinstance(record.get("input_range", [0, 0]), list)
+        and len(record.get("input_range", [0, 0])) == 2
+        and all(_finite(v) for v in record.get("input_range", [0, 0]))
+    ):
+        ok = False
+    if not ok:
+        raise ModelFileError(f"{where}: the model's data record is malformed")
+    return dict(record)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def preprocess(record: dict[str, Any] | None, x: np.ndarray) -> np.ndarray:
+    """Raw inputs (the numbers of the training data's files) as the model takes them:
+    x / divisor in float32 (as the data loaders compute it) from the model's data record;
+    unchanged without one."""
+    if not record or "preprocess" not in record:
+        return x
+    pre = record["preprocess"]
+    divisor = float(pre.get("divisor", 1.0))
+    if divisor == 1.0:
+        return x
+    return (x.astype(np.float32) / np.float32(divisor)).astype(np.float32)
+
+
+def input_range_warning(record: dict[str, Any] | None, x: np.ndarray) -> str | None:
+    """A warning when inputs (after preprocessing) fall far outside the range the model was
+    trained on, e.g. pixels already scaled to 0..1 given to a model that scales 0..255, or
+    raw 0..255 given where 0..1 was expected; None when they look right."""
+    if not record or "input_range" not in record or x.size == 0:
+        return None
+    lo, hi = (float(v) for v in record["input_range"])
+    span = max(hi - lo, 1e-12)
+    xlo, xhi = float(x.min()), float(x.max())
+    if xhi > hi + 2 * span or xlo < lo - 2 * span:
+        return (
+            f"inputs span [{xlo:.4g}, {xhi:.4g}] after preprocessing, far outside the "
+            f"training range [{lo:.4g}, {hi:.4g}]: check their scaling"
+        )
+    if xhi < lo + 0.1 * span:  # all inputs in the bottom tenth of the training range
+        return (
+            f"inputs span only [{xlo:.4g}, {xhi:.4g}] after preprocessing, against the "
+            f"training range [{lo:.4g}, {hi:.4g}]: were they scaled already?"
+        )
+    return None

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_lsh.data import data_record, preprocess
 from edge_lsh.errors import ElshFormatError, ModelFileError
 from edge_lsh.fileio import check_input_file
 from edge_lsh.native import aligned_empty, check, ffi, lib, ptr, status_message
@@ -107,6 +108,12 @@ class FixedPointModel:
         except (UnicodeDecodeError, ValueError):
             return {}
         return value if isinstance(value, dict) else {}
+
+    def preprocess(self, x_raw: Any) -> np.ndarray:
+        """Raw inputs scaled as the model was trained (the data record export stores in
+        INFO); unchanged when the file records none."""
+        record = data_record(self.info.get("data"), self.name)
+        return preprocess(record, np.asarray(x_raw, dtype=np.float32))
 
     def layer_info(self, index: int) -> dict[str, Any]:
         L = self._layer(index)

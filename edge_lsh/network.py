@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_lsh.data import data_record, preprocess
 from edge_lsh.errors import ModelFileError, NativeError
 from edge_lsh.fileio import atomic_write, check_input_file
 from edge_lsh.native import aligned_empty, check, ffi, lib, ptr
@@ -260,6 +261,9 @@ class Network:
         elif lib.elsh_net_check(self._net) != lib.ELSH_OK:
             raise ModelFileError("model state is corrupt (index, length or value out of range)")
         self.epochs_trained = 0
+        # what the network was trained on (edge_lsh.data.Dataset.record()): the data spec and
+        # split to evaluate on by default, and the preprocessing of raw inputs; None if unknown
+        self.data: dict[str, Any] | None = None
         self.history: list[EpochReport] = []
 
     # ------------------------------------------------------------------ shape and inspection
@@ -535,6 +539,11 @@ class Network:
         return report
 
     # ------------------------------------------------------------------ inference
+    def preprocess(self, x_raw: Any) -> np.ndarray:
+        """Raw inputs (the numbers in the training data's files, e.g. pixels 0..255) scaled as
+        the network was trained (its data record); unchanged when it records none."""
+        return preprocess(self.data, np.asarray(x_raw, dtype=np.float32))
+
     def predict(self, x: Any) -> np.ndarray:
         """Predicted class of each row of x."""
         x = self._inputs(x)
@@ -584,6 +593,7 @@ class Network:
             "output_lsh": self.output_lsh,
             "seed": self.seed,
             "epochs_trained": self.epochs_trained,
+            "data": self.data,
             "byteorder": "little",
         }
 
@@ -638,6 +648,7 @@ class Network:
         except (OSError, ValueError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as exc:
             raise ModelFileError(f"{path}: cannot read model file ({exc})") from exc
         net.epochs_trained = epochs_trained
+        net.data = data_record(meta.get("data"), str(path))
         return net
 
 

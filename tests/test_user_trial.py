@@ -269,3 +269,71 @@ def test_deploy_refuses_a_folder_where_a_bundle_file_goes(tmp_path, monkeypatch)
         deploy(model, "pi4", out, force=True)
     assert (out / "model.elsh").read_bytes() == b"old model"  # nothing replaced halfway
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no temporary left
+
+
+# ----------------------------------------------------------------------------- 3, 4. data record
+
+
+def test_the_model_remembers_its_data_and_held_out_split(tmp_path, capsys):
+    """train --seed 5 then eval with no --data scores the same held-out rows train did (it
+    used to evaluate on digits split with seed 0, mixing in training rows)."""
+    model = tmp_path / "m.npz"
+    args = ["train", "--data", "digits", "--seed", "5", "--hidden", "32", "--tables", "8"]
+    assert main([*args, "--epochs", "2", "--out", str(model), "--quiet", "--json"]) == 0
+    trained_acc = _pure_json(capsys.readouterr().out)["accuracy"]
+    assert main(["eval", str(model), "--json"]) == 0
+    assert _pure_json(capsys.readouterr().out)["accuracy"] == trained_acc
+    assert main(["eval", str(model), "--data", "digits", "--json"]) == 0  # its own spec: own split
+    assert _pure_json(capsys.readouterr().out)["accuracy"] == trained_acc
+    record = Network.load(model).data
+    assert record is not None and record["spec"] == "digits" and record["seed"] == 5
+    assert record["preprocess"] == {"divisor": 16.0}
+    elsh = tmp_path / "m.elsh"
+    assert main(["export", str(model), "--out", str(elsh), "--json"]) == 0  # no --calib needed
+    exported = _pure_json(capsys.readouterr().out)
+    assert exported["float_accuracy"] == trained_acc
+    assert main(["eval", str(elsh), "--json"]) == 0
+    assert _pure_json(capsys.readouterr().out)["accuracy"] == exported["fixed_accuracy"]
+
+
+def test_a_model_without_a_data_record_needs_data(tmp_path, capsys):
+    model = tmp_path / "old.npz"
+    Network(64, [8], 10, None, seed=0).save(model)  # no record, like files from before
+    assert main(["eval", str(model)]) == 2
+    assert "does not record the data" in capsys.readouterr().err
+    assert main(["export", str(model), "--out", str(tmp_path / "o.elsh")]) == 2
+    assert "pass --calib SPEC" in capsys.readouterr().err
+
+
+def test_run_applies_the_models_scaling_to_raw_inputs(tmp_path, capsys):
+    """Raw 0..16 digit pixels given to `run` used to be fed unscaled (a silent wrong answer);
+    now the model's recorded scaling applies, and inputs scaled twice get a warning."""
+    from edge_lsh.data import load
+
+    model, elsh = tmp_path / "m.npz", tmp_path / "m.elsh"
+    args = ["train", "--data", "digits", "--hidden", "32", "--tables", "8", "--epochs", "2"]
+    assert main([*args, "--out", str(model), "--quiet"]) == 0
+    assert main(["export", str(model), "--out", str(elsh)]) == 0
+    capsys.readouterr()
+    d = load("digits")
+    raw = d.x_test * np.float32(16.0)  # the numbers of the bundled files
+    assert np.array_equal(raw / np.float32(16.0), d.x_test)
+    np.save(tmp_path / "raw.npy", raw)
+    np.save(tmp_path / "scaled.npy", d.x_test)
+    assert main(["run", str(elsh), "--input", str(tmp_path / "raw.npy"), "--json"]) == 0
+    captured = capsys.readouterr()
+    on_raw = _pure_json(captured.out)["predictions"]
+    assert "warning" not in captured.err
+    assert main(["run", str(elsh), "--input", str(tmp_path / "scaled.npy"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "were they scaled already?" in captured.err and "--no-preprocess" in captured.err
+    run = ["run", str(elsh), "--input", str(tmp_path / "scaled.npy"), "--json"]
+    assert main([*run, "--no-preprocess"]) == 0
+    captured = capsys.readouterr()
+    assert _pure_json(captured.out)["predictions"] == on_raw and "warning" not in captured.err
+    from edge_lsh.fixed import FixedPointModel
+
+    fm = FixedPointModel.load(elsh)
+    assert fm.predict(fm.preprocess(raw)).tolist() == on_raw
+    net = Network.load(model)
+    assert np.array_equal(net.preprocess(raw), d.x_test)

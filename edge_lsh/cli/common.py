@@ -11,7 +11,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from edge_lsh.cli.argtypes import positive_int
-from edge_lsh.data import LABEL_COLUMNS, Dataset
+from edge_lsh.data import LABEL_COLUMNS, Dataset, load
+from edge_lsh.errors import DataError
 from edge_lsh.format import MAGIC as ELSH_MAGIC
 from edge_lsh.network import Network, TrainConfig
 from edge_lsh.report import SUMMARY_KEYS
@@ -42,13 +43,20 @@ def add_label_column_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--label-column",
         choices=LABEL_COLUMNS,
-        default="last",
-        help="where a CSV file keeps each row's class label",
+        help="where a CSV file keeps each row's class label (default: last, or what the "
+        "model recorded)",
     )
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="digits", metavar="SPEC", help="data set (see Data specs)")
+def add_data_args(p: argparse.ArgumentParser, *, default: str | None = "digits") -> None:
+    p.add_argument(
+        "--data",
+        default=default,
+        metavar="SPEC",
+        help="data set (see Data specs)"
+        if default
+        else "data set (see Data specs; default: the model's own, its held-out split)",
+    )
     p.add_argument(
         "--limit",
         type=positive_int,
@@ -57,6 +65,32 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     )
     add_label_column_arg(p)
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+
+def load_model_data(
+    spec: str | None,
+    seed: int | None,
+    limit: int | None,
+    label_column: str | None,
+    record: dict[str, Any] | None,
+    model: str,
+    flag: str = "--data",
+) -> Dataset:
+    """The data to evaluate (or calibrate) a model on: the spec given, or the one the model
+    recorded. With the model's own spec the split is the one it was trained with (its seed,
+    test fraction and label column), so the test rows are rows it never saw."""
+    if spec is None:
+        if not record:
+            raise DataError(f"{model} does not record the data it was trained on: pass {flag} SPEC")
+        spec = str(record["spec"])
+    rec = record if record and spec == record.get("spec") else {}
+    return load(
+        spec,
+        seed=seed if seed is not None else int(rec.get("seed", 0)),
+        test_fraction=float(rec.get("test_fraction", 0.2)),
+        limit=limit if limit is not None else rec.get("limit"),
+        label_column=label_column or str(rec.get("label_column", "last")),
+    )
 
 
 def plural(n: int, word: str) -> str:

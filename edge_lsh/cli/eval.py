@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_lsh.cli.common import HelpFormatter, add_data_args, is_elsh
-from edge_lsh.data import SPEC_HELP, load
+from edge_lsh.cli.common import HelpFormatter, add_data_args, is_elsh, load_model_data
+from edge_lsh.data import SPEC_HELP, Dataset
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.network import Network
 from edge_lsh.report import SUMMARY_KEYS, print_summary
@@ -23,8 +23,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     e.add_argument("model", metavar="MODEL", help="a model from `train --out`, or an .elsh file")
-    add_data_args(e)
-    e.add_argument("--seed", type=int, default=0, help="seed of the data split")
+    add_data_args(e, default=None)
+    e.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the data split (default: the model's own split for its own data, else 0)",
+    )
     e.set_defaults(func=run)
     return e
 
@@ -33,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if is_elsh(args.model):
         return _eval_elsh(args)
     net = Network.load(args.model)
-    data = load(args.data, seed=args.seed, limit=args.limit, label_column=args.label_column)
+    data = _data(args, net.data)
     data.check_fits(net.n_in, net.n_classes)
     ev = net.evaluate(data.x_test, data.y_test)
     summary = {"model": args.model, "data": data.name, **ev}
@@ -41,9 +45,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace, record: dict[str, Any] | None) -> Dataset:
+    return load_model_data(args.data, args.seed, args.limit, args.label_column, record, args.model)
+
+
 def _eval_elsh(args: argparse.Namespace) -> int:
     model = FixedPointModel.load(args.model)
-    data = load(args.data, seed=args.seed, limit=args.limit, label_column=args.label_column)
+    data = _data(args, model.info.get("data"))
     data.check_fits(model.n_in, model.n_classes)
     ev = model.evaluate(data.x_test, data.y_test)
     hidden = [model.layer_info(i) for i in range(model.n_layers - 1)]

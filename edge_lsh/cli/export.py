@@ -9,8 +9,8 @@ from typing import Any
 
 from edge_lsh import format as elsh_format
 from edge_lsh.cli.argtypes import positive_int
-from edge_lsh.cli.common import HelpFormatter, add_label_column_arg
-from edge_lsh.data import DataError, load
+from edge_lsh.cli.common import HelpFormatter, add_label_column_arg, load_model_data
+from edge_lsh.data import DataError
 from edge_lsh.fileio import check_output_file
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.network import Network
@@ -27,7 +27,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "float and fixed-point accuracy on the calibration set's test split.",
     )
     x.add_argument("model", metavar="MODEL", help="a model saved by `edge-lsh train --out`")
-    x.add_argument("--calib", default="digits", metavar="SPEC", help="calibration data set")
+    x.add_argument(
+        "--calib",
+        metavar="SPEC",
+        help="calibration data set (see Data specs; default: the model's own data, and its "
+        "accuracy is reported on the model's held-out split)",
+    )
     x.add_argument("--out", required=True, metavar="PATH", help="the .elsh file to write")
     x.add_argument(
         "--calib-samples",
@@ -48,7 +53,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="store only the seeds: smaller file, tables rebuilt at load",
     )
-    x.add_argument("--seed", type=int, default=0, help="seed of the data split")
+    x.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the data split (default: the model's own split for its own data, else 0)",
+    )
     x.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     add_label_column_arg(x)
     x.set_defaults(func=run)
@@ -60,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_file(args.out, ".elsh file")
     net = Network.load(args.model)
-    data = load(args.calib, seed=args.seed, label_column=args.label_column)
+    data = load_model_data(
+        args.calib, args.seed, None, args.label_column, net.data, args.model, "--calib"
+    )
     if data.n_features != net.n_in:
         raise DataError(f"{data.name} has {data.n_features} features; the model takes {net.n_in}")
     calib = data.x_train[: args.calib_samples]
@@ -72,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         "calibration": f"{data.name}, {calib.shape[0]} training rows",
         "float_accuracy": float_acc,
     }
+    if net.data:
+        info["data"] = net.data  # eval, run and edge-lsh-run find the data and scaling here
     tables = not args.no_tables
     blob = elsh_format.elsh_bytes(qm, tables=tables, info=info)
     fixed = FixedPointModel(blob, args.out)

@@ -14,7 +14,7 @@ import numpy as np
 
 from edge_lsh.cli.argtypes import fraction
 from edge_lsh.cli.common import HelpFormatter, add_label_column_arg
-from edge_lsh.data import DataError, split_labels
+from edge_lsh.data import DataError, data_record, input_range_warning, preprocess, split_labels
 from edge_lsh.fileio import check_input_file
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.report import format_accuracy
@@ -45,6 +45,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="print one JSON object (predictions, logits with --logits, accuracy) instead",
     )
     add_label_column_arg(r)
+    r.add_argument(
+        "--no-preprocess",
+        action="store_true",
+        help="the inputs are already scaled as the model takes them (by default they are the "
+        "training files' raw numbers, e.g. pixels 0..255, scaled as the model records)",
+    )
     r.set_defaults(func=run)
     return r
 
@@ -118,7 +124,14 @@ def run(args: argparse.Namespace) -> int:
     if args.dense and args.active is not None:
         warnings.warn("--active is ignored with --dense: every neuron is computed", stacklevel=1)
     model = FixedPointModel.load(args.model)
-    x, labels = read_inputs(args.input, model.n_in, model.n_classes, args.label_column)
+    x, labels = read_inputs(args.input, model.n_in, model.n_classes, args.label_column or "last")
+    record = data_record(model.info.get("data"), args.model)
+    if not args.no_preprocess:
+        x = preprocess(record, x)
+    warning = input_range_warning(record, x)
+    if warning:
+        hint = "" if args.no_preprocess else " (--no-preprocess if they are scaled already)"
+        warnings.warn(f"{args.input}: {warning}{hint}", stacklevel=1)
     model.set_active(args.active, dense=args.dense)
     pred, logits = model.predict_logits(x)
     accuracy = None if labels is None else float((pred == labels).mean())

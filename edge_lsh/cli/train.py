@@ -103,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.out, "model")
     if args.dense and args.active != defaults.LSH.active_fraction:
         warnings.warn("--active is ignored with --dense: every neuron is computed", stacklevel=1)
-    data = load(args.data, seed=args.seed, limit=args.limit, label_column=args.label_column)
+    data = load(
+        args.data, seed=args.seed, limit=args.limit, label_column=args.label_column or "last"
+    )
     if args.init:
         return _continue(args, data)
     lsh = None
@@ -126,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         output_lsh=args.output_lsh,
         seed=args.seed,
     )
+    net.data = data.record()
     train = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": args.lr})
     if not args.quiet:
         kind = "dense" if lsh is None else f"LSH {args.hash} K={args.bits} L={args.tables}"
@@ -176,6 +179,7 @@ def _continue(args: argparse.Namespace, data: Dataset) -> int:
             file=sys.stderr,
         )
     before = net.evaluate(data.x_test, data.y_test)["accuracy"]
+    net.data = data.record()  # what it was last trained on: eval's default from now on
     summary = train_and_report(data, net, args.epochs, train, quiet=args.quiet)
     summary = {"accuracy_before": before, **summary}
     _save(net, args, summary)

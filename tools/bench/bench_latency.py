@@ -407,7 +407,7 @@ def train(net: Network, data: Dataset, epochs: int, label: str) -> None:
         return
     for report in net.fit(data.x_train, data.y_train, epochs=epochs, train=defaults.TRAIN):
         progress(
-            f"train {label}: epoch {report.epoch + 1}/{epochs} {report.seconds:.2f} s, "
+            f"train {label}: epoch {report.epoch}/{epochs} {report.seconds:.2f} s, "
             f"loss {report.loss:.4f}, train acc {report.train_accuracy * 100:.2f} %"
         )
 
