@@ -594,18 +594,48 @@ class Network:
             "seed": self.seed,
             "epochs_trained": self.epochs_trained,
             "data": self.data,
+            "optimizer_state": True,
             "byteorder": "little",
         }
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the whole state (parameters, optimizer, tables) atomically: a temporary file in
-        the same folder, fsync, then rename over `path`."""
+    def save(self, path: str | os.PathLike[str], *, optimizer_state: bool = False) -> None:
+        """Write the network atomically: a temporary file in the same folder, fsync, then
+        rename over `path`.
+
+        By default the file is compact: the optimizer state (Adagrad accumulators and
+        momentum, twice the weights) is left out (stored as zeros, compressed), which is all
+        inference and fine-tuning need; fine-tuning then starts its optimizer afresh. With
+        optimizer_state the whole training state is kept, so that training resumed from the
+        file continues exactly as if it had not stopped (what checkpoints use)."""
         path = Path(path)
         if lib.elsh_net_check(self._net) != lib.ELSH_OK:
             raise ValueError("the network state is not valid (diverged training?): not saved")
-        meta = json.dumps(self.config_dict()).encode()
+        config = {**self.config_dict(), "optimizer_state": optimizer_state}
+        meta = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+        arena = self._arena if optimizer_state else self._without_optimizer_state()
         with atomic_write(path) as f:
-            np.savez(f, config=np.frombuffer(meta, dtype=np.uint8), arena=self._arena)
+            if optimizer_state:  # checkpoints: written every epoch, so not compressed
+                np.savez(f, config=meta, arena=arena)
+            else:
+                np.savez_compressed(f, config=meta, arena=arena)
+
+    def _without_optimizer_state(self) -> np.ndarray:
+        """A copy of the arena with every layer's optimizer state zeroed (its fresh value)."""
+        arena = self._arena.copy()
+        base = self._arena.ctypes.data
+        for i in range(self.n_layers):
+            L = self._summary(i)
+            a = ffi.new("elsh_layer_arrays *")
+            check(lib.elsh_net_layer_arrays(self._net, i, a), "layer arrays")
+            for p, count in (
+                (a.w_g2, L.n_in * L.n_out),
+                (a.w_vel, L.n_in * L.n_out),
+                (a.b_g2, L.n_out),
+                (a.b_vel, L.n_out),
+            ):
+                start = int(ffi.cast("uintptr_t", p)) - base
+                arena[start : start + 4 * int(count)] = 0
+        return arena
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Network:

@@ -337,3 +337,50 @@ def test_run_applies_the_models_scaling_to_raw_inputs(tmp_path, capsys):
     assert fm.predict(fm.preprocess(raw)).tolist() == on_raw
     net = Network.load(model)
     assert np.array_equal(net.preprocess(raw), d.x_test)
+
+
+# ----------------------------------------------------------------------------- 6. checkpoints
+
+
+def test_resume_after_a_stop_is_the_run_that_never_stopped(trained, tmp_path, capsys):
+    _, data, *_ = trained
+    base = ["train", "--data", f"npz:{data}", "--hidden", "16", "--tables", "4", "--epochs"]
+    whole, resumed = tmp_path / "whole.npz", tmp_path / "resumed.npz"
+    assert main([*base, "3", "--checkpoint", str(tmp_path / "a"), "--out", str(whole)]) == 0
+    assert (tmp_path / "a" / "checkpoint.npz").is_file()
+    # a run stopped after its first epoch (as Ctrl-C would leave it), then resumed
+    assert main([*base, "1", "--checkpoint", str(tmp_path / "b"), "--quiet"]) == 0
+    capsys.readouterr()
+    rc = main([*base, "3", "--checkpoint", str(tmp_path / "b"), "--resume", "--out", str(resumed)])
+    assert rc == 0
+    assert "2 epochs to go" in capsys.readouterr().err
+    a, b = Network.load(whole), Network.load(resumed)
+    assert a.epochs_trained == b.epochs_trained == 3
+    for i in range(a.n_layers):
+        for name, arr in a.layer_arrays(i).items():
+            assert np.array_equal(arr, b.layer_arrays(i)[name]), (i, name)
+    assert main([*base, "3", "--checkpoint", str(tmp_path / "b"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main([*base, "3", "--resume"]) == 2
+    assert "--resume needs --checkpoint" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- 12. model size
+
+
+def test_saved_models_leave_out_the_optimizer_state(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.random((200, 784), dtype=np.float32), rng.integers(0, 10, 200)
+    net = Network(784, [1000, 1000], 10, defaults.LSH, seed=0)
+    net.fit(x, y, epochs=1)
+    compact, full = tmp_path / "m.npz", tmp_path / "full.npz"
+    net.save(compact)
+    net.save(full, optimizer_state=True)
+    weights = 4 * (784 * 1000 + 1000 * 1000 + 1000 * 10)
+    assert full.stat().st_size > 2.5 * weights  # weights, Adagrad state and momentum
+    assert compact.stat().st_size < 1.1 * weights  # the weights (and tables), not the rest
+    back = Network.load(compact)
+    assert np.array_equal(back.predict(x), net.predict(x))
+    for i in range(net.n_layers):
+        assert np.array_equal(back.layer_arrays(i)["w"], net.layer_arrays(i)["w"])
+    back.fit(x, y, epochs=1)  # fine-tuning from a compact file starts a fresh optimizer

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import numpy as np
@@ -157,8 +158,10 @@ def train_and_report(
     *,
     label: str = "",
     quiet: bool = False,
+    after_epoch: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Train net on data, then evaluate on the test split; the figures `--json` prints."""
+    """Train net on data, then evaluate on the test split; the figures `--json` prints.
+    after_epoch runs after every epoch (checkpoints)."""
     bar = None if quiet else Progress(epochs, label)
     test_accuracy: list[float] = []
 
@@ -166,6 +169,8 @@ def train_and_report(
         test_accuracy.append(float((net.predict(data.x_test) == data.y_test).mean()))
         if bar:
             bar.epoch_done(report, test_accuracy[-1])
+        if after_epoch:
+            after_epoch()
 
     reports = net.fit(
         data.x_train,

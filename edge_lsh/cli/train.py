@@ -4,15 +4,19 @@ training a saved one with --from (float fine-tuning on the host)."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from edge_lsh import defaults
 from edge_lsh.cli.argtypes import fraction, hidden_sizes, positive_int
 from edge_lsh.cli.common import HelpFormatter, add_data_args, plural, train_and_report
 from edge_lsh.data import SPEC_HELP, Dataset, load
-from edge_lsh.fileio import check_output_file
+from edge_lsh.errors import DataError, ModelFileError, OutputPathError
+from edge_lsh.fileio import atomic_write, check_output_file, check_output_folder
 from edge_lsh.network import FAMILIES, LSHConfig, Network, TrainConfig
 from edge_lsh.report import print_summary
 
@@ -93,6 +97,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="continue training a saved float model (fine-tuning in float on this machine); its "
         "network and LSH settings are kept",
     )
+    t.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="save the whole training state to DIR/checkpoint.npz after every epoch (atomically)",
+    )
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --checkpoint: continue the run whose state DIR holds, up to --epochs in "
+        "all; the result is the same as a run that never stopped",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.set_defaults(func=run)
     return t
@@ -101,11 +116,85 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out, "model")
+    if args.resume and not args.checkpoint:
+        raise OutputPathError("--resume needs --checkpoint DIR (the folder of the run to resume)")
+    if args.checkpoint:
+        check_output_folder(args.checkpoint, "checkpoint folder")
+    try:
+        return _train(args)
+    except KeyboardInterrupt:
+        if args.checkpoint and (Path(args.checkpoint) / CHECKPOINT).is_file():
+            print(
+                f"the last finished epoch is in {Path(args.checkpoint) / CHECKPOINT}: run the "
+                "same command with --resume to go on",
+                file=sys.stderr,
+            )
+        raise
+
+
+CHECKPOINT = "checkpoint.npz"
+
+
+def _checkpointer(args: argparse.Namespace, net: Network) -> Callable[[], None] | None:
+    """After each epoch: the whole training state to DIR/checkpoint.npz (atomic rename), and
+    DIR/checkpoint.json with the epoch the run began at."""
+    if not args.checkpoint:
+        return None
+    folder = Path(args.checkpoint)
+    folder.mkdir(exist_ok=True)
+    meta = folder / "checkpoint.json"
+    if not args.resume or not meta.is_file():
+        with atomic_write(meta) as f:
+            f.write(json.dumps({"start_epoch": net.epochs_trained}).encode())
+
+    def save() -> None:
+        net.save(folder / CHECKPOINT, optimizer_state=True)
+
+    return save
+
+
+def _resume(args: argparse.Namespace, data: Dataset) -> int:
+    """train --checkpoint DIR --resume: load the state, train the epochs the run still owes."""
+    folder = Path(args.checkpoint)
+    if not (folder / CHECKPOINT).is_file():
+        raise ModelFileError(f"{folder}: holds no {CHECKPOINT} to resume from")
+    net = Network.load(folder / CHECKPOINT)
+    try:
+        start = int(json.loads((folder / "checkpoint.json").read_text())["start_epoch"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{folder}/checkpoint.json: unreadable ({exc})") from None
+    data.check_fits(net.n_in, net.n_classes)
+    left = start + args.epochs - net.epochs_trained
+    if left <= 0:
+        raise DataError(
+            f"{folder}: the run already has {plural(net.epochs_trained - start, 'epoch')} of "
+            f"--epochs {args.epochs}; nothing to resume"
+        )
+    if not args.quiet:
+        print(
+            f"resuming {folder / CHECKPOINT} after {plural(net.epochs_trained - start, 'epoch')}: "
+            f"{plural(left, 'epoch')} to go",
+            file=sys.stderr,
+        )
+    net.data = data.record()
+    train = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": args.lr})
+    summary = train_and_report(
+        data, net, left, train, quiet=args.quiet, after_epoch=_checkpointer(args, net)
+    )
+    summary["epochs"] = net.epochs_trained - start
+    _save(net, args, summary)
+    print_summary(summary, args.json)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
     if args.dense and args.active != defaults.LSH.active_fraction:
         warnings.warn("--active is ignored with --dense: every neuron is computed", stacklevel=1)
     data = load(
         args.data, seed=args.seed, limit=args.limit, label_column=args.label_column or "last"
     )
+    if args.resume:
+        return _resume(args, data)
     if args.init:
         return _continue(args, data)
     lsh = None
@@ -138,7 +227,9 @@ def run(args: argparse.Namespace) -> int:
             f"{data.x_test.shape[0]} test",
             file=sys.stderr,
         )
-    summary = train_and_report(data, net, args.epochs, train, quiet=args.quiet)
+    summary = train_and_report(
+        data, net, args.epochs, train, quiet=args.quiet, after_epoch=_checkpointer(args, net)
+    )
     _save(net, args, summary)
     print_summary(summary, args.json)
     return 0
@@ -180,7 +271,9 @@ def _continue(args: argparse.Namespace, data: Dataset) -> int:
         )
     before = net.evaluate(data.x_test, data.y_test)["accuracy"]
     net.data = data.record()  # what it was last trained on: eval's default from now on
-    summary = train_and_report(data, net, args.epochs, train, quiet=args.quiet)
+    summary = train_and_report(
+        data, net, args.epochs, train, quiet=args.quiet, after_epoch=_checkpointer(args, net)
+    )
     summary = {"accuracy_before": before, **summary}
     _save(net, args, summary)
     print_summary(summary, args.json)
