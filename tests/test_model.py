@@ -62,7 +62,7 @@ def test_save_load_round_trip_and_fine_tune(tmp_path):
     net = Network(32, [64], 4, LSHConfig(family="dwta", bits=6), seed=1)
     net.fit(x, y, epochs=2)
     path = tmp_path / "m.npz"
-    net.save(path)
+    net.save(path, optimizer_state=True)  # the whole state: training continues exactly
     back = Network.load(path)
     assert back.epochs_trained == 2
     assert np.array_equal(back.predict(x), net.predict(x))
