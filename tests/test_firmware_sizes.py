@@ -174,7 +174,9 @@ if BUILD_ENV:
             rt, rd, rb = (int(v) for v in runner.split(" / "))
             # the kernel has no static state: no .data, no .bss (re-entrant, arena only)
             assert lt > 10_000 and ld == 0 and lb == 0, f"{t}: libedge_lsh.a {lib}"
-            assert rt > lt and rd >= 0 and rb >= 0, f"{t}: edge-lsh-run {runner}"
+            # the runner links the inference part of the archive only (no float training):
+            # dynamically linked on the host, its text can be smaller than the whole archive's
+            assert rt > 10_000 and rd >= 0 and rb >= 0, f"{t}: edge-lsh-run {runner}"
             assert kb(file) * KB >= rt + rd, f"{t}: file {file} smaller than its text + data"
 
     def test_readme_quotes_the_same_tables(report: list[Table], readme: list[Table]) -> None:
