@@ -21,57 +21,50 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
 
+import common
 import numpy as np
 from common import (
     CPredictTimer,
-    check_json_target,
+    add_common_args,
+    add_quantize_args,
     data_info,
-    hidden_sizes,
+    layers_text,
     machine_info,
     machine_line,
     markdown_table,
     median,
-    non_negative_int,
     positive_int,
     progress,
-    run_guarded,
+    quantized,
+    train,
     write_json_atomic,
 )
 
-from edge_lsh import defaults, elsh_format
-from edge_lsh.data import SPEC_HELP, load
+from edge_lsh import defaults
+from edge_lsh.data import load
 from edge_lsh.fixed import FixedPointModel
-from edge_lsh.native import check, lib, ptr
+from edge_lsh.format import elsh_bytes
+from edge_lsh.native import check, ffi, lib, ptr
 from edge_lsh.network import Network
-from edge_lsh.quantize import quantize
 
 PROG = "bench_fixed.py"
 TFLITE_INT8_BYTES = 1_850_000  # GUIDE.md section 3: int8 .tflite of the dense 784-1000-1000-10
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog=SPEC_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--data", default="mnist5k", metavar="SPEC", help="data set (default mnist5k)")
-    p.add_argument(
-        "--hidden", type=hidden_sizes, default=[1000, 1000], help="hidden sizes (1000,1000)"
-    )
-    p.add_argument("--epochs", type=positive_int, default=defaults.EPOCHS, help="training epochs")
+    p = common.build_parser(PROG, __doc__.split("\n\n")[0])
+    add_common_args(p, data="mnist5k", hidden="1000,1000", epochs=defaults.EPOCHS, seed=0)
     p.add_argument("--model", metavar="PATH", help="use this trained model instead of training")
     p.add_argument("--save-model", metavar="PATH", help="save the trained float model here")
-    p.add_argument("--weight-bits", type=int, choices=[8, 16], default=8)
-    p.add_argument("--calib-samples", type=positive_int, default=1000)
-    p.add_argument("--repeats", type=positive_int, default=9, help="timing rounds (default 9)")
-    p.add_argument("--samples", type=positive_int, default=1000, help="test inputs timed")
-    p.add_argument("--loads", type=positive_int, default=7, help="timed loads of each file")
-    p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--json", metavar="FILE", help="also write every number to FILE (JSON)")
+    add_quantize_args(p)
+    p.add_argument("--repeats", type=positive_int, default=9, metavar="N", help="timing rounds")
+    p.add_argument(
+        "--samples", type=positive_int, default=1000, metavar="N", help="test inputs timed"
+    )
+    p.add_argument(
+        "--loads", type=positive_int, default=7, metavar="N", help="timed loads of each file"
+    )
     return p
 
 
@@ -88,16 +81,10 @@ class FixedTimer:
     def run(self) -> float:
         self.model.set_active(None, dense=self.dense)
         t0 = time.perf_counter_ns()
-        status = lib.elsh_qnet_predict(self.model._net, self._x, self.n, self._p, ffi_null())
+        status = lib.elsh_qnet_predict(self.model._net, self._x, self.n, self._p, ffi.NULL)
         t1 = time.perf_counter_ns()
         check(status, "qnet predict")
         return (t1 - t0) * 1e-9
-
-
-def ffi_null() -> Any:
-    from edge_lsh.native import ffi
-
-    return ffi.NULL
 
 
 def time_loads(blob: bytes, loads: int) -> float:
@@ -110,22 +97,16 @@ def time_loads(blob: bytes, loads: int) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.json:
-        check_json_target(args.json)
     data = load(args.data, seed=args.seed)
     if args.model:
         net = Network.load(args.model)
     else:
         net = Network(data.n_features, args.hidden, data.n_classes, defaults.LSH, seed=args.seed)
-        progress(
-            f"training {'-'.join(map(str, net.layer_sizes))} on {data.name}, {args.epochs} epochs"
-        )
-        net.fit(data.x_train, data.y_train, epochs=args.epochs, train=defaults.TRAIN)
+        train(net, data, args.epochs, f"{layers_text(net.layer_sizes)} LSH on {data.name}")
         if args.save_model:
             net.save(args.save_model)
-    calib = data.x_train[: args.calib_samples]
-    qm = quantize(net, calib, weight_bits=args.weight_bits)
-    blobs = {t: elsh_format.elsh_bytes(qm, tables=t) for t in (True, False)}
+    qm = quantized(net, data, args)
+    blobs = {t: elsh_bytes(qm, tables=t) for t in (True, False)}
     models = {t: FixedPointModel(blob) for t, blob in blobs.items()}
 
     x_test, y_test = data.x_test, data.y_test
@@ -197,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         "samples_timed": int(x.shape[0]),
         "repeats": args.repeats,
     }
-    layers = "-".join(map(str, net.layer_sizes))
+    layers = layers_text(net.layer_sizes)
     print(f"**{layers} on {data.name}** ({machine_line(result['machine'])})\n")
     print(
         markdown_table(
@@ -247,10 +228,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_guarded(PROG, run, args)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.main(PROG, build_parser(), run))

@@ -19,27 +19,27 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import common
 import numpy as np
 from common import (
     CPredictTimer,
-    check_json_target,
+    add_common_args,
     data_info,
     format_percent,
-    hidden_sizes,
+    layers_text,
     machine_info,
     machine_line,
     markdown_table,
     median,
-    non_negative_int,
     percent_list,
     positive_int,
     progress,
-    run_guarded,
+    train,
     write_json_atomic,
 )
 
 from edge_lsh import defaults
-from edge_lsh.data import SPEC_HELP, Dataset, load
+from edge_lsh.data import Dataset, load
 from edge_lsh.network import EpochReport, LSHConfig, Network
 
 PROG = "bench_fractions.py"
@@ -73,64 +73,32 @@ class Row:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=(
-            "Train the same network densely and at several LSH active fractions (same seed,\n"
-            "same epochs, one thread) and tabulate test accuracy, multiplications per sample\n"
-            "(hashing included), training time per epoch and inference time per sample, with\n"
-            "speedups against the dense path measured in the same run. Markdown table on\n"
-            "stdout, progress on stderr."
-        ),
-        epilog=SPEC_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = common.build_parser(
+        PROG,
+        "Train the same network densely and at several LSH active fractions (same seed,\n"
+        "same epochs, one thread) and tabulate test accuracy, multiplications per sample\n"
+        "(hashing included), training time per epoch and inference time per sample, with\n"
+        "speedups against the dense path measured in the same run. Markdown table on\n"
+        "stdout, progress on stderr.",
     )
-    parser.add_argument(
-        "--data", default="mnist5k", metavar="SPEC", help="data set spec (default: mnist5k)"
-    )
-    parser.add_argument(
-        "--hidden",
-        type=hidden_sizes,
-        default=[1000],  # the seed paper's network: 784-1000-10
-        metavar="SIZES",
-        help="hidden layer sizes, e.g. 1000 or 1000,1000 (default: 1000, the seed's network)",
-    )
-    parser.add_argument(
+    # 1000 hidden: the seed paper's network, 784-1000-10
+    add_common_args(p, data="mnist5k", hidden="1000", epochs=defaults.EPOCHS, seed=0, limit=True)
+    p.add_argument(
         "--fractions",
         type=percent_list,
-        default=percent_list(DEFAULT_FRACTIONS),
+        default=DEFAULT_FRACTIONS,
         metavar="PCTS",
-        help=(
-            f"active fractions of the LSH rows in percent, comma-separated (default: "
-            f"{DEFAULT_FRACTIONS}); the dense row (100) is always added"
-        ),
+        help="active fractions of the LSH rows in percent, comma-separated; the dense row "
+        "(100) is always added",
     )
-    parser.add_argument(
-        "--epochs",
-        type=positive_int,
-        default=defaults.EPOCHS,
-        help=f"training epochs of every network (default: {defaults.EPOCHS})",
-    )
-    parser.add_argument(
-        "--limit",
-        type=positive_int,
-        metavar="N",
-        help="keep only the first N training and N test samples (quick runs)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=0,
-        help="seed of the data split and of every network (default: 0)",
-    )
-    parser.add_argument(
+    p.add_argument(
         "--repeats",
         type=positive_int,
         default=5,
-        help="timed inference passes over the test set per network (default: 5)",
+        metavar="N",
+        help="timed inference passes over the test set per network",
     )
-    parser.add_argument("--json", metavar="FILE", help="also write every number to FILE (JSON)")
-    return parser
+    return p
 
 
 def make_rows(data: Dataset, hidden: list[int], fractions: Sequence[float], seed: int) -> list[Row]:
@@ -158,12 +126,7 @@ def train_all(rows: list[Row], data: Dataset, epochs: int) -> None:
     single fit(epochs=N): the network counts its own epochs."""
     for epoch in range(epochs):
         for row in rotated(rows, epoch):
-            (report,) = row.net.fit(data.x_train, data.y_train, epochs=1, train=defaults.TRAIN)
-            row.epochs.append(report)
-            progress(
-                f"epoch {epoch + 1}/{epochs} {row.label:>22}: {report.seconds:7.2f} s, "
-                f"loss {report.loss:.4f}, train acc {report.train_accuracy * 100:5.2f} %"
-            )
+            row.epochs += train(row.net, data, 1, row.label, total=epochs)
 
 
 def time_inference(rows: list[Row], data: Dataset, repeats: int) -> None:
@@ -249,11 +212,9 @@ def render(summary: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.json:
-        check_json_target(args.json)
     data = load(args.data, seed=args.seed, limit=args.limit)
     rows = make_rows(data, args.hidden, args.fractions, args.seed)
-    layers = "-".join(str(s) for s in rows[0].net.layer_sizes)
+    layers = layers_text(rows[0].net.layer_sizes)
     info_start = machine_info()
     progress(
         f"{PROG}: {layers} on {data.name} ({data.x_train.shape[0]} train / "
@@ -296,13 +257,8 @@ def run(args: argparse.Namespace) -> int:
                 "rows": summary,
             },
         )
-        progress(f"wrote {args.json}")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_guarded(PROG, run, build_parser().parse_args(argv))
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.main(PROG, build_parser(), run))

@@ -28,13 +28,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
+import common
 import numpy as np
 from common import (
     CPredictTimer,
-    check_json_target,
+    add_common_args,
     data_info,
     format_percent,
-    hidden_sizes,
+    layers_text,
     machine_info,
     machine_line,
     markdown_table,
@@ -45,12 +46,12 @@ from common import (
     percentile,
     positive_int,
     progress,
-    run_guarded,
+    train,
     write_json_atomic,
 )
 
 from edge_lsh import defaults
-from edge_lsh.data import SPEC_HELP, Dataset, load
+from edge_lsh.data import load
 from edge_lsh.network import Network
 
 PROG = "bench_latency.py"
@@ -58,78 +59,51 @@ BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=(
-            "Batch-1 inference latency of an LSH-sparse network vs the dense C path vs numpy\n"
-            "(same weights as the dense C network): the C loop (lib.elsh_predict), one\n"
-            "net.predict() call per sample from Python, and numpy per sample, measured in\n"
-            "round robin over the same inputs. Markdown table on stdout, progress on stderr."
-        ),
-        epilog=SPEC_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = common.build_parser(
+        PROG,
+        "Batch-1 inference latency of an LSH-sparse network vs the dense C path vs numpy\n"
+        "(same weights as the dense C network): the C loop (lib.elsh_predict), one\n"
+        "net.predict() call per sample from Python, and numpy per sample, measured in\n"
+        "round robin over the same inputs. Markdown table on stdout, progress on stderr.",
     )
-    parser.add_argument(
-        "--data", default="mnist5k", metavar="SPEC", help="data set spec (default: mnist5k)"
-    )
-    parser.add_argument(
-        "--hidden",
-        type=hidden_sizes,
-        default=[1000, 1000],
-        metavar="SIZES",
-        help="hidden layer sizes (default: 1000,1000)",
-    )
-    parser.add_argument(
+    add_common_args(p, data="mnist5k", hidden="1000,1000", seed=0, limit=True)
+    p.add_argument(
         "--active",
         type=percent,
         default=5.0,
         metavar="PCT",
-        help="active fraction of the LSH network's hidden layers in percent (default: 5)",
+        help="active fraction of the LSH network's hidden layers in percent",
     )
-    parser.add_argument(
+    p.add_argument(
         "--train-epochs",
         type=non_negative_int,
         default=1,
         metavar="N",
-        help="epochs of training before timing, 0 = untrained (default: 1)",
+        help="epochs of training before timing, 0 = untrained",
     )
-    parser.add_argument(
+    p.add_argument(
         "--samples",
         type=positive_int,
         default=500,
         metavar="N",
-        help="test inputs to time, the first N of the test split (default: 500)",
+        help="test inputs to time, the first N of the test split",
     )
-    parser.add_argument(
+    p.add_argument(
         "--repeats",
         type=positive_int,
         default=7,
-        help="rounds of every method over all samples (default: 7)",
+        metavar="N",
+        help="rounds of every method over all samples",
     )
-    parser.add_argument(
+    p.add_argument(
         "--settle",
         type=non_negative_float,
         default=0.3,
         metavar="SECONDS",
-        help=(
-            "untimed pause before each timed method, so that BLAS threads spinning after "
-            "numpy do not slow the next method (default: 0.3)"
-        ),
+        help="untimed pause before each timed method, so that BLAS threads spinning after "
+        "numpy do not slow the next method",
     )
-    parser.add_argument(
-        "--limit",
-        type=positive_int,
-        metavar="N",
-        help="keep only the first N training and N test samples (quick runs)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=0,
-        help="seed of the data split and both networks (default: 0)",
-    )
-    parser.add_argument("--json", metavar="FILE", help="also write every number to FILE (JSON)")
-    return parser
+    return p
 
 
 # ----------------------------------------------------------------------------- numpy dense
@@ -402,19 +376,7 @@ def render(summary: dict[str, Any], active: float) -> str:
     return markdown_table(headers, rows)
 
 
-def train(net: Network, data: Dataset, epochs: int, label: str) -> None:
-    if epochs == 0:
-        return
-    for report in net.fit(data.x_train, data.y_train, epochs=epochs, train=defaults.TRAIN):
-        progress(
-            f"train {label}: epoch {report.epoch}/{epochs} {report.seconds:.2f} s, "
-            f"loss {report.loss:.4f}, train acc {report.train_accuracy * 100:.2f} %"
-        )
-
-
 def run(args: argparse.Namespace) -> int:
-    if args.json:
-        check_json_target(args.json)
     data = load(args.data, seed=args.seed, limit=args.limit)
     n = min(args.samples, int(data.x_test.shape[0]))
     if n < args.samples:
@@ -425,7 +387,7 @@ def run(args: argparse.Namespace) -> int:
     lsh_cfg = replace(defaults.LSH, active_fraction=args.active / 100.0)
     lsh_net = Network(data.n_features, args.hidden, data.n_classes, lsh_cfg, seed=args.seed)
     dense_net = Network(data.n_features, args.hidden, data.n_classes, None, seed=args.seed)
-    layers = "-".join(str(s) for s in dense_net.layer_sizes)
+    layers = layers_text(dense_net.layer_sizes)
     info_start = machine_info()
     progress(
         f"{PROG}: {layers} on {data.name}, training {args.train_epochs} epoch(s) on "
@@ -487,13 +449,8 @@ def run(args: argparse.Namespace) -> int:
                 **summary,
             },
         )
-        progress(f"wrote {args.json}")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_guarded(PROG, run, build_parser().parse_args(argv))
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.main(PROG, build_parser(), run))

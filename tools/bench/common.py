@@ -1,5 +1,6 @@
-"""Helpers shared by the benchmark scripts in tools/bench: argument types, timing of the C
-prediction loop, machine information, Markdown tables and atomic JSON output.
+"""Helpers shared by the benchmark scripts in tools/bench: the command line (one parser shape,
+the shared flags, argument types, the guarded main), training with progress, quantizing, timing
+of the C prediction loop, machine information, Markdown tables and atomic JSON output.
 
 Imported as ``common`` by scripts run as ``python tools/bench/<script>.py`` (Python puts the
 script's folder first on sys.path).
@@ -21,18 +22,23 @@ from typing import Any
 
 import numpy as np
 
+from edge_lsh import defaults
 from edge_lsh.cli.argtypes import (  # noqa: F401  re-exported for the bench scripts
     hidden_sizes,
     non_negative_float,
     non_negative_int,
     positive_int,
 )
-from edge_lsh.data import DataError, Dataset
+from edge_lsh.cli.common import HelpFormatter
+from edge_lsh.data import SPEC_HELP, DataError, Dataset
 from edge_lsh.fileio import atomic_write
 from edge_lsh.native import NativeError, check, ffi, lib, ptr
-from edge_lsh.network import Network
+from edge_lsh.network import EpochReport, Network, TrainConfig
+from edge_lsh.oracle.qmodel import QModel
+from edge_lsh.quantize import quantize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+STDOUT = "-"  # --json -: the JSON goes to stdout, as its last line
 
 
 # ----------------------------------------------------------------------------- argument types
@@ -60,9 +66,169 @@ def percent_list(text: str) -> list[float]:
     return values
 
 
+def seed_list(text: str) -> list[int]:
+    """argparse type: comma-separated distinct seeds >= 0 such as ``0,1,2``."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seeds like 0,1,2") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seeds >= 0 like 0,1,2")
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: a seed is repeated")
+    return seeds
+
+
 def format_percent(value: float) -> str:
     """5.0 -> '5', 12.5 -> '12.5'."""
     return f"{value:g}"
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def build_parser(
+    prog: str, description: str, *, epilog: str | None = SPEC_HELP
+) -> argparse.ArgumentParser:
+    """A bench script's parser: every option's default shown in --help, the description's
+    line breaks kept, the data specs as the epilog (for scripts with --data)."""
+    return argparse.ArgumentParser(
+        prog=prog, description=description, epilog=epilog, formatter_class=HelpFormatter
+    )
+
+
+def add_common_args(
+    p: argparse.ArgumentParser,
+    *,
+    data: str | None = None,
+    hidden: str | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    seeds: str | None = None,
+    limit: bool = False,
+    json: bool = True,
+) -> None:
+    """The flags the bench scripts share, each with one type, help text and spelling. Pass a
+    flag's default to add it (None/False: the script has no such flag); sizes and seeds are
+    given as the text a user would type ("1000,1000", "0,1,2")."""
+    if data is not None:
+        p.add_argument(
+            "--data", default=data, metavar="SPEC", help="data set, see Data specs below"
+        )
+    if hidden is not None:
+        p.add_argument(
+            "--hidden",
+            type=hidden_sizes,
+            default=hidden,
+            metavar="SIZES",
+            help="hidden layer sizes, e.g. 1000 or 1000,1000",
+        )
+    if epochs is not None:
+        p.add_argument(
+            "--epochs",
+            type=positive_int,
+            default=epochs,
+            metavar="N",
+            help="training epochs of every network",
+        )
+    if seed is not None:
+        p.add_argument(
+            "--seed",
+            type=non_negative_int,
+            default=seed,
+            metavar="S",
+            help="seed of the data split and of every network",
+        )
+    if seeds is not None:
+        p.add_argument(
+            "--seeds",
+            type=seed_list,
+            default=seeds,
+            metavar="LIST",
+            help="network seeds, comma-separated (one network of each kind per seed)",
+        )
+    if limit:
+        p.add_argument(
+            "--limit",
+            type=positive_int,
+            metavar="N",
+            help="keep only the first N training and N test samples (quick runs)",
+        )
+    if json:
+        p.add_argument(
+            "--json",
+            metavar="FILE",
+            help=f"also write every number to FILE as JSON ({STDOUT!r}: as the last line of "
+            "stdout)",
+        )
+
+
+def add_quantize_args(p: argparse.ArgumentParser) -> None:
+    """How a float network becomes a fixed-point model (edge_lsh.quantize)."""
+    p.add_argument(
+        "--weight-bits", type=int, choices=[8, 16], default=8, help="bits per quantized weight"
+    )
+    p.add_argument(
+        "--calib-samples",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="training rows that calibrate the activation ranges (the first N)",
+    )
+
+
+def main(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse argv (bad flags: exit 2 with argparse's message), check the --json target before
+    any work, then run(args) with bad input and interrupts turned into an exit status."""
+    args = parser.parse_args(argv)
+
+    def checked(args: argparse.Namespace) -> int:
+        if getattr(args, "json", None):
+            check_json_target(args.json)
+        return run(args)
+
+    return run_guarded(prog, checked, args)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def layers_text(sizes: Sequence[int]) -> str:
+    """[784, 1000, 10] -> '784-1000-10'."""
+    return "-".join(str(s) for s in sizes)
+
+
+def train(
+    net: Network,
+    data: Dataset,
+    epochs: int,
+    label: str,
+    *,
+    total: int | None = None,
+    config: TrainConfig = defaults.TRAIN,
+) -> list[EpochReport]:
+    """net.fit on the training split for `epochs` epochs with a progress line per epoch
+    (``total``: the epochs the whole run gives this network, when it is trained in parts)."""
+    total = epochs if total is None else total
+
+    def report(r: EpochReport) -> None:
+        progress(
+            f"train {label}: epoch {r.epoch}/{total} {r.seconds:.2f} s, loss {r.loss:.4f}, "
+            f"train acc {r.train_accuracy * 100:.2f} %"
+        )
+
+    return net.fit(data.x_train, data.y_train, epochs=epochs, train=config, on_epoch=report)
+
+
+def quantized(net: Network, data: Dataset, args: argparse.Namespace) -> QModel:
+    """The fixed-point model of net: --weight-bits weights, activations calibrated on the
+    first --calib-samples training rows."""
+    return quantize(net, data.x_train[: args.calib_samples], weight_bits=args.weight_bits)
 
 
 # ----------------------------------------------------------------------------- timing
@@ -220,13 +386,20 @@ def data_info(spec: str, data: Dataset, limit: int | None) -> dict[str, Any]:
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write obj as JSON to path: temporary file in the same folder, fsync, os.replace."""
+    """Write obj as JSON to path: temporary file in the same folder, fsync, os.replace;
+    path '-': one line on stdout."""
+    if str(path) == STDOUT:
+        print(json.dumps(obj), flush=True)
+        return
     with atomic_write(path) as f:
         f.write((json.dumps(obj, indent=2) + "\n").encode())
+    progress(f"wrote {path}")
 
 
 def check_json_target(path: str | os.PathLike[str]) -> None:
     """Fail early (before a long run) when the JSON file could not be written."""
+    if str(path) == STDOUT:
+        return
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
