@@ -28,8 +28,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import common
 import numpy as np
-from common import REPO_ROOT, markdown_table, positive_int, progress, run_guarded
+from common import REPO_ROOT, markdown_table, positive_int, progress
 
 PROG = "count_instructions.py"
 NATIVE = REPO_ROOT / "native"
@@ -152,33 +153,44 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def at_least_two(text: str) -> int:
+    """argparse type: a whole number >= 2."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 2")
+    return value
+
+
+def target_list(text: str) -> list[str]:
+    """argparse type: comma-separated names of TARGETS."""
+    targets = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in targets if t not in TARGETS]
+    if not targets or bad:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected targets from {', '.join(TARGETS)}, comma-separated"
+        )
+    return targets
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, metavar="FILE.elsh")
-    p.add_argument("--inputs", type=positive_int, default=5, help="inputs per counted run (>= 2)")
+    p = common.build_parser(PROG, __doc__.split("\n\n")[0], epilog=None)
+    p.add_argument("--model", required=True, metavar="FILE.elsh", help="the exported model to run")
+    p.add_argument(
+        "--inputs",
+        type=at_least_two,
+        default=5,
+        metavar="N",
+        help="inputs of the long counted run (the short one has 1)",
+    )
     p.add_argument(
         "--targets",
-        type=lambda s: [t for t in s.split(",") if t],
-        default=["aarch64", "armv7"],
-        help="comma-separated: aarch64,armv7",
+        type=target_list,
+        default=",".join(TARGETS),
+        metavar="LIST",
+        help=f"comma-separated, from {', '.join(TARGETS)}",
     )
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.inputs < 2:
-        print(f"{PROG}: error: --inputs must be at least 2", file=sys.stderr)
-        return 2
-    bad = [t for t in args.targets if t not in TARGETS]
-    if bad:
-        print(
-            f"{PROG}: error: unknown target(s) {bad}; choose from {sorted(TARGETS)}",
-            file=sys.stderr,
-        )
-        return 2
-    return run_guarded(PROG, run, args)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.main(PROG, build_parser(), run))
