@@ -85,7 +85,7 @@ void *elsh_arena_take(elsh_arena *a, uint64_t count, uint64_t elem_size);
  * does not fit a size_t. */
 int elsh_arena_size(const elsh_arena *a, size_t *bytes);
 
-/* ---------------------------------------------------------------- shared by both networks (select.c, prng.c, hash.c) */
+/* ---------------------------------------------------------------- shared by both networks */
 
 /* Active neurons for a fraction of n_out: round(fraction * n_out), at least 1 (select.c). */
 int32_t elsh_active_k(float fraction, int32_t n_out);
