@@ -27,17 +27,18 @@ from common import (
     add_quantize_args,
     data_info,
     layers_text,
-    machine_info,
+    load_data,
     markdown_table,
     non_negative_int,
     progress,
     quantized,
+    record,
     train,
     write_json_atomic,
 )
 
 from edge_lsh import defaults
-from edge_lsh.data import Dataset, load
+from edge_lsh.data import Dataset
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.format import elsh_bytes
 from edge_lsh.network import LSHConfig, Network, TrainConfig
@@ -188,24 +189,24 @@ def summarise(
     def mean(kind: str, key: str = "accuracy") -> float:
         return statistics.mean(r[kind][key] for r in runs)
 
-    summary: dict[str, Any] = {
-        "benchmark": "accuracy",
-        "command": [PROG, *sys.argv[1:]],
-        "machine": machine_info(),
-        "data": args.data,
-        "data_info": data_info(args.data, data, args.limit),
-        "split_seed": args.split_seed,
-        "layers": runs[0]["layers"],
-        "epochs": args.epochs,
-        "seeds": args.seeds,
-        "compare": args.compare,
-        "lsh": dataclasses.asdict(lsh),
-        "train_config": dataclasses.asdict(train_config),
-        "settings": dict(args.set),
-        "lsh_accuracy": mean("lsh"),
-        "lsh_accuracies": accuracies("lsh"),
-        "multiplication_fraction": mean("lsh", "multiplication_fraction"),
-    }
+    summary = record(
+        PROG,
+        {
+            "data": args.data,
+            "data_info": data_info(args.data, data, args.limit),
+            "split_seed": args.split_seed,
+            "layers": runs[0]["layers"],
+            "epochs": args.epochs,
+            "seeds": args.seeds,
+            "compare": args.compare,
+            "lsh": dataclasses.asdict(lsh),
+            "train_config": dataclasses.asdict(train_config),
+            "settings": dict(args.set),
+            "lsh_accuracy": mean("lsh"),
+            "lsh_accuracies": accuracies("lsh"),
+            "multiplication_fraction": mean("lsh", "multiplication_fraction"),
+        },
+    )
     if "dense" in COMPARE[args.compare]:
         summary["dense_accuracy"] = mean("dense")
         summary["dense_accuracies"] = accuracies("dense")
@@ -252,15 +253,14 @@ def render(summary: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     lsh, train_config = configs(args.set)
-    shared = None if args.split_seed == EACH else args.split_seed
-    data = load(args.data, seed=shared, limit=args.limit) if shared is not None else None
+    data = None if args.split_seed == EACH else load_data(args, args.split_seed)
     runs = []
     for seed in args.seeds:
-        split = data if data is not None else load(args.data, seed=seed, limit=args.limit)
+        split = data if data is not None else load_data(args, seed)
         runs.append(measure(args, split, seed, lsh, train_config))
     summary = summarise(args, runs, split, lsh, train_config)
     print(
-        f"**{args.data}, {layers_text(summary['layers'])}, {args.epochs} epochs, LSH "
+        f"**{args.data}, {layers_text(summary['layers'])}, {args.epochs} epoch(s), LSH "
         f"{lsh.family} K={lsh.bits} L={lsh.tables} at {lsh.active_fraction * 100:g}% active, "
         f"split seed {args.split_seed}**\n"
     )

@@ -30,19 +30,19 @@ from common import (
     add_quantize_args,
     data_info,
     layers_text,
-    machine_info,
+    load_data,
     machine_line,
     markdown_table,
     median,
     positive_int,
     progress,
     quantized,
+    record,
     train,
     write_json_atomic,
 )
 
 from edge_lsh import defaults
-from edge_lsh.data import load
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.format import elsh_bytes
 from edge_lsh.native import check, ffi, lib, ptr
@@ -97,7 +97,7 @@ def time_loads(blob: bytes, loads: int) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = load(args.data, seed=args.seed)
+    data = load_data(args)
     if args.model:
         net = Network.load(args.model)
     else:
@@ -141,43 +141,45 @@ def run(args: argparse.Namespace) -> int:
     fixed.set_active(None)
 
     sizes = {t: len(b) for t, b in blobs.items()}
-    result = {
-        "machine": machine_info(),
-        "data": data_info(args.data, data, None),
-        "layers": net.layer_sizes,
-        "lsh": net.lsh.__dict__ if net.lsh else None,
-        "weight_bits": args.weight_bits,
-        "accuracy": {
-            "float_lsh": float_acc,
-            "fixed_lsh": fixed_acc,
-            "fixed_dense_int8": dense_acc,
-            "fixed_minus_float_points": 100 * (fixed_acc - float_acc),
+    result = record(
+        PROG,
+        {
+            "data": data_info(args.data, data, None),
+            "layers": net.layer_sizes,
+            "lsh": net.lsh.__dict__ if net.lsh else None,
+            "weight_bits": args.weight_bits,
+            "accuracy": {
+                "float_lsh": float_acc,
+                "fixed_lsh": fixed_acc,
+                "fixed_dense_int8": dense_acc,
+                "fixed_minus_float_points": 100 * (fixed_acc - float_acc),
+            },
+            "file_bytes": {"with_tables": sizes[True], "without_tables": sizes[False]},
+            "tflite_int8_bytes": TFLITE_INT8_BYTES,
+            "ratio_to_tflite": {
+                "with_tables": sizes[True] / TFLITE_INT8_BYTES,
+                "without_tables": sizes[False] / TFLITE_INT8_BYTES,
+            },
+            "load_ms_median": {
+                "with_tables": 1e3 * load_s[True],
+                "without_tables": 1e3 * load_s[False],
+            },
+            "latency_us_median": us,
+            "latency_seconds_all": seconds,
+            "dense_over_fixed_lsh": us["dense int8"] / us["fixed LSH"],
+            "per_sample": {
+                k: ev[k]
+                for k in (
+                    "multiplications_per_sample",
+                    "multiplication_fraction",
+                    "weight_bytes_per_sample",
+                    "table_bytes_per_sample",
+                )
+            },
+            "samples_timed": int(x.shape[0]),
+            "repeats": args.repeats,
         },
-        "file_bytes": {"with_tables": sizes[True], "without_tables": sizes[False]},
-        "tflite_int8_bytes": TFLITE_INT8_BYTES,
-        "ratio_to_tflite": {
-            "with_tables": sizes[True] / TFLITE_INT8_BYTES,
-            "without_tables": sizes[False] / TFLITE_INT8_BYTES,
-        },
-        "load_ms_median": {
-            "with_tables": 1e3 * load_s[True],
-            "without_tables": 1e3 * load_s[False],
-        },
-        "latency_us_median": us,
-        "latency_seconds_all": seconds,
-        "dense_over_fixed_lsh": us["dense int8"] / us["fixed LSH"],
-        "per_sample": {
-            k: ev[k]
-            for k in (
-                "multiplications_per_sample",
-                "multiplication_fraction",
-                "weight_bytes_per_sample",
-                "table_bytes_per_sample",
-            )
-        },
-        "samples_timed": int(x.shape[0]),
-        "repeats": args.repeats,
-    }
+    )
     layers = layers_text(net.layer_sizes)
     print(f"**{layers} on {data.name}** ({machine_line(result['machine'])})\n")
     print(

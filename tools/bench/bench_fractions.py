@@ -27,6 +27,7 @@ from common import (
     data_info,
     format_percent,
     layers_text,
+    load_data,
     machine_info,
     machine_line,
     markdown_table,
@@ -34,12 +35,13 @@ from common import (
     percent_list,
     positive_int,
     progress,
+    record,
     train,
     write_json_atomic,
 )
 
 from edge_lsh import defaults
-from edge_lsh.data import Dataset, load
+from edge_lsh.data import Dataset
 from edge_lsh.network import EpochReport, LSHConfig, Network
 
 PROG = "bench_fractions.py"
@@ -212,7 +214,7 @@ def render(summary: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = load(args.data, seed=args.seed, limit=args.limit)
+    data = load_data(args)
     rows = make_rows(data, args.hidden, args.fractions, args.seed)
     layers = layers_text(rows[0].net.layer_sizes)
     info_start = machine_info()
@@ -224,8 +226,7 @@ def run(args: argparse.Namespace) -> int:
     train_all(rows, data, args.epochs)
     time_inference(rows, data, args.repeats)
     summary = summarise(rows, data)
-    info = machine_info()
-    info["load_average_at_start"] = info_start["load_average_1_5_15"]
+    info = machine_info(started=info_start)
 
     print(
         f"## Active fraction vs dense: {layers} on {data.name} "
@@ -243,19 +244,20 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json_atomic(
             args.json,
-            {
-                "benchmark": "bench_fractions",
-                "command": [PROG, *sys.argv[1:]],
-                "machine": info,
-                "data": data_info(args.data, data, args.limit),
-                "layers": rows[0].net.layer_sizes,
-                "epochs": args.epochs,
-                "seed": args.seed,
-                "repeats": args.repeats,
-                "train_config": asdict(defaults.TRAIN),
-                "threads": 1,
-                "rows": summary,
-            },
+            record(
+                PROG,
+                {
+                    "data": data_info(args.data, data, args.limit),
+                    "layers": rows[0].net.layer_sizes,
+                    "epochs": args.epochs,
+                    "seed": args.seed,
+                    "repeats": args.repeats,
+                    "train_config": asdict(defaults.TRAIN),
+                    "threads": 1,
+                    "rows": summary,
+                },
+                machine=info,
+            ),
         )
     return 0
 

@@ -36,6 +36,7 @@ from common import (
     data_info,
     format_percent,
     layers_text,
+    load_data,
     machine_info,
     machine_line,
     markdown_table,
@@ -46,12 +47,12 @@ from common import (
     percentile,
     positive_int,
     progress,
+    record,
     train,
     write_json_atomic,
 )
 
 from edge_lsh import defaults
-from edge_lsh.data import load
 from edge_lsh.network import Network
 
 PROG = "bench_latency.py"
@@ -297,38 +298,26 @@ def summarise(
         for k, v in m.per_call_ns.items()
     }
     preds = m.per_call_pred
-    dense_mults = dense_eval["multiplications_per_sample"]
     agreement = float((preds["numpy"] == preds["dense"]).mean())
+
+    def method(name: str, net: Network, evaluation: dict[str, float]) -> dict[str, Any]:
+        """One method's figures; numpy has no C loop (None) and runs the dense weights."""
+        return {
+            "c_loop_us_per_sample": us_loop.get(name),
+            "per_call_median_us": per_call[name]["median_us"],
+            "per_call_p90_us": per_call[name]["p90_us"],
+            "per_call_mean_us": per_call[name]["mean_us"],
+            "accuracy": float((preds[name] == y).mean()),
+            "multiplications_per_sample": evaluation["multiplications_per_sample"],
+            "active_per_layer": net.active_counts(),
+        }
+
     return {
         "samples": n,
         "methods": {
-            "lsh_c": {
-                "c_loop_us_per_sample": us_loop["lsh"],
-                "per_call_median_us": per_call["lsh"]["median_us"],
-                "per_call_p90_us": per_call["lsh"]["p90_us"],
-                "per_call_mean_us": per_call["lsh"]["mean_us"],
-                "accuracy": float((preds["lsh"] == y).mean()),
-                "multiplications_per_sample": lsh_eval["multiplications_per_sample"],
-                "active_per_layer": lsh_net.active_counts(),
-            },
-            "dense_c": {
-                "c_loop_us_per_sample": us_loop["dense"],
-                "per_call_median_us": per_call["dense"]["median_us"],
-                "per_call_p90_us": per_call["dense"]["p90_us"],
-                "per_call_mean_us": per_call["dense"]["mean_us"],
-                "accuracy": float((preds["dense"] == y).mean()),
-                "multiplications_per_sample": dense_mults,
-                "active_per_layer": dense_net.active_counts(),
-            },
-            "numpy_dense": {
-                "c_loop_us_per_sample": None,
-                "per_call_median_us": per_call["numpy"]["median_us"],
-                "per_call_p90_us": per_call["numpy"]["p90_us"],
-                "per_call_mean_us": per_call["numpy"]["mean_us"],
-                "accuracy": float((preds["numpy"] == y).mean()),
-                "multiplications_per_sample": dense_mults,
-                "active_per_layer": dense_net.active_counts(),
-            },
+            "lsh_c": method("lsh", lsh_net, lsh_eval),
+            "dense_c": method("dense", dense_net, dense_eval),
+            "numpy_dense": method("numpy", dense_net, dense_eval),
         },
         "numpy_vs_dense_c_agreement": agreement,
         "ratios": {
@@ -377,7 +366,7 @@ def render(summary: dict[str, Any], active: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = load(args.data, seed=args.seed, limit=args.limit)
+    data = load_data(args)
     n = min(args.samples, int(data.x_test.shape[0]))
     if n < args.samples:
         progress(f"{PROG}: the test split has only {n} samples; timing {n}")
@@ -403,8 +392,7 @@ def run(args: argparse.Namespace) -> int:
     m = measure(lsh_net, dense_net, numpy_net, x, args.repeats, args.settle)
     summary = summarise(m, y, lsh_net, dense_net, lsh_eval, dense_eval)
     blas = blas_info()  # after numpy has run a matmul: the BLAS library is loaded
-    info = machine_info()
-    info["load_average_at_start"] = info_start["load_average_1_5_15"]
+    info = machine_info(started=info_start)
 
     r = summary["ratios"]
     print(f"## Batch-1 inference latency: {layers} on {data.name}\n")
@@ -434,20 +422,21 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json_atomic(
             args.json,
-            {
-                "benchmark": "bench_latency",
-                "command": [PROG, *sys.argv[1:]],
-                "machine": info,
-                "blas": blas,
-                "data": data_info(args.data, data, args.limit),
-                "layers": dense_net.layer_sizes,
-                "lsh": asdict(lsh_cfg),
-                "train_config": asdict(defaults.TRAIN),
-                "train_epochs": args.train_epochs,
-                "repeats": args.repeats,
-                "seed": args.seed,
-                **summary,
-            },
+            record(
+                PROG,
+                {
+                    "blas": blas,
+                    "data": data_info(args.data, data, args.limit),
+                    "layers": dense_net.layer_sizes,
+                    "lsh": asdict(lsh_cfg),
+                    "train_config": asdict(defaults.TRAIN),
+                    "train_epochs": args.train_epochs,
+                    "repeats": args.repeats,
+                    "seed": args.seed,
+                    **summary,
+                },
+                machine=info,
+            ),
         )
     return 0
 

@@ -30,7 +30,7 @@ from edge_lsh.cli.argtypes import (  # noqa: F401  re-exported for the bench scr
     positive_int,
 )
 from edge_lsh.cli.common import HelpFormatter
-from edge_lsh.data import SPEC_HELP, DataError, Dataset
+from edge_lsh.data import SPEC_HELP, DataError, Dataset, load
 from edge_lsh.fileio import atomic_write
 from edge_lsh.native import NativeError, check, ffi, lib, ptr
 from edge_lsh.network import EpochReport, Network, TrainConfig
@@ -97,6 +97,37 @@ def build_parser(
     )
 
 
+# The flags the bench scripts share: one spelling, type, metavar and help text for each.
+COMMON_FLAGS: dict[str, dict[str, Any]] = {
+    "data": {"metavar": "SPEC", "help": "data set, see Data specs below"},
+    "hidden": {
+        "type": hidden_sizes,
+        "metavar": "SIZES",
+        "help": "hidden layer sizes, e.g. 1000 or 1000,1000",
+    },
+    "epochs": {"type": positive_int, "metavar": "N", "help": "training epochs of every network"},
+    "seed": {
+        "type": non_negative_int,
+        "metavar": "S",
+        "help": "seed of the data split and of every network",
+    },
+    "seeds": {
+        "type": seed_list,
+        "metavar": "LIST",
+        "help": "network seeds, comma-separated (one network of each kind per seed)",
+    },
+    "limit": {
+        "type": positive_int,
+        "metavar": "N",
+        "help": "keep only the first N training and N test samples (quick runs)",
+    },
+    "json": {
+        "metavar": "FILE",
+        "help": f"also write every number to FILE as JSON ({STDOUT!r}: as the last line of stdout)",
+    },
+}
+
+
 def add_common_args(
     p: argparse.ArgumentParser,
     *,
@@ -108,59 +139,16 @@ def add_common_args(
     limit: bool = False,
     json: bool = True,
 ) -> None:
-    """The flags the bench scripts share, each with one type, help text and spelling. Pass a
-    flag's default to add it (None/False: the script has no such flag); sizes and seeds are
-    given as the text a user would type ("1000,1000", "0,1,2")."""
-    if data is not None:
-        p.add_argument(
-            "--data", default=data, metavar="SPEC", help="data set, see Data specs below"
-        )
-    if hidden is not None:
-        p.add_argument(
-            "--hidden",
-            type=hidden_sizes,
-            default=hidden,
-            metavar="SIZES",
-            help="hidden layer sizes, e.g. 1000 or 1000,1000",
-        )
-    if epochs is not None:
-        p.add_argument(
-            "--epochs",
-            type=positive_int,
-            default=epochs,
-            metavar="N",
-            help="training epochs of every network",
-        )
-    if seed is not None:
-        p.add_argument(
-            "--seed",
-            type=non_negative_int,
-            default=seed,
-            metavar="S",
-            help="seed of the data split and of every network",
-        )
-    if seeds is not None:
-        p.add_argument(
-            "--seeds",
-            type=seed_list,
-            default=seeds,
-            metavar="LIST",
-            help="network seeds, comma-separated (one network of each kind per seed)",
-        )
-    if limit:
-        p.add_argument(
-            "--limit",
-            type=positive_int,
-            metavar="N",
-            help="keep only the first N training and N test samples (quick runs)",
-        )
-    if json:
-        p.add_argument(
-            "--json",
-            metavar="FILE",
-            help=f"also write every number to FILE as JSON ({STDOUT!r}: as the last line of "
-            "stdout)",
-        )
+    """Add the shared flags (COMMON_FLAGS) a script has. Pass a flag's default to add it
+    (None/False: the script has no such flag; --limit and --json have no default); sizes and
+    seeds are given as the text a user would type ("1000,1000", "0,1,2")."""
+    with_default = {"data": data, "hidden": hidden, "epochs": epochs, "seed": seed, "seeds": seeds}
+    for name, default in with_default.items():
+        if default is not None:
+            p.add_argument(f"--{name}", default=default, **COMMON_FLAGS[name])
+    for name, wanted in (("limit", limit), ("json", json)):
+        if wanted:
+            p.add_argument(f"--{name}", **COMMON_FLAGS[name])
 
 
 def add_quantize_args(p: argparse.ArgumentParser) -> None:
@@ -196,6 +184,13 @@ def main(
 
 
 # ----------------------------------------------------------------------------- training
+
+
+def load_data(args: argparse.Namespace, seed: int | None = None) -> Dataset:
+    """The data of the shared flags: --data split with `seed` (default --seed), first --limit
+    samples of each split when the script has --limit."""
+    split = args.seed if seed is None else seed
+    return load(args.data, seed=split, limit=getattr(args, "limit", None))
 
 
 def layers_text(sizes: Sequence[int]) -> str:
@@ -321,9 +316,10 @@ def git_revision() -> str | None:
     return head + ("+dirty" if dirty else "")
 
 
-def machine_info() -> dict[str, Any]:
-    """Where and when the benchmark ran."""
-    return {
+def machine_info(started: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Where and when the benchmark ran; with `started` (machine_info() at the start of the
+    run) also the load average then."""
+    info = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "platform": platform.platform(),
         "machine": platform.machine(),
@@ -334,6 +330,9 @@ def machine_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "edge_lsh_git": git_revision(),
     }
+    if started is not None:
+        info["load_average_at_start"] = started["load_average_1_5_15"]
+    return info
 
 
 def machine_line(info: dict[str, Any]) -> str:
@@ -382,6 +381,19 @@ def data_info(spec: str, data: Dataset, limit: int | None) -> dict[str, Any]:
         "n_features": data.n_features,
         "n_classes": data.n_classes,
         "limit": limit,
+    }
+
+
+def record(
+    prog: str, fields: dict[str, Any], machine: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A run's JSON: the script, its command line and the machine (machine_info() now unless
+    given), then fields."""
+    return {
+        "benchmark": Path(prog).stem,
+        "command": [prog, *sys.argv[1:]],
+        "machine": machine or machine_info(),
+        **fields,
     }
 
 

@@ -13,9 +13,15 @@ from typing import Any
 
 import common
 import numpy as np
-from common import add_common_args, layers_text, machine_info, positive_int, write_json_atomic
+from common import (
+    add_common_args,
+    layers_text,
+    load_data,
+    positive_int,
+    record,
+    write_json_atomic,
+)
 
-from edge_lsh.data import load
 from edge_lsh.network import LSHConfig, Network
 from edge_lsh.oracle import reference as R
 
@@ -57,7 +63,7 @@ def compare(net: Network, x: np.ndarray) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = load(args.data, seed=args.seed)
+    data = load_data(args)
     x = data.x_test[: args.inputs]
     results = []
     for name, cfg in CONFIGS.items():
@@ -76,15 +82,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json_atomic(
             args.json,
-            {
-                "benchmark": "reference_error",
-                "command": [PROG, *sys.argv[1:]],
-                "machine": machine_info(),
-                "data": args.data,
-                "seed": args.seed,
-                "networks": results,
-                "max_relative_error": worst,
-            },
+            record(
+                PROG,
+                {
+                    "data": args.data,
+                    "seed": args.seed,
+                    "networks": results,
+                    "max_relative_error": worst,
+                },
+            ),
         )
     return 0
 
