@@ -1,0 +1,168 @@
+"""The scripts in tools/bench: every flag has help text, --help exits 0, a bad value is an
+error message and exit status 2 (never a traceback), and a tiny real run of accuracy.py writes
+the JSON the README's figures are read from."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "tools" / "bench"
+
+# script -> arguments with one bad value
+BAD = {
+    "accuracy.py": ["--seeds", "0,x"],
+    "bench_fixed.py": ["--hidden", "0"],
+    "bench_fractions.py": ["--fractions", "5,0"],
+    "bench_latency.py": ["--active", "200"],
+    "count_instructions.py": ["--model", "m.elsh", "--inputs", "1"],
+    "reference_error.py": ["--inputs", "0"],
+}
+
+
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# prints [option strings, help] of every action of a script's build_parser()
+ACTIONS = """
+import importlib.util, json, sys
+sys.path.insert(0, sys.argv[1])  # the scripts import their neighbour `common`
+spec = importlib.util.spec_from_file_location("script", sys.argv[2])
+module = importlib.util.module_from_spec(spec)
+sys.modules["script"] = module
+spec.loader.exec_module(module)
+print(json.dumps([[a.option_strings, a.help] for a in module.build_parser()._actions]))
+"""
+
+
+def actions_of(script: str) -> list[tuple[list[str], str | None]]:
+    res = subprocess.run(
+        [sys.executable, "-c", ACTIONS, str(BENCH), str(BENCH / script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    return [(opts, text) for opts, text in json.loads(res.stdout)]
+
+
+def test_every_script_is_listed():
+    assert sorted(BAD) == sorted(p.name for p in BENCH.glob("*.py") if p.name != "common.py")
+
+
+@pytest.mark.parametrize("script", sorted(BAD))
+def test_help(script):
+    res = run_script(script, "--help")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"usage: {script}")
+    actions = actions_of(script)
+    assert len(actions) > 1
+    for opts, text in actions:
+        assert text and text.strip(), f"{script} {opts}: no help text"
+        assert opts[-1] in res.stdout
+
+
+@pytest.mark.parametrize("script", sorted(BAD))
+def test_bad_value_is_exit_2(script):
+    res = run_script(script, *BAD[script])
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    assert f"{script}: error: " in res.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "no-such-spec"], "unknown data spec"),
+        (["--set", "bits=0"], "LSHConfig.bits=0"),
+        (["--set", "bits=x"], "bits takes a whole number"),
+        (["--set", "colour=red"], "expected KEY=VALUE"),
+        (["--split-seed", "some"], "expected a seed >= 0 or 'each'"),
+        (["--compare", "sparse"], "invalid choice"),
+        (["--json", "no/such/folder/out.json"], "does not exist"),
+    ],
+)
+def test_accuracy_bad_input_before_training(args, message):
+    res = run_script("accuracy.py", "--seeds", "0", "--epochs", "1", *args)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    assert message in res.stderr
+    assert "train " not in res.stderr  # nothing was trained
+
+
+def test_accuracy_tiny_run(tmp_path):
+    pytest.importorskip("sklearn")
+    from edge_lsh import defaults
+    from edge_lsh.data import load
+    from edge_lsh.network import Network
+
+    out = tmp_path / "acc.json"
+    args = ["--data", "digits", "--hidden", "32", "--epochs", "1", "--seeds", "0,1"]
+    res = run_script("accuracy.py", *args, "--compare", "both", "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(out.read_text())
+    for key in (
+        # the keys of the former accuracy_gap.py, which the results/ files hold
+        "data",
+        "layers",
+        "epochs",
+        "seeds",
+        "lsh",
+        "lsh_accuracy",
+        "dense_accuracy",
+        "gap_points",
+        "lsh_accuracies",
+        "dense_accuracies",
+        "multiplication_fraction",
+        "train_speedup",
+        # the fixed-point comparison
+        "fixed_accuracy",
+        "fixed_accuracies",
+        "fixed_change_points",
+        "weight_bits",
+        "per_seed",
+        "machine",
+    ):
+        assert key in summary, key
+    assert summary["layers"] == [64, 32, 10]
+    assert summary["seeds"] == [0, 1] and summary["split_seed"] == 0
+    assert [r["seed"] for r in summary["per_seed"]] == [0, 1]
+    for kind in ("lsh", "dense", "fixed"):
+        accs = summary[f"{kind}_accuracies"]
+        assert len(accs) == 2 and all(0.0 <= a <= 1.0 for a in accs)
+        assert summary[f"{kind}_accuracy"] == pytest.approx(sum(accs) / 2)
+    gap = (summary["dense_accuracy"] - summary["lsh_accuracy"]) * 100
+    assert summary["gap_points"] == pytest.approx(gap)
+    assert "| mean |" in res.stdout
+
+    # the script trains exactly the defaults' network of each seed on the split of seed 0
+    data = load("digits", seed=0)
+    net = Network(data.n_features, [32], data.n_classes, defaults.LSH, seed=1)
+    net.fit(data.x_train, data.y_train, epochs=1, train=defaults.TRAIN)
+    assert net.evaluate(data.x_test, data.y_test)["accuracy"] == summary["lsh_accuracies"][1]
+
+
+def test_accuracy_json_on_stdout():
+    pytest.importorskip("sklearn")
+    args = ["--hidden", "16", "--epochs", "1", "--seeds", "3", "--compare", "none"]
+    res = run_script(
+        "accuracy.py", *args, "--split-seed", "each", "--set", "tables=8", "--json", "-"
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("**digits, 64-16-10, 1 epoch(s)")  # the table, then the JSON
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["split_seed"] == "each" and summary["settings"] == {"tables": 8}
+    assert summary["lsh"]["tables"] == 8 and "dense_accuracy" not in summary
+    assert summary["data_info"]["n_test"] == 359
