@@ -18,18 +18,20 @@ copy_tree() {  # $1: destination; the tracked and untracked-but-not-ignored file
         (cd "$root" && xargs -0 -r tar cf - --no-recursion) | (cd "$1" && tar xf -)
 }
 
-expect_failure() {  # $1: label, $2: directory, $3: text the log must contain
-    log="$scratch/$1.log"
-    if (cd "$2" && make check PYTEST_ARGS=-x >"$log" 2>&1); then
-        echo "selftest: FAIL $1: make check exited 0 with a planted failing test" >&2
+expect_failure() {  # $1: label, $2: directory, $3: text the log must contain, then the command
+    label=$1 dir=$2 pattern=$3
+    shift 3
+    log="$scratch/$label.log"
+    if (cd "$dir" && "$@" >"$log" 2>&1); then
+        echo "selftest: FAIL $label: '$*' exited 0 with a planted failure" >&2
         tail -n 20 "$log" >&2
         fails=$((fails + 1))
-    elif ! grep -q "$3" "$log"; then
-        echo "selftest: FAIL $1: make check failed, but not on the planted test ($3)" >&2
+    elif ! grep -q "$pattern" "$log"; then
+        echo "selftest: FAIL $label: '$*' failed, but not on the planted failure ($pattern)" >&2
         tail -n 20 "$log" >&2
         fails=$((fails + 1))
     else
-        echo "selftest: ok $1: make check exits non-zero and names the planted failure"
+        echo "selftest: ok $label: '$*' exits non-zero and names the planted failure"
     fi
 }
 
@@ -49,7 +51,7 @@ cat >"$scratch/py/tests/test_aaa_planted_failure.py" <<'PY'
 def test_planted_failure():
     assert 1 + 1 == 3, "planted failure"
 PY
-expect_failure python "$scratch/py" "test_planted_failure"
+expect_failure python "$scratch/py" "test_planted_failure" make check PYTEST_ARGS=-x
 
 # 3. A failing C unit test fails the test command.
 copy_tree "$scratch/c"
@@ -62,7 +64,7 @@ assert head in src, "test_prng_known_answers not found"
 src = src.replace(head, head + '    CHECK_MSG(0, "planted failure");\n', 1)
 open(path, "w").write(src)
 PY
-expect_failure c "$scratch/c" "planted failure"
+expect_failure c "$scratch/c" "planted failure" make check PYTEST_ARGS=-x
 
 # 4. In CI (EDGE_LSH_NO_SKIP=1) a skipped test fails the run: tests/conftest.py turns skips into
 #    failures, so a missing tool or package cannot hide a test.
@@ -73,17 +75,8 @@ import pytest
 def test_planted_skip():
     pytest.skip("planted skip")
 PY
-if (cd "$scratch/py" && EDGE_LSH_NO_SKIP=1 python -m pytest -q tests/test_aaa_planted_failure.py \
-        >"$scratch/skip.log" 2>&1); then
-    echo "selftest: FAIL skip: a skipped test passed with EDGE_LSH_NO_SKIP=1" >&2
-    fails=$((fails + 1))
-elif ! grep -q "planted skip" "$scratch/skip.log"; then
-    echo "selftest: FAIL skip: pytest failed, but not on the planted skip" >&2
-    tail -n 20 "$scratch/skip.log" >&2
-    fails=$((fails + 1))
-else
-    echo "selftest: ok skip: a skipped test fails the run when EDGE_LSH_NO_SKIP=1"
-fi
+expect_failure skip "$scratch/py" "planted skip" \
+    env EDGE_LSH_NO_SKIP=1 python -m pytest -q tests/test_aaa_planted_failure.py
 
 if [ "$fails" -ne 0 ]; then
     echo "selftest: $fails check(s) failed" >&2
