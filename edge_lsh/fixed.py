@@ -8,7 +8,6 @@ Everything after input quantization is integer arithmetic, bit-exact with
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 
 from edge_lsh.data import data_record, preprocess
 from edge_lsh.errors import ElshFormatError, ModelFileError
-from edge_lsh.fileio import check_input_file
+from edge_lsh.fileio import MAX_JSON_BYTES, check_input_file, loads_json
 from edge_lsh.native import aligned_empty, check, ffi, lib, ptr, status_message
 from edge_lsh.report import evaluation, ops_dict
 
@@ -99,13 +98,17 @@ class FixedPointModel:
 
     @property
     def info(self) -> dict[str, Any]:
-        """The file's INFO section (JSON), or {} when it has none or it does not parse."""
+        """The file's INFO section (JSON), or {} when it has none or it does not parse (nor
+        when it is nested too deeply, holds non-finite numbers or is over 4 MB)."""
         if self._summary.info == ffi.NULL:
             return {}
-        raw = ffi.unpack(ffi.cast("char *", self._summary.info), int(self._summary.info_bytes))
+        n = int(self._summary.info_bytes)
+        if n > MAX_JSON_BYTES:  # not even copied out of the file
+            return {}
+        raw = ffi.unpack(ffi.cast("char *", self._summary.info), n)
         try:
-            value = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            value = loads_json(raw)
+        except ValueError:
             return {}
         return value if isinstance(value, dict) else {}
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_lsh.data import data_record, preprocess
 from edge_lsh.errors import ModelFileError, NativeError
-from edge_lsh.fileio import atomic_write, check_input_file
+from edge_lsh.fileio import atomic_write, check_input_file, loads_json
 from edge_lsh.native import aligned_empty, check, ffi, lib, ptr
 from edge_lsh.report import evaluation, ops_dict
 
@@ -188,6 +188,7 @@ class Network:
         output_lsh: bool = False,
         seed: int = 0,
         _fill: Callable[[np.ndarray], None] | None = None,
+        _arena_bytes: int | None = None,
     ) -> None:
         hidden = [int(h) for h in hidden]
         if n_in < 1 or n_in > lib.ELSH_MAX_WIDTH:
@@ -248,6 +249,11 @@ class Network:
         size = ffi.new("size_t *")
         check(lib.elsh_net_plan(self._cfg, size), "network configuration")
         self.arena_bytes = int(size[0])
+        if _arena_bytes is not None and self.arena_bytes != _arena_bytes:  # before allocating
+            raise ModelFileError(
+                f"the configuration needs a {self.arena_bytes}-byte state, the file holds "
+                f"{_arena_bytes} bytes: configuration and state do not belong together"
+            )
         self._arena = aligned_empty(self.arena_bytes)
         if _fill is not None:
             _fill(self._arena)  # a saved state, read straight into place (see load)
@@ -649,8 +655,12 @@ class Network:
                 names = set(zf.namelist())
                 if not {"config.npy", "arena.npy"} <= names:
                     raise ModelFileError(f"{path}: not an edge-lsh model (missing config/arena)")
-                meta = json.loads(_read_npy_bytes(zf, "config.npy", limit=1 << 20).decode())
+                try:
+                    meta = loads_json(_read_npy_bytes(zf, "config.npy", limit=_MAX_CONFIG_BYTES))
+                except ValueError as exc:
+                    raise ModelFileError(f"config.npy: not a model configuration ({exc})") from None
                 _check_meta(meta)
+                state_bytes = _npy_payload_bytes(zf, "arena.npy")  # from its header: no read
                 try:
                     lsh = LSHConfig(**meta["lsh"]) if meta["lsh"] is not None else None
                     epochs_trained = int(meta.get("epochs_trained", 0))
@@ -661,18 +671,23 @@ class Network:
                         _read_npy_bytes(zf, "arena.npy", into=arena)
 
                     net = cls(
-                        int(meta["n_in"]),
-                        [int(h) for h in meta["hidden"]],
-                        int(meta["n_classes"]),
+                        meta["n_in"],
+                        meta["hidden"],
+                        meta["n_classes"],
                         lsh,
-                        output_lsh=bool(meta["output_lsh"]),
-                        seed=int(meta["seed"]),
+                        output_lsh=meta["output_lsh"],
+                        seed=meta["seed"],
                         _fill=fill,
+                        _arena_bytes=state_bytes,  # the planned size checked before allocating
                     )
                 except ModelFileError:
                     raise
-                except (KeyError, TypeError, ValueError, NativeError) as exc:
+                except (KeyError, TypeError, ValueError, OverflowError, NativeError) as exc:
                     raise ModelFileError(f"invalid model configuration ({exc})") from exc
+                except MemoryError:
+                    raise ModelFileError(
+                        f"its {state_bytes}-byte state does not fit in this machine's memory"
+                    ) from None
         except ModelFileError as exc:
             raise ModelFileError(f"{path}: {exc}") from exc
         except (OSError, ValueError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as exc:
@@ -692,6 +707,71 @@ def _check_meta(meta: Any) -> None:
     if meta.get("byteorder") != "little" or not np.little_endian:
         raise ModelFileError("byte order does not match this machine")
 
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def bad(key: str, want: str) -> ModelFileError:
+        shown = repr(meta.get(key))
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return ModelFileError(f"invalid model configuration: {key} is {shown}, {want}")
+
+    for key in ("n_in", "n_classes", "seed"):
+        if not whole(meta.get(key)):
+            raise bad(key, "expected a whole number")
+    hidden = meta.get("hidden")
+    if not isinstance(hidden, list) or not all(whole(h) for h in hidden):
+        raise bad("hidden", "expected a list of layer widths")
+    if len(hidden) + 1 > lib.ELSH_MAX_LAYERS:
+        raise bad("hidden", f"expected at most {lib.ELSH_MAX_LAYERS - 1} hidden layers")
+    if not isinstance(meta.get("output_lsh"), bool):
+        raise bad("output_lsh", "expected true or false")
+    if meta.get("lsh") is not None and not isinstance(meta.get("lsh"), dict):
+        raise bad("lsh", "expected the LSH settings or null")
+    if not whole(meta.get("epochs_trained", 0)):
+        raise bad("epochs_trained", "expected a whole number")
+
+
+_MAX_CONFIG_BYTES = 1 << 20
+# DEFLATE expands at most about 1032 times (258-byte matches in 2 bits): a member whose stated
+# size goes beyond that (and a little slack) does not hold what it says
+_MAX_DEFLATE_RATIO = 1032
+_DEFLATE_SLACK = 1 << 16
+
+
+def _npy_header(f: Any, name: str) -> int:
+    """Read the .npy header of a member open at f: the byte count of its 1-D uint8 payload."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ModelFileError(f"{name}: unsupported .npy version {version}")
+    if dtype != np.uint8 or len(shape) != 1:
+        raise ModelFileError(f"{name}: expected a 1-D uint8 array, got {dtype} {shape}")
+    return int(shape[0])
+
+
+def _npy_payload_bytes(zf: zipfile.ZipFile, name: str) -> int:
+    """The payload size a 1-D uint8 .npy member states in its header, checked against the
+    member's size in the archive (and, compressed, the most DEFLATE can expand) before
+    anything of that size is allocated."""
+    info = zf.getinfo(name)
+    with zf.open(info) as f:
+        size = _npy_header(f, name)
+        header = f.tell()
+    if size + header != info.file_size:
+        raise ModelFileError(
+            f"{name}: its header states {size} bytes, the archive holds {info.file_size - header}"
+        )
+    stored = info.compress_type == zipfile.ZIP_STORED
+    if not stored and info.file_size > _MAX_DEFLATE_RATIO * info.compress_size + _DEFLATE_SLACK:
+        raise ModelFileError(
+            f"{name}: {info.file_size} bytes cannot come from {info.compress_size} compressed "
+            "bytes (a decompression bomb)"
+        )
+    return size
+
 
 def _read_npy_bytes(
     zf: zipfile.ZipFile, name: str, *, limit: int = 0, into: np.ndarray | None = None
@@ -699,16 +779,7 @@ def _read_npy_bytes(
     """The payload of a 1-D uint8 .npy member, checked against its header before any large
     read: at most `limit` bytes, or exactly into.nbytes bytes read into `into`."""
     with zf.open(name) as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise ModelFileError(f"{name}: unsupported .npy version {version}")
-        if dtype != np.uint8 or len(shape) != 1:
-            raise ModelFileError(f"{name}: expected a 1-D uint8 array, got {dtype} {shape}")
-        size = int(shape[0])
+        size = _npy_header(f, name)
         if into is not None:
             if size != into.nbytes:
                 raise ModelFileError(

@@ -16,6 +16,7 @@ arguments) ends in one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -55,7 +56,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return status
+    except BrokenPipeError:
+        # the reader of stdout went away (`edge-lsh inspect m.elsh | head -1`): stop quietly
+        # with 141 = 128 + SIGPIPE, the status a C tool killed by SIGPIPE gives a shell; stdout
+        # goes to /dev/null so that Python's flush at exit cannot fail again (Python docs,
+        # "Note on SIGPIPE")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141
     except (EdgeLshError, ValueError, FloatingPointError) as exc:
         print(f"edge-lsh: error: {exc}", file=sys.stderr)
         return 2
