@@ -7,12 +7,15 @@ import gzip
 import importlib.metadata
 import importlib.util
 import math
+import os
+import re
 import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
 
@@ -46,7 +49,9 @@ Data specs:
   idx:DIR              MNIST IDX files in DIR (train-images-idx3-ubyte, ... ; plain or .gz)
   amat:TRAIN,TEST      .amat text files (floats per line, label in the last column)
   csv:FILE             CSV, label in the last column, optional header; split by seed
-  npz:FILE             .npz with x_train,y_train,x_test,y_test or x,y (split by seed)"""
+  npz:FILE             .npz with x_train,y_train,x_test,y_test or x,y (split by seed)
+A data file may hold at most $EDGE_LSH_MAX_DATA_BYTES bytes once decompressed (default: an
+eighth of this machine's memory, 64 MB to 2 GiB); a larger one is refused before it is read."""
 
 _NO_ARG_KINDS = ("digits", "mnist5k", "rectangles", "convex")
 _ONE_ARG_KINDS = ("idx", "csv", "npz")
@@ -403,20 +408,92 @@ def _split_finish(
 # ----------------------------------------------------------------------------- file readers
 
 
-def _read_bytes(path: Path) -> bytes:
-    """Read a file, transparently un-gzipping it; wrap OS and gzip errors."""
+MAX_DATA_BYTES_ENV = "EDGE_LSH_MAX_DATA_BYTES"
+_MAX_DATA_BYTES_CAP = 2 << 30
+_MIN_DATA_BYTES_DEFAULT = 64 << 20
+_CHUNK = 1 << 20
+# DEFLATE expands at most about 1032 times: an .npz member stating more does not hold it
+_MAX_DEFLATE_RATIO = 1032
+_SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def max_data_bytes() -> int:
+    """The most bytes one data file may hold once decompressed (a CSV or .amat text, an IDX
+    file, the arrays of an .npz), checked before they are read: $EDGE_LSH_MAX_DATA_BYTES (a
+    byte count, or with a K, M, G suffix), else an eighth of this machine's memory, between
+    64 MB and 2 GiB (24 GB: 2 GiB; a 4 GB Raspberry Pi 4: 512 MB; a 512 MB Pi Zero: 64 MB).
+    Reading a text table takes several times its size in memory, hence the eighth."""
+    env = os.environ.get(MAX_DATA_BYTES_ENV, "").strip()
+    if env:
+        number, suffix = env[:-1], env[-1].upper()
+        if suffix.isdigit():
+            number, suffix = env, ""
+        try:
+            value = int(number) * _SIZE_SUFFIXES[suffix]
+        except (KeyError, ValueError):
+            value = 0
+        if value < 1:
+            raise DataError(
+                f"{MAX_DATA_BYTES_ENV}={env!r}: expected a number of bytes, like 4000000000 or 4G"
+            )
+        return value
     try:
-        raw = path.read_bytes()
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        memory = 16 << 30
+    return max(_MIN_DATA_BYTES_DEFAULT, min(_MAX_DATA_BYTES_CAP, memory // 8))
+
+
+def _too_large(path: Path, what: str, limit: int) -> DataError:
+    return DataError(
+        f"{path}: {what}, more than the {limit:,} bytes allowed for a data file; set "
+        f"{MAX_DATA_BYTES_ENV} to a larger number of bytes to read it"
+    )
+
+
+def _read_stream(stream: Any, n: int) -> bytearray:
+    """Up to n bytes from stream, a megabyte at a time (never n bytes reserved up front)."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = stream.read(min(_CHUNK, n - len(out)))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def _gzip_error(path: Path, exc: BaseException) -> DataError:
+    return DataError(f"{path}: corrupt or truncated gzip data ({exc})")
+
+
+def _read_bytes(path: Path, limit: int | None = None) -> bytes | bytearray:
+    """Read a file, transparently un-gzipping it; wrap OS and gzip errors. At most `limit`
+    bytes (default max_data_bytes()), checked before reading a plain file and while
+    decompressing a gzip one (a small .gz can hold gigabytes: a decompression bomb)."""
+    limit = max_data_bytes() if limit is None else limit
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise _too_large(path, f"{size:,} bytes", limit)
+            if f.read(2) != b"\x1f\x8b":
+                f.seek(0)
+                return f.read()
+            f.seek(0)
+            try:
+                with gzip.GzipFile(fileobj=f) as gz:
+                    raw = _read_stream(gz, limit + 1)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise _gzip_error(path, exc) from None
+            if len(raw) > limit:
+                raise _too_large(path, f"{size:,} bytes of gzip that decompress to more", limit)
+            return raw  # a bytearray: no second copy
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a data file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from None
-    return raw
 
 
 def _read_table(path: Path, delimiter: str | None, *, allow_header: bool) -> np.ndarray:
@@ -535,34 +612,71 @@ def _find_idx_file(directory: Path, stems: tuple[str, ...]) -> Path | None:
 
 
 def _read_idx(path: Path, magic: int) -> np.ndarray:
-    """Parse one IDX file of unsigned bytes; ``magic`` fixes the expected ndim."""
-    raw = _read_bytes(path)
+    """Parse one IDX file of unsigned bytes; ``magic`` fixes the expected ndim. The header is
+    read first: then exactly the bytes it states (and one more, to find trailing bytes) are
+    read or decompressed, never more, and never more than max_data_bytes()."""
     ndim = magic & 0xFF
     what = "uint8 3-D images" if ndim == 3 else f"uint8 {ndim}-D labels"
-    if len(raw) < 4:
-        raise DataError(f"{path}: only {len(raw)} bytes; expected an IDX header ({what})")
-    got = int.from_bytes(raw[:4], "big")
+    header = 4 + 4 * ndim
+    limit = max_data_bytes()
+    head, body = bytearray(), bytearray()
+    dims: tuple[int, ...] = ()
+    expected = 0
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            gz = f.read(2) == b"\x1f\x8b"
+            f.seek(0)
+            stream: Any = gzip.GzipFile(fileobj=f) if gz else f
+            try:
+                head = _read_stream(stream, header)
+                if len(head) >= 4 and int.from_bytes(head[:4], "big") == magic:
+                    if len(head) < header:
+                        raise DataError(
+                            f"{path}: truncated IDX header ({len(head)} bytes, expected {header})"
+                        )
+                    dims = tuple(
+                        int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
+                    )
+                    expected = math.prod(dims)
+                    if expected > limit:
+                        stated = f"the header states dims {dims} = {expected:,} bytes"
+                        raise _too_large(path, stated, limit)
+                    body = _read_stream(stream, expected + 1)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise _gzip_error(path, exc) from None
+            finally:
+                if gz:
+                    stream.close()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a data file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if len(head) < 4:
+        raise DataError(f"{path}: only {len(head)} bytes; expected an IDX header ({what})")
+    got = int.from_bytes(head[:4], "big")
     if got != magic:
         detail = ""
-        if raw[:2] == b"\0\0" and raw[2] != 0x08:
-            detail = f" (element type 0x{raw[2]:02X}, expected 0x08 = unsigned byte)"
-        elif raw[:2] == b"\0\0" and raw[3] != ndim:
-            detail = f" ({raw[3]} dimensions, expected {ndim})"
+        if head[:2] == b"\0\0" and head[2] != 0x08:
+            detail = f" (element type 0x{head[2]:02X}, expected 0x08 = unsigned byte)"
+        elif head[:2] == b"\0\0" and head[3] != ndim:
+            detail = f" ({head[3]} dimensions, expected {ndim})"
         raise DataError(
             f"{path}: bad IDX magic number 0x{got:08X}{detail}; expected 0x{magic:08X} ({what})"
         )
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes, expected {header})")
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = header + math.prod(dims)
-    if len(raw) != expected:
-        problem = "truncated" if len(raw) < expected else "has trailing bytes"
+    if len(body) != expected:
+        if len(body) < expected:
+            problem = f"truncated: {header + len(body)} bytes"
+        elif gz:
+            problem = f"has trailing bytes: more than {header + expected} bytes"
+        else:
+            problem = f"has trailing bytes: {size} bytes"
         raise DataError(
-            f"{path}: {problem}: {len(raw)} bytes, but the header (dims {dims}) says "
-            f"{expected} bytes"
+            f"{path}: {problem}, but the header (dims {dims}) says {header + expected} bytes"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 def _load_idx(name: str, directory: Path, limit: int | None) -> Dataset:
@@ -605,26 +719,90 @@ def _load_idx(name: str, directory: Path, limit: int | None) -> Dataset:
     )
 
 
+def _npz_arrays(path: Path, keys: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an .npz (those named in keys, else every one), each member's .npy header
+    read and checked first: a plain numeric dtype, a shape whose byte count is what the
+    archive holds for the member (and no more than DEFLATE can expand its compressed bytes),
+    and all of them together within max_data_bytes(), before anything is allocated."""
+    limit = max_data_bytes()
+    with zipfile.ZipFile(path) as zf:
+        members = {n[:-4]: zf.getinfo(n) for n in zf.namelist() if n.endswith(".npy")}
+        wanted = list(members) if keys is None else keys
+        plans = {}
+        total = 0
+        for key in wanted:
+            info = members[key]
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version in ((2, 0), (3, 0)):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise DataError(f"{path}: array {key!r}: .npy version {version} is unknown")
+                offset = f.tell()
+            if dtype.hasobject or dtype.kind not in "biuf":
+                raise DataError(f"{path}: array {key!r} has dtype {dtype}; expected numbers")
+            count = math.prod(int(n) for n in shape)
+            nbytes = count * dtype.itemsize
+            stored = info.file_size - offset
+            if nbytes != stored:
+                raise DataError(
+                    f"{path}: array {key!r} states shape {shape} ({nbytes:,} bytes of {dtype}), "
+                    f"but the archive holds {stored:,} bytes for it"
+                )
+            deflated = info.compress_type != zipfile.ZIP_STORED
+            if deflated and info.file_size > _MAX_DEFLATE_RATIO * info.compress_size + _CHUNK:
+                raise DataError(
+                    f"{path}: array {key!r} states {info.file_size:,} bytes, more than its "
+                    f"{info.compress_size:,} compressed bytes can hold (a decompression bomb)"
+                )
+            total += nbytes
+            if total > limit:
+                raise _too_large(path, f"its arrays take {total:,} bytes or more", limit)
+            plans[key] = (info, offset, shape, fortran, dtype, nbytes)
+        out = {}
+        for key, (info, offset, shape, fortran, dtype, nbytes) in plans.items():
+            arr = np.empty(nbytes, dtype=np.uint8)
+            view = memoryview(arr.data)
+            got = 0
+            with zf.open(info) as f:
+                f.read(offset)  # the header, checked above
+                while got < nbytes:  # a megabyte at a time: no second copy of the array
+                    n = f.readinto(view[got : got + _CHUNK])  # type: ignore[attr-defined]
+                    if not n:
+                        break
+                    got += n
+            if got != nbytes:
+                raise DataError(f"{path}: array {key!r} is truncated ({got} of {nbytes} bytes)")
+            flat = arr.view(dtype)
+            out[key] = flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+    return out
+
+
 def _load_npz(
     name: str, path: Path, *, seed: int, test_fraction: float, limit: int | None
 ) -> Dataset:
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic == b"\x93NUMPY":
             raise DataError(f"{path}: holds a single array; expected an .npz archive")
-        with loaded as npz:
-            keys = set(npz.files)
-            if {"x_train", "y_train", "x_test", "y_test"} <= keys:
-                arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-            elif {"x", "y"} <= keys:
-                arrays = {k: npz[k] for k in ("x", "y")}
-            else:
-                raise DataError(
-                    f"{path}: has arrays {sorted(keys)}; expected x_train, y_train, x_test, "
-                    "y_test or x, y"
-                )
+        with zipfile.ZipFile(path) as zf:
+            keys = {n[:-4] for n in zf.namelist() if n.endswith(".npy")}
+        if {"x_train", "y_train", "x_test", "y_test"} <= keys:
+            arrays = _npz_arrays(path, ["x_train", "y_train", "x_test", "y_test"])
+        elif {"x", "y"} <= keys:
+            arrays = _npz_arrays(path, ["x", "y"])
+        else:
+            raise DataError(
+                f"{path}: has arrays {sorted(keys)}; expected x_train, y_train, x_test, "
+                "y_test or x, y"
+            )
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a data file") from None
     except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
         if isinstance(exc, DataError):
             raise
@@ -644,6 +822,225 @@ def _load_npz(
         f"{src} [test]",
         limit,
     )
+
+
+# ----------------------------------------------------------------------------- inputs to run
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """The numeric array of an .npy file, its header checked before anything is allocated:
+    the .npy magic (an .npz renamed .npy is named as such), a plain numeric dtype, and a shape
+    whose bytes the file holds and max_data_bytes() allows."""
+    limit = max_data_bytes()
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+            if magic[:4] == b"PK\x03\x04":
+                raise DataError(
+                    f"{path}: is an .npz archive (a zip of arrays), not an .npy array; save "
+                    "the inputs with numpy.save"
+                )
+            if magic != b"\x93NUMPY":
+                raise DataError(f"{path}: not an .npy file (it does not start with \\x93NUMPY)")
+            f.seek(0)
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise DataError(f"{path}: .npy version {version} is unknown")
+            if dtype.hasobject or dtype.kind not in "biuf":
+                raise DataError(f"{path}: dtype {dtype} is not numeric")
+            count = math.prod(int(n) for n in shape)
+            nbytes = count * dtype.itemsize
+            held = os.fstat(f.fileno()).st_size - f.tell()
+            if nbytes > limit:
+                raise _too_large(path, f"its header states shape {shape} = {nbytes:,} bytes", limit)
+            if held < nbytes:
+                raise DataError(
+                    f"{path}: truncated: its header states shape {shape} ({nbytes:,} bytes of "
+                    f"{dtype}), the file holds {held:,}"
+                )
+            flat = np.fromfile(f, dtype=dtype, count=count)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{path}: cannot read .npy ({exc})") from None
+    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+
+
+# The CSV grammar of the C runner (native/runner/edge_lsh_run.c read_csv), which `edge-lsh
+# run` follows so that both read the same numbers from the same bytes: lines end at \n only;
+# spaces and tabs around values; a line empty up to \r, or starting with #, is skipped; each
+# value is what C's strtof reads (after C whitespace: a decimal or hexadecimal float, inf,
+# nan; no digit separators, no Unicode digits), rounded as strtof rounds, finite in float32;
+# values are separated by , or ; and a row ends at \r or at the end of the line (as in C, the
+# rest of a line after a \r or a NUL byte is not read); only on line 1 a first value that is
+# not a number makes the line a header.
+_C_FLOAT = re.compile(
+    rb"[ \t\n\v\f\r]*([+-]?(?:0[xX](?:[0-9a-fA-F]+(?:\.[0-9a-fA-F]*)?|\.[0-9a-fA-F]+)"
+    rb"(?:[pP][+-]?[0-9]+)?|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    rb"|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN](?:\([0-9A-Za-z_]*\))?))"
+)
+_PLAIN_VALUE = rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_PLAIN_ROW = re.compile(  # the common case, read at once: plain decimals, , or ; between
+    rb"[ \t]*(?:" + _PLAIN_VALUE + rb"[ \t]*[,;][ \t]*)*" + _PLAIN_VALUE + rb"[ \t]*\r?"
+)
+_SEPARATORS = re.compile(rb"[,;]")
+_FLT_MAX = float(np.finfo(np.float32).max)
+_FLT_OVERFLOW = Fraction(_FLT_MAX) + Fraction(2) ** 103  # halfway to 2^128: strtof gives inf
+
+
+class _CsvStop(NamedTuple):
+    """Where the C runner stops reading a line: at value `value` (1-based), which is not a
+    number (char None) or is followed by the unexpected character `char`."""
+
+    value: int
+    char: str | None
+
+
+def _c_double(token: bytes) -> float:
+    """A token _C_FLOAT matched, as a double."""
+    text = token.decode("ascii")
+    body = text.lstrip("+-").lower()
+    if body.startswith("nan"):
+        return float("nan")
+    if body.startswith("0x"):
+        return float.fromhex(text)
+    return float(text)  # inf and infinity included
+
+
+def _c_exact(token: bytes) -> Fraction:
+    """The exact value of a finite token."""
+    text = token.decode("ascii")
+    sign = -1 if text.startswith("-") else 1
+    body = text.lstrip("+-").lower()
+    if not body.startswith("0x"):
+        return sign * Fraction(body)
+    mant, _, exp = body[2:].partition("p")
+    whole, _, frac = mant.partition(".")
+    digits = int((whole + frac) or "0", 16)
+    return sign * Fraction(digits) * Fraction(2) ** (int(exp or "0") - 4 * len(frac))
+
+
+def _c_row(line: bytes) -> tuple[list[float], list[bytes]] | _CsvStop | None:
+    """A line's values (doubles) and their tokens as C reads them; None: a line C skips."""
+    line = line.split(b"\0", 1)[0]  # C stops at a NUL byte
+    p, n = 0, len(line)
+    while p < n and line[p] in b" \t":
+        p += 1
+    if p == n or line[p] in b"\r#":
+        return None
+    if _PLAIN_ROW.fullmatch(line, p):
+        tokens = [t.strip(b" \t\r") for t in _SEPARATORS.split(line[p:])]
+        return [float(t) for t in tokens], tokens
+    values: list[float] = []
+    tokens = []
+    while True:
+        m = _C_FLOAT.match(line, p)
+        if m is None:
+            return _CsvStop(len(values) + 1, None)
+        tokens.append(m.group(1))
+        values.append(_c_double(m.group(1)))
+        p = m.end()
+        while p < n and line[p] in b" \t":
+            p += 1
+        if p < n and line[p] in b",;":
+            p += 1
+        elif p == n or line[p] == 0x0D:
+            return values, tokens
+        else:
+            return _CsvStop(len(values), chr(line[p]))
+
+
+def _float32_as_strtof(values: np.ndarray, tokens: list[bytes]) -> np.ndarray:
+    """Doubles of tokens rounded to float32 as strtof rounds the tokens themselves. Rounding
+    to double first is exact but where the double lands exactly halfway between two float32
+    (or on the overflow threshold) while the token is above or below it: those few are
+    decided from the token's exact value."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        f = values.astype(np.float32)
+    back = f.astype(np.float64)
+    finite = np.isfinite(values)
+    off = np.flatnonzero((back != values) & finite & np.isfinite(back))
+    if off.size:
+        up = values[off] > back[off]
+        other = np.nextafter(f[off], np.where(up, np.float32(np.inf), np.float32(-np.inf)))
+        tie = (back[off] + other.astype(np.float64)) / 2 == values[off]
+        for k in np.flatnonzero(tie).tolist():
+            i = int(off[k])
+            exact, mid = _c_exact(tokens[i]), Fraction(values[i])
+            if exact != mid:
+                lo, hi = sorted((f[i], other[k]))
+                f[i] = hi if exact > mid else lo
+    edge = np.flatnonzero(finite & (np.abs(values) == float(_FLT_OVERFLOW)))
+    for i in edge.tolist():  # on the threshold: the token says whether it overflows
+        if abs(_c_exact(tokens[i])) < _FLT_OVERFLOW:
+            f[i] = np.float32(np.copysign(_FLT_MAX, values[i]))
+    return f
+
+
+def read_c_csv(path: Path, n_in: int) -> np.ndarray:
+    """The rows of a CSV file as the C runner reads them (see _C_FLOAT): float32, n_in or
+    n_in + 1 values per row (then the last is the label). DataError, naming the line and the
+    value, wherever the runner stops with an error."""
+    limit = max_data_bytes()
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise _too_large(path, f"{size:,} bytes", limit)
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not an input file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    rows: list[list[float]] = []
+    tokens: list[bytes] = []
+    width = 0
+    for lineno, line in enumerate(raw.split(b"\n"), 1):
+        got = _c_row(line)
+        if got is None:
+            continue  # blank or a comment
+        if isinstance(got, _CsvStop):
+            if lineno == 1 and got.value == 1 and got.char is None:
+                continue  # a header
+            if got.char is None:
+                raise DataError(f"{path}:{lineno}: value {got.value} is not a number")
+            raise DataError(
+                f"{path}:{lineno}: unexpected character {got.char!r} after value {got.value}"
+            )
+        values, toks = got
+        if len(values) not in (n_in, n_in + 1):
+            raise DataError(
+                f"{path}:{lineno}: {len(values)} values; the model takes {n_in} (plus an "
+                "optional label)"
+            )
+        if width and len(values) != width:
+            raise DataError(
+                f"{path}:{lineno}: {len(values)} values, but earlier rows have {width}; rows "
+                "with and without a label cannot be mixed"
+            )
+        width = len(values)
+        rows.append(values)
+        tokens += toks
+    if not rows:
+        raise DataError(f"{path}: no input rows")
+    doubles = np.asarray(rows, dtype=np.float64)
+    table = _float32_as_strtof(doubles.reshape(-1), tokens).reshape(doubles.shape)
+    bad = ~np.isfinite(table)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(
+            f"{path}: row {i + 1}, value {j + 1} is not a finite number (NaN, infinite, or "
+            "beyond float32)"
+        )
+    return table
 
 
 # ----------------------------------------------------------------------------- generators

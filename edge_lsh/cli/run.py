@@ -59,16 +59,16 @@ def read_inputs(
     path: str, n_in: int, n_classes: int, label_column: str = "last"
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Rows of an .npy (2-D) or .csv file, and labels when each CSV row has one extra value
-    (in its label_column, "last" or "first")."""
+    (in its label_column, "last" or "first"). A CSV file is read with the C runner's grammar
+    (edge_lsh.data.read_c_csv): the same bytes give the same numbers in both, or an error."""
+    from edge_lsh.data import read_c_csv, read_npy
+
     try:
         p = check_input_file(path, "input file")
     except OSError as exc:
         raise DataError(str(exc)) from None
     if p.suffix.lower() == ".npy":
-        try:
-            x = np.load(p, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise DataError(f"{path}: cannot read .npy ({exc})") from exc
+        x = read_npy(p)
         if x.size == 0:
             raise DataError(f"{path}: holds no input rows (shape {x.shape})")
         if x.ndim == 1 and x.size == n_in:
@@ -77,39 +77,10 @@ def read_inputs(
             x = x.reshape(x.shape[0], n_in)  # images (N, 28, 28) flatten as IDX files do
         if x.ndim != 2 or x.shape[1] != n_in:
             raise DataError(f"{path}: shape {x.shape}; the model takes rows of {n_in} values")
-        if not np.issubdtype(x.dtype, np.number):
-            raise DataError(f"{path}: dtype {x.dtype} is not numeric")
         return x.astype(np.float32), None
-    try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from exc
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        fields = line.replace(";", ",").split(",")
-        try:
-            rows.append([float(v) for v in fields])
-        except ValueError:
-            if lineno == 1:
-                continue  # a header row
-            raise DataError(f"{path}:{lineno}: not a row of numbers") from None
-        if len(rows[-1]) not in (n_in, n_in + 1):
-            raise DataError(
-                f"{path}:{lineno}: {len(rows[-1])} values; the model takes {n_in} "
-                "(plus an optional label)"
-            )
-    if not rows:
-        raise DataError(f"{path}: no input rows")
-    widths = {len(r) for r in rows}
-    if len(widths) != 1:
-        raise DataError(f"{path}: rows of different lengths {sorted(widths)}")
-    arr = np.asarray(rows, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise DataError(f"{path}: holds NaN or infinite values")
-    if arr.shape[1] == n_in + 1:
+    table = read_c_csv(p, n_in)
+    if table.shape[1] == n_in + 1:
+        arr = table.astype(np.float64)
         x, labels = split_labels(arr, label_column, path, one_class_ok=True)
         if labels.max() >= n_classes:
             raise DataError(
@@ -117,7 +88,7 @@ def read_inputs(
                 f"classes 0..{n_classes - 1}"
             )
         return x.astype(np.float32), labels.astype(np.int64)
-    return arr.astype(np.float32), None
+    return table, None
 
 
 def run(args: argparse.Namespace) -> int:
