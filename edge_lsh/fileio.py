@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,9 +68,12 @@ def _check_folder(folder: Path, target: Path, what: str) -> None:
 
 @contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Open a temporary file beside `path` for binary writing; on success fsync it and rename
-    it over `path`, on any error remove it and leave `path` as it was."""
+    """Open a temporary file beside `path` for binary writing; on success fsync it, rename
+    it over `path` and fsync the folder (so the rename survives a power cut), on any error
+    remove it and leave `path` as it was. Temporary files of earlier writes to `path` that
+    were killed (kill -9, a power cut) and left behind are removed once over a minute old."""
     target = Path(path)
+    _remove_stale_temporaries(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, _mode_for(target))  # mkstemp makes 0600; keep the usual permissions
@@ -79,6 +85,48 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(target.parent)
+
+
+STALE_SECONDS = 60  # a temporary file untouched this long belongs to a write that died
+_MKSTEMP_NAME = "[a-z0-9_]{8}"  # tempfile's random part of a name
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Remove the regular files .NAME.XXXXXXXX.tmp beside target (exactly the names
+    atomic_write gives its temporaries for this target) not modified for STALE_SECONDS:
+    left by a write that was killed. A write in progress touches its file as it goes."""
+    pattern = re.compile(re.escape(f".{target.name}.") + _MKSTEMP_NAME + r"\.tmp")
+    folder = target.parent if str(target.parent) else Path(".")
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and now - st.st_mtime > STALE_SECONDS:
+                os.unlink(entry.path)
+        except OSError:
+            pass  # gone already, or not ours to remove
+
+
+def _fsync_folder(folder: Path) -> None:
+    """fsync a folder, so that a rename in it is on disk; where folders cannot be opened or
+    synced (Windows, some file systems) there is nothing to do."""
+    try:
+        fd = os.open(folder if str(folder) else ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _mode_for(target: Path) -> int:
