@@ -445,8 +445,9 @@ def max_data_bytes() -> int:
 
 
 def _too_large(path: Path, what: str, limit: int) -> DataError:
+    """`what` ends so that "more than the N bytes allowed" can follow it."""
     return DataError(
-        f"{path}: {what}, more than the {limit:,} bytes allowed for a data file; set "
+        f"{path}: {what} more than the {limit:,} bytes allowed for a data file; set "
         f"{MAX_DATA_BYTES_ENV} to a larger number of bytes to read it"
     )
 
@@ -475,7 +476,7 @@ def _read_bytes(path: Path, limit: int | None = None) -> bytes | bytearray:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size > limit:
-                raise _too_large(path, f"{size:,} bytes", limit)
+                raise _too_large(path, f"{size:,} bytes,", limit)
             if f.read(2) != b"\x1f\x8b":
                 f.seek(0)
                 return f.read()
@@ -486,7 +487,7 @@ def _read_bytes(path: Path, limit: int | None = None) -> bytes | bytearray:
             except (OSError, EOFError, zlib.error) as exc:
                 raise _gzip_error(path, exc) from None
             if len(raw) > limit:
-                raise _too_large(path, f"{size:,} bytes of gzip that decompress to more", limit)
+                raise _too_large(path, f"{size:,} bytes of gzip that decompress to", limit)
             return raw  # a bytearray: no second copy
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
@@ -640,7 +641,7 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
                     )
                     expected = math.prod(dims)
                     if expected > limit:
-                        stated = f"the header states dims {dims} = {expected:,} bytes"
+                        stated = f"the header states dims {dims} = {expected:,} bytes,"
                         raise _too_large(path, stated, limit)
                     body = _read_stream(stream, expected + 1)
             except (OSError, EOFError, zlib.error) as exc:
@@ -759,7 +760,7 @@ def _npz_arrays(path: Path, keys: list[str] | None = None) -> dict[str, np.ndarr
                 )
             total += nbytes
             if total > limit:
-                raise _too_large(path, f"its arrays take {total:,} bytes or more", limit)
+                raise _too_large(path, f"its arrays take {total:,} bytes or more,", limit)
             plans[key] = (info, offset, shape, fortran, dtype, nbytes)
         out = {}
         for key, (info, offset, shape, fortran, dtype, nbytes) in plans.items():
@@ -856,7 +857,9 @@ def read_npy(path: Path) -> np.ndarray:
             nbytes = count * dtype.itemsize
             held = os.fstat(f.fileno()).st_size - f.tell()
             if nbytes > limit:
-                raise _too_large(path, f"its header states shape {shape} = {nbytes:,} bytes", limit)
+                raise _too_large(
+                    path, f"its header states shape {shape} = {nbytes:,} bytes,", limit
+                )
             if held < nbytes:
                 raise DataError(
                     f"{path}: truncated: its header states shape {shape} ({nbytes:,} bytes of "
@@ -992,7 +995,7 @@ def read_c_csv(path: Path, n_in: int) -> np.ndarray:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size > limit:
-                raise _too_large(path, f"{size:,} bytes", limit)
+                raise _too_large(path, f"{size:,} bytes,", limit)
             raw = f.read()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
