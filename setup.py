@@ -1,8 +1,8 @@
 """Only here for cffi's setuptools hook and one build step; all metadata lives in
 pyproject.toml.
 
-The build step copies the C sources `edge-lsh deploy` cross-compiles (native/ and the firmware
-files of firmware_tests/) into the package as edge_lsh/_csrc, so a regular (non-editable)
+The build step copies the C sources `edge-lsh deploy` cross-compiles (the kernel, the runner and
+the firmware of native/) into the package as edge_lsh/_csrc, so a regular (non-editable)
 install can still build the runner and the firmware for a board.
 """
 
@@ -17,8 +17,7 @@ DEPLOY_SOURCES = [
     "native/include",
     "native/src",
     "native/runner",
-    "firmware_tests/fw",
-    "firmware_tests/tools/gen_models_c.py",
+    "native/firmware",
 ]
 
 

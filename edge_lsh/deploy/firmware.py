@@ -1,5 +1,5 @@
 """The firmware half of ``edge-lsh deploy`` (target ``pico2``): a Cortex-M33 image with the
-model embedded in flash, built from firmware_tests/fw exactly as firmware_tests/Makefile builds
+model embedded in flash, built from native/firmware exactly as firmware_tests/Makefile builds
 its conformance firmware, and checked under ``qemu-system-arm -M mps2-an505``.
 
 The image runs the model on the check inputs (quantized on the host), compares every logit
@@ -49,11 +49,11 @@ def build_firmware(
 ) -> list[str]:
     """Build tmp/firmware.elf and tmp/model_data.c; returns the file names written."""
     cc = toolchain.need(target.cc, target, "the cross-compiler")
-    fw = root / "firmware_tests" / "fw"
-    gen = root / "firmware_tests" / "tools" / "gen_models_c.py"
     native = root / "native"
+    fw = native / "firmware"
+    gen = fw / "gen_models_c.py"
     if not fw.is_dir() or not gen.is_file():
-        raise DeployError(f"firmware sources missing under {root / 'firmware_tests'}")
+        raise DeployError(f"firmware sources missing under {fw}")
     xq = model.quantize_input(x)
     expect = tmp / "model.expect"
     _write_expect(expect, xq, pred, logits)

@@ -17,7 +17,7 @@ QEMU_TIMEOUT_S = 600
 
 
 def source_root() -> Path:
-    """The folder holding native/ (and firmware_tests/fw for firmware targets)."""
+    """The folder holding native/ (native/firmware for firmware targets)."""
     here = Path(__file__).resolve().parent.parent  # the edge_lsh package folder
     for root in (here / "_csrc", here.parent):
         if (root / "native" / "src").is_dir() and (root / "native" / "runner").is_dir():
