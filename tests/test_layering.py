@@ -18,6 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("edge_lsh.network", "edge_lsh.fixed"),
     ("edge_lsh.defaults", "edge_lsh.quantize"),
     ("edge_lsh.deploy.*",),
+    ("edge_lsh.energy.*",),
     ("edge_lsh.cli.*",),
     ("edge_lsh",),  # the package's __init__: the public API, re-exported
 ]
