@@ -23,13 +23,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge_lsh._version import __version__
-from edge_lsh.cli import demo, deploy, export, inspect, run, train
+from edge_lsh.cli import demo, deploy, energy, export, inspect, run, train
 from edge_lsh.cli import eval as eval_
 from edge_lsh.cli.common import HelpFormatter
 from edge_lsh.data import SPEC_HELP
 from edge_lsh.errors import EdgeLshError
 
-SUBCOMMANDS = (train, eval_, demo, export, run, inspect, deploy)
+SUBCOMMANDS = (train, eval_, demo, export, run, inspect, deploy, energy)
 
 
 def build_parser() -> argparse.ArgumentParser:
