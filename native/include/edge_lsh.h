@@ -140,6 +140,7 @@ typedef struct {
  *   elsh_qnet_quantize_input(&net, x_float, xq);       // or pass int8 inputs directly
  *   int cls = elsh_qnet_forward(&net, xq);             // the predicted class
  *   const int32_t *logits = elsh_qnet_logits(&net);    // [n_classes], inactive INT32_MIN
+ *   elsh_qnet_probs(&net, probs);                      // optional: float probabilities
  *
  * The file buffer must stay valid and unchanged while the network is used, and must be
  * ELSH_FILE_ALIGN-byte aligned (mmap, a flash image, or an aligned buffer). */
@@ -298,6 +299,15 @@ int elsh_qnet_layer_info(const elsh_qnet *net, int32_t layer, elsh_qlayer_summar
 /* After elsh_qnet_forward (or each row of elsh_qnet_predict): the output layer's int32 logits
  * of every class, INT32_MIN for a class the output layer did not compute. NULL before attach. */
 const int32_t *elsh_qnet_logits(const elsh_qnet *net);
+
+/* After elsh_qnet_forward: the class probabilities into probs[n_classes], the softmax of the
+ * dequantized logits (out_scale * logit, out_scale of the output layer) over the classes the
+ * output layer computed; 0 for a class it did not compute (an LSH output layer's inactive
+ * classes). Output formatting, not inference: float arithmetic (double inside, with a portable
+ * exp), identical bits on every platform, never NaN; the maximum is subtracted first, so any
+ * logits and any scale are fine. ELSH_ERR_NULL for a NULL pointer, ELSH_ERR_STATE before
+ * attach or before the first forward. */
+int elsh_qnet_probs(const elsh_qnet *net, float *probs);
 
 /* After elsh_qnet_forward: the ids of the neurons layer `layer` computed, ascending, and how
  * many (*n_active). NULL (and *n_active 0) before attach or for a layer that does not exist. */

@@ -105,6 +105,58 @@ const int32_t *elsh_qnet_logits(const elsh_qnet *net)
     return net->layers[net->n_layers - 1].logits;
 }
 
+/* ---------------------------------------------------------------- probabilities
+ *
+ * Output formatting, not inference: the only float arithmetic after the input. In double,
+ * with an exp of our own (libm's differs in the last bit between C libraries), and with
+ * -ffp-contract=off every operation is one IEEE rounding: the same bits on every platform. */
+
+/* e^d for d <= 0: d = n ln2 + r with |r| <= ln2 / 2, e^r by its degree-11 Taylor polynomial
+ * (relative error < 1e-14 there), times 2^n built from its bits. Below -110 the result is
+ * under half the smallest float (e^-110 < 1e-47), so 0: never a subnormal, never NaN. */
+static double exp_nonpositive(double d)
+{
+    if (!(d > -110.0)) return 0.0;
+    if (d >= 0.0) return 1.0;
+    double t = d * 1.4426950408889634 + 0.5; /* d / ln2, rounded to nearest below */
+    int32_t n = (int32_t)t;                  /* -159 .. 0: truncation toward zero, then floor */
+    if ((double)n > t) n--;
+    /* ln2 split so that n * LN2_HI is exact (fdlibm's constants) */
+    double r = (d - (double)n * 6.93147180369123816490e-01) - (double)n * 1.90821492927058770002e-10;
+    double p = 1.0 / 39916800.0;
+    static const double inv_fact[11] = {1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0,
+                                        1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
+    for (int i = 0; i < 11; i++) p = p * r + inv_fact[i];
+    uint64_t bits = (uint64_t)(n + 1023) << 52; /* 2^n, a normal double */
+    double scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+int elsh_qnet_probs(const elsh_qnet *net, float *probs)
+{
+    if (!net || !probs) return ELSH_ERR_NULL;
+    if (!net->attached) return ELSH_ERR_STATE;
+    const elsh_qlayer *L = &net->layers[net->n_layers - 1];
+    if (L->n_active <= 0) return ELSH_ERR_STATE; /* no forward yet */
+    for (int32_t j = 0; j < L->n_out; j++) probs[j] = 0.0f;
+    /* the computed classes: the active set (a saturated logit of INT32_MIN is still one) */
+    int32_t mx = L->logits[L->active[0]];
+    for (int32_t q = 1; q < L->n_active; q++)
+        if (L->logits[L->active[q]] > mx) mx = L->logits[L->active[q]];
+    double scale = (double)L->out_scale, sum = 0.0; /* out_scale: finite, > 0 (FORMAT.md) */
+    for (int32_t q = 0; q < L->n_active; q++) {
+        int64_t diff = (int64_t)L->logits[L->active[q]] - (int64_t)mx; /* -2^32 < diff <= 0 */
+        sum += exp_nonpositive((double)diff * scale);
+    }
+    /* sum >= 1: the maximum contributes e^0 = 1 */
+    for (int32_t q = 0; q < L->n_active; q++) {
+        int64_t diff = (int64_t)L->logits[L->active[q]] - (int64_t)mx;
+        probs[L->active[q]] = (float)(exp_nonpositive((double)diff * scale) / sum);
+    }
+    return ELSH_OK;
+}
+
 const int32_t *elsh_qnet_last_active(const elsh_qnet *net, int32_t layer, int32_t *n_active)
 {
     if (n_active) *n_active = 0;

@@ -88,7 +88,11 @@
     X(test_select_csr_ties_padding_union)                                                    \
     X(test_model_open_first_checks)                                                          \
     X(test_dot_products_all_versions)                                                        \
-    X(test_attach_after_failed_open_fails)
+    X(test_attach_after_failed_open_fails)                                                   \
+    /* test_probs.c */                                                                       \
+    X(test_qnet_probs_softmax)                                                               \
+    X(test_qnet_probs_exp_range)                                                             \
+    X(test_qnet_probs_states)
 
 #define DECLARE(fn) void fn(void);
 TESTS(DECLARE)
