@@ -289,7 +289,7 @@ def test_c_runner_matches_python(trained, runner, capsys):
         assert np.array_equal(np.array([[int(v) for v in r[1:]] for r in rows]), logits), name
         assert "# latency_us" in res.stdout
     acc = [line for line in res.stdout.splitlines() if line.startswith("# accuracy")]
-    assert acc and f"{(pred == y[:30]).mean():.4f}" in acc[0]
+    assert acc and f": {100 * (pred == y[:30]).mean():.2f}% (" in acc[0]
 
 
 def test_c_runner_rejects_bad_input(trained, runner, tmp_path):

@@ -5,9 +5,12 @@
  * Loads and validates the model (zero copy: the file is read once into an aligned buffer and
  * used in place), classifies every input row and prints one prediction per line, then a summary
  * (accuracy when labels are given, latency, operation counts, memory) on lines starting "# ".
- * Inputs: CSV of n_in floats per row (a row of n_in + 1 values carries its label last), or a
- * 2-D .npy of float32, float64, uint8 or int8 (C order). Without an input file, reads CSV
- * from stdin. This is the program a Raspberry Pi runs; the firmware builds reuse its parts. */
+ * Inputs: CSV of n_in floats per row (a row of n_in + 1 values carries its label, in the last
+ * column unless --label-column first), or an .npy of float32, float64, uint8 or int8 (C order):
+ * rows of n_in values, or N arrays (images) of n_in values each. Without an input file, reads
+ * CSV from stdin. This is the program a Raspberry Pi runs; the firmware builds reuse its parts.
+ * Exit status: 0 done, 2 a bad argument, model or input (one message on stderr), 1 out of
+ * memory or a read error. */
 #define _POSIX_C_SOURCE 199309L
 #include "edge_lsh.h"
 
@@ -18,16 +21,44 @@
 #include <time.h>
 
 #define MAX_FILE_BYTES ((size_t)1 << 31)
+#define DEFAULT_MAX_ARENA ((size_t)256 << 20) /* 256 MiB: room on a 512 MB Pi Zero */
+#define EXIT_BAD 2                             /* bad argument, model or input */
+#define EXIT_FAIL 1                            /* out of memory, read error */
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define VERSION STR(ELSH_VERSION_MAJOR) "." STR(ELSH_VERSION_MINOR)
+#define FORMAT_VERSION STR(ELSH_FORMAT_MAJOR) "." STR(ELSH_FORMAT_MINOR)
 
 static const char *usage =
     "usage: edge-lsh-run MODEL.elsh [INPUT.csv|INPUT.npy|-] [options]\n"
-    "  --logits         print the int32 logits after each prediction\n"
-    "  --quiet          print only the summary\n"
-    "  --dense          compute every neuron (the dense int8 baseline)\n"
-    "  --active F       active fraction of every LSH layer (0 < F <= 1; default: the file's)\n"
-    "  --repeat N       run the inputs N times (latency measurements; default 1)\n"
-    "  --info           print the model's layers and exit\n"
-    "  --help           this text\n";
+    "Classifies each input row with the model: one predicted class per line, then a summary on\n"
+    "lines starting '# ' (accuracy when rows carry labels, latency, operations, memory).\n"
+    "  INPUT.csv           n_in numbers per row, separated by , or ; (an optional header line,\n"
+    "                      # comments); a row of n_in + 1 carries its class label, in the last\n"
+    "                      column unless --label-column first. '-' or no INPUT: CSV on stdin\n"
+    "  INPUT.npy           float32, float64, uint8 or int8, C order: rows of n_in values, or N\n"
+    "                      arrays (e.g. images) of n_in values each\n"
+    "options:\n"
+    "  --label-column first|last\n"
+    "                      the CSV column that holds the label (default: last); a file that does\n"
+    "                      not fit (e.g. its labels are first) is an error naming the flag\n"
+    "  --logits            print the int32 logits of every class after each prediction\n"
+    "  --probs             print the class probabilities after each prediction (and after the\n"
+    "                      logits): the softmax of the dequantized logits, 0 for a class an LSH\n"
+    "                      output layer did not compute\n"
+    "  --quiet             print only the summary\n"
+    "  --dense             compute every neuron (the dense int8 baseline)\n"
+    "  --active F          active fraction of every LSH layer (0 < F <= 1; default: the file's)\n"
+    "  --repeat N          run the inputs N times (latency measurements; default 1)\n"
+    "  --max-arena BYTES   refuse a model whose arena (RAM beside the model file) needs more, before\n"
+    "                      allocating it; a number with an optional K, M or G suffix (powers of\n"
+    "                      1024); default 256M (fits a 512 MB Pi Zero); 0: no limit\n"
+    "  --info              print the model's layers and exit\n"
+    "  --version           print the version (and the .elsh format version read) and exit\n"
+    "  --help              this text\n"
+    "exit status: 0 done; 2 a bad argument, model or input (a message on stderr); 1 out of memory\n"
+    "or a read error\n";
 
 static void *xmalloc_aligned(size_t bytes, size_t align, void **raw)
 {
@@ -37,12 +68,15 @@ static void *xmalloc_aligned(size_t bytes, size_t align, void **raw)
     return (void *)p;
 }
 
+/* The whole file into a 64-byte aligned buffer. Returns 0, or the exit status after saying
+ * why: EXIT_BAD when it cannot be opened or is too large, EXIT_FAIL out of memory or on a
+ * read error. */
 static int read_file(const char *path, void **raw, uint8_t **data, size_t *size)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
         fprintf(stderr, "edge-lsh-run: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
+        return EXIT_BAD;
     }
     size_t cap = 1 << 16, n = 0;
     *data = NULL;
@@ -54,7 +88,7 @@ static int read_file(const char *path, void **raw, uint8_t **data, size_t *size)
             fprintf(stderr, "edge-lsh-run: out of memory reading %s\n", path);
             free(*raw);
             fclose(f);
-            return -1;
+            return EXIT_FAIL;
         }
         if (n) memcpy(nd, *data, n);
         free(*raw);
@@ -64,8 +98,9 @@ static int read_file(const char *path, void **raw, uint8_t **data, size_t *size)
         if (n < cap) break;
         if (cap >= MAX_FILE_BYTES) {
             fprintf(stderr, "edge-lsh-run: %s is larger than 2 GiB\n", path);
+            free(*raw);
             fclose(f);
-            return -1;
+            return EXIT_BAD;
         }
         cap *= 2;
     }
@@ -73,7 +108,8 @@ static int read_file(const char *path, void **raw, uint8_t **data, size_t *size)
     fclose(f);
     if (err) {
         fprintf(stderr, "edge-lsh-run: error reading %s\n", path);
-        return -1;
+        free(*raw);
+        return EXIT_FAIL;
     }
     *size = n;
     return 0;
@@ -82,11 +118,21 @@ static int read_file(const char *path, void **raw, uint8_t **data, size_t *size)
 /* ---------------------------------------------------------------- inputs */
 
 typedef struct {
-    float *x;       /* [n][n_in] */
-    int32_t *label; /* [n], -1 when unknown */
+    float *x;        /* [n][n_in] */
+    int32_t *label;  /* [n], -1 when unknown */
+    float *label_v;  /* [n] the label value as read (checked once the whole file is read) */
+    int64_t *line;   /* [n] the CSV line of each row */
     int64_t n, cap;
     int64_t n_labels;
 } rows;
+
+static void rows_free(rows *r)
+{
+    free(r->x);
+    free(r->label);
+    free(r->label_v);
+    free(r->line);
+}
 
 /* Room for one more row. Sizes are checked in 64 bits so that they cannot wrap on 32-bit
  * boards; out of memory says so. */
@@ -95,21 +141,25 @@ static int rows_push(rows *r, int32_t n_in, const char *name)
     if (r->n == r->cap) {
         int64_t cap = r->cap ? 2 * r->cap : 256;
         uint64_t bytes = (uint64_t)cap * (uint64_t)n_in * sizeof(float);
-        float *x = bytes <= SIZE_MAX ? (float *)realloc(r->x, (size_t)bytes) : NULL;
-        if (!x) {
+        uint64_t lines = (uint64_t)cap * sizeof(int64_t); /* the largest per-row array */
+        int ok = bytes <= SIZE_MAX && lines <= SIZE_MAX;
+        float *x = ok ? (float *)realloc(r->x, (size_t)bytes) : NULL;
+        if (x) r->x = x;
+        int32_t *l = x ? (int32_t *)realloc(r->label, (size_t)cap * sizeof(int32_t)) : NULL;
+        if (l) r->label = l;
+        float *v = l ? (float *)realloc(r->label_v, (size_t)cap * sizeof(float)) : NULL;
+        if (v) r->label_v = v;
+        int64_t *ln = v ? (int64_t *)realloc(r->line, (size_t)lines) : NULL;
+        if (!ln) {
             fprintf(stderr, "edge-lsh-run: %s: out of memory at %lld rows\n", name, (long long)r->n);
-            return -1;
+            return EXIT_FAIL;
         }
-        r->x = x;
-        int32_t *l = (int32_t *)realloc(r->label, (size_t)cap * sizeof(int32_t));
-        if (!l) {
-            fprintf(stderr, "edge-lsh-run: %s: out of memory at %lld rows\n", name, (long long)r->n);
-            return -1;
-        }
-        r->label = l;
+        r->line = ln;
         r->cap = cap;
     }
     r->label[r->n] = -1;
+    r->label_v[r->n] = 0.0f;
+    r->line[r->n] = 0;
     r->n++;
     return 0;
 }
@@ -140,19 +190,26 @@ static long read_line(FILE *f, char **buf, size_t *cap)
     return (long)len;
 }
 
-static int read_csv(FILE *f, const char *name, int32_t n_in, int32_t n_classes, rows *r)
+/* CSV rows of n_in values, or n_in + 1 with the label first (label_first) or last. The labels
+ * are kept as read; check_labels decides once the whole file is read. Returns 0 or an exit
+ * status. */
+static int read_csv(FILE *f, const char *name, int32_t n_in, int label_first, rows *r)
 {
     char *line = NULL;
     size_t cap = 0;
     int64_t lineno = 0;
-    int rc = -1;
+    int rc = EXIT_BAD;
     float *vals = (float *)malloc(((size_t)n_in + 2u) * sizeof(float));
-    if (!vals) return -1;
+    if (!vals) {
+        fprintf(stderr, "edge-lsh-run: out of memory\n");
+        return EXIT_FAIL;
+    }
     for (;;) {
         long got = read_line(f, &line, &cap);
         if (got == -1) break;
         if (got == -2) {
             fprintf(stderr, "edge-lsh-run: %s: out of memory reading a line\n", name);
+            rc = EXIT_FAIL;
             goto done;
         }
         lineno++;
@@ -190,17 +247,17 @@ static int read_csv(FILE *f, const char *name, int32_t n_in, int32_t n_classes, 
                     name, (long long)lineno, (int)count, (int)n_in);
             goto done;
         }
-        if (rows_push(r, n_in, name)) goto done;
-        memcpy(r->x + (r->n - 1) * n_in, vals, (size_t)n_in * sizeof(float));
-        if (count == n_in + 1) {
-            float lv = vals[n_in];
-            /* range first: converting an out-of-range float to int is undefined */
-            if (!(lv >= 0.0f && lv < (float)n_classes) || lv != (float)(int32_t)lv) {
-                fprintf(stderr, "edge-lsh-run: %s:%lld: label %g is not a class 0..%d\n", name,
-                        (long long)lineno, (double)lv, (int)n_classes - 1);
-                goto done;
-            }
-            r->label[r->n - 1] = (int32_t)lv;
+        int rc_push = rows_push(r, n_in, name);
+        if (rc_push) {
+            rc = rc_push;
+            goto done;
+        }
+        int labelled = count == n_in + 1, first = labelled && label_first;
+        memcpy(r->x + (r->n - 1) * n_in, vals + first, (size_t)n_in * sizeof(float));
+        r->line[r->n - 1] = lineno;
+        if (labelled) {
+            r->label_v[r->n - 1] = first ? vals[0] : vals[n_in];
+            r->label[r->n - 1] = 0; /* a label, its value still to be checked */
             r->n_labels++;
         }
     next_line:;
@@ -212,95 +269,304 @@ done:
     return rc;
 }
 
-/* The value of 'key': in a .npy header dict, or NULL. */
-static const char *npy_field(const char *hdr, const char *key)
+/* v is a class 0 .. n_classes - 1 (range first: converting an out-of-range float to int is
+ * undefined) */
+static int is_class(float v, int32_t n_classes)
 {
-    const char *k = strstr(hdr, key);
-    if (!k) return NULL;
-    k += strlen(key);
-    while (*k == ' ') k++;
-    return k;
+    return v >= 0.0f && v < (float)n_classes && v == (float)(int32_t)v;
 }
 
-/* A minimal .npy reader: version 1-3, 2-D, C order, <f4 <f8 |u1 |i1. */
+/* The labels read by read_csv, checked as `edge-lsh run` checks them (edge_lsh/data.py
+ * split_labels): each a class of the model; and when they are all one value while the column
+ * at the other end of the rows looks like labels (classes of the model, at least two different
+ * ones), the file is taken for one with its label at that end: an error naming the flag. A
+ * bad label names the flag too when the other end looks like labels. Returns 0 or an exit
+ * status. */
+static int check_labels(rows *r, const char *name, int32_t n_in, int32_t n_classes, int label_first)
+{
+    if (!r->n_labels) return 0;
+    const char *col = label_first ? "first" : "last", *flip = label_first ? "last" : "first";
+    int64_t other_at = label_first ? n_in - 1 : 0; /* the other end column, within x */
+    int64_t bad = -1, first = -1;
+    int single = 1, other_ok = 1, other_two = 0;
+    float other0 = 0.0f;
+    for (int64_t i = 0; i < r->n; i++) {
+        if (r->label[i] < 0) continue;
+        float v = r->label_v[i], o = r->x[i * n_in + other_at];
+        if (first < 0) {
+            first = i;
+            other0 = o;
+        }
+        if (bad < 0 && !is_class(v, n_classes)) bad = i;
+        single &= v == r->label_v[first];
+        other_ok &= is_class(o, n_classes);
+        other_two |= o != other0;
+    }
+    int other_looks = other_ok && other_two;
+    char hint[96] = "";
+    if (other_looks)
+        snprintf(hint, sizeof hint, "; its %s column looks like labels: pass --label-column %s", flip, flip);
+    if (bad >= 0) {
+        fprintf(stderr, "edge-lsh-run: %s:%lld: label %.9g (the %s column) is not a class 0..%d%s\n", name,
+                (long long)r->line[bad], (double)r->label_v[bad], col, (int)n_classes - 1, hint);
+        return EXIT_BAD;
+    }
+    if (single && other_looks) {
+        fprintf(stderr,
+                "edge-lsh-run: %s: the %s column should hold the class labels, but it holds the single "
+                "value %.9g (one class)%s\n",
+                name, col, (double)r->label_v[first], hint);
+        return EXIT_BAD;
+    }
+    for (int64_t i = 0; i < r->n; i++)
+        if (r->label[i] >= 0) r->label[i] = (int32_t)r->label_v[i];
+    return 0;
+}
+
+/* ---------------------------------------------------------------- .npy */
+
+/* The header of an .npy file is a Python dict literal, e.g.
+ *   {'descr': '<f4', 'fortran_order': False, 'shape': (3, 64), }
+ * padded with spaces to a newline. It is parsed as such: exactly the keys 'descr',
+ * 'fortran_order' and 'shape', each once, at the top level of the dict; anything else (another
+ * key, a key twice, text after the dict) is refused, so that nothing inside a value can pose as
+ * a key. */
+
+#define NPY_MAX_DIMS 8
+
+typedef struct {
+    const char *p, *end;
+    const char *why; /* the first problem found */
+} npy_cursor;
+
+static void npy_space(npy_cursor *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) c->p++;
+}
+
+static int npy_fail(npy_cursor *c, const char *why)
+{
+    if (!c->why) c->why = why;
+    return -1;
+}
+
+static int npy_char(npy_cursor *c, char ch, const char *why)
+{
+    npy_space(c);
+    if (c->p >= c->end || *c->p != ch) return npy_fail(c, why);
+    c->p++;
+    return 0;
+}
+
+/* A quoted string without escapes: its text at *s, *len bytes. */
+static int npy_string(npy_cursor *c, const char **s, size_t *len, const char *why)
+{
+    npy_space(c);
+    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"')) return npy_fail(c, why);
+    char q = *c->p++;
+    const char *start = c->p;
+    while (c->p < c->end && *c->p != q) {
+        if (*c->p == '\\' || *c->p == '\n' || *c->p == '\0') return npy_fail(c, "an escape or line break in a string");
+        c->p++;
+    }
+    if (c->p >= c->end) return npy_fail(c, "an unterminated string");
+    *s = start;
+    *len = (size_t)(c->p - start);
+    c->p++;
+    return 0;
+}
+
+static int npy_is(const char *s, size_t len, const char *want)
+{
+    return len == strlen(want) && memcmp(s, want, len) == 0;
+}
+
+/* A tuple of non-negative integers: (), (3,), (3, 64), (3, 64,). (3) is the number 3 in
+ * Python, not a tuple. */
+static int npy_shape(npy_cursor *c, int64_t *dims, int *ndim)
+{
+    if (npy_char(c, '(', "'shape' is not a tuple")) return -1;
+    *ndim = 0;
+    int comma = 0; /* the last element was followed by a comma */
+    for (;;) {
+        npy_space(c);
+        if (c->p < c->end && *c->p == ')') break;
+        if (c->p >= c->end || *c->p < '0' || *c->p > '9')
+            return npy_fail(c, "'shape' holds something other than integers");
+        int64_t v = 0;
+        while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+            v = v * 10 + (*c->p++ - '0');
+            if (v > ((int64_t)1 << 40)) return npy_fail(c, "a dimension of 'shape' is too large");
+        }
+        if (*ndim == NPY_MAX_DIMS) return npy_fail(c, "'shape' has too many dimensions");
+        dims[(*ndim)++] = v;
+        npy_space(c);
+        comma = c->p < c->end && *c->p == ',';
+        if (comma) {
+            c->p++;
+            continue;
+        }
+        if (c->p < c->end && *c->p == ')') break;
+        return npy_fail(c, "'shape' is not a tuple of integers");
+    }
+    if (*ndim == 1 && !comma) return npy_fail(c, "'shape' is not a tuple of integers");
+    c->p++; /* ')' */
+    return 0;
+}
+
+typedef struct {
+    int elem;  /* bytes per value */
+    char kind; /* 'f' float32, 'd' float64, 'u' uint8, 'i' int8 */
+    int fortran;
+    int64_t dims[NPY_MAX_DIMS];
+    int ndim;
+} npy_header;
+
+/* Parse the dict; 0, or -1 with c->why set. A descr this reader does not take is reported
+ * by the caller (kind 0). */
+static int npy_parse(npy_cursor *c, npy_header *h)
+{
+    int seen_descr = 0, seen_fortran = 0, seen_shape = 0;
+    memset(h, 0, sizeof *h);
+    if (npy_char(c, '{', "it is not a dict")) return -1;
+    for (;;) {
+        npy_space(c);
+        if (c->p < c->end && *c->p == '}') {
+            c->p++;
+            break;
+        }
+        const char *key;
+        size_t klen;
+        if (npy_string(c, &key, &klen, "a key is not a quoted string")) return -1;
+        if (npy_char(c, ':', "no ':' after a key")) return -1;
+        if (npy_is(key, klen, "descr")) {
+            if (seen_descr++) return npy_fail(c, "'descr' twice");
+            const char *v;
+            size_t vlen;
+            if (npy_string(c, &v, &vlen, "'descr' is not a simple dtype string")) return -1;
+            if (npy_is(v, vlen, "<f4")) h->elem = 4, h->kind = 'f';
+            else if (npy_is(v, vlen, "<f8")) h->elem = 8, h->kind = 'd';
+            else if (npy_is(v, vlen, "|u1")) h->elem = 1, h->kind = 'u';
+            else if (npy_is(v, vlen, "|i1")) h->elem = 1, h->kind = 'i';
+            else h->kind = 0;
+        } else if (npy_is(key, klen, "fortran_order")) {
+            if (seen_fortran++) return npy_fail(c, "'fortran_order' twice");
+            npy_space(c);
+            size_t left = (size_t)(c->end - c->p);
+            if (left >= 4 && !memcmp(c->p, "True", 4)) h->fortran = 1, c->p += 4;
+            else if (left >= 5 && !memcmp(c->p, "False", 5)) h->fortran = 0, c->p += 5;
+            else return npy_fail(c, "'fortran_order' is not True or False");
+        } else if (npy_is(key, klen, "shape")) {
+            if (seen_shape++) return npy_fail(c, "'shape' twice");
+            if (npy_shape(c, h->dims, &h->ndim)) return -1;
+        } else {
+            return npy_fail(c, "a key other than 'descr', 'fortran_order' and 'shape'");
+        }
+        npy_space(c);
+        if (c->p < c->end && *c->p == ',') {
+            c->p++;
+            continue;
+        }
+        if (c->p < c->end && *c->p == '}') {
+            c->p++;
+            break;
+        }
+        return npy_fail(c, "no ',' or '}' after a value");
+    }
+    npy_space(c);
+    if (c->p != c->end) return npy_fail(c, "text after the dict");
+    if (!seen_descr || !seen_fortran || !seen_shape) return npy_fail(c, "'descr', 'fortran_order' or 'shape' missing");
+    return 0;
+}
+
+/* A minimal .npy reader: versions 1-3, C order, <f4 <f8 |u1 |i1; rows of n_in values (a 2-D
+ * array, a 1-D array of n_in, or N arrays whose other dimensions hold n_in values). Returns 0
+ * or an exit status. */
 static int read_npy(const uint8_t *d, size_t size, const char *name, int32_t n_in, rows *r)
 {
     if (size < 10 || memcmp(d, "\x93NUMPY", 6) != 0) {
         fprintf(stderr, "edge-lsh-run: %s is not a .npy file\n", name);
-        return -1;
+        return EXIT_BAD;
     }
     size_t hlen, start;
     if (d[6] == 1) {
         hlen = (size_t)d[8] | ((size_t)d[9] << 8);
         start = 10;
-    } else {
-        if (size < 12) goto bad;
+    } else if (d[6] == 2 || d[6] == 3) {
+        if (size < 12) goto truncated;
         hlen = (size_t)d[8] | ((size_t)d[9] << 8) | ((size_t)d[10] << 16) | ((size_t)d[11] << 24);
         start = 12;
+    } else {
+        fprintf(stderr, "edge-lsh-run: %s: .npy version %d is unknown\n", name, (int)d[6]);
+        return EXIT_BAD;
     }
-    if (hlen > size - start || hlen > 4096) goto bad;
-    char hdr[4097];
-    memcpy(hdr, d + start, hlen);
-    hdr[hlen] = '\0';
-    const char *descr = npy_field(hdr, "'descr':");
-    const char *fortran = npy_field(hdr, "'fortran_order':");
-    const char *shape = npy_field(hdr, "'shape':");
-    if (!descr || !fortran || !shape) goto bad;
-    int elem;
-    char kind;
-    if (!strncmp(descr, "'<f4'", 5)) elem = 4, kind = 'f';
-    else if (!strncmp(descr, "'<f8'", 5)) elem = 8, kind = 'd';
-    else if (!strncmp(descr, "'|u1'", 5)) elem = 1, kind = 'u';
-    else if (!strncmp(descr, "'|i1'", 5)) elem = 1, kind = 'i';
-    else {
+    if (hlen > size - start) goto truncated;
+    npy_cursor c = {(const char *)d + start, (const char *)d + start + hlen, NULL};
+    npy_header h;
+    if (npy_parse(&c, &h)) {
+        fprintf(stderr, "edge-lsh-run: %s: malformed .npy header: %s\n", name, c.why);
+        return EXIT_BAD;
+    }
+    if (!h.kind) {
         fprintf(stderr, "edge-lsh-run: %s: dtype must be float32, float64, uint8 or int8\n", name);
-        return -1;
+        return EXIT_BAD;
     }
-    if (strncmp(fortran, "False", 5) != 0) {
+    if (h.fortran) {
         fprintf(stderr, "edge-lsh-run: %s: Fortran-order arrays are not supported\n", name);
-        return -1;
+        return EXIT_BAD;
     }
-    long long n_rows, n_cols;
-    char close;
-    if (sscanf(shape, "(%lld, %lld%c", &n_rows, &n_cols, &close) != 3 || close != ')' || n_rows < 0) {
-        fprintf(stderr, "edge-lsh-run: %s: expected a 2-D array\n", name);
-        return -1;
+    /* rows and values per row; the dimensions are <= 2^40, their product saturates */
+    uint64_t n_rows = h.ndim ? (uint64_t)h.dims[0] : 0, n_cols = 1;
+    for (int k = 1; k < h.ndim; k++)
+        n_cols = n_cols > UINT64_MAX / ((uint64_t)h.dims[k] + 1u) ? UINT64_MAX : n_cols * (uint64_t)h.dims[k];
+    if (h.ndim == 1 && (uint64_t)h.dims[0] == (uint64_t)n_in) n_rows = 1, n_cols = (uint64_t)n_in;
+    if (h.ndim == 0 || (h.ndim == 1 && n_rows != 1) || (h.ndim > 2 && n_cols != (uint64_t)n_in)) {
+        char shape[NPY_MAX_DIMS * 16 + 4];
+        int at = snprintf(shape, sizeof shape, "(");
+        for (int k = 0; k < h.ndim; k++)
+            at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%lld", k ? ", " : "", (long long)h.dims[k]);
+        snprintf(shape + at, sizeof shape - (size_t)at, "%s)", h.ndim == 1 ? "," : "");
+        fprintf(stderr, "edge-lsh-run: %s: shape %s; expected a 2-D array of rows of %d values (or N arrays of %d)\n",
+                name, shape, (int)n_in, (int)n_in);
+        return EXIT_BAD;
     }
-    if (n_cols != n_in) {
-        fprintf(stderr, "edge-lsh-run: %s: rows of %lld values; the model takes %d\n", name, n_cols, (int)n_in);
-        return -1;
+    if (n_cols != (uint64_t)n_in) {
+        fprintf(stderr, "edge-lsh-run: %s: rows of %llu values; the model takes %d\n", name,
+                (unsigned long long)n_cols, (int)n_in);
+        return EXIT_BAD;
     }
-    uint64_t data = (uint64_t)start + hlen, row_bytes = (uint64_t)elem * (uint64_t)n_in;
-    if ((uint64_t)n_rows > ((uint64_t)size - data) / row_bytes) {
-        fprintf(stderr, "edge-lsh-run: %s: truncated (shape says %lld rows)\n", name, n_rows);
-        return -1;
+    uint64_t data = (uint64_t)start + hlen, row_bytes = (uint64_t)h.elem * (uint64_t)n_in;
+    if (n_rows > ((uint64_t)size - data) / row_bytes) {
+        fprintf(stderr, "edge-lsh-run: %s: truncated (its shape says %llu rows)\n", name, (unsigned long long)n_rows);
+        return EXIT_BAD;
     }
-    for (long long i = 0; i < n_rows; i++) {
-        if (rows_push(r, n_in, name)) return -1;
+    for (uint64_t i = 0; i < n_rows; i++) {
+        int rc = rows_push(r, n_in, name);
+        if (rc) return rc;
         float *x = r->x + (r->n - 1) * n_in;
-        for (int32_t c = 0; c < n_in; c++) {
-            const uint8_t *e = d + data + ((size_t)i * (size_t)n_in + (size_t)c) * (size_t)elem;
+        for (int32_t col = 0; col < n_in; col++) {
+            const uint8_t *e = d + data + ((size_t)i * (size_t)n_in + (size_t)col) * (size_t)h.elem;
             float v;
-            if (kind == 'f') {
+            if (h.kind == 'f') {
                 memcpy(&v, e, 4);
-            } else if (kind == 'd') {
+            } else if (h.kind == 'd') {
                 double dv;
                 memcpy(&dv, e, 8);
                 if (dv > 3.0e38) dv = 3.0e38; /* beyond float: clamp (NaN stays NaN, rejected later) */
                 if (dv < -3.0e38) dv = -3.0e38;
                 v = (float)dv;
-            } else if (kind == 'u') {
+            } else if (h.kind == 'u') {
                 v = (float)e[0];
             } else {
                 v = (float)(int8_t)e[0];
             }
-            x[c] = v;
+            x[col] = v;
         }
     }
     return 0;
-bad:
-    fprintf(stderr, "edge-lsh-run: %s: malformed .npy header\n", name);
-    return -1;
+truncated:
+    fprintf(stderr, "edge-lsh-run: %s: truncated .npy header\n", name);
+    return EXIT_BAD;
 }
 
 /* ---------------------------------------------------------------- timing */
@@ -341,131 +607,190 @@ static void print_info(const elsh_qnet *net, size_t file_bytes)
     }
 }
 
+/* --max-arena: a number of bytes with an optional K, M or G suffix (powers of 1024). */
+static int parse_bytes(const char *s, size_t *out)
+{
+    if (*s < '0' || *s > '9') return -1;
+    uint64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        v = v * 10u + (uint64_t)(*s - '0');
+        if (v > ((uint64_t)1 << 50)) return -1;
+    }
+    int shift = 0;
+    if (*s == 'k' || *s == 'K') shift = 10, s++;
+    else if (*s == 'm' || *s == 'M') shift = 20, s++;
+    else if (*s == 'g' || *s == 'G') shift = 30, s++;
+    if (*s) return -1;
+    v <<= shift;
+    if (v > SIZE_MAX) v = SIZE_MAX; /* more than this machine can address: no limit in effect */
+    *out = (size_t)v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *model_path = NULL, *input_path = NULL;
-    int show_logits = 0, quiet = 0, dense = 0, info_only = 0;
+    int show_logits = 0, show_probs = 0, quiet = 0, dense = 0, info_only = 0, label_first = 0;
     float active = 0.0f;
     long repeat = 1;
+    size_t max_arena = DEFAULT_MAX_ARENA;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage, stdout);
             return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("edge-lsh-run " VERSION " (.elsh format " FORMAT_VERSION ": reads every " STR(ELSH_FORMAT_MAJOR)
+                   ".x file)\n");
+            return 0;
         } else if (!strcmp(a, "--logits")) {
             show_logits = 1;
+        } else if (!strcmp(a, "--probs")) {
+            show_probs = 1;
         } else if (!strcmp(a, "--quiet")) {
             quiet = 1;
         } else if (!strcmp(a, "--dense")) {
             dense = 1;
         } else if (!strcmp(a, "--info")) {
             info_only = 1;
-        } else if (!strcmp(a, "--active") || !strcmp(a, "--repeat")) {
+        } else if (!strcmp(a, "--active") || !strcmp(a, "--repeat") || !strcmp(a, "--max-arena") ||
+                   !strcmp(a, "--label-column")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "edge-lsh-run: %s needs a value\n%s", a, usage);
-                return 2;
+                return EXIT_BAD;
             }
+            const char *v = argv[++i];
             char *end;
             errno = 0;
             if (!strcmp(a, "--active")) {
-                active = strtof(argv[++i], &end);
+                active = strtof(v, &end);
                 if (*end || errno || !(active > 0.0f && active <= 1.0f)) {
-                    fprintf(stderr, "edge-lsh-run: --active must be in (0, 1], got %s\n", argv[i]);
-                    return 2;
+                    fprintf(stderr, "edge-lsh-run: --active must be in (0, 1], got %s\n", v);
+                    return EXIT_BAD;
+                }
+            } else if (!strcmp(a, "--repeat")) {
+                repeat = strtol(v, &end, 10);
+                if (*end || errno || repeat < 1 || repeat > 1000000) {
+                    fprintf(stderr, "edge-lsh-run: --repeat must be 1..1000000, got %s\n", v);
+                    return EXIT_BAD;
+                }
+            } else if (!strcmp(a, "--max-arena")) {
+                if (parse_bytes(v, &max_arena)) {
+                    fprintf(stderr, "edge-lsh-run: --max-arena must be a number of bytes (suffix K, M or G; 0: "
+                                    "no limit), got %s\n", v);
+                    return EXIT_BAD;
                 }
             } else {
-                repeat = strtol(argv[++i], &end, 10);
-                if (*end || errno || repeat < 1 || repeat > 1000000) {
-                    fprintf(stderr, "edge-lsh-run: --repeat must be 1..1000000, got %s\n", argv[i]);
-                    return 2;
+                if (strcmp(v, "first") && strcmp(v, "last")) {
+                    fprintf(stderr, "edge-lsh-run: --label-column must be first or last, got %s\n", v);
+                    return EXIT_BAD;
                 }
+                label_first = !strcmp(v, "first");
             }
-        } else if (a[0] == '-' && a[1] == '-') {
+        } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "edge-lsh-run: unknown option %s\n%s", a, usage);
-            return 2;
+            return EXIT_BAD;
         } else if (!model_path) {
             model_path = a;
         } else if (!input_path) {
             input_path = a;
         } else {
             fprintf(stderr, "edge-lsh-run: unexpected argument %s\n%s", a, usage);
-            return 2;
+            return EXIT_BAD;
         }
     }
     if (!model_path) {
         fputs(usage, stderr);
-        return 2;
+        return EXIT_BAD;
     }
 
-    void *model_raw;
-    uint8_t *model;
-    size_t model_bytes;
-    if (read_file(model_path, &model_raw, &model, &model_bytes)) return 1;
+    /* everything below is freed at `out`, on every path (LeakSanitizer checks error exits too) */
+    void *model_raw = NULL, *arena_raw = NULL, *npy_raw = NULL;
+    uint8_t *model = NULL;
+    int8_t *xq = NULL;
+    float *probs = NULL;
+    double *lat = NULL;
+    FILE *f = NULL;
+    rows r;
+    memset(&r, 0, sizeof r);
+    size_t model_bytes = 0, arena_bytes = 0;
     elsh_qnet net;
-    size_t arena_bytes;
+    int rc = read_file(model_path, &model_raw, &model, &model_bytes);
+    if (rc) goto out;
     double t_load = now_us();
-    int rc = elsh_model_open(&net, model, model_bytes, &arena_bytes);
+    rc = elsh_model_open(&net, model, model_bytes, &arena_bytes);
     double t_open = now_us() - t_load;
     if (rc) {
         fprintf(stderr, "edge-lsh-run: %s: %s\n", model_path, elsh_status_str(rc));
-        return 1;
+        rc = EXIT_BAD;
+        goto out;
     }
-    void *arena_raw;
+    if (max_arena && arena_bytes > max_arena) {
+        fprintf(stderr,
+                "edge-lsh-run: %s needs an arena of %zu bytes, more than --max-arena %zu (pass a larger "
+                "--max-arena, or 0 for no limit)\n",
+                model_path, arena_bytes, max_arena);
+        rc = EXIT_BAD;
+        goto out;
+    }
     void *arena = xmalloc_aligned(arena_bytes ? arena_bytes : 1, 64, &arena_raw);
     if (!arena) {
         fprintf(stderr, "edge-lsh-run: cannot allocate %zu bytes of arena\n", arena_bytes);
-        return 1;
+        rc = EXIT_FAIL;
+        goto out;
     }
     t_load = now_us();
     rc = elsh_model_attach(&net, arena, arena_bytes);
     t_load = now_us() - t_load + t_open; /* validation (CRC included) + attach */
     if (rc) {
         fprintf(stderr, "edge-lsh-run: %s: %s\n", model_path, elsh_status_str(rc));
-        return 1;
+        rc = EXIT_BAD;
+        goto out;
     }
     if (info_only) {
         print_info(&net, model_bytes);
-        return 0;
+        goto out;
     }
     elsh_qnet_set_active(&net, active, dense);
     elsh_qnet_summary shape;
     elsh_qnet_info(&net, &shape);
 
-    rows r;
-    memset(&r, 0, sizeof r);
-    const char *name = input_path ? input_path : "<stdin>";
+    const char *name = input_path && strcmp(input_path, "-") ? input_path : "<stdin>";
     size_t nlen = input_path ? strlen(input_path) : 0;
     if (input_path && nlen > 4 && !strcmp(input_path + nlen - 4, ".npy")) {
-        void *raw;
         uint8_t *d;
         size_t size;
-        if (read_file(input_path, &raw, &d, &size)) return 1;
-        if (read_npy(d, size, name, shape.n_in, &r)) return 1;
-        free(raw);
+        rc = read_file(input_path, &npy_raw, &d, &size);
+        if (!rc) rc = read_npy(d, size, name, shape.n_in, &r);
     } else {
-        FILE *f = (!input_path || !strcmp(input_path, "-")) ? stdin : fopen(input_path, "r");
+        f = (!input_path || !strcmp(input_path, "-")) ? stdin : fopen(input_path, "r");
         if (!f) {
             fprintf(stderr, "edge-lsh-run: cannot open %s: %s\n", input_path, strerror(errno));
-            return 1;
+            rc = EXIT_BAD;
+            goto out;
         }
-        if (read_csv(f, name, shape.n_in, shape.n_classes, &r)) return 1;
-        if (f != stdin) fclose(f);
+        rc = read_csv(f, name, shape.n_in, label_first, &r);
+        if (!rc) rc = check_labels(&r, name, shape.n_in, shape.n_classes, label_first);
     }
+    if (rc) goto out;
     if (r.n == 0) {
         fprintf(stderr, "edge-lsh-run: %s holds no input rows\n", name);
-        return 1;
+        rc = EXIT_BAD;
+        goto out;
     }
 
     if ((uint64_t)r.n * (uint64_t)repeat > (uint64_t)SIZE_MAX / sizeof(double)) {
         fprintf(stderr, "edge-lsh-run: %lld inputs times --repeat %ld is too many to time\n", (long long)r.n, repeat);
-        return 1;
+        rc = EXIT_BAD;
+        goto out;
     }
-    int8_t *xq = (int8_t *)malloc((size_t)shape.n_in);
-    int32_t *pred = (int32_t *)malloc((size_t)r.n * sizeof(int32_t));
-    double *lat = (double *)malloc((size_t)r.n * (size_t)repeat * sizeof(double));
-    if (!xq || !pred || !lat) {
+    xq = (int8_t *)malloc((size_t)shape.n_in);
+    probs = (float *)malloc((size_t)shape.n_classes * sizeof(float));
+    lat = (double *)malloc((size_t)r.n * (size_t)repeat * sizeof(double));
+    if (!xq || !probs || !lat) {
         fprintf(stderr, "edge-lsh-run: out of memory\n");
-        return 1;
+        rc = EXIT_FAIL;
+        goto out;
     }
     elsh_qnet_reset_counters(&net);
     int64_t correct = 0, n_lat = 0;
@@ -474,16 +799,17 @@ int main(int argc, char **argv)
             double t0 = now_us();
             rc = elsh_qnet_quantize_input(&net, r.x + i * shape.n_in, xq);
             if (rc) {
-                fprintf(stderr, "edge-lsh-run: row %lld: %s\n", (long long)i + 1, elsh_status_str(rc));
-                return 1;
+                fprintf(stderr, "edge-lsh-run: %s: row %lld: %s\n", name, (long long)i + 1, elsh_status_str(rc));
+                rc = EXIT_BAD;
+                goto out;
             }
             int p = elsh_qnet_forward(&net, xq);
             lat[n_lat++] = now_us() - t0;
             if (p < 0) {
-                fprintf(stderr, "edge-lsh-run: row %lld: %s\n", (long long)i + 1, elsh_status_str(p));
-                return 1;
+                fprintf(stderr, "edge-lsh-run: %s: row %lld: %s\n", name, (long long)i + 1, elsh_status_str(p));
+                rc = EXIT_BAD;
+                goto out;
             }
-            pred[i] = p;
             if (rep > 0) continue;
             correct += r.label[i] >= 0 && r.label[i] == p;
             if (quiet) continue;
@@ -491,6 +817,10 @@ int main(int argc, char **argv)
             if (show_logits) {
                 const int32_t *logits = elsh_qnet_logits(&net);
                 for (int32_t j = 0; j < shape.n_classes; j++) printf(" %ld", (long)logits[j]);
+            }
+            if (show_probs) {
+                elsh_qnet_probs(&net, probs);
+                for (int32_t j = 0; j < shape.n_classes; j++) printf(" %.9g", (double)probs[j]);
             }
             putchar('\n');
         }
@@ -506,7 +836,7 @@ int main(int argc, char **argv)
     }
     printf("# inputs: %lld%s\n", (long long)r.n, repeat > 1 ? " (each run --repeat times)" : "");
     if (r.n_labels)
-        printf("# accuracy: %.4f (%lld of %lld labelled rows)\n", (double)correct / (double)r.n_labels,
+        printf("# accuracy: %.2f%% (%lld of %lld labelled rows)\n", 100.0 * (double)correct / (double)r.n_labels,
                (long long)correct, (long long)r.n_labels);
     printf("# latency_us: median %.2f, p90 %.2f, min %.2f (per input, quantization included)\n",
            lat[n_lat / 2], lat[(n_lat * 9) / 10], lat[0]);
@@ -519,12 +849,15 @@ int main(int argc, char **argv)
     printf("# memory: model %zu bytes (used in place), arena %zu bytes; load %.0f us "
            "(validate %.0f us, attach %.0f us)\n",
            model_bytes, arena_bytes, t_load, t_open, t_load - t_open);
+    rc = 0;
+out:
+    if (f && f != stdin) fclose(f);
     free(xq);
-    free(pred);
+    free(probs);
     free(lat);
-    free(r.x);
-    free(r.label);
+    rows_free(&r);
+    free(npy_raw);
     free(arena_raw);
     free(model_raw);
-    return 0;
+    return rc;
 }
