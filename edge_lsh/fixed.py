@@ -233,6 +233,23 @@ class FixedPointModel:
         )
         return pred, logits
 
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """(n, n_classes) float32 class probabilities from the C kernel (elsh_qnet_probs after
+        each row's forward pass): the softmax of the dequantized logits (the output layer's
+        out_scale times each int32 logit) over the classes the output layer computed, 0 for
+        a class an LSH output layer did not compute. The argmax is the prediction."""
+        x = self._inputs(x)
+        probs = np.zeros((x.shape[0], self.n_classes), dtype=np.float32)
+        xq = np.empty(self.n_in, dtype=np.int8)
+        for r in range(x.shape[0]):
+            check(
+                lib.elsh_qnet_quantize_input(self._net, ptr(x[r], "float *"), ptr(xq, "int8_t *")),
+                "quantize input",
+            )
+            check(lib.elsh_qnet_forward(self._net, ptr(xq, "int8_t *")), "forward")
+            check(lib.elsh_qnet_probs(self._net, ptr(probs[r], "float *")), "probabilities")
+        return probs
+
     def ops(self, total: bool = True) -> dict[str, dict[str, int]]:
         return {
             phase: ops_dict(lib.elsh_qnet_ops(self._net, i, int(total)))

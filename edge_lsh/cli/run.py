@@ -37,12 +37,19 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="FILE.npy (rows of n_in values, or images that flatten to them) or FILE.csv",
     )
     r.add_argument("--logits", action="store_true", help="print the int32 logits too")
+    r.add_argument(
+        "--probs",
+        action="store_true",
+        help="print the class probabilities too (after the logits): the softmax of the "
+        "dequantized logits, 0 for a class an LSH output layer did not compute",
+    )
     r.add_argument("--active", type=fraction, help="active fraction of every LSH layer")
     r.add_argument("--dense", action="store_true", help="compute every neuron (dense int8)")
     r.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object (predictions, logits with --logits, accuracy) instead",
+        help="print one JSON object (predictions, logits with --logits, probabilities with "
+        "--probs, accuracy) instead",
     )
     add_label_column_arg(r)
     r.add_argument(
@@ -105,11 +112,16 @@ def run(args: argparse.Namespace) -> int:
         warnings.warn(f"{args.input}: {warning}{hint}", stacklevel=1)
     model.set_active(args.active, dense=args.dense)
     pred, logits = model.predict_logits(x)
+    probs = model.predict_proba(x) if args.probs else None
+    # as the C runner prints them (%.9g: every float32 exactly)
+    prob_text = None if probs is None else [[f"{v:.9g}" for v in row] for row in probs.tolist()]
     accuracy = None if labels is None else float((pred == labels).mean())
     if args.json:
         result: dict[str, Any] = {"model": args.model, "predictions": pred.tolist()}
         if args.logits:
             result["logits"] = logits.astype(int).tolist()
+        if prob_text is not None:
+            result["probabilities"] = [[float(v) for v in row] for row in prob_text]
         if labels is not None:
             result["accuracy"] = accuracy
             result["labelled"] = int(labels.size)
@@ -117,10 +129,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = sys.stdout
     for i in range(pred.shape[0]):
+        fields = [str(pred[i])]
         if args.logits:
-            out.write(f"{pred[i]} " + " ".join(str(int(v)) for v in logits[i]) + "\n")
-        else:
-            out.write(f"{pred[i]}\n")
+            fields += [str(int(v)) for v in logits[i]]
+        if prob_text is not None:
+            fields += prob_text[i]
+        out.write(" ".join(fields) + "\n")
     if labels is not None and accuracy is not None:
         print(
             f"accuracy {format_accuracy(accuracy)} ({int((pred == labels).sum())} of "
