@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, TypedDict
 import numpy as np
 
 from edge_lsh.errors import DataError, ModelFileError
+from edge_lsh.fileio import read_npy_header
 
 __all__ = [
     "SPEC_HELP",
@@ -734,13 +735,10 @@ def _npz_arrays(path: Path, keys: list[str] | None = None) -> dict[str, np.ndarr
         for key in wanted:
             info = members[key]
             with zf.open(info) as f:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-                elif version in ((2, 0), (3, 0)):
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-                else:
-                    raise DataError(f"{path}: array {key!r}: .npy version {version} is unknown")
+                header = read_npy_header(f)
+                if header is None:
+                    raise DataError(f"{path}: array {key!r}: its .npy version is unknown")
+                shape, fortran, dtype = header
                 offset = f.tell()
             if dtype.hasobject or dtype.kind not in "biuf":
                 raise DataError(f"{path}: array {key!r} has dtype {dtype}; expected numbers")
@@ -844,13 +842,10 @@ def read_npy(path: Path) -> np.ndarray:
             if magic != b"\x93NUMPY":
                 raise DataError(f"{path}: not an .npy file (it does not start with \\x93NUMPY)")
             f.seek(0)
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version in ((2, 0), (3, 0)):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise DataError(f"{path}: .npy version {version} is unknown")
+            header = read_npy_header(f)
+            if header is None:
+                raise DataError(f"{path}: its .npy version is unknown")
+            shape, fortran, dtype = header
             if dtype.hasobject or dtype.kind not in "biuf":
                 raise DataError(f"{path}: dtype {dtype} is not numeric")
             count = math.prod(int(n) for n in shape)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 
@@ -197,3 +197,15 @@ def loads_json(
         return json.loads(decoded, parse_constant=no_constant, parse_float=finite)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def read_npy_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype] | None:
+    """The (shape, fortran_order, dtype) of the .npy array whose file is open at f, leaving f
+    at its first data byte; None for a .npy version numpy does not describe (1.0, 2.0 and 3.0
+    are). numpy checks the header's syntax; the caller checks what it declares."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    if version in ((2, 0), (3, 0)):
+        return np.lib.format.read_array_header_2_0(f)
+    return None

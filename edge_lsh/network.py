@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_lsh.data import data_record, preprocess
 from edge_lsh.errors import ModelFileError, NativeError
-from edge_lsh.fileio import atomic_write, check_input_file, loads_json
+from edge_lsh.fileio import atomic_write, check_input_file, loads_json, read_npy_header
 from edge_lsh.native import aligned_empty, check, ffi, lib, ptr
 from edge_lsh.report import evaluation, ops_dict
 
@@ -740,13 +740,10 @@ _DEFLATE_SLACK = 1 << 16
 
 def _npy_header(f: Any, name: str) -> int:
     """Read the .npy header of a member open at f: the byte count of its 1-D uint8 payload."""
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-    elif version in ((2, 0), (3, 0)):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-    else:
-        raise ModelFileError(f"{name}: unsupported .npy version {version}")
+    header = read_npy_header(f)
+    if header is None:
+        raise ModelFileError(f"{name}: unsupported .npy version")
+    shape, fortran, dtype = header
     if dtype != np.uint8 or len(shape) != 1:
         raise ModelFileError(f"{name}: expected a 1-D uint8 array, got {dtype} {shape}")
     return int(shape[0])
