@@ -4,6 +4,8 @@ checked bit-exact under QEMU."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import pytest
 from edge_lsh.cli import main
 from edge_lsh.deploy import CHECK_INPUTS, DeployError, check_inputs, deploy, source_root, toolchain
 from edge_lsh.deploy import firmware as deploy_fw
-from edge_lsh.deploy.targets import TARGETS
+from edge_lsh.deploy.targets import TARGETS, DeployTarget
 from edge_lsh.fixed import FixedPointModel
 
 GOLDEN = Path(__file__).resolve().parent.parent / "export" / "golden"
@@ -91,12 +93,32 @@ def test_deploy_armv7_checked_under_qemu(tmp_path):
     assert r.checked == 16 and r.binary_bytes > 0
 
 
+def readme_files(readme: str) -> set[str]:
+    """The files the README's "What is here" list names."""
+    part = readme.split("## What is here", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^- `([^`]+)`", part, re.M))
+
+
 @pytest.mark.skipif(not have("arm-none-eabi-gcc", "qemu-system-arm"), reason="no Cortex-M tools")
-def test_deploy_pico2_firmware_checked_under_qemu(tmp_path):
-    r = deploy(GOLDEN / "membership_notables.elsh", "pico2", tmp_path / "p2", check=True)
-    assert r.checked == 16
-    assert (tmp_path / "p2" / "firmware.elf").stat().st_size > 0
-    assert "aligned(16)" in (tmp_path / "p2" / "model_data.c").read_text()
+def test_deploy_pico2_firmware_checked_under_qemu(tmp_path, capsys):
+    out = tmp_path / "p2"
+    model = GOLDEN / "membership_notables.elsh"
+    assert main(["deploy", str(model), "--target", "pico2", "--out", str(out), "--check"]) == 0
+    assert "bit-exact" in capsys.readouterr().out
+    shipped = {p.name for p in out.iterdir()}
+    assert shipped == {
+        "firmware-rp2350.uf2",
+        "firmware-rp2350.elf",
+        "firmware-qemu-an505.elf",
+        "model_data.c",
+        "sample.csv",
+        "README.md",
+    }
+    readme = (out / "README.md").read_text()
+    assert readme_files(readme) == shipped  # every file named exists, every file is named
+    assert "aligned(16)" in (out / "model_data.c").read_text()
+    assert "GP0" in readme and "115200" in readme and "elsh_qnet_quantize_input" in readme
+    assert "passed its self-test" in readme
 
 
 @pytest.mark.skipif(not have("arm-linux-gnueabi-gcc", "qemu-arm"), reason="no armel tools")
@@ -113,16 +135,26 @@ def test_deploy_pi_zero_runs_on_arm1176(tmp_path):
 
 
 class FakeTools:
-    """Stands in for edge_lsh.deploy.toolchain's tool runners (and the firmware's QEMU run)."""
+    """Stands in for edge_lsh.deploy.toolchain's tool runners (and the firmware's QEMU run).
 
-    def __init__(self, monkeypatch, damage=lambda rows: rows, firmware=(0, ""), symbols=""):
+    The firmware under QEMU answers the lines it is sent (sample.csv) with the host kernel's
+    class and logits, after its self-test's ALL PASS, unless `firmware` gives its exit code and
+    output; `damage` alters the answer rows of the runner and of the firmware alike."""
+
+    def __init__(self, monkeypatch, damage=lambda rows: rows, firmware=(0, None), symbols=""):
         self.symbols = symbols  # what nm lists in the firmware
         self.damage = damage  # rows of runner output (lists of str) -> what QEMU "prints"
-        self.firmware = firmware  # (exit code, output) of the firmware under QEMU
+        self.firmware = firmware  # (exit code, output or None: the honest answers)
         self.firmware_expect: Path | None = None
+        self.firmware_model: FixedPointModel | None = None
         self.qemu_runs = 0
+        self.tool_runs = 0
         monkeypatch.setattr(toolchain, "need", lambda tool, target, why: f"/fake/bin/{tool}")
         monkeypatch.setattr(toolchain, "run", self.run)
+        # the fake ELF files have no layout to check and no bytes to put in a .uf2
+        board = deploy_fw.FirmwareBuild(flash_bytes=30000, ram_bytes=20000)
+        monkeypatch.setattr(deploy_fw, "_check_board_image", lambda elf, nm, target: board)
+        monkeypatch.setattr(deploy_fw.uf2, "elf_to_uf2", lambda *args: b"UF2\n fake")
         fake_subprocess = types.SimpleNamespace(
             run=self.run_firmware,
             TimeoutExpired=subprocess.TimeoutExpired,
@@ -132,10 +164,12 @@ class FakeTools:
 
     def run(self, cmd, what, timeout=None):
         out = ""
+        self.tool_runs += 1
         if what == "the QEMU check":
             out = self.runner_output(cmd)
         elif what == "embedding the model":  # gen_models_c.py OUT.c MODEL.elsh MODEL.expect
             Path(cmd[2]).write_text("/* model */\n")
+            self.firmware_model = FixedPointModel.load(cmd[3])
             self.firmware_expect = Path(cmd[4])
             self.firmware_expect_text = self.firmware_expect.read_text()
         elif what == "listing symbols":
@@ -156,12 +190,21 @@ class FakeTools:
         body = [" ".join(r) for r in self.damage(rows)]
         return "\n".join(["# model: fake header", *body, f"# inputs: {len(x)}"]) + "\n"
 
-    def run_firmware(self, cmd, **kwargs):
+    def run_firmware(self, cmd, input=None, **kwargs):
         self.qemu_runs += 1
-        assert cmd[0] == "/fake/bin/qemu-system-arm" and cmd[-1].endswith("firmware.elf")
+        assert cmd[0] == "/fake/bin/qemu-system-arm" and cmd[-1].endswith("firmware-qemu-an505.elf")
         code, output = self.firmware
         if code == "timeout":
             raise subprocess.TimeoutExpired(cmd, kwargs.get("timeout"))
+        if output is None:  # the firmware's self-test passes, then it answers every line
+            lines = input.splitlines()
+            assert lines[-1] == "quit"
+            x = np.array([[float(v) for v in line.split(",")] for line in lines[:-1]], np.float32)
+            pred, logits = self.firmware_model.predict_logits(x)
+            rows = [[str(p), *(str(v) for v in row)] for p, row in zip(pred, logits)]
+            body = [" ".join(r) for r in self.damage(rows)]
+            head = ["cpu: CPUID 0x410fd213", "PASS model: 16 inputs bit-exact", "ALL PASS: 1"]
+            output = "\n".join([*head, "# ready: model: send ...", *body]) + "\n"
         return subprocess.CompletedProcess(cmd, code, output, "")
 
 
@@ -177,6 +220,8 @@ def test_fake_check_passes_when_the_board_agrees(tmp_path, monkeypatch):
     r = deploy(MODEL, "pi5", tmp_path / "out", check=True)
     assert tools.qemu_runs == 1 and r.checked == CHECK_INPUTS
     assert (tmp_path / "out" / "model.elsh").read_bytes() == MODEL.read_bytes()
+    shipped = {p.name for p in (tmp_path / "out").iterdir()}
+    assert readme_files((tmp_path / "out" / "README.md").read_text()) == shipped
     _, x, _, _ = _host_check_outputs()
     sample = np.loadtxt(tmp_path / "out" / "sample.csv", delimiter=",", dtype=np.float32)
     assert np.array_equal(sample, x)  # the check ran on what the board will get
@@ -243,9 +288,10 @@ PICO_PASS = "PASS model: 16 inputs bit-exact\narena: 4096 B static\nALL PASS: 1 
 
 
 def test_fake_firmware_check_passes_and_embeds_the_host_logits(tmp_path, monkeypatch):
-    """The control for pico2: ALL PASS with exit 0 is accepted, and the expectations built into
-    the firmware are the host's inputs, logits and predictions."""
-    tools = FakeTools(monkeypatch, firmware=(0, PICO_PASS))
+    """The control for pico2: a passing self-test and the host's answers to sample.csv over the
+    UART, exit 0, are accepted; the expectations built into the firmware are the host's inputs,
+    logits and predictions."""
+    tools = FakeTools(monkeypatch)
     r = deploy(MODEL, "pico2", tmp_path / "p2", check=True)
     assert tools.qemu_runs == 1 and r.checked == CHECK_INPUTS
     fm, x, pred, logits = _host_check_outputs()
@@ -256,16 +302,21 @@ def test_fake_firmware_check_passes_and_embeds_the_host_logits(tmp_path, monkeyp
         assert [int(v) for v in lines[1 + 3 * s].split()] == xq[s].tolist()
         assert [int(v) for v in lines[2 + 3 * s].split()] == logits[s].tolist()
         assert int(lines[3 + 3 * s]) == pred[s]
+    sample = np.loadtxt(tmp_path / "p2" / "sample.csv", delimiter=",", dtype=np.float32)
+    assert np.array_equal(sample, x)  # what the board is sent is what was checked
+    shipped = {p.name for p in (tmp_path / "p2").iterdir()}
+    assert readme_files((tmp_path / "p2" / "README.md").read_text()) == shipped
 
 
 FIRMWARE_FAILURES = [
     (
-        "mismatch",
+        "self-test-mismatch",
         (1, "FAIL model input 3 class 1: logit 7, expected 8\nFAILED: 1 models, 16 inputs\n"),
     ),
     ("no-all-pass-line", (0, "PASS model: 16 inputs bit-exact\narena: 4096 B static\n")),
     ("silent", (0, "")),
-    ("all-pass-but-exit-1", (1, PICO_PASS)),
+    ("all-pass-but-exit-1", (1, None)),
+    ("never-ready", (0, PICO_PASS)),
     ("timeout", ("timeout", "")),
 ]
 
@@ -282,12 +333,113 @@ def test_check_catches_a_firmware_failure(tmp_path, monkeypatch, firmware):
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.parametrize(
+    "damage,message", [m[1:] for m in MISMATCHES], ids=[m[0] for m in MISMATCHES]
+)
+def test_check_catches_a_wrong_answer_over_the_uart(tmp_path, monkeypatch, damage, message):
+    """The firmware's self-test passes, but its answers to sample.csv differ from the host's."""
+    tools = FakeTools(monkeypatch, damage=damage)
+    out = tmp_path / "p2"
+    with pytest.raises(DeployError, match=f"pico2 firmware under QEMU: .*{message}"):
+        deploy(MODEL, "pico2", out, check=True)
+    assert tools.qemu_runs == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_firmware_that_links_a_heap_is_refused(tmp_path, monkeypatch):
     symbols = "00000010 T main\n00000100 T malloc\n00000200 T _sbrk\n"
-    tools = FakeTools(monkeypatch, firmware=(0, PICO_PASS), symbols=symbols)
+    tools = FakeTools(monkeypatch, symbols=symbols)
     with pytest.raises(DeployError, match="links a heap \\(_sbrk, malloc\\)"):
         deploy(MODEL, "pico2", tmp_path / "p2", check=True)
     assert tools.qemu_runs == 0
+
+
+# ----------------------------------------------------------------------------- board memory
+# Checked before anything is built: a model too big for the board fails at once with what is
+# over and what would fit, and no compiler, no QEMU, no output folder.
+
+
+def _with_target(monkeypatch, name: str, **changes) -> DeployTarget:
+    t = dataclasses.replace(TARGETS[name], **changes)
+    monkeypatch.setitem(TARGETS, name, t)
+    return t
+
+
+def _with_board(monkeypatch, **changes) -> DeployTarget:
+    fw = TARGETS["pico2"].firmware
+    board = dataclasses.replace(fw.board, **changes)
+    return _with_target(monkeypatch, "pico2", firmware=dataclasses.replace(fw, board=board))
+
+
+def test_pico2_flash_checked_before_building(tmp_path, monkeypatch):
+    tools = FakeTools(monkeypatch)
+    fm = FixedPointModel.load(MODEL)
+    need = deploy_fw.budget(fm, TARGETS["pico2"], CHECK_INPUTS).flash
+    _with_board(monkeypatch, flash_bytes=need - 1)
+    with pytest.raises(DeployError) as exc:
+        deploy(MODEL, "pico2", tmp_path / "p2")
+    msg = str(exc.value)
+    assert "does not fit the board's flash" in msg and f"{fm.model_bytes:,} bytes of model" in msg
+    assert "1 over" in msg and f"At most {fm.model_bytes - 1:,} bytes of model fit" in msg
+    assert "--no-tables" in msg  # this model stores its tables
+    assert tools.tool_runs == 0 and not (tmp_path / "p2").exists()
+    _with_board(monkeypatch, flash_bytes=need)  # exactly enough: built
+    deploy(MODEL, "pico2", tmp_path / "p2")
+    assert tools.tool_runs > 0
+
+
+def test_pico2_ram_checked_before_building(tmp_path, monkeypatch):
+    tools = FakeTools(monkeypatch)
+    model = GOLDEN / "membership_notables.elsh"  # tables built in RAM
+    fm = FixedPointModel.load(model)
+    need = deploy_fw.budget(fm, TARGETS["pico2"], CHECK_INPUTS).ram
+    _with_board(monkeypatch, ram_bytes=need - 100)
+    with pytest.raises(DeployError) as exc:
+        deploy(model, "pico2", tmp_path / "p2")
+    msg = str(exc.value)
+    assert "does not fit the board's RAM" in msg and f"arena is {fm.arena_bytes:,} bytes" in msg
+    assert "100 over" in msg and f"At most {fm.arena_bytes - 100:,} bytes of arena fit" in msg
+    assert "without --no-tables" in msg  # its tables could be stored in flash instead
+    assert tools.tool_runs == 0 and not (tmp_path / "p2").exists()
+
+
+def test_pico2_real_board_refuses_a_model_over_520_kb_of_arena(tmp_path, monkeypatch):
+    """A real model: 64-3000-10 with its tables built in RAM needs an arena over 520 KB."""
+    from edge_lsh import defaults
+    from edge_lsh.format import write_elsh
+    from edge_lsh.network import Network
+    from edge_lsh.quantize import quantize
+
+    tools = FakeTools(monkeypatch)
+    x = np.random.default_rng(0).uniform(0, 16, (64, 64)).astype(np.float32)
+    path = tmp_path / "wide.elsh"
+    write_elsh(path, quantize(Network(64, [3000], 10, defaults.LSH), x), tables=False)
+    fm = FixedPointModel.load(path)
+    assert fm.arena_bytes > 520 * 1024
+    assert main(["deploy", str(path), "--target", "pico2", "--out", str(tmp_path / "o")]) == 2
+    assert tools.tool_runs == 0
+
+
+def test_pi_ram_checked_before_building(tmp_path, monkeypatch, capsys):
+    tools = FakeTools(monkeypatch)
+    fm = FixedPointModel.load(MODEL)
+    need = fm.arena_bytes + fm.model_bytes
+    mb = 1024 * 1024
+    _with_target(monkeypatch, "pi-zero", ram_bytes=128 * mb + need - 1, os_ram_bytes=128 * mb)
+    args = ["deploy", str(MODEL), "--target", "pi-zero", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"needs {need:,} bytes of RAM" in err and "1 more than" in err
+    assert "128 MB for the OS" in err
+    assert tools.tool_runs == 0 and not (tmp_path / "o").exists()
+    _with_target(monkeypatch, "pi-zero", ram_bytes=128 * mb + need)
+    assert main(args) == 0
+
+
+def test_every_pi_target_states_its_ram():
+    for t in TARGETS.values():
+        assert t.ram_bytes >= (512 * 1024 if t.firmware else 256 * 1024 * 1024)
+        assert t.os_ram_bytes < t.ram_bytes
 
 
 def test_force_replaces_an_existing_bundle(tmp_path, monkeypatch, capsys):

@@ -16,9 +16,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     d: argparse.ArgumentParser = sub.add_parser(
         "deploy",
         help="cross-compile the runner (or Pico 2 firmware) for a board, with the model",
-        description="Cross-compiles edge-lsh-run for the target (for pico2, a Cortex-M33 firmware "
-        "image embedding the model) and writes DIR with the binary, the model, sample inputs "
-        "and a README with the copy-and-run steps. --check runs the result under QEMU and "
+        description="Cross-compiles edge-lsh-run for the target (for pico2, bare-metal RP2350 "
+        "firmware embedding the model: a .uf2 to flash, the ELF, and the same program for QEMU) "
+        "and writes DIR with the binary, the model, sample inputs and a README with the "
+        "copy-and-run (or flash-and-wire) steps. Before building, the model is checked against "
+        "the board's RAM (and a Pico 2's flash). --check runs the result under QEMU and "
         "compares every logit with this machine's.",
         epilog="targets:\n" + "\n".join(f"  {t.name:9s} {t.board}" for t in TARGETS.values()),
         formatter_class=HelpFormatter,
@@ -59,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
             "checked": r.checked,
             "binary_bytes": r.binary_bytes,
         }
+        if r.flash_bytes:  # firmware: the board image's use of flash and SRAM
+            result.update(flash_bytes=r.flash_bytes, ram_bytes=r.ram_bytes)
         print(json.dumps(result))
         return 0
     for f in r.files:

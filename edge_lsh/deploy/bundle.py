@@ -3,6 +3,11 @@ that embeds the model) for a Raspberry Pi target and write a folder ready to cop
 
     deploy("m.elsh", "pi4", "out/")                 # out/edge-lsh-run, model.elsh, README.md
     deploy("m.elsh", "pi4", "out/", check=True)     # and run it under QEMU against the host
+    deploy("m.elsh", "pico2", "out/")               # out/firmware-rp2350.uf2, ... (firmware.py)
+
+Before anything is built, the model is checked against the board's memory (targets.py): its
+arena and file against a Pi's RAM less what the OS keeps, or model + firmware against the
+Pico 2's flash and arena + firmware data + stack against its SRAM.
 
 The targets, compilers and flags are the ones firmware_tests/ verifies bit-exact under QEMU
 (edge_lsh/deploy/targets.py). The C sources come from the source tree (an editable install or
@@ -36,7 +41,25 @@ class DeployResult:
     out_dir: Path
     files: list[Path] = field(default_factory=list)
     checked: int = 0  # inputs compared bit-exact under QEMU (0 = no --check)
-    binary_bytes: int = 0
+    binary_bytes: int = 0  # what goes to the board: edge-lsh-run, or the firmware's .uf2
+    flash_bytes: int = 0  # firmware: the board image's bytes in flash
+    ram_bytes: int = 0  # firmware: .data + .bss + stack (arena included)
+
+
+def check_ram(model: FixedPointModel, target: DeployTarget) -> None:
+    """A Linux board: the arena and the model file (read whole, or mapped) against the
+    board's RAM less what the OS keeps. Raises before anything is built."""
+    need = model.arena_bytes + model.model_bytes
+    free = target.ram_bytes - target.os_ram_bytes
+    if need > free:
+        mb = 1024 * 1024
+        raise DeployError(
+            f"--target {target.name}: the model needs {need:,} bytes of RAM (arena "
+            f"{model.arena_bytes:,} + file {model.model_bytes:,}), {need - free:,} more than "
+            f"the {free // mb} MB a {target.ram_bytes // mb} MB board leaves after "
+            f"{target.os_ram_bytes // mb} MB for the OS ({target.board}). Models up to "
+            f"{free:,} bytes of arena + file fit; use fewer hidden neurons or hash tables."
+        )
 
 
 def check_inputs(model: FixedPointModel, n: int, seed: int = 0) -> np.ndarray:
@@ -100,6 +123,12 @@ def deploy(
         raise DeployError(str(exc)) from None
     if out.is_dir() and any(out.iterdir()) and not force:
         raise DeployError(f"{out} exists and is not empty (pass --force to replace its files)")
+    if target.firmware is not None:
+        from edge_lsh.deploy.firmware import check_fits
+
+        check_fits(model, target, CHECK_INPUTS)
+    else:
+        check_ram(model, target)
     root = toolchain.source_root()
     x = check_inputs(model, CHECK_INPUTS)
     pred, logits = model.predict_logits(x)
@@ -145,10 +174,15 @@ def _deploy_into(
         else:
             from edge_lsh.deploy.firmware import build_firmware
 
-            names = build_firmware(blob, model, target, root, tmp, x, pred, logits, check, say)
-            result.binary_bytes = (tmp / names[0]).stat().st_size
+            np.savetxt(tmp / "sample.csv", x, delimiter=",", fmt="%.9g")
+            fw = build_firmware(blob, model, target, root, tmp, x, pred, logits, check, say)
             if check:
+                answers = [line for line in fw.serial_output if not line.startswith("#")]
+                _compare(answers, pred, logits, f"{target.name} firmware under QEMU")
                 result.checked = len(pred)
+            names = [*fw.files, "sample.csv", "README.md"]
+            result.binary_bytes = (tmp / names[0]).stat().st_size
+            result.flash_bytes, result.ram_bytes = fw.flash_bytes, fw.ram_bytes
         (tmp / "README.md").write_text(_readme(target, model, model_name, result))
         # Every file is complete in tmp; none of the names may be a folder in out (that would
         # fail halfway through the renames below), so check them all before the first one.
@@ -165,39 +199,115 @@ def _deploy_into(
 
 
 def _readme(target: DeployTarget, model: FixedPointModel, model_name: str, r: DeployResult) -> str:
+    """The bundle's README.md; its "What is here" list names every file the bundle ships
+    (tests/test_deploy.py checks both ways)."""
+    if target.kind == "firmware":
+        return _readme_firmware(target, model, model_name, r)
     checked = (
         f"Checked before shipping: {r.checked} inputs gave the host's predictions and logits bit "
         f"for bit under `{' '.join(target.qemu)}`.\n"
         if r.checked
         else "Not checked under QEMU (run `edge-lsh deploy ... --check` for that).\n"
     )
-    head = (
+    return (
         f"# edge-lsh for {target.name}: {target.board}\n\n"
         f"Model: `{model_name}` ({model.model_bytes:,} bytes, {model.n_in} inputs, "
-        f"{model.n_classes} classes). SIMD: {target.simd}.\n\n{checked}\n"
-    )
-    if target.kind == "linux":
-        return head + (
-            "## Copy and run\n\n"
-            "```sh\n"
-            "scp -r THIS_FOLDER pi@raspberrypi.local:edge-lsh     # any copy will do\n"
-            "ssh pi@raspberrypi.local\n"
-            "cd edge-lsh\n"
-            "./edge-lsh-run model.elsh sample.csv          # a class per line, then a summary\n"
-            "./edge-lsh-run model.elsh mine.csv --logits   # n_in floats a row, label optional\n"
-            "./edge-lsh-run model.elsh x.npy --repeat 100 --quiet   # latency on the board\n"
-            "```\n\n"
-            "`edge-lsh-run` is statically linked: no libraries or Python are needed on the board. "
-            "`--help` lists its options. The model is read once and used in place.\n\n"
-            f"Notes: {target.notes}\n"
-        )
-    return head + (
+        f"{model.n_classes} classes, arena {model.arena_bytes:,} bytes). SIMD: {target.simd}.\n\n"
+        f"{checked}\n"
         "## What is here\n\n"
-        "- `firmware.elf`: the firmware image with the model embedded in flash (executed in\n"
-        "  place, static arena, no malloc), built for the QEMU `mps2-an505` Cortex-M33 board;\n"
-        "- `model_data.c`: the model as a 16-byte aligned const array, to build into your own\n"
-        "  firmware (for example with the Pico SDK) next to `native/src/*.c`.\n\n"
-        "Run it the way the check does:\n\n"
-        f"```sh\n{' '.join(target.qemu)} firmware.elf\n```\n\n"
+        f"- `edge-lsh-run`: the runner, a static {target.name} binary (no libraries or Python\n"
+        "  needed on the board); `--help` lists its options\n"
+        f"- `model.elsh`: the model (`{model_name}`), read once and used in place\n"
+        f"- `sample.csv`: {CHECK_INPUTS} inputs spread over the model's input range (the ones\n"
+        "  `--check` compares)\n"
+        "- `README.md`: this file\n\n"
+        "## Copy and run\n\n"
+        "```sh\n"
+        "scp -r THIS_FOLDER pi@raspberrypi.local:edge-lsh     # any copy will do\n"
+        "ssh pi@raspberrypi.local\n"
+        "cd edge-lsh\n"
+        "./edge-lsh-run model.elsh sample.csv          # a class per line, then a summary\n"
+        "./edge-lsh-run model.elsh mine.csv --logits   # n_in floats a row, label optional\n"
+        "./edge-lsh-run model.elsh x.npy --repeat 100 --quiet   # latency on the board\n"
+        "```\n\n"
+        f"Notes: {target.notes}\n"
+    )
+
+
+def _readme_firmware(
+    target: DeployTarget, model: FixedPointModel, model_name: str, r: DeployResult
+) -> str:
+    fw = target.firmware
+    assert fw is not None
+    qemu = " ".join(target.qemu)
+    checked = (
+        f"Checked before shipping: `firmware-qemu-an505.elf` (the same objects as the board\n"
+        f"image but the UART driver) passed its self-test under `{qemu}`, then answered the\n"
+        f"{r.checked} lines of `sample.csv` sent over the emulated UART with the host's class\n"
+        "and logits, bit for bit. The board image itself has not run on a board here: its\n"
+        "layout (vector table, IMAGE_DEF block, memory map) and the .uf2 were checked.\n"
+        if r.checked
+        else "Not checked under QEMU (run `edge-lsh deploy ... --check` for that).\n"
+    )
+    b = fw.board
+    return (
+        f"# edge-lsh for {target.name}: {target.board}\n\n"
+        f"Model: `{model_name}` ({model.model_bytes:,} bytes, {model.n_in} inputs, "
+        f"{model.n_classes} classes), embedded in flash and executed in place; arena "
+        f"{model.arena_bytes:,} bytes, static; no malloc. The board image takes "
+        f"{r.flash_bytes:,} of the {b.flash_bytes:,} bytes of flash and {r.ram_bytes:,} of the "
+        f"{b.ram_bytes:,} bytes of SRAM (stack {fw.stack_bytes:,} included).\n\n"
+        f"{checked}\n"
+        "## What is here\n\n"
+        "- `firmware-rp2350.uf2`: the image to flash: hold BOOTSEL while plugging the Pico 2\n"
+        "  into USB, then copy this file onto the RP2350 drive that appears\n"
+        f"  (family {fw.uf2_family} 0x{fw.uf2_family_id:08x}, "
+        f"written from 0x{b.flash_origin:08x})\n"
+        "- `firmware-rp2350.elf`: the same image as an ELF, for a debug probe\n"
+        "  (`openocd`/`gdb`, or `picotool load -x firmware-rp2350.elf`)\n"
+        "- `firmware-qemu-an505.elf`: the same program for QEMU's mps2-an505 Cortex-M33 board,\n"
+        "  talking over that board's UART (how `--check` ran it; see below)\n"
+        "- `model_data.c`: the model as a 16-byte aligned const array (`fw_models[0].elsh`), with\n"
+        "  the check inputs and the host's logits, for your own firmware\n"
+        f"- `sample.csv`: {r.checked or CHECK_INPUTS} inputs to send over the UART, one a line\n"
+        "- `README.md`: this file\n\n"
+        "## Wiring: UART0 on GPIO 0 and 1, 115200 baud, 8N1\n\n"
+        "A 3.3 V USB-to-serial adapter (or a Raspberry Pi Debug Probe's UART):\n\n"
+        "| Pico 2 | adapter |\n|---|---|\n"
+        "| pin 1, GP0 (UART0 TX) | RX |\n"
+        "| pin 2, GP1 (UART0 RX) | TX |\n"
+        "| pin 3, GND | GND |\n\n"
+        "Power the Pico 2 from USB as usual; never connect a 5 V adapter's TX to GP1.\n\n"
+        "## What it does\n\n"
+        "At boot the firmware sets up the crystal oscillator and UART0 (bare metal, no SDK),\n"
+        "opens the model in flash, runs it on the embedded check inputs and prints `PASS` and\n"
+        "`ALL PASS` if every logit equals the host's. Then it prints `# ready: ...` and answers\n"
+        f"each line of {model.n_in} numbers (commas or spaces; an extra last column, a label,\n"
+        "is ignored) with the class and the int32 logit of every class, as\n"
+        "`edge-lsh-run --logits` does on a Pi. Lines starting with `#` and empty lines are\n"
+        "skipped; anything else it prints starts with `# `; `quit` stops it (reset to restart).\n\n"
+        "```sh\n"
+        "picocom -b 115200 /dev/ttyUSB0        # interactive; or, from a script:\n"
+        "stty -F /dev/ttyUSB0 115200 raw -echo && cat /dev/ttyUSB0 &\n"
+        "cat sample.csv > /dev/ttyUSB0\n"
+        "```\n\n"
+        "The same program under QEMU (the `--check` run):\n\n"
+        f"```sh\n{{ cat sample.csv; echo quit; }} | {qemu} firmware-qemu-an505.elf\n```\n\n"
+        "## In your own firmware\n\n"
+        "The calls the firmware makes (`native/firmware/fw_main.c`), with the kernel\n"
+        "(`native/src/*.c`, `native/include/edge_lsh.h`) and `model_data.c` in the build:\n\n"
+        "```c\n"
+        "static elsh_qnet net;\n"
+        f"static uint8_t arena[{model.arena_bytes}] __attribute__((aligned(64)));\n"
+        "size_t need;\n"
+        "elsh_model_open(&net, model, model_bytes, &need);  /* the flash array, in place */\n"
+        "elsh_model_attach(&net, arena, sizeof arena);       /* need <= sizeof arena */\n"
+        f"float x[{model.n_in}];  /* one input */\n"
+        f"int8_t xq[{model.n_in}];\n"
+        "elsh_qnet_quantize_input(&net, x, xq);\n"
+        "int cls = elsh_qnet_forward(&net, xq);\n"
+        "const int32_t *logits = elsh_qnet_logits(&net);     /* n_classes of them */\n"
+        "```\n\n"
+        "Each call returns a negative `ELSH_*` status on failure (`elsh_status_str`).\n\n"
         f"Notes: {target.notes}\n"
     )

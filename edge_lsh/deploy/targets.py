@@ -219,8 +219,8 @@ TARGETS: dict[str, DeployTarget] = {
             board=MemoryMap("rp2350.ld", 0x10000000, 4 * MiB, 0x20000000, 520 * KiB),
             qemu=MemoryMap("mps2_an505.ld", 0x10000000, 4 * MiB, 0x38000000, 520 * KiB),
             stack_bytes=16 * KiB,
-            code_flash_bytes=40 * KiB,
-            static_ram_bytes=8 * KiB,
+            code_flash_bytes=32 * KiB,
+            static_ram_bytes=4 * KiB,
             uf2_family_id=0xE48BFF59,
             uf2_family="RP2350-ARM-S",
         ),
@@ -266,6 +266,7 @@ def make_variables() -> str:
             lines += [
                 f"LDS_{build} := {fw.qemu.linker_script}",
                 f"LDS_BOARD_{build} := {fw.board.linker_script}",
+                f"FLASH_BOARD_{build} := 0x{fw.board.flash_origin:08x}:{fw.board.flash_bytes}",
                 f"STACK_BYTES_{build} := {fw.stack_bytes}",
                 f"UF2_FAMILY_{build} := 0x{fw.uf2_family_id:08x}",
             ]

@@ -1,18 +1,34 @@
-/* fw_main.c - golden conformance firmware for Cortex-M (QEMU mps2-an505 for the M33; the M0+
- * build is sized, and its objects also run on mps2-an385's Cortex-M3, a superset of ARMv6-M).
+/* fw_main.c - the Cortex-M firmware's program: a self-test of every embedded model, then
+ * (with -DFW_SERIAL) predictions for inputs sent over the serial line.
  *
- * For every embedded model: elsh_model_open on the const array in flash (executed in place,
- * nothing copied), elsh_model_attach on a static arena, elsh_qnet_forward on each recorded
- * int8 input, and every int32 logit and the prediction compared with the numpy reference.
- * Prints PASS/FAIL lines through semihosting and returns 0 only if everything is bit-exact;
- * startup.c hands the value to QEMU's exit status. No malloc: the C library's heap is not
- * linked (the Makefile checks the symbol table). */
+ * Self-test, for every embedded model: elsh_model_open on the const array in flash (executed
+ * in place, nothing copied), elsh_model_attach on a static arena, elsh_qnet_forward on each
+ * recorded int8 input, and every int32 logit and the prediction compared with the host's
+ * (the numpy reference in firmware_tests, the host kernel for edge-lsh deploy). Prints
+ * PASS/FAIL lines and returns 0 only if everything is bit-exact; startup.c hands the value to
+ * fw_exit (QEMU's exit status). firmware_tests runs it on mps2-an505 (M33) and mps2-an385 (the
+ * M0+ build's ARMv6-M code on a Cortex-M3).
+ *
+ * Serial loop (-DFW_SERIAL, after a passing self-test; the Pico 2 image): on the first model,
+ * reads one line at a time, n_in numbers separated by commas, spaces or tabs (an extra last
+ * column, a label, is ignored; lines starting with '#' and empty lines are skipped), quantizes
+ * them with elsh_qnet_quantize_input, and answers like `edge-lsh-run --logits`: the class, then
+ * the int32 logit of every class. Anything else it prints starts with "# ". `quit` returns.
+ *
+ * The prediction sequence on a device, as used here:
+ *     elsh_model_open(&net, model_array, model_bytes, &need);   // validates, in place
+ *     elsh_model_attach(&net, arena, sizeof arena);             // static arena >= need
+ *     elsh_qnet_quantize_input(&net, x, xq);                    // n_in floats -> int8
+ *     int cls = elsh_qnet_forward(&net, xq);
+ *     const int32_t *logits = elsh_qnet_logits(&net);
+ *
+ * No malloc: the C library's heap is not linked (the Makefile and deploy check the symbols). */
 #include <stdint.h>
 #include <string.h>
 
 #include "edge_lsh.h"
 #include "fw_models.h"
-#include "semihost.h"
+#include "platform.h"
 
 #ifndef FW_ARENA_BYTES
 #error "FW_ARENA_BYTES must be defined (the Makefile takes it from the host's elsh_model_open)"
@@ -30,9 +46,20 @@ static uint8_t arena[FW_ARENA_BYTES] __attribute__((aligned(64)));
 static char line[256];
 static uint32_t line_len;
 
+static void emit(void)
+{
+    line[line_len] = 0;
+    fw_puts(line);
+    line_len = 0;
+}
+
+/* Appends to the current line; a line longer than the buffer goes out in pieces. */
 static void put_str(const char *s)
 {
-    while (*s && line_len + 1 < sizeof line) line[line_len++] = *s++;
+    while (*s) {
+        if (line_len + 2 >= sizeof line) emit();
+        line[line_len++] = *s++;
+    }
 }
 
 static void put_u32(uint32_t v, int hex)
@@ -65,9 +92,7 @@ static void put_i32(int32_t v)
 static void flush(void)
 {
     line[line_len++] = '\n';
-    line[line_len] = 0;
-    sh_puts(line);
-    line_len = 0;
+    emit();
 }
 
 /* ---------------------------------------------------------------- the CPU we run on */
@@ -210,6 +235,184 @@ static int check_model(const fw_model *m, uint32_t *n_checked)
     return failures != 0;
 }
 
+#if defined(FW_SERIAL)
+/* ---------------------------------------------------------------- the serial loop */
+
+#ifndef FW_SERIAL_MAX_IN
+#define FW_SERIAL_MAX_IN 1024 /* inputs per line at most; deploy sets the model's n_in */
+#endif
+
+static float serial_x[FW_SERIAL_MAX_IN + 1];
+static int8_t serial_xq[FW_SERIAL_MAX_IN];
+
+/* A decimal number (optional sign, digits, '.', digits, optional exponent) as float. The
+ * digits are gathered in an integer and scaled by an exact power of ten in double, so up to 19
+ * significant digits and exponents within +-22 give the correctly rounded double, then one
+ * rounding to float: what the host does with np.loadtxt (and, but for rare double-rounding
+ * ties, strtof). 0 on success. */
+static int parse_float(const char *s, float *out)
+{
+    static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    int neg = 0, digits = 0;
+    int32_t exp10 = 0;
+    uint64_t mant = 0;
+    if (*s == '+' || *s == '-') neg = *s++ == '-';
+    for (; *s >= '0' && *s <= '9'; s++, digits++) {
+        if (mant < 1000000000000000000ull) mant = mant * 10u + (uint64_t)(*s - '0');
+        else exp10++; /* digits beyond 19 only scale */
+    }
+    if (*s == '.') {
+        for (s++; *s >= '0' && *s <= '9'; s++, digits++) {
+            if (mant < 1000000000000000000ull) {
+                mant = mant * 10u + (uint64_t)(*s - '0');
+                exp10--;
+            }
+        }
+    }
+    if (!digits) return 1;
+    if (*s == 'e' || *s == 'E') {
+        int eneg = 0, edigits = 0;
+        int32_t e = 0;
+        s++;
+        if (*s == '+' || *s == '-') eneg = *s++ == '-';
+        for (; *s >= '0' && *s <= '9'; s++, edigits++)
+            if (e < 100000) e = e * 10 + (*s - '0');
+        if (!edigits) return 1;
+        exp10 += eneg ? -e : e;
+    }
+    if (*s) return 1;
+    double v = (double)mant;
+    if (mant != 0) {
+        while (exp10 > 22) { /* beyond float's range anyway: saturates when quantized */
+            v *= 1e22;
+            exp10 -= 22;
+        }
+        while (exp10 < -22) {
+            v /= 1e22;
+            exp10 += 22;
+        }
+        v = exp10 >= 0 ? v * pow10[exp10] : v / pow10[-exp10];
+    }
+    *out = (float)(neg ? -v : v);
+    return 0;
+}
+
+static int open_model(const fw_model *m)
+{
+    size_t need = 0;
+    int rc = elsh_model_open(&net, m->elsh, m->elsh_bytes, &need);
+    if (rc == ELSH_OK && need > sizeof arena) rc = ELSH_ERR_ARENA;
+    if (rc == ELSH_OK) rc = elsh_model_attach(&net, arena, sizeof arena);
+    return rc;
+}
+
+/* Reports an error on the current line (the rest of the line is then ignored). */
+static void line_error(uint32_t line_no, const char *what, const char *detail)
+{
+    put_str("# error: line ");
+    put_u32(line_no, 0);
+    put_str(": ");
+    put_str(what);
+    put_str(detail);
+    flush();
+}
+
+static int serial_loop(const fw_model *m)
+{
+    int rc = open_model(m);
+    elsh_qnet_summary model;
+    if (rc == ELSH_OK) rc = elsh_qnet_info(&net, &model);
+    if (rc != ELSH_OK || model.n_in > FW_SERIAL_MAX_IN) {
+        put_str("# error: cannot serve ");
+        put_str(m->name);
+        put_str(": ");
+        put_str(rc != ELSH_OK ? elsh_status_str(rc) : "more inputs than FW_SERIAL_MAX_IN");
+        flush();
+        return 1;
+    }
+    put_str("# ready: ");
+    put_str(m->name);
+    put_str(": send ");
+    put_i32(model.n_in);
+    put_str(" numbers a line (commas or spaces), get the class and ");
+    put_i32(model.n_classes);
+    put_str(" logits; quit ends");
+    flush();
+    /* the line is parsed as it arrives: only the current number is buffered */
+    char tok[48];
+    uint32_t tok_len = 0, line_no = 1;
+    int32_t n = 0;
+    int skip = 0, quit = 0;
+    for (;;) {
+        int c = fw_getc();
+        if (c < 0) return 0; /* no more input (QEMU) */
+        if (c == '\r') continue;
+        int end_of_token = c == '\n' || c == ' ' || c == '\t' || c == ',';
+        if (!end_of_token) {
+            if (!skip && tok_len == 0 && n == 0 && c == '#') skip = 1; /* a comment line */
+            if (!skip && tok_len + 1 < sizeof tok) tok[tok_len] = (char)c;
+            if (!skip) tok_len++;
+            continue;
+        }
+        if (tok_len && !skip) { /* a number ends */
+            if (tok_len + 1 > sizeof tok) {
+                line_error(line_no, "a value is too long", "");
+                skip = 1;
+            } else {
+                tok[tok_len] = 0;
+                quit = n == 0 && !strcmp(tok, "quit");
+                if (quit) {
+                    n = -1; /* nothing may follow */
+                } else if (n < 0 || n > model.n_in) {
+                    line_error(line_no, "too many values", "");
+                    skip = 1;
+                } else if (parse_float(tok, &serial_x[n])) {
+                    line_error(line_no, "not a number: ", tok);
+                    skip = 1;
+                } else {
+                    n++;
+                }
+            }
+        }
+        tok_len = 0;
+        if (c != '\n') continue;
+        /* the line ends */
+        if (quit && n == -1) return 0;
+        if (!skip && n != 0) {
+            if (n != model.n_in && n != model.n_in + 1) {
+                put_str("# error: line ");
+                put_u32(line_no, 0);
+                put_str(": ");
+                put_i32(n < 0 ? 0 : n);
+                put_str(" values, expected ");
+                put_i32(model.n_in);
+                put_str(" (and an optional label)");
+                flush();
+            } else {
+                rc = elsh_qnet_quantize_input(&net, serial_x, serial_xq);
+                int pred = rc == ELSH_OK ? elsh_qnet_forward(&net, serial_xq) : rc;
+                if (pred < 0) {
+                    line_error(line_no, elsh_status_str(pred), "");
+                } else {
+                    const int32_t *logits = elsh_qnet_logits(&net);
+                    put_i32(pred);
+                    for (int32_t j = 0; j < model.n_classes; j++) {
+                        put_str(" ");
+                        put_i32(logits[j]);
+                    }
+                    flush();
+                }
+            }
+        }
+        line_no++;
+        n = 0;
+        skip = quit = 0;
+    }
+}
+#endif
+
 int main(void)
 {
     int bad = check_cpu();
@@ -229,5 +432,8 @@ int main(void)
     put_u32(n_checked, 0);
     put_str(" inputs");
     flush();
+#if defined(FW_SERIAL)
+    if (!bad) bad = serial_loop(&fw_models[0]);
+#endif
     return bad ? 1 : 0;
 }

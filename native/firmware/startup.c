@@ -2,7 +2,9 @@
  *
  * The linker script (sections.ld) places .vectors first in flash. Reset copies .data from
  * flash, zeroes .bss, enables the FPU when the build uses it, paints the stack (so main can
- * measure its high-water mark) and hands main's return value to QEMU through semihosting.
+ * measure its high-water mark), sets up the board's I/O (fw_platform_init, platform.h) and
+ * hands main's return value to fw_exit: QEMU's exit status through semihosting, or a halt on
+ * a real RP2350. A fault prints what it was and stops with status 3.
  *
  * With -DFW_UNIT_TESTS the same start-up runs the C unit tests (native/tests) on the M33: that
  * image is a test harness, not firmware, so it links newlib's stdio and heap over semihosting
@@ -31,7 +33,7 @@ void *_sbrk(ptrdiff_t incr)
 }
 #endif
 
-#include "semihost.h"
+#include "platform.h"
 
 extern uint32_t _sidata[], _sdata[], _edata[], _sbss[], _ebss[], _sstack[], _estack[];
 int main(void);
@@ -66,22 +68,23 @@ __attribute__((noreturn)) void Reset_Handler(void)
     __asm__ volatile("dsb\n\tisb" ::: "memory");
 #endif
     paint_stack();
+    fw_platform_init();
 #if defined(FW_UNIT_TESTS)
     initialise_monitor_handles();
     int rc = main();
     fflush(stdout);
-    sh_exit(rc);
+    fw_exit(rc);
 #else
-    sh_exit(main());
+    fw_exit(main());
 #endif
 }
 
 static __attribute__((noreturn)) void fault(const char *what)
 {
-    sh_puts("FAIL: ");
-    sh_puts(what);
-    sh_puts("\n");
-    sh_exit(3);
+    fw_puts("FAIL: ");
+    fw_puts(what);
+    fw_puts("\n");
+    fw_exit(3);
 }
 
 void NMI_Handler(void) { fault("NMI"); }

@@ -1,0 +1,349 @@
+"""The Pico 2 (RP2350) image, checked as far as a machine without the board can (issue 9 item
+14): `edge-lsh deploy --target pico2` (a golden model) and, under `make -C firmware_tests
+check-pico2` (EDGE_LSH_PICO2_BUILD set), the Makefile's image with every golden model.
+
+What is checked, from the files alone and with the cross binutils (readelf, nm, objcopy,
+objdump), independently of edge_lsh/deploy/uf2.py's own ELF reading:
+- the .uf2: every 512-byte block's magics, flags (family id present, nothing else), family
+  RP2350-ARM-S, 256-byte payloads at contiguous 256-aligned flash addresses from 0x10000000,
+  block numbers and count, zero padding; the payloads are exactly `objcopy -O binary` of the ELF;
+- the IMAGE_DEF block in the first 4 KB of that flash image: start and end markers, the
+  IMAGE_TYPE item (EXE, Secure, Arm, RP2350), the LAST item's size, a loop of one block;
+- the vector table at the flash origin: initial SP = the top of the stack, inside SRAM; reset
+  and fault handlers Thumb addresses in flash;
+- every section inside the RP2350 memory map (code and constants in the 4 MB of flash, .data,
+  .bss and the stack in the 520 KB of SRAM, loadable bytes only in flash);
+- the model array in flash, 16-byte aligned, byte for byte the .elsh file (used in place), and
+  the static arena in SRAM;
+- no semihosting (a `bkpt` faults on a board without a debugger) and no heap.
+What is not: that a real RP2350 boots it and that the UART driver's registers are right (no
+board here). The serial loop itself runs under QEMU: firmware_tests' check-pico2, and deploy
+--check (tests/test_deploy.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from edge_lsh.deploy import CHECK_INPUTS, deploy
+from edge_lsh.deploy.firmware import budget
+from edge_lsh.deploy.targets import TARGETS
+from edge_lsh.fixed import FixedPointModel
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "export" / "golden"
+TARGET = TARGETS["pico2"]
+FW = TARGET.firmware
+assert FW is not None
+FLASH = FW.board.flash_origin
+FLASH_END = FLASH + FW.board.flash_bytes
+SRAM = FW.board.ram_origin
+SRAM_END = SRAM + FW.board.ram_bytes
+UF2_FAMILY_RP2350_ARM_S = 0xE48BFF59
+TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-readelf", "arm-none-eabi-objcopy")
+MAKE_BUILD = os.environ.get("EDGE_LSH_PICO2_BUILD")
+
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(t) for t in TOOLS), reason="no arm-none-eabi toolchain"
+)
+
+
+@dataclass
+class Image:
+    elf: Path
+    uf2: Path
+    models: dict[str, bytes]  # symbol of each embedded model -> the .elsh file's bytes
+    arena_bytes: int
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory) -> tuple[Path, FixedPointModel]:
+    model = GOLDEN / "membership_notables.elsh"
+    out = tmp_path_factory.mktemp("pico2") / "bundle"
+    deploy(model, "pico2", out)
+    return out, FixedPointModel.load(model)
+
+
+def _make_image() -> Image:
+    build = Path(MAKE_BUILD or "")
+    b = build.parents[1]  # firmware_tests/build
+    models = {}
+    for f in [*GOLDEN.glob("*.elsh"), *(b / "models").glob("*.elsh")]:
+        models[re.sub(r"[^0-9A-Za-z_]", "_", f.stem) + "_elsh"] = f.read_bytes()
+    return Image(
+        build / "firmware-rp2350.elf",
+        build / "firmware-rp2350.uf2",
+        models,
+        int((b / "arena_bytes").read_text()),
+    )
+
+
+IMAGES = ["deploy_image"] + (["make_image"] if MAKE_BUILD else [])
+
+
+@pytest.fixture(params=IMAGES)
+def image(request) -> Image:
+    if request.param == "make_image":
+        return _make_image()
+    out, model = request.getfixturevalue("deployed")
+    models = {"model_elsh": model.file_bytes()}
+    return Image(
+        out / "firmware-rp2350.elf", out / "firmware-rp2350.uf2", models, model.arena_bytes
+    )
+
+
+def tool(name: str, *args: str) -> str:
+    return subprocess.run(
+        [f"arm-none-eabi-{name}", *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def symbols(elf: Path) -> dict[str, tuple[int, int]]:
+    """name -> (address, size) from readelf -s (local symbols too)."""
+    out = {}
+    for line in tool("readelf", "-sW", str(elf)).splitlines():
+        f = line.split()
+        if len(f) == 8 and f[0].endswith(":") and re.fullmatch(r"[0-9a-f]{8}", f[1]):
+            out[f[7]] = (int(f[1], 16), int(f[2], 0))
+    return out
+
+
+def sections(elf: Path) -> dict[str, tuple[int, int, str]]:
+    """name -> (address, size, type) from readelf -S."""
+    out = {}
+    for line in tool("readelf", "-SW", str(elf)).splitlines():
+        m = re.match(
+            r"^\s*\[\s*\d+\]\s+(\S+)\s+(\S+)\s+([0-9a-f]{8})\s+[0-9a-f]+\s+([0-9a-f]+)", line
+        )
+        if m:
+            out[m.group(1)] = (int(m.group(3), 16), int(m.group(4), 16), m.group(2))
+    return out
+
+
+def uf2_blocks(data: bytes) -> list[tuple[tuple[int, ...], bytes, bytes]]:
+    assert len(data) % 512 == 0 and data, "a UF2 file is a whole number of 512-byte blocks"
+    out = []
+    for i in range(0, len(data), 512):
+        block = data[i : i + 512]
+        header = struct.unpack_from("<8I", block, 0)
+        (end,) = struct.unpack_from("<I", block, 508)
+        assert end == 0x0AB16F30, f"block {i // 512}: final magic 0x{end:08x}"
+        out.append((header, block[32 : 32 + header[4]], block[32 + header[4] : 508]))
+    return out
+
+
+def flash_bytes(img: Image) -> bytes:
+    """The flash image the UF2 writes, from its payloads (addresses checked in the UF2 test)."""
+    return b"".join(payload for _, payload, _ in uf2_blocks(img.uf2.read_bytes()))
+
+
+# ----------------------------------------------------------------------------- the .uf2
+
+
+def check_uf2(data: bytes) -> None:
+    blocks = uf2_blocks(data)
+    n = len(blocks)
+    for i, (h, payload, pad) in enumerate(blocks):
+        magic0, magic1, flags, addr, size, block_no, num_blocks, family = h
+        assert (magic0, magic1) == (0x0A324655, 0x9E5D5157), f"block {i}: magics"
+        assert flags == 0x00002000, f"block {i}: flags 0x{flags:08x} (only family-id present)"
+        assert family == UF2_FAMILY_RP2350_ARM_S, f"block {i}: family 0x{family:08x}"
+        assert size == 256 and len(payload) == 256, f"block {i}: payload {size}"
+        assert addr == FLASH + 256 * i, f"block {i}: address 0x{addr:08x}, not contiguous"
+        assert addr % 256 == 0 and FLASH <= addr and addr + 256 <= FLASH_END
+        assert (block_no, num_blocks) == (i, n), f"block {i}: numbered {block_no} of {num_blocks}"
+        assert pad == bytes(len(pad)), f"block {i}: padding after the payload is not zero"
+
+
+def test_uf2_blocks(image):
+    check_uf2(image.uf2.read_bytes())
+
+
+def _poke(data: bytes, offset: int, value: int) -> bytes:
+    return data[:offset] + struct.pack("<I", value) + data[offset + 4 :]
+
+
+UF2_DAMAGE = {
+    "rp2040-family": lambda d: _poke(d, 28, 0xE48BFF56),
+    "no-family-flag": lambda d: _poke(d, 8, 0),
+    "not-main-flash-flag": lambda d: _poke(d, 8, 0x2001),
+    "address-gap": lambda d: _poke(d, 512 + 12, FLASH + 512),
+    "outside-flash": lambda d: _poke(d, 12, FLASH - 256),
+    "block-count": lambda d: _poke(d, 24, 1000),
+    "block-number": lambda d: _poke(d, 20, 1),
+    "end-magic": lambda d: _poke(d, 508, 0),
+    "half-block": lambda d: d[:-256],
+    "payload-476": lambda d: _poke(d, 16, 476),
+}
+
+
+@pytest.mark.parametrize("damage", list(UF2_DAMAGE), ids=list(UF2_DAMAGE))
+def test_uf2_check_catches_damage(damage, deployed):
+    """The control for test_uf2_blocks: each damaged copy of a good file fails it."""
+    out, _ = deployed
+    good = (out / "firmware-rp2350.uf2").read_bytes()
+    check_uf2(good)
+    with pytest.raises(AssertionError):
+        check_uf2(UF2_DAMAGE[damage](good))
+
+
+def test_uf2_payload_is_the_elf_flash_image(image, tmp_path):
+    """objcopy's view of the ELF's loadable bytes (at their load addresses, from the flash
+    origin) is what the UF2 writes; the rest of the last page is zeros."""
+    binary = tmp_path / "fw.bin"
+    tool("objcopy", "-O", "binary", str(image.elf), str(binary))
+    want = binary.read_bytes()
+    got = flash_bytes(image)
+    assert len(got) == (len(want) + 255) // 256 * 256
+    assert got[: len(want)] == want and got[len(want) :] == bytes(len(got) - len(want))
+    # objcopy's binary starts at the lowest load address: the flash origin
+    assert tool("readelf", "-lW", str(image.elf)).count("LOAD") >= 1
+    assert symbols(image.elf)["fw_vectors"][0] == FLASH
+
+
+# ----------------------------------------------------------------------------- the boot block
+
+
+def test_image_def_block(image):
+    flash = flash_bytes(image)
+    assert FLASH + check_image_def(flash) == symbols(image.elf)["rp2350_image_def"][0]
+
+
+def check_image_def(flash: bytes) -> int:
+    """Decode the IMAGE_DEF block in the first 4 KB; returns its offset in flash."""
+    words = struct.unpack_from(f"<{min(len(flash), 4096) // 4}I", flash)
+    starts = [i for i, w in enumerate(words) if w == 0xFFFFDED3]
+    assert len(starts) == 1, f"block start markers in the first 4 KB at words {starts}"
+    i = starts[0]
+    assert i >= 16, "the block follows the 64-byte vector table"
+    # items until LAST
+    items, j = [], i + 1
+    while True:
+        w = words[j]
+        kind = w & 0xFF
+        if kind == 0xFF:  # LAST (2-byte size): the words of the items before it
+            assert (w >> 8) & 0xFFFF == j - (i + 1), "LAST item size != the items' words"
+            assert w >> 24 == 0
+            break
+        size = (w >> 8) & 0xFF  # a 1-byte-size item: size in words, header included
+        assert size >= 1 and kind & 0x80 == 0
+        items.append((kind, size, w >> 16, words[j + 1 : j + size]))
+        j += size
+    assert words[j + 1] == 0, "link: 0, a block loop of this one block"
+    assert words[j + 2] == 0xAB123579, "block end marker"
+    assert 4 * (j + 3 - i) <= 0x180, "an IMAGE_DEF block is at most 0x180 bytes"
+    assert 4 * (j + 3) <= 4096, "the whole block lies in the first 4 KB"
+    assert [(k, s) for k, s, _, _ in items] == [(0x42, 1)], "one item: IMAGE_TYPE, 1 word"
+    flags = items[0][2]
+    assert flags & 0xF == 0x1, "image type EXE"
+    assert (flags >> 4) & 0x3 == 0x2, "security S (a Secure Arm image)"
+    assert (flags >> 8) & 0x7 == 0x0, "cpu Arm"
+    assert (flags >> 12) & 0x7 == 0x1, "chip RP2350"
+    assert flags & 0x8800 == 0, "no try-before-you-buy, no extra security bits"
+    return 4 * i
+
+
+BLOCK_DAMAGE = {  # word offsets from the start marker
+    "non-secure": (1, 0x10110142),
+    "risc-v": (1, 0x11010142),
+    "rp2040": (1, 0x00210142),
+    "last-size": (2, 0x000002FF),
+    "link": (3, 0x00000100),
+    "end-marker": (4, 0),
+    "start-marker": (0, 0),
+}
+
+
+@pytest.mark.parametrize("damage", list(BLOCK_DAMAGE), ids=list(BLOCK_DAMAGE))
+def test_image_def_check_catches_damage(damage, deployed):
+    out, _ = deployed
+    flash = (out / "firmware-rp2350.uf2").read_bytes()
+    flash = b"".join(p for _, p, _ in uf2_blocks(flash))
+    at = check_image_def(flash)
+    word, value = BLOCK_DAMAGE[damage]
+    with pytest.raises((AssertionError, IndexError, struct.error)):
+        check_image_def(_poke(flash, at + 4 * word, value))
+
+
+def test_vector_table(image):
+    flash = flash_bytes(image)
+    sp, reset, nmi, hardfault = struct.unpack_from("<4I", flash, 0)
+    sym = symbols(image.elf)
+    assert sp == sym["_estack"][0] and SRAM < sp <= SRAM_END and sp % 8 == 0
+    for name, vec in (
+        ("Reset_Handler", reset),
+        ("NMI_Handler", nmi),
+        ("HardFault_Handler", hardfault),
+    ):
+        assert vec & 1, f"{name}: a Thumb address"
+        assert vec == sym[name][0] | 1 and FLASH <= vec < FLASH_END  # readelf keeps the bit
+
+
+# ----------------------------------------------------------------------------- memory map
+
+
+def test_sections_in_the_rp2350_memory_map(image):
+    sec = sections(image.elf)
+    for name in (".text", ".rodata", ".ARM.exidx"):
+        addr, size, _ = sec[name]
+        assert FLASH <= addr and addr + size <= FLASH_END, name
+    assert sec[".text"][0] == FLASH
+    for name in (".data", ".bss", ".stack"):
+        addr, size, _ = sec[name]
+        assert SRAM <= addr and addr + size <= SRAM_END, name
+    sym = symbols(image.elf)
+    assert sym["_sstack"][0] + FW.stack_bytes == sym["_estack"][0] <= SRAM_END
+    # every byte the board must hold is loaded into flash (.data's initial values too)
+    for line in tool("readelf", "-lW", str(image.elf)).splitlines():
+        f = line.split()
+        if f and f[0] == "LOAD" and int(f[4], 16):
+            paddr, filesz = int(f[3], 16), int(f[4], 16)
+            assert FLASH <= paddr and paddr + filesz <= FLASH_END, line
+
+
+def test_models_in_flash_used_in_place_arena_in_sram(image):
+    flash = flash_bytes(image)
+    sym = symbols(image.elf)
+    for name, blob in image.models.items():
+        addr, size = sym[name]
+        assert FLASH <= addr and addr + size <= FLASH_END and addr % 16 == 0, name
+        assert size == len(blob) and flash[addr - FLASH : addr - FLASH + size] == blob, name
+    addr, size = sym["arena"]
+    assert size == image.arena_bytes and addr % 64 == 0 and SRAM <= addr and addr + size <= SRAM_END
+
+
+def test_no_semihosting_and_no_heap_on_the_board(image):
+    dis = tool("objdump", "-d", str(image.elf))
+    assert not re.search(r"\sbkpt\s", dis), "a semihosting bkpt would fault without a debugger"
+    names = set(symbols(image.elf))
+    assert not names & {"malloc", "free", "_sbrk", "_malloc_r", "sh_puts", "sh_exit"}
+    assert {"fw_platform_init", "fw_getc", "fw_puts", "rp2350_image_def"} <= names
+
+
+# ----------------------------------------------------------------------------- deploy's budget
+
+
+def test_deploy_budget_bounds_the_real_image(deployed, tmp_path):
+    """The flash and RAM deploy reserves before building cover the image it then builds, with
+    little to spare (re-measure targets.py's firmware budget if this fails)."""
+    out, model = deployed
+    b = budget(model, TARGET, CHECK_INPUTS)
+    elf = out / "firmware-rp2350.elf"
+    binary = tmp_path / "fw.bin"
+    tool("objcopy", "-O", "binary", str(elf), str(binary))
+    flash = binary.stat().st_size  # code, constants, model, .data's initial values
+    sec = sections(elf)
+    ram = sum(sec[s][1] for s in (".data", ".bss", ".stack"))
+    assert flash <= b.flash <= flash + 16 * 1024, (flash, b.flash)
+    assert ram <= b.ram <= ram + 4 * 1024, (ram, b.ram)
+    readme = (out / "README.md").read_text()
+    assert f"{flash:,} of the {FW.board.flash_bytes:,} bytes of flash" in readme
+    assert f"{ram:,} of the {FW.board.ram_bytes:,} bytes of SRAM" in readme
