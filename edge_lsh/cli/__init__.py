@@ -8,6 +8,8 @@ registers it and sets ``func``, the function that runs it.
     run      cli/run.py       classify a file's rows with an .elsh model
     inspect  cli/inspect.py   an .elsh file's layers, hashing and sections
     deploy   cli/deploy.py    cross-compile for a Raspberry Pi or a Pico 2, check under QEMU
+    import   cli/import_model.py   a dense MLP from ONNX or TFLite, fine-tuned with LSH
+    bench    cli/bench.py     an .elsh model against dense kernels and LiteRT, in one run
 
 Every error a user can cause (edge_lsh.errors.EdgeLshError, and the ValueErrors of bad
 arguments) ends in one line on stderr and exit status 2.
@@ -23,13 +25,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge_lsh._version import __version__
-from edge_lsh.cli import demo, deploy, energy, export, inspect, run, train
+from edge_lsh.cli import bench, demo, deploy, energy, export, import_model, inspect, run, train
 from edge_lsh.cli import eval as eval_
 from edge_lsh.cli.common import HelpFormatter
 from edge_lsh.data import SPEC_HELP
 from edge_lsh.errors import EdgeLshError
 
-SUBCOMMANDS = (train, eval_, demo, export, run, inspect, deploy, energy)
+SUBCOMMANDS = (train, eval_, demo, export, run, inspect, deploy, import_model, bench, energy)
 
 
 def build_parser() -> argparse.ArgumentParser:

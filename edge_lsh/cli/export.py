@@ -7,9 +7,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge_lsh import format as elsh_format
 from edge_lsh.cli.argtypes import positive_int
-from edge_lsh.cli.common import HelpFormatter, add_label_column_arg, load_model_data
+from edge_lsh.cli.common import HelpFormatter, add_label_column_arg, is_elsh, load_model_data
 from edge_lsh.data import DataError
 from edge_lsh.fileio import check_output_file
 from edge_lsh.fixed import FixedPointModel
@@ -21,19 +23,40 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     x: argparse.ArgumentParser = sub.add_parser(
         "export",
         formatter_class=HelpFormatter,
-        help="quantize a trained model to fixed point and write an .elsh file",
+        help="quantize a trained model to fixed point and write an .elsh file, or write its "
+        "dense equivalent as ONNX or TFLite",
         description="Quantize MODEL (int8 or int16 weights, int8 activations calibrated on "
         "--calib) and write it as an .elsh file for the C kernel and edge-lsh-run. Prints the "
-        "float and fixed-point accuracy on the calibration set's test split.",
+        "float and fixed-point accuracy on the calibration set's test split.\n\n"
+        "--format onnx|tflite writes the dense equivalent instead (the same weights, every "
+        "neuron computed, logits out) of a float model or an .elsh file: ONNX float32 (checked "
+        "with onnx.checker and onnx's reference evaluator), TFLite float32 or --int8 (run in "
+        "LiteRT when installed); each compared with edge-lsh's dense kernel on the test split.",
     )
-    x.add_argument("model", metavar="MODEL", help="a model saved by `edge-lsh train --out`")
+    x.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a model saved by `edge-lsh train --out` (or `import --out`), or an .elsh file",
+    )
     x.add_argument(
         "--calib",
         metavar="SPEC",
         help="calibration data set (see Data specs; default: the model's own data, and its "
         "accuracy is reported on the model's held-out split)",
     )
-    x.add_argument("--out", required=True, metavar="PATH", help="the .elsh file to write")
+    x.add_argument(
+        "--out", required=True, metavar="PATH", help="the file to write (.elsh, .onnx, .tflite)"
+    )
+    x.add_argument(
+        "--format",
+        choices=["elsh", "onnx", "tflite"],
+        help="what to write (default: from --out's suffix, .elsh otherwise)",
+    )
+    x.add_argument(
+        "--int8",
+        action="store_true",
+        help="with --format tflite: int8 weights and activations (default float32)",
+    )
     x.add_argument(
         "--calib-samples",
         type=positive_int,
@@ -67,6 +90,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from edge_lsh.quantize import quantize
 
+    fmt = args.format or {".onnx": "onnx", ".tflite": "tflite"}.get(Path(args.out).suffix, "elsh")
+    if fmt != "elsh" or is_elsh(args.model) or args.int8:
+        return run_interop(args, fmt)  # edge_lsh/cli/export.py, below
     check_output_file(args.out, ".elsh file")
     net = Network.load(args.model)
     data = load_model_data(
@@ -100,5 +126,50 @@ def run(args: argparse.Namespace) -> int:
         "tables_stored": tables,
         "model_bytes": len(blob),
     }
+    print_summary(summary, args.json)
+    return 0
+
+
+def run_interop(args: argparse.Namespace, fmt: str) -> int:
+    """--format onnx|tflite (of a float model or an .elsh file), or an .elsh file rewritten."""
+    from edge_lsh.data import data_record
+    from edge_lsh.interop.exporter import dense_source, export_dense
+
+    if args.int8 and fmt != "tflite":
+        raise ValueError("--int8 goes with --format tflite (ONNX is written in float32)")
+    check_output_file(args.out, f"{fmt} file")
+    elsh = is_elsh(args.model)
+    model: Network | FixedPointModel
+    if elsh:
+        model = FixedPointModel.load(args.model)
+        record = data_record(model.info.get("data"), args.model)
+    else:
+        model = Network.load(args.model)
+        record = model.data
+    data = None
+    if args.calib or record or args.int8:  # float ONNX/TFLite need data only for the check
+        data = load_model_data(
+            args.calib, args.seed, None, args.label_column, record, args.model, "--calib"
+        )
+        if data.n_features != model.n_in:
+            raise DataError(
+                f"{data.name} has {data.n_features} features; the model takes {model.n_in}"
+            )
+    if fmt == "elsh":  # an .elsh file rewritten (with or without its tables)
+        assert isinstance(model, FixedPointModel)
+        qm = elsh_format.read_elsh(model.file_bytes())
+        blob = elsh_format.elsh_bytes(qm, tables=not args.no_tables, info=model.info)
+        elsh_format.write_elsh(args.out, qm, tables=not args.no_tables, info=model.info)
+        print_summary({"model": args.out, "format": "elsh", "model_bytes": len(blob)}, args.json)
+        return 0
+    calib = data.x_train[: args.calib_samples] if data is not None else None
+    src = dense_source(model, calib, args.int8)
+    x = data.x_test if data is not None else np.zeros((0, model.n_in), np.float32)
+    y = data.y_test if data is not None else np.zeros(0, np.int32)
+    summary = {"source": args.model, **export_dense(src, fmt, args.int8, args.out, x, y)}
+    if data is not None:
+        summary["data"] = data.name
+    else:
+        summary["note"] = "no data to check on: pass --calib SPEC"
     print_summary(summary, args.json)
     return 0
