@@ -54,14 +54,16 @@ const char *elsh_status_str(int status);
 
 /* ---------------------------------------------------------------- PRNG (prng.c) */
 
-/* xoshiro128** seeded by splitmix64: 32-bit outputs, cheap on Cortex-M, same stream everywhere. */
+/* xoshiro128** seeded by splitmix64: 32-bit outputs, cheap on Cortex-M, same stream everywhere.
+ * Seeding never gives the all-zero state (a fixed point of xoshiro); a zeroed elsh_prng is
+ * re-seeded with seed 0 by its first draw. */
 typedef struct {
     uint32_t s[4];
 } elsh_prng;
 
 void elsh_prng_seed(elsh_prng *rng, uint64_t seed);
 uint32_t elsh_prng_u32(elsh_prng *rng);
-uint32_t elsh_prng_below(elsh_prng *rng, uint32_t n);   /* uniform in [0, n), n >= 1, unbiased */
+uint32_t elsh_prng_below(elsh_prng *rng, uint32_t n);   /* uniform in [0, n), unbiased; n = 0: 0 */
 float elsh_prng_uniform(elsh_prng *rng);                /* [0, 1), 24 random bits */
 float elsh_prng_normal(elsh_prng *rng);  /* approx N(0,1): Irwin-Hall of 4, no libm, exact */
 uint64_t elsh_mix64(uint64_t x);         /* splitmix64 finalizer: hashes ints to ints */

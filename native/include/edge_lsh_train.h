@@ -123,6 +123,10 @@ typedef struct {
     size_t arena_bytes;
 } elsh_net;
 
+/* Every function below returns ELSH_ERR_NULL for a NULL pointer argument and ELSH_ERR_STATE
+ * for a network that elsh_net_init never initialized (a zeroed elsh_net); the void ones then
+ * do nothing. */
+
 /* Bytes of arena the config needs (64-byte aligned buffers inside). Validates the config. */
 int elsh_net_plan(const elsh_net_config *cfg, size_t *arena_bytes);
 
@@ -241,8 +245,8 @@ typedef struct {
     elsh_prng *rng;              /* the layer's PRNG (reservoir insertion) */
 } elsh_layer_arrays;
 
-/* ELSH_ERR_NULL for a NULL pointer or a network without arena, ELSH_ERR_STATE for a layer
- * that does not exist. */
+/* ELSH_ERR_NULL for a NULL pointer, ELSH_ERR_STATE for a network never initialized (zeroed,
+ * no arena) or a layer that does not exist. */
 int elsh_net_layer_info(const elsh_net *net, int32_t layer, elsh_layer_summary *out);
 int elsh_net_layer_arrays(elsh_net *net, int32_t layer, elsh_layer_arrays *out);
 

@@ -259,7 +259,8 @@ static int check_layer(elsh_layer *L)
 
 int elsh_net_check(elsh_net *net)
 {
-    if (!net || !net->arena) return ELSH_ERR_NULL;
+    if (!net) return ELSH_ERR_NULL;
+    if (!net->arena) return ELSH_ERR_STATE; /* never initialized (elsh_net_init) */
     for (int32_t l = 0; l < net->n_layers; l++)
         if (!check_layer(&net->layers[l])) return ELSH_ERR_CORRUPT;
     /* a bound far beyond any real run, so that counting on cannot overflow */
@@ -270,7 +271,8 @@ int elsh_net_check(elsh_net *net)
 
 int elsh_net_randomize(elsh_net *net)
 {
-    if (!net || !net->arena) return ELSH_ERR_NULL;
+    if (!net) return ELSH_ERR_NULL;
+    if (!net->arena) return ELSH_ERR_STATE;
     uint64_t seed = net->cfg.seed;
     for (int32_t l = 0; l < net->n_layers; l++) {
         elsh_layer *L = &net->layers[l];
@@ -304,7 +306,8 @@ int elsh_net_randomize(elsh_net *net)
 
 int elsh_net_set_active(elsh_net *net, float fraction)
 {
-    if (!net || !net->arena) return ELSH_ERR_NULL;
+    if (!net) return ELSH_ERR_NULL;
+    if (!net->arena) return ELSH_ERR_STATE;
     if (!(fraction <= 1.0f)) return ELSH_ERR_CONFIG; /* also rejects NaN */
     for (int32_t l = 0; l < net->n_layers; l++) {
         elsh_layer *L = &net->layers[l];
@@ -318,6 +321,7 @@ int elsh_net_set_active(elsh_net *net, float fraction)
 
 void elsh_net_reset_counters(elsh_net *net)
 {
+    if (!net) return;
     for (int32_t l = 0; l < net->n_layers; l++) counters_reset(&net->layers[l].ops);
 }
 
@@ -346,6 +350,7 @@ static int32_t argmax_active(const elsh_layer *L)
 int elsh_net_forward(elsh_net *net, const float *x, int32_t label)
 {
     if (!net || !x) return ELSH_ERR_NULL;
+    if (!net->arena) return ELSH_ERR_STATE;
     if (!elsh_all_finite(x, (size_t)net->cfg.n_in)) return ELSH_ERR_INPUT;
     const float *in_val = x;
     const int32_t *in_idx = NULL;
@@ -396,6 +401,7 @@ void elsh_net_softmax(elsh_net *net)
 int elsh_predict(elsh_net *net, const float *x, int64_t n, int32_t *pred, float *probs)
 {
     if (!net || !x || !pred) return ELSH_ERR_NULL;
+    if (!net->arena) return ELSH_ERR_STATE;
     size_t n_in = (size_t)net->cfg.n_in;
     int32_t n_cls = net->layers[net->n_layers - 1].n_out;
     for (int64_t s = 0; s < n; s++) {
@@ -420,7 +426,7 @@ static const elsh_layer *layer_at(const elsh_net *net, int32_t layer)
 
 int elsh_net_layer_info(const elsh_net *net, int32_t layer, elsh_layer_summary *out)
 {
-    if (!net || !net->arena || !out) return ELSH_ERR_NULL;
+    if (!net || !out) return ELSH_ERR_NULL;
     const elsh_layer *L = layer_at(net, layer);
     if (!L) return ELSH_ERR_STATE;
     *out = (elsh_layer_summary){.n_in = L->n_in, .n_out = L->n_out, .k = L->k, .use_lsh = L->use_lsh,
@@ -431,7 +437,7 @@ int elsh_net_layer_info(const elsh_net *net, int32_t layer, elsh_layer_summary *
 
 int elsh_net_layer_arrays(elsh_net *net, int32_t layer, elsh_layer_arrays *out)
 {
-    if (!net || !net->arena || !out) return ELSH_ERR_NULL;
+    if (!net || !out) return ELSH_ERR_NULL;
     const elsh_layer *L = layer_at(net, layer);
     if (!L) return ELSH_ERR_STATE;
     *out = (elsh_layer_arrays){.w = L->w, .b = L->b, .w_g2 = L->w_g2, .w_vel = L->w_vel, .b_g2 = L->b_g2,
@@ -461,7 +467,8 @@ elsh_ops elsh_net_layer_ops(const elsh_net *net, int32_t layer, int phase, int t
 
 int elsh_net_rebuild_tables(elsh_net *net)
 {
-    if (!net || !net->arena) return ELSH_ERR_NULL;
+    if (!net) return ELSH_ERR_NULL;
+    if (!net->arena) return ELSH_ERR_STATE;
     for (int32_t l = 0; l < net->n_layers; l++)
         if (net->layers[l].use_lsh) elsh_tables_rebuild(&net->layers[l]);
     return ELSH_OK;

@@ -46,6 +46,7 @@ int elsh_qnet_predict(elsh_qnet *net, const float *x, int64_t n, int32_t *pred, 
 int elsh_qnet_set_active(elsh_qnet *net, float fraction, int32_t dense)
 {
     if (!net) return ELSH_ERR_NULL;
+    if (!net->file) return ELSH_ERR_STATE; /* no model open */
     if (!(fraction <= 1.0f)) return ELSH_ERR_CONFIG; /* also rejects NaN */
     for (int32_t l = 0; l < net->n_layers; l++) {
         elsh_qlayer *L = &net->layers[l];
@@ -60,7 +61,7 @@ int elsh_qnet_set_active(elsh_qnet *net, float fraction, int32_t dense)
  * RAM on a microcontroller), so its counters are read and reset in one place. */
 void elsh_qnet_reset_counters(elsh_qnet *net)
 {
-    counters_reset(&net->ops);
+    if (net) counters_reset(&net->ops);
 }
 
 elsh_ops elsh_qnet_ops(const elsh_qnet *net, int phase, int total)

@@ -1,7 +1,12 @@
 /* prng.c - the one PRNG behind every random choice: xoshiro128** seeded by splitmix64.
  * 32-bit state words keep it cheap on Cortex-M; only integer ops, so every platform (and the
  * Python mirror, edge_lsh's prng module) produces the same stream. elsh_seed_stream derives
- * the stream of each layer and purpose from the network's seed, for both numeric paths. */
+ * the stream of each layer and purpose from the network's seed, for both numeric paths.
+ *
+ * xoshiro's all-zero state is a fixed point: it would return 0 forever, and every loop that
+ * rejects values (elsh_prng_below, distinct indices) would never end. Seeding never produces
+ * it; a zeroed or corrupted elsh_prng that holds it is re-seeded (seed 0) by the first draw.
+ * No other state ever reaches zero, so every stream from a seed is unchanged. */
 #include "internal.h"
 
 uint64_t elsh_mix64(uint64_t x)
@@ -28,6 +33,7 @@ static uint32_t rotl32(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
 uint32_t elsh_prng_u32(elsh_prng *rng)
 {
     uint32_t *s = rng->s;
+    if ((s[0] | s[1] | s[2] | s[3]) == 0) elsh_prng_seed(rng, 0); /* the fixed point: see above */
     uint32_t result = rotl32(s[1] * 5u, 7) * 9u;
     uint32_t t = s[1] << 9;
     s[2] ^= s[0];
@@ -41,7 +47,10 @@ uint32_t elsh_prng_u32(elsh_prng *rng)
 
 uint32_t elsh_prng_below(elsh_prng *rng, uint32_t n)
 {
-    /* Reject the (2^32 mod n) lowest values so every residue is equally likely. */
+    if (n == 0) return 0; /* [0, 0) is empty: defined as 0, drawing nothing */
+    /* Reject the (2^32 mod n) lowest values so every residue is equally likely: each draw is
+     * rejected with probability below 1/2 (the all-zero state, whose draws would all be 0, is
+     * re-seeded by elsh_prng_u32). */
     uint32_t threshold = (0u - n) % n;
     uint32_t r;
     do {

@@ -28,6 +28,7 @@ int32_t elsh_requantize(int32_t acc, int32_t multiplier, int32_t shift)
 int elsh_qnet_quantize_input(const elsh_qnet *net, const float *x, int8_t *xq)
 {
     if (!net || !x || !xq) return ELSH_ERR_NULL;
+    if (!net->file) return ELSH_ERR_STATE; /* no model open */
     float inv = net->input_inv_scale;
     int32_t z = net->layers[0].in_zero;
     for (int32_t i = 0; i < net->n_in; i++) {

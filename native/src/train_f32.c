@@ -12,6 +12,7 @@
 
 void elsh_train_config_default(elsh_train_config *tc)
 {
+    if (!tc) return;
     tc->lr = 0.01f;
     tc->momentum_start = 0.5f;
     tc->momentum_end = 0.9f;
@@ -25,6 +26,7 @@ void elsh_train_config_default(elsh_train_config *tc)
 
 int64_t elsh_rebuild_interval(const elsh_train_config *tc, int32_t epoch, int64_t n)
 {
+    if (!tc) return 0;
     if (n < 1) n = 1;
     switch (tc->rebuild) {
     case ELSH_REBUILD_SEED: /* ten times an epoch for 10 epochs, every other epoch to 20, then never */
@@ -55,6 +57,7 @@ int elsh_train_sample(elsh_net *net, const elsh_train_config *tc, int32_t epoch,
                       const float *x, int32_t label, float *loss)
 {
     if (!net || !tc || !x) return ELSH_ERR_NULL;
+    if (!net->arena) return ELSH_ERR_STATE; /* never initialized (elsh_net_init) */
     if (!train_config_ok(tc) || epoch < 0) return ELSH_ERR_CONFIG;
     elsh_layer *out = &net->layers[net->n_layers - 1];
     if (label < 0 || label >= out->n_out) return ELSH_ERR_INPUT;
@@ -110,6 +113,7 @@ int elsh_train_batch(elsh_net *net, const elsh_train_config *tc, int32_t epoch, 
                      elsh_train_stats *stats)
 {
     if (!net || !tc || !x || !labels) return ELSH_ERR_NULL;
+    if (!net->arena) return ELSH_ERR_STATE;
     if (!train_config_ok(tc) || epoch < 0 || n < 0) return ELSH_ERR_CONFIG;
     size_t n_in = (size_t)net->cfg.n_in;
     for (int64_t s = 0; s < n; s++) {
@@ -131,6 +135,7 @@ int elsh_train_batch(elsh_net *net, const elsh_train_config *tc, int32_t epoch, 
 int elsh_net_fit_centers(elsh_net *net, const float *x, int64_t n)
 {
     if (!net || !x) return ELSH_ERR_NULL;
+    if (!net->arena) return ELSH_ERR_STATE;
     if (n < 1) return ELSH_ERR_INPUT;
     size_t n_in = (size_t)net->cfg.n_in;
     for (int32_t l = 0; l < net->n_layers; l++) {
@@ -167,6 +172,7 @@ int elsh_net_fit_centers(elsh_net *net, const float *x, int64_t n)
 int elsh_shuffle(elsh_net *net, int32_t *order, int64_t n)
 {
     if (!net || (!order && n > 0)) return ELSH_ERR_NULL;
+    if (!net->arena) return ELSH_ERR_STATE;
     if (n < 0 || n > INT32_MAX) return ELSH_ERR_INPUT;
     for (int64_t i = 0; i < n; i++) order[i] = (int32_t)i;
     for (int64_t i = n - 1; i > 0; i--) {

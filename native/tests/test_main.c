@@ -20,6 +20,8 @@
     X(test_prng_below_uniform)                                                               \
     X(test_prng_uniform_range)                                                               \
     X(test_prng_normal_moments)                                                              \
+    X(test_prng_below_zero_and_one)                                                          \
+    X(test_prng_all_zero_state_is_reseeded)                                                  \
     /* test_net.c */                                                                         \
     X(test_status_str)                                                                       \
     X(test_plan_accepts_valid_configs)                                                       \
@@ -89,6 +91,10 @@
     X(test_model_open_first_checks)                                                          \
     X(test_dot_products_all_versions)                                                        \
     X(test_attach_after_failed_open_fails)                                                   \
+    /* test_api_guards.c */                                                                  \
+    X(test_api_null_pointers)                                                                \
+    X(test_api_zeroed_float_net)                                                             \
+    X(test_api_zeroed_fixed_net)                                                             \
     /* test_probs.c */                                                                       \
     X(test_qnet_probs_softmax)                                                               \
     X(test_qnet_probs_exp_range)                                                             \
