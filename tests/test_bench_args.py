@@ -17,6 +17,7 @@ BENCH = ROOT / "tools" / "bench"
 # script -> arguments with one bad value
 BAD = {
     "accuracy.py": ["--seeds", "0,x"],
+    "bench_interop.py": ["--active", "0"],
     "bench_fixed.py": ["--hidden", "0"],
     "bench_fractions.py": ["--fractions", "5,0"],
     "bench_latency.py": ["--active", "200"],
