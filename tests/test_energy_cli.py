@@ -148,3 +148,71 @@ def test_plot_without_matplotlib_is_a_clear_error(models, monkeypatch):
     png = models["dir"] / "none.png"
     assert main(["energy", str(models["elsh"]), "--plot", str(png)]) == 2
     assert not png.exists()
+
+
+def test_issue_acceptance_fake_powercap_at_3w_with_idle_watts_1(tmp_path, capsys):
+    """The issue's check, through the command line: a powercap tree at a steady 3 W whose
+    counter wraps, --idle-watts 1: joules_per_inference x inferences = 2 W x elapsed_seconds
+    within 2%, with the keys the issue names."""
+    from test_energy_meters import FakeRapl
+
+    from edge_lsh.cli import main
+
+    model = Path(__file__).resolve().parents[1] / "export" / "golden" / "ternary_seed_tables.elsh"
+    with FakeRapl(tmp_path, idle_w=3.0, busy_w=3.0) as rapl:
+        argv = ["energy", str(model), "--data", "digits", "--meter", "rapl"]
+        argv += ["--powercap-root", str(tmp_path), "--idle-watts", "1", "--seconds", "1.5"]
+        argv += ["--repeat", "1", "--warmup", "0", "--samples", "20", "--json"]
+        assert main(argv) == 0
+        wraps = rapl.wraps
+    out = json.loads(capsys.readouterr().out)
+    assert wraps >= 3  # at 3 W the 1 J counter wraps every third of a second
+    for key in ("meter", "estimate", "joules_per_inference", "joules_per_multiplication",
+                "watts_mean", "idle_watts", "inferences", "elapsed_seconds",
+                "multiplications_per_inference"):  # fmt: skip
+        assert key in out, key
+    assert out["estimate"] is False and out["idle_watts"] == 1.0
+    assert out["watts_mean"] == pytest.approx(3.0, rel=0.02)
+    total = out["joules_per_inference"] * out["inferences"]
+    assert total == pytest.approx(2.0 * out["elapsed_seconds"], rel=0.02)
+    mults = out["multiplications_per_inference"]
+    assert out["joules_per_multiplication"] == pytest.approx(out["joules_per_inference"] / mults)
+
+
+def test_meter_model_gives_the_estimate_split_by_component(capsys):
+    from edge_lsh.cli import main
+
+    model = Path(__file__).resolve().parents[1] / "export" / "golden" / "ternary_seed_tables.elsh"
+    argv = ["energy", str(model), "--data", "digits", "--meter", "model:horowitz45", "--json"]
+    assert main([*argv, "--samples", "20"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["meter"] == "model:horowitz45" and out["estimate"] is True
+    parts = out["components"]
+    assert {"arithmetic", "hashing", "weight_memory", "table_memory"} <= set(parts)
+    whole = parts["arithmetic"] + parts["hashing"] + parts["weight_memory"] + parts["table_memory"]
+    assert whole == pytest.approx(out["joules_per_inference"])
+    assert parts["hashing"] > 0  # an LSH model pays for hashing, and it shows
+
+
+def test_a_profile_file_the_user_edits(tmp_path, capsys):
+    from edge_lsh.cli import main
+    from edge_lsh.energy.profiles import PROFILES
+
+    prof = PROFILES["horowitz45"].as_dict()
+    prof["name"] = "mine"
+    prof["figures"]["int8_mult"]["value"] = 0.4  # twice Horowitz's
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(prof))
+    model = Path(__file__).resolve().parents[1] / "export" / "golden" / "ternary_seed_tables.elsh"
+    argv = ["energy", str(model), "--data", "digits", "--samples", "20", "--json"]
+    assert main([*argv, "--meter", f"model:{path}"]) == 0
+    mine = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--meter", "model:horowitz45"]) == 0
+    base = json.loads(capsys.readouterr().out)
+    extra = mine["components"]["arithmetic"] + mine["components"]["hashing"]
+    extra -= base["components"]["arithmetic"] + base["components"]["hashing"]
+    assert extra == pytest.approx(0.2e-12 * base["multiplications_per_inference"])
+    del prof["figures"]["int8_mult"]["source"]
+    path.write_text(json.dumps(prof))
+    assert main([*argv, "--meter", f"model:{path}"]) == 2
+    assert "needs a finite value" in capsys.readouterr().err

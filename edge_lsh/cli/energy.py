@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge_lsh.cli.argtypes import fraction, non_negative_int, positive_int
+from edge_lsh.cli.argtypes import fraction, non_negative_float, non_negative_int, positive_int
 from edge_lsh.cli.common import HelpFormatter, add_label_column_arg, is_elsh, load_model_data
 from edge_lsh.data import SPEC_HELP
 from edge_lsh.energy.measure import fit_costs, measure
@@ -144,7 +145,37 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="V",
         help="rp2350: core supply voltage (DVDD) in volts",
     )
-    p.add_argument("--meter", metavar="SPEC", help=f"measure with a real meter: {METER_HELP}")
+    p.add_argument(
+        "--meter",
+        metavar="SPEC",
+        help=f"model[:PROFILE] (the modelled estimate, default horowitz45), or measure with a "
+        f"real meter: {METER_HELP}; rapl is powercap, pi5-pmic is pmic",
+    )
+    p.add_argument(
+        "--powercap-root",
+        metavar="DIR",
+        help="with --meter rapl/powercap: the powercap folder (default /sys/class/powercap)",
+    )
+    p.add_argument(
+        "--idle-watts",
+        type=non_negative_float,
+        metavar="W",
+        help="with --meter: the board's idle power, instead of measuring it first",
+    )
+    p.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="with --meter: measurements taken; the median is reported, with the spread",
+    )
+    p.add_argument(
+        "--warmup",
+        type=non_negative_float,
+        default=0.5,
+        metavar="S",
+        help="with --meter: seconds of inferences run before each measurement",
+    )
     p.add_argument(
         "--idle-seconds",
         type=positive_float,
@@ -246,7 +277,29 @@ def _measure(meter: Meter, model: Any, x: np.ndarray, args: argparse.Namespace) 
         model.predict(batch)
         return int(batch.shape[0])
 
-    return measure(meter, work, idle_seconds=args.idle_seconds, seconds=args.seconds).as_dict()
+    runs = [
+        measure(
+            meter,
+            work,
+            idle_seconds=args.idle_seconds,
+            seconds=args.seconds,
+            idle_watts=args.idle_watts,
+            warmup_seconds=args.warmup,
+        ).as_dict()
+        for _ in range(args.repeat)
+    ]
+    jpi = [r["joules_per_inference"] for r in runs]
+    mid = runs[int(np.argsort(jpi)[len(jpi) // 2])]  # the median run (the upper one of two)
+    return {
+        **mid,
+        "joules_per_inference": float(np.median(jpi)),
+        "joules_per_inference_min": min(jpi),
+        "joules_per_inference_max": max(jpi),
+        "watts_mean": float(np.mean([r["watts"] for r in runs])),
+        "inferences": sum(int(r["inferences"]) for r in runs),
+        "elapsed_seconds": sum(float(r["seconds"]) for r in runs),
+        "runs": runs,
+    }
 
 
 # ----------------------------------------------------------------------------- run
@@ -256,7 +309,16 @@ def run(args: argparse.Namespace) -> int:
     if args.list_profiles:
         return _list_profiles(args)
     _check_args(args)
-    meter = open_meter(args.meter) if args.meter else None  # a missing sensor fails here
+    model_meter = bool(args.meter) and args.meter.split(":", 1)[0].lower() == "model"
+    if model_meter:  # --meter model[:PROFILE]: the estimate, under that profile first
+        first = args.meter.partition(":")[2] or "horowitz45"
+        args.profile = [first, *[p for p in (args.profile or []) if p != first]]
+    spec = args.meter
+    if spec and args.powercap_root and spec.split(":")[0].lower() in ("powercap", "rapl"):
+        root = Path(args.powercap_root)  # a zone folder, or the powercap folder holding zones
+        zone = root if (root / "energy_uj").exists() else root / "intel-rapl:0"
+        spec = f"powercap:{zone}"
+    meter = open_meter(spec) if spec and not model_meter else None  # a missing sensor: here
     profiles = [get_profile(n) for n in (args.profile or list(PROFILES))]
 
     fixed = is_elsh(args.model)
@@ -293,11 +355,46 @@ def run(args: argparse.Namespace) -> int:
         summary["measured"] = _measure(meter, model, data.x_test, args)
         if args.fit:
             summary["fit"] = _fit(meter, model, data.x_test, args, fixed)
+    summary = {**_headline(summary, meter is None, profiles[0].name), **summary}
     summary["references"] = REFERENCES
     if args.plot:
         _plot(summary, args.plot)
     _print(summary, args.json)
     return 0
+
+
+def _headline(summary: dict[str, Any], estimated: bool, profile: str) -> dict[str, Any]:
+    """The figures a script reads first: joules per inference and per multiplication, from the
+    meter (median over --repeat) or, without one, modelled under the first profile."""
+    mults = float(summary["inference"]["ops"]["mul"])
+    head: dict[str, Any] = {"multiplications_per_inference": mults}
+    if estimated:
+        est = summary["inference"]["estimates"][profile]
+        jpi = est["joules_low"]
+        head.update(
+            meter=f"model:{profile}",
+            estimate=True,
+            joules_per_inference=jpi,
+            components=est.get("parts", {}),
+            watts_mean=None,
+            idle_watts=None,
+            inferences=None,
+            elapsed_seconds=None,
+        )
+    else:
+        m = summary["measured"]
+        jpi = m["joules_per_inference"]
+        head.update(
+            meter=m["meter"],
+            estimate=False,
+            joules_per_inference=jpi,
+            watts_mean=m["watts_mean"],
+            idle_watts=m["idle_watts"],
+            inferences=m["inferences"],
+            elapsed_seconds=m["elapsed_seconds"],
+        )
+    head["joules_per_multiplication"] = None if jpi is None or mults <= 0 else jpi / mults
+    return head
 
 
 def _training(args: argparse.Namespace, data: Any, profiles: list[Profile]) -> dict[str, Any]:

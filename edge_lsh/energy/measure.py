@@ -29,7 +29,7 @@ __all__ = ["Measurement", "measure", "fit_costs", "SyntheticMeter"]
 @dataclass
 class Measurement:
     meter: str
-    idle_seconds: float
+    idle_seconds: float  # 0 when the idle power was given (--idle-watts), not measured
     idle_watts: float
     seconds: float
     joules: float
@@ -48,20 +48,32 @@ def measure(
     idle_seconds: float = 2.0,
     seconds: float = 5.0,
     min_inferences: int = 1,
+    idle_watts: float | None = None,
+    warmup_seconds: float = 0.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Measurement:
-    """Measure idle watts for idle_seconds, then call work() (which runs some inferences and
-    returns how many) until `seconds` have passed and at least min_inferences were run.
-    The meter is started here and stopped at the end."""
-    if idle_seconds <= 0 or seconds <= 0:
+    """Measure idle watts for idle_seconds (or take idle_watts as given), warm up for
+    warmup_seconds (caches, clocks, the first call's one-time work), then call work() (which
+    runs some inferences and returns how many) until `seconds` have passed and at least
+    min_inferences were run, while the meter samples in its own thread. The meter is started
+    here and stopped at the end."""
+    if seconds <= 0 or (idle_watts is None and idle_seconds <= 0):
         raise ValueError("idle and measuring times must be > 0 seconds")
+    if idle_watts is not None and not (idle_watts >= 0 and np.isfinite(idle_watts)):
+        raise ValueError(f"idle power {idle_watts} W: must be a finite number >= 0")
     meter.start()
     try:
-        e0, t0 = meter.energy(), clock()
-        sleep(idle_seconds)
-        e1, t1 = meter.energy(), clock()
-        idle_w = (e1 - e0) / (t1 - t0)
+        if idle_watts is None:
+            e0, t0 = meter.energy(), clock()
+            sleep(idle_seconds)
+            e1, t1 = meter.energy(), clock()
+            idle_w = (e1 - e0) / (t1 - t0) if t1 > t0 else -1.0
+        else:
+            t0, t1, idle_w = 0.0, 1.0, float(idle_watts)
+        t_warm = clock()
+        while clock() - t_warm < warmup_seconds:
+            work()
         e2, t2 = meter.energy(), clock()
         n = 0
         while n < min_inferences or clock() - t2 < seconds:
@@ -77,9 +89,14 @@ def measure(
     joules, elapsed = e3 - e2, t3 - t2
     if joules < 0 or idle_w < 0:
         raise MeterError(f"{meter.name}: energy went backwards (a counter reset?)")
+    if joules <= idle_w * elapsed:
+        raise MeterError(
+            f"{meter.name}: no energy above idle ({joules / elapsed:.4g} W working, "
+            f"{idle_w:.4g} W idle): the meter does not see the work"
+        )
     return Measurement(
         meter=meter.name,
-        idle_seconds=t1 - t0,
+        idle_seconds=0.0 if idle_watts is not None else t1 - t0,
         idle_watts=idle_w,
         seconds=elapsed,
         joules=joules,

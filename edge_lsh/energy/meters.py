@@ -203,10 +203,15 @@ class PowercapMeter(CounterMeter):
         if not energy.exists():
             raise MeterError(
                 f"{self.path}: no powercap energy counter (energy_uj) there; this machine has no "
-                "RAPL zone at that path (list them with: ls /sys/class/powercap)"
+                "RAPL zone at that path (list them with: ls /sys/class/powercap). Virtual "
+                "machines usually expose none, and AMD CPUs need the amd_energy or a recent "
+                "intel_rapl driver"
             )
         if not os.access(energy, os.R_OK):
-            raise MeterError(f"{energy}: not readable (RAPL counters are often root-only)")
+            raise MeterError(
+                f"{energy}: not readable: RAPL counters are root-only on most kernels; run as "
+                f"root, or grant read access (sudo chmod a+r {energy})"
+            )
 
     def _int(self, name: str) -> int:
         p = self.path / name
@@ -498,6 +503,7 @@ def open_meter(spec: str) -> Meter:
     spec, MeterError for a device or file that is not there."""
     kind, _, rest = spec.partition(":")
     kind = kind.strip().lower()
+    kind = {"rapl": "powercap", "pi5-pmic": "pmic"}.get(kind, kind)  # the names the docs use
     parts = rest.split(":") if rest else []
     if kind == "powercap":
         return PowercapMeter(rest or POWERCAP_DEFAULT)

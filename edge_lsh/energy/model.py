@@ -47,8 +47,10 @@ PerPhase = dict[str, dict[str, float]]
 class Estimate:
     """Modelled joules of one inference (or training step) under one profile: ``low`` and
     ``high`` (equal unless a figure is a range), None when a figure it needs is not published.
-    ``parts`` splits the low estimate (arithmetic, memory); ``missing`` names the figures that
-    were null."""
+    ``parts`` splits the low estimate by component: ``hashing`` (the hash phase's arithmetic:
+    pooling, projections, collision counting), ``arithmetic`` (every other phase's), and the
+    bytes read of ``weight_memory`` and ``table_memory`` (``*_high``: the high estimate of the
+    memory parts); ``missing`` names the figures that were null."""
 
     profile: str
     kind: str
@@ -163,16 +165,29 @@ def _estimate_ops(
         e_mul, e_add = f["fp32_mult"], f["fp32_add"]
     mem = f["dram_read_64bit"]
     t = total_ops(ops)
-    arith_pj = t["mul"] * (e_mul.low or 0.0) + (t["add"] + t["cmp"]) * (e_add.low or 0.0)
+
+    def arith_pj(c: Mapping[str, float]) -> float:
+        return c["mul"] * (e_mul.low or 0.0) + (c["add"] + c["cmp"]) * (e_add.low or 0.0)
+
+    hash_ops = ops.get("hash", dict.fromkeys(OPS_KINDS, 0.0))
+    hashing = arith_pj(hash_ops)
+    arith = arith_pj(t) - hashing
     nbytes = t["weight_bytes"] + t["table_bytes"]
-    mem_low = nbytes * (mem.low or 0.0) / 8.0
-    mem_high = nbytes * (mem.high or 0.0) / 8.0
+    per_byte_low, per_byte_high = (mem.low or 0.0) / 8.0, (mem.high or 0.0) / 8.0
+    parts = {
+        "arithmetic": arith * PJ,
+        "hashing": hashing * PJ,
+        "weight_memory": t["weight_bytes"] * per_byte_low * PJ,
+        "table_memory": t["table_bytes"] * per_byte_low * PJ,
+        "weight_memory_high": t["weight_bytes"] * per_byte_high * PJ,
+        "table_memory_high": t["table_bytes"] * per_byte_high * PJ,
+    }
     return Estimate(
         profile=profile.name,
         kind=profile.kind,
-        low=(arith_pj + mem_low) * PJ,
-        high=(arith_pj + mem_high) * PJ,
-        parts={"arithmetic": arith_pj * PJ, "memory": mem_low * PJ, "memory_high": mem_high * PJ},
+        low=(arith + hashing + nbytes * per_byte_low) * PJ,
+        high=(arith + hashing + nbytes * per_byte_high) * PJ,
+        parts=parts,
         inputs={"arithmetic": arithmetic, "ops": t, "bytes": nbytes},
     )
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Figure", "Profile", "PROFILES", "REFERENCES", "get_profile"]
+__all__ = ["Figure", "Profile", "PROFILES", "REFERENCES", "get_profile", "load_profile"]
 
 HOROWITZ = (
     "M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, "
@@ -264,8 +264,64 @@ REFERENCES: dict[str, dict[str, object]] = {
 }
 
 
+def load_profile(path: str) -> Profile:
+    """A profile from a JSON file a user wrote or edited: the shape `edge-lsh energy
+    --list-profiles --json` prints for one profile ({"name", "title", "kind", "figures": {key:
+    {"value", "unit", "source", ["high", "verified", "note"]}}, "notes"}). Every figure must
+    name its source. ValueError saying what is wrong otherwise."""
+    import json
+    import math
+    from pathlib import Path
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        if len(text) > 1 << 20:
+            raise ValueError("larger than 1 MB")
+        raw = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"profile {path}: cannot read it as JSON ({exc})") from None
+    if not isinstance(raw, dict) or raw.get("kind") not in ("ops", "instructions", "board"):
+        raise ValueError(f"profile {path}: needs a 'kind' of ops, instructions or board")
+    base = PROFILES.get(str(raw.get("name", ""))) or next(
+        p for p in PROFILES.values() if p.kind == raw["kind"]
+    )
+    figures: dict[str, Figure] = {}
+    for key, f in (raw.get("figures") or {}).items():
+        ok = isinstance(f, dict) and isinstance(f.get("source"), str) and f["source"].strip()
+        value, high = (f.get("value"), f.get("high", f.get("value"))) if ok else (None, None)
+        for v in (value, high):
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                ok = False
+        if not ok:
+            raise ValueError(
+                f"profile {path}: figure {key!r} needs a finite value >= 0 (or null), a unit "
+                "and a source"
+            )
+        figures[str(key)] = Figure(
+            None if value is None else float(value),
+            str(f.get("unit", "")),
+            str(f["source"]),
+            high=None if high is None else float(high),
+            verified=bool(f.get("verified", True)),
+            note=str(f.get("note", "")),
+        )
+    missing = sorted(set(base.figures) - set(figures))
+    if missing:
+        raise ValueError(f"profile {path}: a {raw['kind']} profile needs figures {missing}")
+    return Profile(
+        name=str(raw.get("name") or Path(path).stem),
+        title=str(raw.get("title", "a user profile")),
+        kind=str(raw["kind"]),
+        figures=figures,
+        notes=tuple(str(n) for n in raw.get("notes", ())),
+    )
+
+
 def get_profile(name: str) -> Profile:
-    """The profile called name; ValueError naming the known ones otherwise."""
+    """The profile called name, or read from a JSON file when name ends in .json;
+    ValueError naming the known ones otherwise."""
+    if name.lower().endswith(".json"):
+        return load_profile(name)
     try:
         return PROFILES[name]
     except KeyError:
