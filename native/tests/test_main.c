@@ -98,6 +98,7 @@
     /* test_probs.c */                                                                       \
     X(test_qnet_probs_softmax)                                                               \
     X(test_qnet_probs_exp_range)                                                             \
+    X(test_qnet_probs_known_bits)                                                            \
     X(test_qnet_probs_states)
 
 #define DECLARE(fn) void fn(void);

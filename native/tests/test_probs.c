@@ -134,6 +134,31 @@ void test_qnet_probs_exp_range(void)
     CHECK_MSG(worst < 1.2e-7, "worst relative error %g", worst);
 }
 
+/* The same bits on every platform: known answers made on x86-64 (the cross-compiled unit tests
+ * check them on every ARM target under QEMU, make -C firmware_tests check). */
+void test_qnet_probs_known_bits(void)
+{
+    static probs_net p;
+    static const int32_t cases[3][NC] = {{-4535, -2991, -16, 241, 0, 0},
+                                          {-7, 1000, 999, -123456, 5, 0},
+                                          {INT32_MIN, -2000000000, 300000, INT32_MAX, 17, -1}};
+    static const int32_t n_active[3] = {4, NC, NC}, all[NC] = {0, 1, 2, 3, 4, 5};
+    static const float scales[3] = {0.00011516165f, 0.0123f, 1e-9f};
+    static const float want[3][NC] = {
+        {0x1.6d06p-3f, 0x1.b40e64p-3f, 0x1.331e0ap-2f, 0x1.3c57c2p-2f, 0.0f, 0.0f},
+        {0x1.19fbfap-19f, 0x1.019298p-1f, 0x1.fcd908p-2f, 0.0f, 0x1.46d56ap-19f, 0x1.3356c8p-19f},
+        {0x1.43dad6p-7f, 0x1.7751ecp-7f, 0x1.5ac2f6p-4f, 0x1.7310dap-1f, 0x1.5aa856p-4f, 0x1.5aa854p-4f},
+    };
+    for (int c = 0; c < 3; c++) {
+        float probs[NC];
+        probs_net_init(&p, cases[c], all, n_active[c], scales[c]);
+        CHECK_EQ_INT(elsh_qnet_probs(&p.net, probs), ELSH_OK);
+        for (int j = 0; j < NC; j++)
+            CHECK_MSG(memcmp(&probs[j], &want[c][j], sizeof(float)) == 0, "case %d class %d: %a, want %a", c, j,
+                      (double)probs[j], (double)want[c][j]);
+    }
+}
+
 void test_qnet_probs_states(void)
 {
     static probs_net p;
