@@ -36,6 +36,12 @@ from edge_lsh.fixed import FixedPointModel  # noqa: E402
 from edge_lsh.network import Network, TrainConfig  # noqa: E402
 
 
+def _memory_share(est: dict) -> float:
+    """The share of the low estimate spent reading weights and tables."""
+    parts = est["parts"]
+    return (parts["weight_memory"] + parts["table_memory"]) / est["joules_low"]
+
+
 def uj(v: float | None) -> str:
     return "null" if v is None else f"{v * 1e6:,.2f}"
 
@@ -141,6 +147,24 @@ def markdown(result: dict[str, Any]) -> str:
             f"{'not counted' if instr is None else f'{instr:,.0f}'} | {rng_uj(e['rp2350'])} | "
             f"{rng_uj(e['pi4'])} | {rng_uj(e['pi5'])} |"
         )
+    lines += [
+        "",
+        "Components of the horowitz45 estimate per inference (low end, µJ): arithmetic outside "
+        "hashing, hashing (pooling, projections, collision counting), weight bytes and table "
+        "bytes read:",
+        "",
+        "| network | arithmetic | hashing | weight memory | table memory | total |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for r in inf:
+        e = r["estimates"]["horowitz45"]
+        p = e["parts"]
+        name = "dense int8" if r["network"] == "dense" else "LSH"
+        lines.append(
+            f"| {name} | {p['arithmetic'] * 1e6:,.3f} | {p['hashing'] * 1e6:,.3f} | "
+            f"{p['weight_memory'] * 1e6:,.3f} | {p['table_memory'] * 1e6:,.3f} | "
+            f"{e['joules_low'] * 1e6:,.3f} |"
+        )
     lsh, dense = inf
     ratio = (
         dense["estimates"]["horowitz45"]["joules_low"]
@@ -149,7 +173,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"Dense / LSH, modelled (horowitz45): {ratio:.1f}x; memory traffic is "
-        f"{lsh['estimates']['horowitz45']['parts']['memory'] / lsh['estimates']['horowitz45']['joules_low'] * 100:.1f}% "  # noqa: E501
+        f"{_memory_share(lsh['estimates']['horowitz45']) * 100:.1f}% "
         "of the LSH figure (low end).",
     ]
     if lsh["m33_instructions"] and dense["m33_instructions"]:
@@ -215,26 +239,24 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    inf, tr = result["inference"], result["training"]
-    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2), dpi=100)
+    inf = result["inference"]
     colors = {"lsh": "#4477aa", "dense": "#cc6677"}
-    ax = axes[0]
-    groups = [("inference\n(int8)", inf), ("training step\n(float32)", tr)]
-    for gi, (_, rows) in enumerate(groups):
-        for ri, r in enumerate(rows):
-            e = r["estimates"]["horowitz45"]
-            lo, hi = e["joules_low"] * 1e6, e["joules_high"] * 1e6
-            xpos = gi + (ri - 0.5) * 0.36
-            ax.bar(xpos, lo, 0.34, color=colors[r["network"]],
-                   label=r["network"].upper() if gi == 0 else None)  # fmt: skip
-            ax.bar(xpos, hi - lo, 0.34, bottom=lo, color=colors[r["network"]], alpha=0.35)
-            ax.text(xpos, hi * 1.15, f"{lo:,.0f}-{hi:,.0f}", ha="center", fontsize=7)
-    ax.set_yscale("log")
-    ax.set_xticks([0, 1], [g[0] for g in groups], fontsize=8)
-    ax.set_ylabel("µJ, modelled (pale: DRAM high end)", fontsize=8)
-    ax.set_title("horowitz45: kernel energy", fontsize=9)
-    ax.legend(fontsize=8, loc="upper left")
-    ax.set_ylim(1.0, ax.get_ylim()[1] * 4)
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2), dpi=100)
+    ax = axes[0]  # energy per inference, LSH against dense, stacked by component
+    parts = [("arithmetic", "#4477aa"), ("hashing", "#ddaa33"), ("weight_memory", "#cc6677"),
+             ("table_memory", "#999933")]  # fmt: skip
+    names = ["LSH" if r["network"] == "lsh" else "dense int8" for r in inf]
+    bottom = [0.0] * len(inf)
+    for key, color in parts:
+        vals = [r["estimates"]["horowitz45"]["parts"][key] * 1e6 for r in inf]
+        ax.bar(names, vals, 0.5, bottom=bottom, color=color, label=key.replace("_", " "))
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    for i, total in enumerate(bottom):
+        ax.text(i, total * 1.02, f"{total:,.1f} µJ", ha="center", fontsize=8)
+    ax.set_ylim(0, max(bottom) * 1.15)
+    ax.set_ylabel("µJ per inference, modelled (low end)", fontsize=8)
+    ax.set_title("horowitz45: int8 inference by component", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
     ax = axes[1]
     counted = [r for r in inf if r["m33_instructions"]]
     if counted:
