@@ -434,7 +434,7 @@ def _fit(
         rows.append(ops)
         joules.append(m["joules_per_inference"])
         points.append({"active_fraction": frac, "dense": dense, **m})
-    result = fit_costs(rows, joules)
+    result = fit_costs(rows, joules, kinds=("mul", "bytes"))  # joules per mult and per byte
     result["points"] = points
     return result
 
@@ -479,7 +479,12 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
         )
     if "fit" in summary:
         f = summary["fit"]
-        costs = ", ".join(f"{k} {_fmt_j(v)}" for k, v in f["joules_per_op"].items())
+        ci = f.get("confidence_95") or {}
+        costs = ", ".join(
+            f"{k} {_fmt_j(v)}"
+            + (f" (95%: {_fmt_j(ci[k][0])} .. {_fmt_j(ci[k][1])})" if k in ci else "")
+            for k, v in f["joules_per_op"].items()
+        )
         print(f"{'fitted per op':20s} {costs} (condition number {f['condition_number']:.3g})")
     print("modelled kernel energy and measured board energy are separate figures: never add them")
 

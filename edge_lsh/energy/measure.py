@@ -115,7 +115,10 @@ def fit_costs(
     joules per inference: joules_i ~ sum_k cost_k x count_ik. Each row of ops_rows is the
     per-inference counts of one measured configuration (by phase, or summed). Needs at least
     as many configurations as kinds, differing enough to tell the kinds apart: the result says
-    how well (condition number, relative residual)."""
+    how well (condition number, relative residual) and, when there are more configurations
+    than kinds, a 95% confidence interval of each cost (Student's t on the residual). The kind
+    ``bytes`` is weight_bytes + table_bytes: the issue's fit of joules per multiplication and
+    per byte is ``kinds=("mul", "bytes")``."""
     rows: list[list[float]] = []
     for r in ops_rows:
         flat: dict[str, float] = {}
@@ -124,6 +127,7 @@ def fit_costs(
                 flat = total_ops(r)  # type: ignore[arg-type]
                 break
             flat[key] = float(value)
+        flat["bytes"] = flat.get("weight_bytes", 0.0) + flat.get("table_bytes", 0.0)
         rows.append([float(flat[k]) for k in kinds])
     A = np.asarray(rows, dtype=np.float64)
     b = np.asarray(joules, dtype=np.float64)
@@ -141,12 +145,26 @@ def fit_costs(
     costs = np.asarray(x, dtype=np.float64) / scale
     fitted = A @ costs
     resid = float(np.linalg.norm(fitted - b)) / max(float(np.linalg.norm(b)), 1e-300)
+    dof = A.shape[0] - A.shape[1]
+    ci: dict[str, list[float]] | None = None
+    if dof > 0:  # standard errors from the residual, scaled back to joules per op
+        sigma2 = float(np.sum((fitted - b) ** 2)) / dof
+        cov = sigma2 * np.linalg.pinv(As.T @ As)
+        se = np.sqrt(np.clip(np.diag(cov), 0.0, None)) / scale
+        t95 = _T95.get(dof, 1.96)
+        ci = {k: [float(c - t95 * s), float(c + t95 * s)] for k, c, s in zip(kinds, costs, se)}
     return {
         "joules_per_op": {k: float(c) for k, c in zip(kinds, costs)},
+        "confidence_95": ci,
         "condition_number": float(np.linalg.cond(As)),
         "relative_residual": resid,
         "configurations": int(A.shape[0]),
     }
+
+
+# two-sided 95% quantiles of Student's t by degrees of freedom (normal beyond 10)
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+        9: 2.262, 10: 2.228}  # fmt: skip
 
 
 class SyntheticMeter(Meter):
