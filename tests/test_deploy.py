@@ -94,9 +94,13 @@ def test_deploy_armv7_checked_under_qemu(tmp_path):
 
 
 def readme_files(readme: str) -> set[str]:
-    """The files the README's "What is here" list names."""
+    """The files (and folders, with a slash) the README's "What is here" list names."""
     part = readme.split("## What is here", 1)[1].split("\n## ", 1)[0]
     return set(re.findall(r"^- `([^`]+)`", part, re.M))
+
+
+def bundle_files(out: Path) -> set[str]:
+    return {p.name + ("/" if p.is_dir() else "") for p in out.iterdir()}
 
 
 @pytest.mark.skipif(not have("arm-none-eabi-gcc", "qemu-system-arm"), reason="no Cortex-M tools")
@@ -105,13 +109,14 @@ def test_deploy_pico2_firmware_checked_under_qemu(tmp_path, capsys):
     model = GOLDEN / "membership_notables.elsh"
     assert main(["deploy", str(model), "--target", "pico2", "--out", str(out), "--check"]) == 0
     assert "bit-exact" in capsys.readouterr().out
-    shipped = {p.name for p in out.iterdir()}
+    shipped = bundle_files(out)
     assert shipped == {
         "firmware-rp2350.uf2",
         "firmware-rp2350.elf",
         "firmware-qemu-an505.elf",
         "model_data.c",
         "sample.csv",
+        "pico-sdk/",
         "README.md",
     }
     readme = (out / "README.md").read_text()
@@ -220,7 +225,7 @@ def test_fake_check_passes_when_the_board_agrees(tmp_path, monkeypatch):
     r = deploy(MODEL, "pi5", tmp_path / "out", check=True)
     assert tools.qemu_runs == 1 and r.checked == CHECK_INPUTS
     assert (tmp_path / "out" / "model.elsh").read_bytes() == MODEL.read_bytes()
-    shipped = {p.name for p in (tmp_path / "out").iterdir()}
+    shipped = bundle_files(tmp_path / "out")
     assert readme_files((tmp_path / "out" / "README.md").read_text()) == shipped
     _, x, _, _ = _host_check_outputs()
     sample = np.loadtxt(tmp_path / "out" / "sample.csv", delimiter=",", dtype=np.float32)
@@ -304,7 +309,7 @@ def test_fake_firmware_check_passes_and_embeds_the_host_logits(tmp_path, monkeyp
         assert int(lines[3 + 3 * s]) == pred[s]
     sample = np.loadtxt(tmp_path / "p2" / "sample.csv", delimiter=",", dtype=np.float32)
     assert np.array_equal(sample, x)  # what the board is sent is what was checked
-    shipped = {p.name for p in (tmp_path / "p2").iterdir()}
+    shipped = bundle_files(tmp_path / "p2")
     assert readme_files((tmp_path / "p2" / "README.md").read_text()) == shipped
 
 

@@ -347,3 +347,46 @@ def test_deploy_budget_bounds_the_real_image(deployed, tmp_path):
     readme = (out / "README.md").read_text()
     assert f"{flash:,} of the {FW.board.flash_bytes:,} bytes of flash" in readme
     assert f"{ram:,} of the {FW.board.ram_bytes:,} bytes of SRAM" in readme
+
+
+# ----------------------------------------------------------------------------- the SDK project
+
+
+def test_sdk_project_compiles_and_links_against_stand_in_sdk_headers(deployed, tmp_path):
+    """pico-sdk/ cannot be built without the Pico SDK; what can be checked: CMakeLists.txt
+    names files that exist and the model's arena and width, and main.c with the kernel copied
+    next to it compiles (-Wall -Wextra -Werror) and links for the M33 against stand-ins for
+    the four SDK functions it calls (newlib provides the rest)."""
+    out, model = deployed
+    sdk = out / "pico-sdk"
+    cmake = (sdk / "CMakeLists.txt").read_text()
+    assert f"ARENA_BYTES={model.arena_bytes} N_IN={model.n_in}" in cmake
+    assert "set(PICO_BOARD pico2" in cmake and "pico_enable_stdio_usb(edge_lsh_pico2 1)" in cmake
+    assert "${CMAKE_CURRENT_LIST_DIR}/../model_data.c" in cmake and (out / "model_data.c").is_file()
+    assert "edge_lsh/src/*.c" in cmake and "@" not in cmake
+    kernel = sorted((sdk / "edge_lsh" / "src").glob("*.c"))
+    assert {p.name for p in kernel} == {p.name for p in (ROOT / "native" / "src").glob("*.c")}
+    stub = tmp_path / "stub"
+    (stub / "pico").mkdir(parents=True)
+    (stub / "pico" / "stdlib.h").write_text(
+        "#include <stdbool.h>\n#include <stdint.h>\n#define LIB_PICO_STDIO_USB 1\n"
+        "void stdio_init_all(void);\nbool stdio_usb_connected(void);\nvoid sleep_ms(uint32_t ms);\n"
+    )
+    (stub / "sdk.c").write_text(
+        '#include "pico/stdlib.h"\nvoid stdio_init_all(void) {}\n'
+        "bool stdio_usb_connected(void) { return true; }\n"
+        "void sleep_ms(uint32_t ms) { (void)ms; }\n"
+    )
+    cpu = [*TARGET.cflags, "-std=c99", "-ffp-contract=off", "-O2"]
+    inc = [f"-I{sdk}", f"-I{sdk / 'edge_lsh' / 'include'}", f"-I{stub}"]
+    defs = [f"-DARENA_BYTES={model.arena_bytes}", f"-DN_IN={model.n_in}"]
+    objs = []
+    for i, src in enumerate([sdk / "main.c", out / "model_data.c", stub / "sdk.c", *kernel]):
+        obj = tmp_path / f"{i}.o"
+        tool(
+            "gcc", *cpu, "-Wall", "-Wextra", "-Werror", *inc, *defs, "-c", str(src), "-o", str(obj)
+        )
+        objs.append(str(obj))
+    tool(
+        "gcc", *TARGET.cflags, "--specs=nosys.specs", *objs, "-lm", "-o", str(tmp_path / "sdk.elf")
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from edge_lsh.cli.common import HelpFormatter
@@ -46,6 +47,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return d
 
 
+def _bytes(path: Path) -> int:
+    """A file's size, or the total of a folder's files (pico2's pico-sdk/)."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
 def run(args: argparse.Namespace) -> int:
     from edge_lsh.deploy import deploy  # the toolchain code loads only when deploying
 
@@ -57,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         result = {
             "target": r.target,
             "out": str(r.out_dir),
-            "files": {str(f): f.stat().st_size for f in r.files},
+            "files": {str(f): _bytes(f) for f in r.files},
             "checked": r.checked,
             "binary_bytes": r.binary_bytes,
         }
@@ -66,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return 0
     for f in r.files:
-        print(f"{f}  {f.stat().st_size:,} bytes")
+        what = f"folder, {_bytes(f):,} bytes of files" if f.is_dir() else f"{_bytes(f):,} bytes"
+        print(f"{f}{'/' if f.is_dir() else ''}  {what}")
     if r.checked:
         print(f"checked under QEMU: {r.checked} inputs, predictions and logits bit-exact")
     print(f"next: see {r.out_dir / 'README.md'}")

@@ -17,6 +17,7 @@ a checkout) or from the copy a regular install carries in ``edge_lsh/_csrc``.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -184,16 +185,26 @@ def _deploy_into(
             result.binary_bytes = (tmp / names[0]).stat().st_size
             result.flash_bytes, result.ram_bytes = fw.flash_bytes, fw.ram_bytes
         (tmp / "README.md").write_text(_readme(target, model, model_name, result))
-        # Every file is complete in tmp; none of the names may be a folder in out (that would
-        # fail halfway through the renames below), so check them all before the first one.
-        blocked = [n for n in names if (out / n).is_dir()]
+        # Every file is complete in tmp; none of the bundle's files may be a folder in out, nor
+        # its folders (pico2's pico-sdk/) a file (that would fail halfway through the renames
+        # below), so check them all before the first one.
+        blocked = [n for n in names if (out / n).is_dir() and not (tmp / n).is_dir()]
         if blocked:
             raise DeployError(
                 f"{out}: {', '.join(blocked)} is a folder; remove it or pick a new --out"
             )
+        blocked = [n for n in names if (tmp / n).is_dir() and (out / n).is_file()]
+        if blocked:
+            raise DeployError(
+                f"{out}: {', '.join(blocked)} is a file where the bundle has a folder; remove "
+                "it or pick a new --out"
+            )
         out.mkdir(exist_ok=True)
         for name in names:  # each rename is atomic: a file is the old one or the new one
-            os.replace(tmp / name, out / name)
+            old = out / name
+            if (tmp / name).is_dir() and old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)  # the bundle's folder from an earlier deploy (--force)
+            os.replace(tmp / name, old)
         result.files = [out / n for n in names]
     return result
 
@@ -270,6 +281,8 @@ def _readme_firmware(
         "- `model_data.c`: the model as a 16-byte aligned const array (`fw_models[0].elsh`), with\n"
         "  the check inputs and the host's logits, for your own firmware\n"
         f"- `sample.csv`: {r.checked or CHECK_INPUTS} inputs to send over the UART, one a line\n"
+        "- `pico-sdk/`: the same model as a Pico SDK project (`CMakeLists.txt`, `main.c` with\n"
+        "  USB serial, the kernel in `edge_lsh/`; it uses `../model_data.c`): see below\n"
         "- `README.md`: this file\n\n"
         "## Wiring: UART0 on GPIO 0 and 1, 115200 baud, 8N1\n\n"
         "A 3.3 V USB-to-serial adapter (or a Raspberry Pi Debug Probe's UART):\n\n"
@@ -309,5 +322,14 @@ def _readme_firmware(
         "const int32_t *logits = elsh_qnet_logits(&net);     /* n_classes of them */\n"
         "```\n\n"
         "Each call returns a negative `ELSH_*` status on failure (`elsh_status_str`).\n\n"
+        "## With the Pico SDK instead\n\n"
+        "`pico-sdk/` builds the same kernel and model with the Pico SDK, talking over USB\n"
+        "serial (the Pico 2's own USB port, no adapter): the same self-test, `# ready` line and\n"
+        "answers. It was written, not built, by edge-lsh (no SDK on the build machine; its\n"
+        "`main.c` and the kernel were compiled against stand-in SDK headers only):\n\n"
+        "```sh\n"
+        "export PICO_SDK_PATH=/path/to/pico-sdk\n"
+        "cd pico-sdk && cmake -S . -B build && cmake --build build   # build/edge_lsh_pico2.uf2\n"
+        "```\n\n"
         f"Notes: {target.notes}\n"
     )

@@ -11,12 +11,15 @@ firmware_tests/Makefile builds its Pico 2 images.
   compares every answer with the host's.
 - ``model_data.c``: the model as a 16-byte aligned C array (with the check data), for one's own
   firmware.
+- ``pico-sdk/``: a Pico SDK project (CMakeLists.txt, main.c with USB serial, the kernel) that
+  builds the same model into an SDK image; text only, not built here (no SDK).
 
 ``check_fits`` compares the model with the board's flash and RAM before anything is compiled.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -32,6 +35,7 @@ from edge_lsh.fixed import FixedPointModel
 
 WARN = ("-Wall", "-Wextra")
 HEAP_SYMBOLS = {"malloc", "free", "calloc", "realloc", "_malloc_r", "_free_r", "_sbrk", "_sbrk_r"}
+SDK_DIR = "pico-sdk"
 RP2350_ELF = "firmware-rp2350.elf"
 RP2350_UF2 = "firmware-rp2350.uf2"
 QEMU_ELF = "firmware-qemu-an505.elf"
@@ -281,12 +285,32 @@ def build_firmware(
     except uf2.UF2Error as exc:
         raise DeployError(f"{RP2350_ELF}: {exc}") from None
     (tmp / RP2350_UF2).write_bytes(data)
+    _write_sdk_project(tmp / SDK_DIR, src, native, model)
     if check:
         result.serial_output = _run_qemu(tmp / QEMU_ELF, tmp / "sample.csv", target, say)
     local_model.unlink()
     expect.unlink()
-    result.files = [RP2350_UF2, RP2350_ELF, QEMU_ELF, "model_data.c"]
+    result.files = [RP2350_UF2, RP2350_ELF, QEMU_ELF, "model_data.c", SDK_DIR]
     return result
+
+
+def _write_sdk_project(dest: Path, src: Path, native: Path, model: FixedPointModel) -> None:
+    """pico-sdk/: CMakeLists.txt, main.c, fw_models.h and the kernel (edge_lsh/include,
+    edge_lsh/src), next to the bundle's model_data.c. Text only: no SDK is needed to write it."""
+    template = (src / "pico-sdk" / "CMakeLists.txt.in").read_text()
+    values = {"@ARENA_BYTES@": str(model.arena_bytes), "@N_IN@": str(model.n_in)}
+    for key, value in values.items():
+        template = template.replace(key, value)
+    (dest / "edge_lsh").mkdir(parents=True)
+    (dest / "CMakeLists.txt").write_text(template)
+    shutil.copy2(src / "pico-sdk" / "main.c", dest / "main.c")
+    shutil.copy2(src / "fw_models.h", dest / "fw_models.h")
+    shutil.copytree(native / "include", dest / "edge_lsh" / "include")
+    kernel = dest / "edge_lsh" / "src"
+    kernel.mkdir()
+    for f in sorted((native / "src").iterdir()):
+        if f.suffix in (".c", ".h"):
+            shutil.copy2(f, kernel / f.name)
 
 
 def _run_qemu(
