@@ -480,3 +480,22 @@ def test_force_replaces_an_existing_bundle(tmp_path, monkeypatch, capsys):
     with pytest.raises(DeployError, match="is a file; the deploy folder must be a folder"):
         deploy(MODEL, "pi5", blocker, force=True)  # and no "pass --force" advice
     assert blocker.read_text() == "x"
+
+
+def test_force_replaces_the_pico2_bundle_and_its_folder(tmp_path, monkeypatch):
+    FakeTools(monkeypatch)
+    out = tmp_path / "p2"
+    deploy(MODEL, "pico2", out)
+    (out / "pico-sdk" / "mine.txt").write_text("stale")  # a file of the old bundle's folder
+    (out / "notes.txt").write_text("mine")
+    deploy(GOLDEN / "membership_notables.elsh", "pico2", out, force=True)
+    assert not (out / "pico-sdk" / "mine.txt").exists()  # the folder is the new bundle's
+    fm = FixedPointModel.load(GOLDEN / "membership_notables.elsh")
+    assert f"ARENA_BYTES={fm.arena_bytes} " in (out / "pico-sdk" / "CMakeLists.txt").read_text()
+    assert (out / "notes.txt").read_text() == "mine"
+    blocked = tmp_path / "b"
+    blocked.mkdir()
+    (blocked / "pico-sdk").write_text("a file")
+    with pytest.raises(DeployError, match="pico-sdk is a file where the bundle has a folder"):
+        deploy(MODEL, "pico2", blocked, force=True)
+    assert sorted(p.name for p in blocked.iterdir()) == ["pico-sdk"]

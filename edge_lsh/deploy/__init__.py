@@ -1,9 +1,12 @@
 """``edge-lsh deploy``: the model and a kernel built for a board, in a folder ready to copy.
 
-targets.py    the boards: compiler, flags, QEMU command, Debian packages (one source of truth)
+targets.py    the boards: compiler, flags, memory, QEMU command, Debian packages (one source of
+              truth: firmware_tests/Makefile includes what `python targets.py --make` prints)
 toolchain.py  the C sources, finding a cross tool, running it with a clear error
 bundle.py     a Raspberry Pi bundle (static edge-lsh-run + model + README) and deploy()
-firmware.py   a Pico 2 (Cortex-M33) firmware image that embeds the model
+firmware.py   Pico 2 (RP2350) firmware embedding the model: the board image (.elf, .uf2), the
+              same program for QEMU (--check), a Pico SDK project; flash and RAM checked first
+uf2.py        a firmware ELF's flash bytes as a UF2 file (standalone, like targets.py)
 
 deploy("m.elsh", "pi4", "out/")                 # out/edge-lsh-run, model.elsh, README.md
 deploy("m.elsh", "pi4", "out/", check=True)     # and run it under QEMU against the host
