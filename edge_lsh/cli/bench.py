@@ -108,7 +108,13 @@ def run(args: argparse.Namespace) -> int:
     table = markdown(result)
     layers = "-".join(map(str, result.setup["layers"]))
     if args.plot:
-        plot(result, args.plot, f"{layers} on {data.name}, batch 1, one thread")
+        load = result.setup["machine"]["load_average"]
+        busy = (
+            f", load average {load[0]:.1f} on {result.setup['machine']['cpu_count']} cores"
+            if load
+            else ""
+        )
+        plot(result, args.plot, f"{layers} on {data.name}, batch 1, one thread{busy}")
         progress(f"wrote {args.plot}")
     if args.json:
         out = {
