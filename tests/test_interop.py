@@ -374,3 +374,26 @@ def test_mlp_from_qmodel_dequantizes_what_the_kernel_computes(digits) -> None:
         np.testing.assert_allclose(la.w, lb.w, rtol=1e-6, atol=1e-6)
     agree = (a.predict(digits.x_test) == net.predict(digits.x_test)).mean()
     assert agree > 0.97
+
+
+def test_tflite_reads_hybrid_and_dequantized_weights() -> None:
+    """Int8 weights with float activations (dynamic-range quantization) and float16 weights
+    behind a DEQUANTIZE op: both read as the float weights they stand for."""
+    rng = np.random.default_rng(7)
+    q = rng.integers(-127, 128, size=(3, 4)).astype(np.int8)
+    half = rng.normal(size=(2, 3)).astype(np.float16)
+    w = _Writer()
+    ops, types = w.tfl.BuiltinOperator, w.tfl.TensorType
+    x = w.tensor("x", types.FLOAT32, [1, 4])
+    wq = w.tensor("wq", types.INT8, [3, 4], w.buffer(q), [0.5], [0])
+    h = w.tensor("h", types.FLOAT32, [1, 3])
+    w.op(ops.FULLY_CONNECTED, 1, [x, wq, -1], [h], relu=True)
+    w16 = w.tensor("w16", types.FLOAT16, [2, 3], w.buffer(half))
+    w32 = w.tensor("w32", types.FLOAT32, [2, 3])
+    w.op(ops.DEQUANTIZE, 1, [w16], [w32])
+    y = w.tensor("y", types.FLOAT32, [1, 2])
+    w.op(ops.FULLY_CONNECTED, 1, [h, w32, -1], [y], relu=False)
+    mlp = read_tflite(w.finish([x], [y], "hybrid"))
+    assert mlp.layer_sizes == [4, 3, 2] and mlp.int8 is None
+    np.testing.assert_array_equal(mlp.layers[0].w, q.astype(np.float32) * 0.5)
+    np.testing.assert_array_equal(mlp.layers[1].w, half.astype(np.float32))

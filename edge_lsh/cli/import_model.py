@@ -42,6 +42,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("model", metavar="MODEL", help="an .onnx or .tflite file")
     add_data_args(p, default=None)
+    for action in p._actions:  # required here: an imported model records no data of its own
+        if action.dest == "data":
+            action.required = True
+            action.help = "the data to evaluate and fine-tune on (see Data specs)"
     d = defaults.LSH
     p.add_argument(
         "--active", type=fraction, default=d.active_fraction, help="active fraction per LSH layer"
@@ -69,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
     from edge_lsh.interop import model_format, read_model
     from edge_lsh.interop.convert import import_record, network_from_mlp
 
-    if args.data is None:
-        raise DataError("import needs --data SPEC: the data to evaluate and fine-tune on")
     if args.out:
         check_output_file(args.out, "model")
     fmt = model_format(args.model)
