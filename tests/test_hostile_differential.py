@@ -5,14 +5,17 @@ writer's helpers with one thing changed, sizes and offsets consistent and the CR
 that the change reaches the check behind it: a section dropped, repeated, resized, moved to
 another layer or type; an unknown section (optional, required, twice); a field of NET or a
 LAYER set to an edge value; a value inside REQUANT, HASH_COEF, PAD_ORDER, CENTER, TABLES or
-MEMBERSHIP out of its range; a header or section-table field. For every file the Python
-reader (read_elsh, and describe) and the C reader (FixedPointModel) must agree: both accept
-(and then compute the same logits), or both raise ElshFormatError with the same code. About
-1000 files, drawn deterministically from every candidate edit of every golden model; about a
-second."""
+MEMBERSHIP out of its range; a header or section-table field; a PREPROCESS section, valid or
+with a bad value, size or place; an LSH layer given L tables of K bits, straddling the
+per-file limits of FORMAT.md 5.8 (one table below the first L over a limit, and at it). For
+every file the Python reader (read_elsh, and describe) and the C reader (FixedPointModel) must
+agree: both accept (and then compute the same logits), or both raise ElshFormatError with the
+same code. About 1100 files, drawn deterministically from every candidate edit of every golden
+model; a few seconds."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import time
 import zlib
@@ -27,6 +30,7 @@ import pytest
 from edge_lsh.errors import ElshFormatError
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.format import describe, read_elsh
+from edge_lsh.format import layout as LAY
 from edge_lsh.format.layout import (
     BIAS,
     CENTER,
@@ -41,6 +45,8 @@ from edge_lsh.format.layout import (
     NET_STRUCT,
     NO_LAYER,
     PAD_ORDER,
+    PREPROCESS,
+    PREPROCESS_STRUCT,
     REQUANT,
     TABLES,
     WEIGHTS,
@@ -295,7 +301,111 @@ def raw_edits(name: str, layout: Layout, header: bool) -> Iterator[Candidate]:
     yield f"{name}: a longer buffer (legal)", lambda: data + b"\x00" * 100
 
 
+def preprocess_edits(name: str, layout: Layout) -> Iterator[Candidate]:
+    """A PREPROCESS section (FORMAT.md 4.1): valid, each bad value, a bad size or place."""
+    secs, flags = layout
+    nan, inf = float("nan"), float("inf")
+    bodies = {
+        "valid": (255.0, 0.0, 1.0, 0),
+        "min == max": (2.0, 3.0, 3.0, 0),
+        "divisor 0": (0.0, 0.0, 1.0, 0),
+        "divisor -1": (-1.0, 0.0, 1.0, 0),
+        "divisor NaN": (nan, 0.0, 1.0, 0),
+        "divisor inf": (inf, 0.0, 1.0, 0),
+        "min NaN": (1.0, nan, 1.0, 0),
+        "max -inf": (1.0, 0.0, -inf, 0),
+        "min > max": (1.0, 1.0, 0.5, 0),
+        "reserved": (1.0, 0.0, 1.0, 7),
+    }
+    for what, values in bodies.items():
+        body = PREPROCESS_STRUCT.pack(*values)
+        for where, at in (("last", len(secs)), ("first", 0)):
+            new = [*secs[:at], Section(PREPROCESS, NO_LAYER, body, 0), *secs[at:]]
+            yield f"{name}: PREPROCESS {what}, {where}", lambda n=new: assemble(n, flags=flags)
+    good = Section(PREPROCESS, NO_LAYER, PREPROCESS_STRUCT.pack(16.0, 0.0, 1.0, 0), 0)
+    for what, sec in (
+        ("required", good._replace(flags=1)),
+        ("15 bytes", good._replace(payload=good.payload[:15])),
+        ("20 bytes", good._replace(payload=good.payload + bytes(4))),
+        ("layer 0", good._replace(layer=0)),
+    ):
+        yield f"{name}: PREPROCESS {what}", lambda n=[*secs, sec]: assemble(n, flags=flags)
+    twice = [*secs, good, good]
+    yield f"{name}: PREPROCESS twice", lambda: assemble(twice, flags=flags)
+
+
+def _totals_over(qm: QModel, file_bytes: int) -> bool:
+    """Does a model (no tables stored) break a per-file limit (layout.py's arithmetic)?"""
+    buffers: list[int] = []
+    per_input = load = 0
+    for L in qm.layers:
+        f = dict(
+            n_in=L.n_in,
+            n_out=L.n_out,
+            use_lsh=L.use_lsh,
+            family=L.family,
+            tables=L.n_tables,
+            bits=L.bits,
+            hash_dim=L.hash_dim,
+            ternary_nnz=L.ternary_nnz,
+            dwta_bin=L.dwta_bin,
+            dwta_per_table=L.dwta_per_table,
+            hash_source=L.hash_source,
+            tables_stored=False,
+        )
+        buffers += LAY.layer_arena(is_output=L.is_output, **f)
+        i, a = LAY.layer_work(**f)
+        per_input, load = per_input + i, load + a
+    limit = LAY.file_limit
+    return (
+        LAY.arena_bytes(qm.n_in, buffers)
+        > limit(LAY.LIMIT_ARENA_BASE, LAY.LIMIT_ARENA_PER_BYTE, file_bytes)
+        or per_input > limit(LAY.LIMIT_INPUT_WORK_BASE, LAY.LIMIT_INPUT_WORK_PER_BYTE, file_bytes)
+        or load > limit(LAY.LIMIT_LOAD_WORK_BASE, LAY.LIMIT_LOAD_WORK_PER_BYTE, file_bytes)
+    )
+
+
+def limit_edits(name: str, qm: QModel) -> Iterator[Candidate]:
+    """An LSH layer given L tables of K bits, its hash functions drawn from the seed, no tables
+    stored (the file's size then does not depend on L): L = 1024, and one below and at the
+    first L over a per-file limit (FORMAT.md 5.8)."""
+    for li, L in enumerate(qm.layers):
+        if not L.use_lsh:
+            continue
+        for K in (8, 15):
+
+            def edited(T: int, li: int = li, K: int = K) -> QModel:
+                layers = list(qm.layers)
+                old = layers[li]
+                layers[li] = dataclasses.replace(
+                    old,
+                    n_tables=T,
+                    bits=K,
+                    hash_source=0,
+                    membership=None,
+                    table_offsets=None,
+                    table_ids=None,
+                    dwta_per_table=H.dwta_per_table(K, old.dwta_bin) if old.family == H.DWTA else 0,
+                )
+                return dataclasses.replace(qm, layers=layers)
+
+            def file(T: int, edited=edited) -> bytes:
+                return assemble(model_sections(edited(T), tables=False), flags=0)
+
+            size = len(file(1))
+            lo, hi = 1, 1024
+            while lo < hi:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if _totals_over(edited(mid), size) else (mid + 1, hi)
+            what = f"{name}: layer {li} K={K}"
+            yield f"{what} L=1024", lambda file=file: file(1024)
+            if lo < 1024 or _totals_over(edited(1024), size):
+                yield f"{what} L={lo - 1}, under the limit", lambda f=file, t=lo - 1: f(t)
+                yield f"{what} L={lo}, at the first L over", lambda f=file, t=lo: f(t)
+
+
 QUOTA = {"section": 450, "record": 300, "value": 120, "header": 60, "entry": 150}
+QUOTA |= {"preprocess": 80, "limits": 20}
 
 
 @cache
@@ -308,6 +418,8 @@ def corpus() -> list[Candidate]:
         groups["value"] += value_edits(name, qm, layout)
         groups["header"] += raw_edits(name, layout, header=True)
         groups["entry"] += raw_edits(name, layout, header=False)
+        groups["preprocess"] += preprocess_edits(name, layout)
+        groups["limits"] += limit_edits(name, qm)
     out = []
     # every header edit of two models (the rest would repeat them), samples of the others
     groups["header"] = [
@@ -346,7 +458,7 @@ def same_logits(qm: QModel, fm: FixedPointModel, seed: int) -> bool:
 
 def test_the_corpus_is_what_it_claims() -> None:
     files = corpus()
-    assert len(files) >= 900
+    assert len(files) >= 1000
     assert len({label for label, _ in files}) == len(files)
     assert len(bases()) >= 8  # every golden model is a base
 
@@ -393,6 +505,7 @@ def test_both_readers_give_the_same_verdict_on_every_file() -> None:
         "ELSH_FMT_QUANT",
         "ELSH_FMT_HASH",
         "ELSH_FMT_TABLES",
+        "ELSH_FMT_LIMITS",
     }
     assert expected <= set(verdicts), expected - set(verdicts)
 

@@ -111,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
     }
     if net.data:
         info["data"] = net.data  # eval, run and edge-lsh-run find the data and scaling here
+    if net.data and "input_range" in net.data:  # the PREPROCESS section (FORMAT.md 4.1)
+        lo, hi = net.data["input_range"]
+        divisor = net.data.get("preprocess", {}).get("divisor", 1.0)
+        qm.preprocess = (float(divisor), float(lo), float(hi))
     tables = not args.no_tables
     blob = elsh_format.elsh_bytes(qm, tables=tables, info=info)
     fixed = FixedPointModel(blob, args.out)

@@ -47,7 +47,8 @@ def section_sizes(source: QModel | Source, tables: bool = True) -> list[dict[str
 
 def describe(source: QModel | Source, tables: bool = True) -> dict[str, Any]:
     """A JSON-ready summary of a model file (or of the file a QModel would make): network
-    fields, per layer its shape, quantization and hash configuration, and bytes per section.
+    fields, the PREPROCESS section (None without one), per layer its shape, quantization and
+    hash configuration, and bytes per section.
     Every rule of FORMAT.md is checked (ElshFormatError), but hash functions stored as a seed
     are not drawn and tables are not built: describing any file takes milliseconds."""
     data = _file_bytes(source, tables)
@@ -101,5 +102,8 @@ def describe(source: QModel | Source, tables: bool = True) -> dict[str, Any]:
         "layers": layers,
         "sections": sections,
         "bytes_by_section": by_type,
+        "preprocess": None
+        if qm.preprocess is None
+        else dict(zip(("input_divisor", "input_min", "input_max"), qm.preprocess)),
         "info": qm.info,
     }

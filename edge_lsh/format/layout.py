@@ -1,6 +1,8 @@
 """The byte layout of an ``.elsh`` file (export/FORMAT.md sections 2-5): magic, version,
 header and section-entry records, section types, and the work limits that keep any file from
-making a reader hang. Shared by the writer, the reader and the description."""
+making a reader hang or ask for memory out of proportion to its size (the per-layer limits of
+5.1 and the per-file totals of 5.8, the same constants as native/include/edge_lsh.h). Shared
+by the writer, the reader and the description."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from edge_lsh.oracle import hashgen
 
 MAGIC = b"ELSH\r\n\x1a\n"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1  # the newest minor this package reads and writes (1.1: PREPROCESS)
 BYTE_ORDER = 0x04030201
 HEADER_BYTES = 64
 ENTRY_BYTES = 32
@@ -31,10 +33,30 @@ MAX_SCAN_WORK = 2**24  # table entries one input may scan: L * n_out
 MAX_DRAW_WORK = 2**24  # PRNG draws to make the hash functions from the seed
 MAX_BUILD_WORK = 2**28  # operations to build a layer's tables at load (both passes)
 DWTA_MAX_PROBES = 16
+# Per-file totals (FORMAT.md 5.8): at most max(BASE, PER_BYTE * file_bytes) each; edge_lsh.h's
+# ELSH_LIMIT_* (tests/test_hostile_caps.py checks that the two agree).
+LIMIT_ARENA_BASE = 2**25  # bytes of arena elsh_model_attach needs
+LIMIT_ARENA_PER_BYTE = 16
+LIMIT_INPUT_WORK_BASE = 2**25  # operations per input, every neuron computed
+LIMIT_INPUT_WORK_PER_BYTE = 16
+LIMIT_LOAD_WORK_BASE = 2**25  # operations at attach: hash functions drawn, tables built
+LIMIT_LOAD_WORK_PER_BYTE = 1024
+ARENA_ALIGN = 64  # every buffer of the arena starts at a multiple of this (C: ELSH_ARENA_ALIGN)
 
-NET, LAYER, WEIGHTS, BIAS, REQUANT, HASH_COEF, PAD_ORDER, CENTER, TABLES, INFO, MEMBERSHIP = range(
-    1, 12
-)
+(
+    NET,
+    LAYER,
+    WEIGHTS,
+    BIAS,
+    REQUANT,
+    HASH_COEF,
+    PAD_ORDER,
+    CENTER,
+    TABLES,
+    INFO,
+    MEMBERSHIP,
+    PREPROCESS,
+) = range(1, 13)
 SECTION_NAMES = {
     NET: "NET",
     LAYER: "LAYER",
@@ -47,8 +69,11 @@ SECTION_NAMES = {
     TABLES: "TABLES",
     INFO: "INFO",
     MEMBERSHIP: "MEMBERSHIP",
+    PREPROCESS: "PREPROCESS",
 }
-NETWORK_SECTIONS = (NET, INFO)
+NETWORK_SECTIONS = (NET, INFO, PREPROCESS)
+# the first minor version that knows each type (a file using one says at least that minor)
+SECTION_MINOR = {PREPROCESS: 1}
 
 
 def section_name(t: int) -> str:
@@ -60,10 +85,12 @@ HEADER_STRUCT = struct.Struct("<8sHHIIIQQII16s")
 ENTRY_STRUCT = struct.Struct("<IIQQII")
 NET_STRUCT = struct.Struct("<IIIfQ8s")
 LAYER_STRUCT = struct.Struct("<IIIBBBBBBBBHHHHHHiiff16s")
+PREPROCESS_STRUCT = struct.Struct("<fffI")  # input_divisor, input_min, input_max, reserved
 assert HEADER_STRUCT.size == HEADER_BYTES and ENTRY_STRUCT.size == ENTRY_BYTES
 NET_STRUCT_BYTES = 32
 LAYER_STRUCT_BYTES = 64
 assert NET_STRUCT.size == NET_STRUCT_BYTES and LAYER_STRUCT.size == LAYER_STRUCT_BYTES
+assert PREPROCESS_STRUCT.size == 16
 
 
 def le_bytes(a: np.ndarray, dtype: str) -> bytes:
@@ -118,3 +145,85 @@ def draw_work(
     if family == hashgen.TERNARY:
         return tables * bits * draws(ternary_nnz)
     return tables * dwta_per_table * draws(dwta_bin)
+
+
+def layer_work(
+    *,
+    n_in: int,
+    n_out: int,
+    use_lsh: bool,
+    family: int = 0,
+    tables: int = 0,
+    bits: int = 0,
+    hash_dim: int = 0,
+    ternary_nnz: int = 0,
+    dwta_bin: int = 0,
+    dwta_per_table: int = 0,
+    hash_source: int = 0,
+    tables_stored: bool = True,
+) -> tuple[int, int]:
+    """A layer's share of a file's totals (FORMAT.md 5.8): (operations per input, operations at
+    attach). Per input: every neuron's dot product n_in * n_out and, for an LSH layer, pooling
+    n_in, hashing (hash_work) and the table entries scanned, L * n_out at most. At attach: the
+    draws of hash functions from the seed (draw_work, hash_source 0) and building the tables
+    when the file stores none, 2 * n_out * (hash_work + n_in)."""
+    if not use_lsh:
+        return n_in * n_out, 0
+    args = (family, tables, bits, hash_dim, ternary_nnz, dwta_bin, dwta_per_table)
+    hw = hash_work(*args)
+    per_input = n_in * n_out + n_in + hw + tables * n_out
+    load = (draw_work(*args) if hash_source == 0 else 0) + (
+        0 if tables_stored else 2 * n_out * (hw + n_in)
+    )
+    return per_input, load
+
+
+def layer_arena(
+    *,
+    n_in: int,
+    n_out: int,
+    is_output: bool,
+    use_lsh: bool,
+    family: int = 0,
+    tables: int = 0,
+    bits: int = 0,
+    hash_dim: int = 0,
+    ternary_nnz: int = 0,
+    dwta_bin: int = 0,
+    dwta_per_table: int = 0,
+    hash_source: int = 0,
+    tables_stored: bool = True,
+) -> list[int]:
+    """The byte sizes of a layer's arena buffers, in the C reader's order (model_io.c layout):
+    input minus zero point, active ids, outputs, logits (output layer); for an LSH layer the
+    hashing and selection scratch, the hash functions and padding order drawn from the seed
+    (hash_source 0) and the tables built at attach (none stored)."""
+    out = [2 * n_in, 4 * n_out, n_out] + ([4 * n_out] if is_output else [])
+    if not use_lsh:
+        return out
+    out += [4 * hash_dim, 4 * tables, 4 * (tables + 1), 2 * n_out, 2 * (n_out + 1)]
+    if hash_source == 0:
+        if family == hashgen.SIMHASH:
+            out.append(tables * bits * hash_dim)
+        elif family == hashgen.TERNARY:
+            out += [2 * tables * bits * ternary_nnz, tables * bits * ternary_nnz]
+        else:
+            out.append(2 * tables * dwta_per_table * dwta_bin)
+        out.append(2 * n_out)
+    if not tables_stored:
+        out += [4 * (tables * (1 << bits) + 1), 2 * tables * n_out]
+    return out
+
+
+def arena_bytes(n_in: int, buffers: list[int]) -> int:
+    """The arena elsh_model_open asks for: the network input (n_in bytes), then each buffer
+    at the next multiple of ARENA_ALIGN, in order; the end of the last one."""
+    used = n_in
+    for size in buffers:
+        used = -(-used // ARENA_ALIGN) * ARENA_ALIGN + size
+    return used
+
+
+def file_limit(base: int, per_byte: int, file_bytes: int) -> int:
+    """The most a file of file_bytes may ask for: max(base, per_byte * file_bytes)."""
+    return max(base, per_byte * file_bytes)

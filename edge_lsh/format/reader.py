@@ -39,6 +39,12 @@ from edge_lsh.format.layout import (
     INFO,
     LAYER,
     LAYER_STRUCT,
+    LIMIT_ARENA_BASE,
+    LIMIT_ARENA_PER_BYTE,
+    LIMIT_INPUT_WORK_BASE,
+    LIMIT_INPUT_WORK_PER_BYTE,
+    LIMIT_LOAD_WORK_BASE,
+    LIMIT_LOAD_WORK_PER_BYTE,
     MAGIC,
     MAX_BITS,
     MAX_BUILD_WORK,
@@ -56,13 +62,19 @@ from edge_lsh.format.layout import (
     NETWORK_SECTIONS,
     NO_LAYER,
     PAD_ORDER,
+    PREPROCESS,
+    PREPROCESS_STRUCT,
     REQUANT,
     SECTION_NAMES,
     TABLES,
     VERSION_MAJOR,
     WEIGHTS,
+    arena_bytes,
     draw_work,
+    file_limit,
     hash_work,
+    layer_arena,
+    layer_work,
     section_name,
 )
 from edge_lsh.oracle import hashgen
@@ -238,6 +250,83 @@ def _check_net(payload: bytes) -> tuple[int, int, int, float, int]:
     if reserved != bytes(8):
         raise bad("reserved bytes 24..31 are not zero")
     return n_in, n_layers, n_classes, inv, seed
+
+
+def _check_preprocess(payload: bytes) -> tuple[float, float, float]:
+    """PREPROCESS (FORMAT.md 4.1): divisor finite and > 0, min and max finite, min <= max,
+    reserved zero; bad values are ELSH_FMT_NET as in the C reader."""
+    divisor, lo, hi, reserved = PREPROCESS_STRUCT.unpack(payload)
+
+    def bad(msg: str) -> ElshFormatError:
+        return _fail("ELSH_FMT_NET", f"PREPROCESS: {msg}")
+
+    if not _f32_ok(divisor):
+        raise bad(f"input_divisor is {divisor}, expected a finite number > 0")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise bad(f"input range is [{lo}, {hi}], expected finite numbers")
+    if not lo <= hi:
+        raise bad(f"input_min {lo} is above input_max {hi}")
+    if reserved:
+        raise bad("reserved bytes 12..15 are not zero")
+    return divisor, lo, hi
+
+
+def _check_totals(layers: list[QLayer], n_in: int, tables_flag: bool, fbytes: int) -> None:
+    """The file's totals against its size (FORMAT.md 5.8), as the C reader checks them at the
+    end of elsh_model_open: the arena, the work per input and the work at attach."""
+    buffers: list[int] = []
+    per_input = load = 0
+    for L in layers:
+        fields: dict[str, Any] = dict(
+            n_in=L.n_in,
+            n_out=L.n_out,
+            use_lsh=L.use_lsh,
+            family=L.family,
+            tables=L.n_tables,
+            bits=L.bits,
+            hash_dim=L.hash_dim,
+            ternary_nnz=L.ternary_nnz,
+            dwta_bin=L.dwta_bin,
+            dwta_per_table=L.dwta_per_table,
+            hash_source=L.hash_source,
+            tables_stored=tables_flag,
+        )
+        buffers += layer_arena(is_output=L.is_output, **fields)
+        i, a = layer_work(**fields)
+        per_input += i
+        load += a
+    checks = (
+        (
+            f"an arena of {arena_bytes(n_in, buffers)} bytes",
+            arena_bytes(n_in, buffers),
+            LIMIT_ARENA_BASE,
+            LIMIT_ARENA_PER_BYTE,
+            "store the tables (read in place, not built), or use fewer tables or bits",
+        ),
+        (
+            f"{per_input} operations per input",
+            per_input,
+            LIMIT_INPUT_WORK_BASE,
+            LIMIT_INPUT_WORK_PER_BYTE,
+            "use fewer tables, bits or neurons",
+        ),
+        (
+            f"{load} operations at load",
+            load,
+            LIMIT_LOAD_WORK_BASE,
+            LIMIT_LOAD_WORK_PER_BYTE,
+            "store the tables and the hash functions",
+        ),
+    )
+    for what, value, base, per_byte, fix in checks:
+        limit = file_limit(base, per_byte, fbytes)
+        if value > limit:
+            raise _fail(
+                "ELSH_FMT_LIMITS",
+                f"the model asks for {what}, more than a {fbytes}-byte file may: "
+                f"max(2^{base.bit_length() - 1}, {per_byte} * file_bytes) = {limit} "
+                f"(FORMAT.md 5.8 work limits; {fix})",
+            )
 
 
 def _check_layer(
@@ -778,6 +867,14 @@ def parse(data: bytes, *, build_tables: bool = True, hash_functions: bool = True
     if net.size != NET_STRUCT.size:
         raise _fail("ELSH_FMT_SIZE", f"NET is {net.size} bytes, expected {NET_STRUCT.size}")
     n_in, n_layers, n_classes, inv, seed = _check_net(data[net.offset : net.offset + net.size])
+    preprocess = None
+    pe = known.get((PREPROCESS, NO_LAYER))
+    if pe is not None:
+        if pe.size != PREPROCESS_STRUCT.size:
+            raise _fail(
+                "ELSH_FMT_SIZE", f"PREPROCESS is {pe.size} bytes, expected {PREPROCESS_STRUCT.size}"
+            )
+        preprocess = _check_preprocess(data[pe.offset : pe.offset + pe.size])
     for e in entries:
         if e.type in SECTION_NAMES and e.type not in NETWORK_SECTIONS and e.layer >= n_layers:
             raise _fail(
@@ -809,6 +906,7 @@ def parse(data: bytes, *, build_tables: bool = True, hash_functions: bool = True
         _bind_layer(data, known, L, li, tables_flag)
         layers.append(L)
         fan_in = L.n_out
+    _check_totals(layers, n_in, tables_flag, fbytes)
 
     for li, L in enumerate(layers):  # the checks and work of elsh_model_attach
         if not L.use_lsh:
@@ -838,6 +936,7 @@ def parse(data: bytes, *, build_tables: bool = True, hash_functions: bool = True
         seed=seed,
         layers=layers,
         info=info,
+        preprocess=preprocess,
     )
 
 

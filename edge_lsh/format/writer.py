@@ -39,10 +39,12 @@ from edge_lsh.format.layout import (
     NET_STRUCT,
     NO_LAYER,
     PAD_ORDER,
+    PREPROCESS,
+    PREPROCESS_STRUCT,
     REQUANT,
+    SECTION_MINOR,
     TABLES,
     VERSION_MAJOR,
-    VERSION_MINOR,
     WEIGHTS,
     align_up,
     le_bytes,
@@ -65,10 +67,14 @@ def assemble(
     sections: Sequence[Section],
     *,
     flags: int = 0,
-    version: tuple[int, int] = (VERSION_MAJOR, VERSION_MINOR),
+    version: tuple[int, int] | None = None,
 ) -> bytes:
     """Lay out the sections in the given order (each at the next multiple of 64 after the
-    section table, zero padding between) under a header with the CRC filled in."""
+    section table, zero padding between) under a header with the CRC filled in. The version
+    is by default 1.0, or the first minor that knows every section type used (1.1 with a
+    PREPROCESS section), so that a file without the newer sections stays a 1.0 file."""
+    if version is None:
+        version = (VERSION_MAJOR, max([0] + [SECTION_MINOR.get(s.type, 0) for s in sections]))
     table_end = HEADER_BYTES + ENTRY_BYTES * len(sections)
     entries = []
     pos = table_end
@@ -143,7 +149,8 @@ def model_sections(
 ) -> list[Section]:
     """The sections of a model in the writer's order: NET, every LAYER, then per layer
     WEIGHTS, BIAS, REQUANT, HASH_COEF, PAD_ORDER, CENTER, then TABLES (with tables) or
-    MEMBERSHIP (without tables, when some table leaves a neuron out), then INFO."""
+    MEMBERSHIP (without tables, when some table leaves a neuron out), then PREPROCESS (when the
+    model has one, optional: FORMAT.md 4.1), then INFO."""
     out = [
         Section(
             NET,
@@ -179,6 +186,10 @@ def model_sections(
             members = L.partial_membership()
             if members is not None:
                 out.append(Section(MEMBERSHIP, li, _membership_payload(members)))
+    if model.preprocess is not None:
+        divisor, lo, hi = model.preprocess
+        payload = PREPROCESS_STRUCT.pack(divisor, lo, hi, 0)
+        out.append(Section(PREPROCESS, NO_LAYER, payload, 0))
     info = model.info if info is None else info
     if info is not None:
         text = json.dumps(info, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -196,6 +207,10 @@ def elsh_bytes(model: QModel, tables: bool = True, info: dict[str, Any] | None =
         flags=HEADER_FLAG_TABLES if tables and any_lsh else 0,
     )
     back = parse(data, build_tables=False)
+    if model.preprocess is not None and back.preprocess != tuple(
+        float(np.float32(v)) for v in model.preprocess
+    ):
+        raise ValueError(f"preprocess {model.preprocess} does not survive writing (float32)")
     for li, (a, b) in enumerate(zip(model.layers, back.layers)):
         diff = a.first_difference(b)
         if diff:

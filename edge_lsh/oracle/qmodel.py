@@ -175,7 +175,8 @@ class QLayer:
 
 @dataclass(eq=False)
 class QModel:
-    """A quantized network: NET fields, the layers, and the optional INFO JSON."""
+    """A quantized network: NET fields, the layers, the optional INFO JSON and the optional
+    PREPROCESS section: (input_divisor, input_min, input_max), inputs = raw / divisor."""
 
     n_in: int
     n_classes: int
@@ -183,6 +184,7 @@ class QModel:
     seed: int
     layers: list[QLayer]
     info: dict[str, Any] | None = field(default=None)
+    preprocess: tuple[float, float, float] | None = None
 
     @property
     def n_layers(self) -> int:

@@ -149,7 +149,20 @@ typedef struct {
 
 #define ELSH_FILE_ALIGN 16
 #define ELSH_FORMAT_MAJOR 1
-#define ELSH_FORMAT_MINOR 0
+#define ELSH_FORMAT_MINOR 1
+
+/* Work limits per file (FORMAT.md 5.8): a model file of F bytes may ask for at most
+ * max(BASE, PER_BYTE * F) bytes of arena, operations per input (every neuron computed) and
+ * operations at attach (hash functions drawn from the seed, tables built); a file that asks
+ * for more is rejected with ELSH_FMT_LIMITS. The arena a file passes with is what
+ * elsh_model_open returns: a device may refuse a smaller one of its own (edge-lsh-run
+ * --max-arena). */
+#define ELSH_LIMIT_ARENA_BASE 33554432u          /* 2^25 bytes */
+#define ELSH_LIMIT_ARENA_PER_BYTE 16u
+#define ELSH_LIMIT_INPUT_WORK_BASE 33554432u     /* 2^25 operations */
+#define ELSH_LIMIT_INPUT_WORK_PER_BYTE 16u
+#define ELSH_LIMIT_LOAD_WORK_BASE 33554432u      /* 2^25 operations */
+#define ELSH_LIMIT_LOAD_WORK_PER_BYTE 1024u
 
 /* Why a model file was rejected (elsh_model_open, elsh_model_attach). */
 typedef enum {
@@ -170,7 +183,8 @@ typedef enum {
     ELSH_FMT_LAYER = -114,          /* LAYER section value out of range or inconsistent */
     ELSH_FMT_QUANT = -115,          /* requantization multiplier or shift out of range */
     ELSH_FMT_HASH = -116,           /* hash coefficients, padding order or center invalid */
-    ELSH_FMT_TABLES = -117          /* tables or membership bits invalid (bad offset, id, repeat) */
+    ELSH_FMT_TABLES = -117,         /* tables or membership bits invalid (bad offset, id, repeat) */
+    ELSH_FMT_LIMITS = -118          /* more arena or work than the file's size allows (5.8) */
 } elsh_format_status;
 
 /* One fixed-point layer: views into the model file and into the arena. The fields are
@@ -231,6 +245,8 @@ typedef struct {
     int32_t dense;               /* 1: compute every neuron of every layer (dense baseline) */
     int32_t attached;
     elsh_counters ops;           /* all layers together; HASH and FORWARD are used */
+    int32_t has_preprocess;      /* the PREPROCESS section: see elsh_qnet_summary */
+    float input_divisor, input_min, input_max;
 } elsh_qnet;
 
 /* Validate the file's structure and every value that needs no scratch memory, and point the
@@ -275,6 +291,10 @@ typedef struct {
     size_t file_bytes;
     const char *info;            /* the INFO section (JSON, not NUL-terminated) or NULL */
     size_t info_bytes;
+    /* the optional PREPROCESS section (FORMAT.md 4.1); all 0 when has_preprocess is 0 */
+    int32_t has_preprocess;      /* 1: the file says how raw inputs are scaled */
+    float input_divisor;         /* network input = raw / input_divisor, in float32 (> 0) */
+    float input_min, input_max;  /* the range of the training inputs after that scaling */
 } elsh_qnet_summary;
 
 /* One layer (after elsh_model_open). */

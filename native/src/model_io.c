@@ -23,7 +23,8 @@ enum {
     SEC_TABLES = 9,
     SEC_INFO = 10,
     SEC_MEMBERSHIP = 11,
-    SEC_KNOWN = 12
+    SEC_PREPROCESS = 12,
+    SEC_KNOWN = 13
 };
 #define NO_LAYER 0xFFFFFFFFu
 #define HEADER_BYTES 64u
@@ -35,6 +36,23 @@ enum {
 #define MAX_SCAN_WORK ((uint64_t)1 << 24)   /* table entries one input may scan: L * n_out */
 #define MAX_DRAW_WORK ((uint64_t)1 << 24)   /* PRNG draws to make the hash functions from the seed */
 #define MAX_BUILD_WORK ((uint64_t)1 << 28)  /* building the tables at load (two passes) */
+#define PREPROCESS_BYTES 16u
+
+/* Network-level sections (layer 0xFFFFFFFF); the others belong to one layer. */
+static int net_level(uint32_t type) { return type == SEC_NET || type == SEC_INFO || type == SEC_PREPROCESS; }
+
+/* The work a file asks for, added up over its layers (FORMAT.md 5.8). */
+typedef struct {
+    uint64_t input; /* per input, with every neuron computed */
+    uint64_t load;  /* at attach: hash functions drawn from the seed, tables built */
+} work_totals;
+
+/* The most a file of f bytes may ask for: max(base, per_byte * f) (FORMAT.md 5.8). */
+static uint64_t file_limit(uint64_t base, uint64_t per_byte, uint64_t f)
+{
+    uint64_t scaled = f > UINT64_MAX / per_byte ? UINT64_MAX : per_byte * f;
+    return scaled > base ? scaled : base;
+}
 
 typedef struct {
     uint64_t offset, size;
@@ -62,7 +80,8 @@ static int all_zero(const uint8_t *p, size_t n)
     for (size_t i = 0; i < n; i++) acc |= p[i];
     return acc == 0;
 }
-static int finite_positive(float f) { return f - f == 0.0f && f > 0.0f; }
+static int finite(float f) { return f - f == 0.0f; } /* false for NaN and +-inf */
+static int finite_positive(float f) { return finite(f) && f > 0.0f; }
 static int host_little_endian(void)
 {
     const uint32_t one = 1;
@@ -124,9 +143,9 @@ static int read_sections(const uint8_t *f, uint32_t n, uint64_t table_off, uint6
             if (flags & 1u) return ELSH_FMT_UNKNOWN_REQUIRED;
             continue; /* a later minor version's section: skip it */
         }
-        int net_level = type == SEC_NET || type == SEC_INFO;
-        if (net_level ? layer != NO_LAYER : layer >= ELSH_MAX_LAYERS) return ELSH_FMT_UNEXPECTED;
-        section *s = &sec[type][net_level ? 0 : layer];
+        int whole = net_level(type);
+        if (whole ? layer != NO_LAYER : layer >= ELSH_MAX_LAYERS) return ELSH_FMT_UNEXPECTED;
+        section *s = &sec[type][whole ? 0 : layer];
         if (s->present) return ELSH_FMT_DUPLICATE;
         s->offset = off;
         s->size = sz;
@@ -152,6 +171,19 @@ static int read_net(elsh_qnet *net, const uint8_t *p)
     return ELSH_OK;
 }
 
+/* PREPROCESS (FORMAT.md 4.1): how raw inputs become the network's inputs, and their range. */
+static int read_preprocess(elsh_qnet *net, const uint8_t *p)
+{
+    float divisor = rdf32(p), lo = rdf32(p + 4), hi = rdf32(p + 8);
+    if (!finite_positive(divisor) || !finite(lo) || !finite(hi) || !(lo <= hi) || rd32(p + 12) != 0)
+        return ELSH_FMT_NET;
+    net->has_preprocess = 1;
+    net->input_divisor = divisor;
+    net->input_min = lo;
+    net->input_max = hi;
+    return ELSH_OK;
+}
+
 /* Operations to hash one vector (an upper bound for DWTA, which may probe other bins). */
 static uint64_t hash_cost(const elsh_hash_params *hp)
 {
@@ -166,7 +198,7 @@ static uint64_t hash_cost(const elsh_hash_params *hp)
  * while 2m <= d, and below d (1 + ln d) <= 12 d for any m <= d <= 65535. */
 static uint64_t draw_cost(uint64_t m, uint64_t d) { return 2u * m <= d ? 2u * m : 12u * d; }
 
-static int read_layer(elsh_qnet *net, int32_t l, const uint8_t *p)
+static int read_layer(elsh_qnet *net, int32_t l, const uint8_t *p, work_totals *work)
 {
     elsh_qlayer *L = &net->layers[l];
     uint32_t n_in = rd32(p), n_out = rd32(p + 4), k = rd32(p + 8);
@@ -208,6 +240,7 @@ static int read_layer(elsh_qnet *net, int32_t l, const uint8_t *p)
             hp->tables || hp->pool || hash_dim || hp->ternary_nnz || hp->dwta_bin || dwta_per_table)
             return ELSH_FMT_LAYER;
         L->k = L->k_file = (int32_t)n_out;
+        work->input += (uint64_t)n_in * n_out;
         return ELSH_OK;
     }
     /* the hash settings as the float layer checks and derives them (hash.c), and the file's
@@ -227,8 +260,12 @@ static int read_layer(elsh_qnet *net, int32_t l, const uint8_t *p)
                          : (uint64_t)hp->tables * (uint64_t)hp->dwta_per_table * draw_cost((uint64_t)hp->dwta_bin, d);
     if (hash_work > MAX_HASH_WORK || (uint64_t)hp->tables * n_out > MAX_SCAN_WORK) return ELSH_FMT_LAYER;
     if (L->hash_source == 0 && draws > MAX_DRAW_WORK) return ELSH_FMT_LAYER;
-    if (!(net->flags & 1u) && 2u * (uint64_t)L->n_out * (hash_work + n_in) > MAX_BUILD_WORK)
-        return ELSH_FMT_LAYER;
+    uint64_t build = 2u * (uint64_t)L->n_out * (hash_work + n_in);
+    if (!(net->flags & 1u) && build > MAX_BUILD_WORK) return ELSH_FMT_LAYER;
+    /* this layer's share of the file's totals: every neuron's dot product, pooling, hashing
+     * and the table entries scanned per input; the draws and the build at attach */
+    work->input += (uint64_t)n_in * n_out + n_in + hash_work + (uint64_t)hp->tables * n_out;
+    work->load += (L->hash_source == 0 ? draws : 0u) + (net->flags & 1u ? 0u : build);
     return ELSH_OK;
 }
 
@@ -459,14 +496,21 @@ static int open_model(elsh_qnet *net, const void *file, size_t file_bytes, size_
     if (sec[SEC_NET][0].size != 32) return ELSH_FMT_SIZE;
     rc = read_net(net, f + sec[SEC_NET][0].offset);
     if (rc) return rc;
+    const section *pre = &sec[SEC_PREPROCESS][0];
+    if (pre->present) {
+        if (pre->size != PREPROCESS_BYTES) return ELSH_FMT_SIZE;
+        rc = read_preprocess(net, f + pre->offset);
+        if (rc) return rc;
+    }
     for (int32_t t = SEC_LAYER; t < SEC_KNOWN; t++)
-        for (int32_t l = net->n_layers; l < ELSH_MAX_LAYERS && t != SEC_INFO; l++)
+        for (int32_t l = net->n_layers; l < ELSH_MAX_LAYERS && !net_level((uint32_t)t); l++)
             if (sec[t][l].present) return ELSH_FMT_UNEXPECTED;
+    work_totals work = {0, 0};
     for (int32_t l = 0; l < net->n_layers; l++) {
         const section *s = &sec[SEC_LAYER][l];
         if (!s->present) return ELSH_FMT_MISSING;
         if (s->size != 64) return ELSH_FMT_SIZE;
-        rc = read_layer(net, l, f + s->offset);
+        rc = read_layer(net, l, f + s->offset, &work);
         if (rc) return rc;
         rc = bind_layer(net, l, sec);
         if (rc) return rc;
@@ -475,10 +519,15 @@ static int open_model(elsh_qnet *net, const void *file, size_t file_bytes, size_
         net->info = (const char *)(f + sec[SEC_INFO][0].offset);
         net->info_bytes = (size_t)sec[SEC_INFO][0].size;
     }
+    /* the file's totals against its size (FORMAT.md 5.8); the arena is planned against its
+     * limit, so that an arena over it overflows the plan */
     elsh_arena c;
-    elsh_arena_start(&c, NULL, ELSH_ARENA_LIMIT);
+    elsh_arena_start(&c, NULL, file_limit(ELSH_LIMIT_ARENA_BASE, ELSH_LIMIT_ARENA_PER_BYTE, fbytes));
     layout(net, &c);
-    if (elsh_arena_size(&c, &net->arena_bytes) != 0) return ELSH_ERR_ARENA;
+    if (elsh_arena_size(&c, &net->arena_bytes) != 0 ||
+        work.input > file_limit(ELSH_LIMIT_INPUT_WORK_BASE, ELSH_LIMIT_INPUT_WORK_PER_BYTE, fbytes) ||
+        work.load > file_limit(ELSH_LIMIT_LOAD_WORK_BASE, ELSH_LIMIT_LOAD_WORK_PER_BYTE, fbytes))
+        return ELSH_FMT_LIMITS;
     *arena_bytes = net->arena_bytes;
     return ELSH_OK;
 }

@@ -81,7 +81,9 @@ int elsh_qnet_info(const elsh_qnet *net, elsh_qnet_summary *out)
     *out = (elsh_qnet_summary){.n_in = net->n_in, .n_classes = net->n_classes, .n_layers = net->n_layers,
                                .arena_bytes = net->arena_bytes, .file = net->file,
                                .file_bytes = net->file_bytes, .info = net->info,
-                               .info_bytes = net->info_bytes};
+                               .info_bytes = net->info_bytes, .has_preprocess = net->has_preprocess,
+                               .input_divisor = net->input_divisor, .input_min = net->input_min,
+                               .input_max = net->input_max};
     return ELSH_OK;
 }
 

@@ -24,11 +24,12 @@ const char *elsh_status_str(int status)
     case ELSH_FMT_MISSING: return "model section missing";
     case ELSH_FMT_UNEXPECTED: return "model section present where it is not used";
     case ELSH_FMT_SIZE: return "model section has the wrong size";
-    case ELSH_FMT_NET: return "model NET section value out of range";
+    case ELSH_FMT_NET: return "model NET or PREPROCESS section value out of range";
     case ELSH_FMT_LAYER: return "model LAYER section value out of range or inconsistent";
     case ELSH_FMT_QUANT: return "model requantization multiplier or shift out of range";
     case ELSH_FMT_HASH: return "model hash functions, padding order or center invalid";
     case ELSH_FMT_TABLES: return "model hash tables invalid (offset, neuron id, repeated neuron or membership bits)";
+    case ELSH_FMT_LIMITS: return "model asks for more memory or work than its file size allows";
     default: return "unknown status";
     }
 }
