@@ -43,6 +43,10 @@ static const char *usage =
     "  --label-column first|last\n"
     "                      the CSV column that holds the label (default: last); a file that does\n"
     "                      not fit (e.g. its labels are first) is an error naming the flag\n"
+    "  --no-preprocess     the inputs are scaled already: by default they are the raw numbers of the\n"
+    "                      training files (e.g. pixels 0..255), divided as the model's PREPROCESS\n"
+    "                      section says; a warning on stderr when they fall far outside the\n"
+    "                      training range after that\n"
     "  --logits            print the int32 logits of every class after each prediction\n"
     "  --probs             print the class probabilities after each prediction (and after the\n"
     "                      logits): the softmax of the dequantized logits, 0 for a class an LSH\n"
@@ -595,6 +599,9 @@ static void print_info(const elsh_qnet *net, size_t file_bytes)
     elsh_qnet_info(net, &m);
     printf("# model: %zu bytes, %d inputs, %d classes, %d layers, arena %zu bytes\n", file_bytes,
            (int)m.n_in, (int)m.n_classes, (int)m.n_layers, m.arena_bytes);
+    if (m.has_preprocess)
+        printf("# preprocess: raw inputs divided by %.9g; training inputs after that in [%.9g, %.9g]\n",
+               (double)m.input_divisor, (double)m.input_min, (double)m.input_max);
     for (int32_t l = 0; l < m.n_layers; l++) {
         elsh_qlayer_summary L;
         elsh_qnet_layer_info(net, l, &L);
@@ -605,6 +612,48 @@ static void print_info(const elsh_qnet *net, size_t file_bytes)
         else
             printf("dense\n");
     }
+}
+
+/* ---------------------------------------------------------------- preprocessing */
+
+/* The model's PREPROCESS section (FORMAT.md 4.1), as `edge-lsh run` applies it (edge_lsh/data.py
+ * preprocess): every raw input divided by input_divisor in float32. */
+static void preprocess(const elsh_qnet_summary *m, rows *r)
+{
+    if (!m->has_preprocess || m->input_divisor == 1.0f) return;
+    size_t n = (size_t)r->n * (size_t)m->n_in;
+    for (size_t i = 0; i < n; i++) r->x[i] = r->x[i] / m->input_divisor;
+}
+
+/* A warning (not an error) when the inputs, after preprocessing, fall far outside the range of
+ * the training inputs: the rule of edge_lsh/data.py input_range_warning. */
+static void range_warning(const elsh_qnet_summary *m, const rows *r, const char *name, int no_preprocess)
+{
+    if (!m->has_preprocess || r->n == 0) return;
+    double lo = (double)m->input_min, hi = (double)m->input_max, span = hi - lo;
+    if (span < 1e-12) span = 1e-12;
+    double xlo = 0.0, xhi = 0.0;
+    int any = 0;
+    size_t n = (size_t)r->n * (size_t)m->n_in;
+    for (size_t i = 0; i < n; i++) {
+        double v = (double)r->x[i];
+        if (v != v) continue; /* NaN: the row is refused when it is quantized */
+        if (!any || v < xlo) xlo = v;
+        if (!any || v > xhi) xhi = v;
+        any = 1;
+    }
+    if (!any) return;
+    const char *hint = no_preprocess ? "" : " (--no-preprocess if they are scaled already)";
+    if (xhi > hi + 2.0 * span || xlo < lo - 2.0 * span)
+        fprintf(stderr,
+                "edge-lsh-run: warning: %s: inputs span [%.4g, %.4g] after preprocessing, far outside the "
+                "training range [%.4g, %.4g]: check their scaling%s\n",
+                name, xlo, xhi, lo, hi, hint);
+    else if (xhi < lo + 0.1 * span) /* all inputs in the bottom tenth of the training range */
+        fprintf(stderr,
+                "edge-lsh-run: warning: %s: inputs span only [%.4g, %.4g] after preprocessing, against the "
+                "training range [%.4g, %.4g]: were they scaled already?%s\n",
+                name, xlo, xhi, lo, hi, hint);
 }
 
 /* --max-arena: a number of bytes with an optional K, M or G suffix (powers of 1024). */
@@ -631,6 +680,7 @@ int main(int argc, char **argv)
 {
     const char *model_path = NULL, *input_path = NULL;
     int show_logits = 0, show_probs = 0, quiet = 0, dense = 0, info_only = 0, label_first = 0;
+    int no_preprocess = 0;
     float active = 0.0f;
     long repeat = 1;
     size_t max_arena = DEFAULT_MAX_ARENA;
@@ -651,6 +701,8 @@ int main(int argc, char **argv)
             quiet = 1;
         } else if (!strcmp(a, "--dense")) {
             dense = 1;
+        } else if (!strcmp(a, "--no-preprocess")) {
+            no_preprocess = 1;
         } else if (!strcmp(a, "--info")) {
             info_only = 1;
         } else if (!strcmp(a, "--active") || !strcmp(a, "--repeat") || !strcmp(a, "--max-arena") ||
@@ -778,6 +830,8 @@ int main(int argc, char **argv)
         rc = EXIT_BAD;
         goto out;
     }
+    if (!no_preprocess) preprocess(&shape, &r);
+    range_warning(&shape, &r, name, no_preprocess);
 
     if ((uint64_t)r.n * (uint64_t)repeat > (uint64_t)SIZE_MAX / sizeof(double)) {
         fprintf(stderr, "edge-lsh-run: %lld inputs times --repeat %ld is too many to time\n", (long long)r.n, repeat);
