@@ -8,7 +8,9 @@
  * Inputs: CSV of n_in floats per row (a row of n_in + 1 values carries its label, in the last
  * column unless --label-column first), or an .npy of float32, float64, uint8 or int8 (C order):
  * rows of n_in values, or N arrays (images) of n_in values each. Without an input file, reads
- * CSV from stdin. This is the program a Raspberry Pi runs; the firmware builds reuse its parts.
+ * CSV from stdin. Inputs are raw numbers, scaled as the model's PREPROCESS section says
+ * (--no-preprocess: scaled already). This is the program a Raspberry Pi runs; the firmware
+ * builds reuse its parts.
  * Exit status: 0 done, 2 a bad argument, model or input (one message on stderr), 1 out of
  * memory or a read error. */
 #define _POSIX_C_SOURCE 199309L
