@@ -1,19 +1,23 @@
 #!/bin/sh
 # fuzz/selftest.sh - does the fuzzer catch bugs? For each planted bug below, builds the fuzzer
-# against a copy of the library in which one bounds check of src/model_io.c is removed, runs
-# it, and succeeds only if every such fuzzer fails with an AddressSanitizer report. A control
-# run of the fuzzer built against the real library must first pass the same iterations.
+# against a copy of the library in which one check of src/model_io.c is removed, runs it, and
+# succeeds only if every such fuzzer fails: with an AddressSanitizer report for a bounds check,
+# with its own report of a wrong status for the per-file limits. A control run of the fuzzer
+# built against the real library must first pass the same iterations.
 #
 #   make -C native fuzz-selftest      (part of make -C native fuzz)
 #   fuzz/selftest.sh ASAN_BUILD_DIR ITERATIONS FILE.elsh...      from native/, with CC and
 #       CFLAGS set; ASAN_BUILD_DIR holds the library's objects and fuzz_model built with ASan
 #
-# The planted bugs (each a check whose absence lets a truncated file be read past its end):
+# The planted bugs (the first two: a check whose absence lets a truncated file be read past its
+# end; found by the mutated files):
 #   file-length   read_header trusts the file length in the header: the CRC of a truncated
 #                 file whose header still gives the old length runs past the end of the buffer
 #   section-end   read_sections checks where a section starts but not where it ends: after a
 #                 truncation that the header agrees with, a section (INFO, whose size nothing
 #                 else checks) runs past the end of the buffer
+#   limits        open_model does not refuse a file over the per-file limits (FORMAT.md 5.8):
+#                 the structure-aware files that straddle a limit get the wrong status
 set -eu
 if [ $# -lt 3 ]; then
     echo "usage: fuzz/selftest.sh ASAN_BUILD_DIR ITERATIONS FILE.elsh..." >&2
@@ -38,22 +42,24 @@ for src in src/*.c; do
 done
 
 # control: the fuzzer passes these iterations on the real library
-if ! "$asan/fuzz_model" -n "$n" -o "$top/control_failure.elsh" "$@" >"$top/control.log" 2>&1; then
+gen=${GEN_ITERATIONS:-400}
+if ! "$asan/fuzz_model" -n "$n" -g "$gen" -o "$top/control_failure.elsh" "$@" >"$top/control.log" 2>&1; then
     cat "$top/control.log" >&2
     echo "fuzz selftest: the fuzzer fails on the real library, so a planted bug proves nothing" >&2
     exit 1
 fi
-echo "fuzz selftest: control: $n iterations pass on the real library"
+echo "fuzz selftest: control: $n mutated and $gen structure-aware files pass on the real library"
 
-# plant NAME LINE SED FILE.elsh...: remove a check (LINE, found exactly once in
+# plant NAME LINE SED EXPECT FUZZ_ARGS...: remove a check (LINE, found exactly once in
 # src/model_io.c, must change and nothing else may), build the fuzzer against that library,
-# fuzz the files, and require an ASan failure
+# fuzz with FUZZ_ARGS, and require a failure whose log matches EXPECT (an extended regex)
 plant()
 {
     name=$1
     line=$2
     edit=$3
-    shift 3
+    expect=$4
+    shift 4
     dir=$top/$name
     mkdir -p "$dir"
     if [ "$(grep -cF "$line" src/model_io.c)" != 1 ]; then
@@ -79,23 +85,30 @@ plant()
     $CC $CFLAGS -Iinclude fuzz/fuzz_model.c "$dir/libedge_lsh.a" -lm -o "$dir/fuzz_model"
 
     status=0
-    "$dir/fuzz_model" -n "$n" -o "$dir/fuzz_failure.elsh" "$@" >"$dir/fuzz.log" 2>&1 || status=$?
-    if [ "$status" = 0 ] || ! grep -q 'ERROR: AddressSanitizer' "$dir/fuzz.log"; then
+    "$dir/fuzz_model" -o "$dir/fuzz_failure.elsh" "$@" >"$dir/fuzz.log" 2>&1 || status=$?
+    if [ "$status" = 0 ] || ! grep -qE "$expect" "$dir/fuzz.log"; then
         cat "$dir/fuzz.log" >&2
-        echo "fuzz selftest: FAILED: $n iterations did not catch planted bug '$name'" \
-            "(exit status $status, no AddressSanitizer report)" >&2
+        echo "fuzz selftest: FAILED: the fuzzer ($*) did not catch planted bug '$name'" \
+            "(exit status $status, nothing in its log matches '$expect')" >&2
         exit 1
     fi
     echo "fuzz selftest: caught (exit status $status):"
     grep -E 'ERROR: AddressSanitizer|^READ|^WRITE|^ +#[0-2] |is located' "$dir/fuzz.log" |
         head -n 6 | sed 's/^ */    /'
-    grep '^fuzz: iteration' "$dir/fuzz.log" | sed 's/^/    /' || true
+    grep '^fuzz: ' "$dir/fuzz.log" | sed 's/^/    /' || true
 }
 
+asan_report='ERROR: AddressSanitizer'
 plant file-length \
     'if (*file_bytes > size || *file_bytes < HEADER_BYTES) return ELSH_FMT_TRUNCATED;' \
-    's/if (\*file_bytes > size || \*file_bytes < HEADER_BYTES)/if (*file_bytes < HEADER_BYTES)/' "$@"
+    's/if (\*file_bytes > size || \*file_bytes < HEADER_BYTES)/if (*file_bytes < HEADER_BYTES)/' \
+    "$asan_report" -n "$n" "$@"
 plant section-end \
     'if (off < data_start || off > file_bytes || sz > file_bytes - off) return ELSH_FMT_BOUNDS;' \
-    's/ || sz > file_bytes - off) return ELSH_FMT_BOUNDS;/) return ELSH_FMT_BOUNDS;/' "$@"
+    's/ || sz > file_bytes - off) return ELSH_FMT_BOUNDS;/) return ELSH_FMT_BOUNDS;/' \
+    "$asan_report" -n "$n" "$@"
+plant limits \
+    'return ELSH_FMT_LIMITS;' \
+    's|return ELSH_FMT_LIMITS;|(void)0; /* planted: the per-file limits not enforced */|' \
+    '^fuzz: .*(expected -118|over its limit|the layout adds up)' -n 0 -g "$gen"
 echo "fuzz selftest: passed: every planted bug fails the fuzzer (logs in $top)"

@@ -91,6 +91,11 @@
     X(test_model_open_first_checks)                                                          \
     X(test_dot_products_all_versions)                                                        \
     X(test_attach_after_failed_open_fails)                                                   \
+    /* test_limits.c */                                                                      \
+    X(test_limits_issue_files_refused_at_open)                                               \
+    X(test_limits_each_total_met_exactly)                                                    \
+    X(test_preprocess_section)                                                               \
+    X(test_limits_every_rule_broken)                                                         \
     /* test_api_guards.c */                                                                  \
     X(test_api_null_pointers)                                                                \
     X(test_api_zeroed_float_net)                                                             \
