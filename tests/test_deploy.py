@@ -499,3 +499,20 @@ def test_force_replaces_the_pico2_bundle_and_its_folder(tmp_path, monkeypatch):
     with pytest.raises(DeployError, match="pico-sdk is a file where the bundle has a folder"):
         deploy(MODEL, "pico2", blocked, force=True)
     assert sorted(p.name for p in blocked.iterdir()) == ["pico-sdk"]
+
+
+def test_a_link_overflow_is_said_plainly(tmp_path, monkeypatch):
+    """Should the estimate pass a model the linker then refuses, the error says so in words."""
+    tools = FakeTools(monkeypatch)
+    fake = tools.run
+
+    def run(cmd, what, timeout=None):
+        if what == "linking firmware-rp2350.elf":
+            ld = "ld: region `RAM' overflowed by 200 bytes\ncollect2: error: ld returned 1"
+            raise DeployError(f"{what} failed (exit 1): {' '.join(cmd)}\n{ld}")
+        return fake(cmd, what, timeout)
+
+    monkeypatch.setattr(toolchain, "run", run)
+    with pytest.raises(DeployError, match="does not fit the board's SRAM: 200 bytes over"):
+        deploy(MODEL, "pico2", tmp_path / "p2")
+    assert not (tmp_path / "p2").exists()

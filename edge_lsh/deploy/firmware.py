@@ -19,6 +19,7 @@ firmware_tests/Makefile builds its Pico 2 images.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -269,7 +270,18 @@ def build_firmware(
     for name, (script, platform) in images.items():
         elf = tmp / name
         link = [cc, *target.cflags, f"-L{src}", "-T", str(src / script), *common, *platform, lib]
-        toolchain.run([*link, *target.ldflags, "-o", str(elf)], f"linking {name}")
+        try:
+            toolchain.run([*link, *target.ldflags, "-o", str(elf)], f"linking {name}")
+        except DeployError as exc:  # the estimate of check_fits passed, the real image did not
+            m = re.search(r"region `(\w+)' overflowed by (\d+) bytes", str(exc))
+            if m is None:
+                raise
+            region = "SRAM" if m.group(1) == "RAM" else m.group(1).lower()
+            raise DeployError(
+                f"--target {target.name}: {name} does not fit the board's {region}: "
+                f"{int(m.group(2)):,} bytes over (the model's arena is {model.arena_bytes:,} "
+                f"bytes, its file {model.model_bytes:,}); use a smaller model"
+            ) from None
         nm_out[name] = toolchain.run([tool.format("nm"), str(elf)], "listing symbols").stdout
         heap = sorted(HEAP_SYMBOLS & set(nm_out[name].split()))
         if heap:
