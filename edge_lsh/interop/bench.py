@@ -317,6 +317,7 @@ def bench(
         from edge_lsh.interop.tflite_io import tflite_bytes
 
         given: dict[str, tuple[bytes, str]] = {}
+        labels: dict[str, str] = {}
         for path in tflite or []:
             try:
                 data = Path(path).read_bytes()
@@ -326,6 +327,7 @@ def bench(
             if key in given:
                 key = f"{key}:{Path(path).name}"
             given[key] = (data, f"--tflite {Path(path).name}")
+            labels[key] = f"LiteRT {key.split('_')[1].split(':')[0]} ({Path(path).name})"
         if mlp.int8 is not None and "litert_int8" not in given:
             calibrate_output(mlp, x_calib)
             given["litert_int8"] = (
@@ -338,7 +340,9 @@ def bench(
                 "float32 .tflite of the dequantized weights",
             )
         for key, (data, source) in given.items():
-            methods.append(_litert_method(key, runtime, data, source, x, xb, xa, y, dense_mults))
+            method = _litert_method(key, runtime, data, source, x, xb, xa, y, dense_mults)
+            method.label = labels.get(key, method.label)
+            methods.append(method)
         if "litert_int8" not in given:
             rows["litert_int8"] = {
                 "label": LABELS["litert_int8"],
