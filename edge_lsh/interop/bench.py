@@ -309,10 +309,19 @@ def bench(
     methods.append(_numpy_method(mlp, x, xb, xa, y))
 
     runtime = find_runtime()
+    try:
+        from edge_lsh.interop.tflite_io import require_tflite
+
+        require_tflite()  # the schema package writes the .tflite files
+    except InteropError:
+        runtime = None
     if runtime is None:
         for key in ("litert_int8", "litert_float"):
             rows[key] = {"label": LABELS[key], "skipped": f"no LiteRT installed: {INSTALL_HINT}"}
-        notes.append(f"LiteRT rows skipped: no LiteRT runtime is installed; {INSTALL_HINT}")
+        notes.append(
+            f"LiteRT rows skipped: no LiteRT runtime (or no tflite schema package) installed; "
+            f"{INSTALL_HINT}"
+        )
     else:
         from edge_lsh.interop.tflite_io import tflite_bytes
 
