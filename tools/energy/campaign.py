@@ -88,6 +88,32 @@ def inference_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], Any]
     return rows, {"data": data.name, "test_rows": int(data.x_test.shape[0]), "m33": instr}
 
 
+SWEEP = (0.05, 0.1, 0.25, 0.5, None)  # active fractions; None: every neuron
+
+
+def sweep_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The same file at active fractions from 5% to dense: accuracy, counted operations and the
+    horowitz45 estimate by component (what a measured --fit sweep would be compared with)."""
+    model = FixedPointModel.load(args.model)
+    data = load_model_data(None, None, None, None, model.info.get("data"), args.model)
+    x = data.x_test[: args.samples]
+    rows = []
+    for frac in SWEEP:
+        model.set_active(frac, dense=frac is None)
+        ops, _ = inference_ops(model, x)
+        est = estimate(PROFILES["horowitz45"], ops=ops, arithmetic="int8").as_dict()
+        rows.append(
+            {
+                "active_fraction": 1.0 if frac is None else frac,
+                "accuracy": float((model.predict(data.x_test) == data.y_test).mean()),
+                "ops": total_ops(ops),
+                "horowitz45": est,
+            }
+        )
+    model.set_active(None)
+    return rows
+
+
 def training_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     lsh = Network.load(args.float)
     data = load_model_data(None, None, None, None, lsh.data, args.float)
@@ -186,6 +212,26 @@ def markdown(result: dict[str, Any]) -> str:
         "The dense row is the same LSH-trained file with every neuron computed (what the same "
         "weights cost without hashing), not a network trained dense: its accuracy is not a dense "
         "baseline's (README: 94.00% for 784-1000-10 trained dense).",
+        "",
+        "## Active fractions from 5% to dense (the same file, horowitz45, low end, µJ)",
+        "",
+        "| active | accuracy | multiplications | bytes read | arithmetic | hashing | weight memory "
+        "| table memory | total |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        *[
+            f"| {r['active_fraction'] * 100:g}% | {r['accuracy'] * 100:.2f}% | "
+            f"{r['ops']['mul']:,.0f} | {r['ops']['weight_bytes'] + r['ops']['table_bytes']:,.0f} | "
+            + " | ".join(
+                f"{r['horowitz45']['parts'][k] * 1e6:,.3f}"
+                for k in ("arithmetic", "hashing", "weight_memory", "table_memory")
+            )
+            + f" | {r['horowitz45']['joules_low'] * 1e6:,.3f} |"
+            for r in result.get("sweep", [])
+        ],
+        "",
+        "Joules per multiplication and per byte *measured* need a meter: `edge-lsh energy "
+        "m.elsh --meter SPEC --fit` runs this sweep on the board and fits them by least squares "
+        "with 95% intervals. None was measured here (no meter, no board).",
         "",
         "## Training step, float32 (the fixed-point kernel has no training yet)",
         "",
@@ -314,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "samples": args.samples,
         **meta,
         "inference": inf,
+        "sweep": sweep_rows(args),
         "training": training_rows(args) if args.float else [],
         "profiles": {n: pr.as_dict() for n, pr in PROFILES.items()},
         "references": REFERENCES,
