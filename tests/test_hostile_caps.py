@@ -92,27 +92,7 @@ def file_of(qm: QModel, tables: bool = False) -> bytes:
 
 def totals(qm: QModel, tables: bool = False) -> dict[str, int]:
     """Arena, work per input and work at load, with layout.py's arithmetic."""
-    buffers: list[int] = []
-    per_input = load = 0
-    for L in qm.layers:
-        f = dict(
-            n_in=L.n_in,
-            n_out=L.n_out,
-            use_lsh=L.use_lsh,
-            family=L.family,
-            tables=L.n_tables,
-            bits=L.bits,
-            hash_dim=L.hash_dim,
-            ternary_nnz=L.ternary_nnz,
-            dwta_bin=L.dwta_bin,
-            dwta_per_table=L.dwta_per_table,
-            hash_source=L.hash_source,
-            tables_stored=tables,
-        )
-        buffers += LAY.layer_arena(is_output=L.is_output, **f)
-        i, a = LAY.layer_work(**f)
-        per_input, load = per_input + i, load + a
-    return {"arena": LAY.arena_bytes(qm.n_in, buffers), "input": per_input, "load": load}
+    return LAY.file_totals(qm.layers, qm.n_in, tables_stored=tables)
 
 
 def verdicts(data: bytes, full: bool = True) -> dict[str, Any]:

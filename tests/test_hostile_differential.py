@@ -336,30 +336,11 @@ def preprocess_edits(name: str, layout: Layout) -> Iterator[Candidate]:
 
 def _totals_over(qm: QModel, file_bytes: int) -> bool:
     """Does a model (no tables stored) break a per-file limit (layout.py's arithmetic)?"""
-    buffers: list[int] = []
-    per_input = load = 0
-    for L in qm.layers:
-        f = dict(
-            n_in=L.n_in,
-            n_out=L.n_out,
-            use_lsh=L.use_lsh,
-            family=L.family,
-            tables=L.n_tables,
-            bits=L.bits,
-            hash_dim=L.hash_dim,
-            ternary_nnz=L.ternary_nnz,
-            dwta_bin=L.dwta_bin,
-            dwta_per_table=L.dwta_per_table,
-            hash_source=L.hash_source,
-            tables_stored=False,
-        )
-        buffers += LAY.layer_arena(is_output=L.is_output, **f)
-        i, a = LAY.layer_work(**f)
-        per_input, load = per_input + i, load + a
+    t = LAY.file_totals(qm.layers, qm.n_in, tables_stored=False)
+    per_input, load = t["input"], t["load"]
     limit = LAY.file_limit
     return (
-        LAY.arena_bytes(qm.n_in, buffers)
-        > limit(LAY.LIMIT_ARENA_BASE, LAY.LIMIT_ARENA_PER_BYTE, file_bytes)
+        t["arena"] > limit(LAY.LIMIT_ARENA_BASE, LAY.LIMIT_ARENA_PER_BYTE, file_bytes)
         or per_input > limit(LAY.LIMIT_INPUT_WORK_BASE, LAY.LIMIT_INPUT_WORK_PER_BYTE, file_bytes)
         or load > limit(LAY.LIMIT_LOAD_WORK_BASE, LAY.LIMIT_LOAD_WORK_PER_BYTE, file_bytes)
     )

@@ -7,10 +7,13 @@ by the writer, the reader and the description."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from edge_lsh.oracle import hashgen
+from edge_lsh.oracle.qmodel import QLayer
 
 MAGIC = b"ELSH\r\n\x1a\n"
 VERSION_MAJOR = 1
@@ -222,6 +225,32 @@ def arena_bytes(n_in: int, buffers: list[int]) -> int:
     for size in buffers:
         used = -(-used // ARENA_ALIGN) * ARENA_ALIGN + size
     return used
+
+
+def file_totals(layers: Sequence[QLayer], n_in: int, tables_stored: bool) -> dict[str, int]:
+    """A file's totals (FORMAT.md 5.8), as elsh_model_open computes them: the arena in bytes,
+    the operations per input and the operations at load, summed over its layers."""
+    buffers: list[int] = []
+    per_input = load = 0
+    for L in layers:
+        fields: dict[str, Any] = dict(
+            n_in=L.n_in,
+            n_out=L.n_out,
+            use_lsh=L.use_lsh,
+            family=L.family,
+            tables=L.n_tables,
+            bits=L.bits,
+            hash_dim=L.hash_dim,
+            ternary_nnz=L.ternary_nnz,
+            dwta_bin=L.dwta_bin,
+            dwta_per_table=L.dwta_per_table,
+            hash_source=L.hash_source,
+            tables_stored=tables_stored,
+        )
+        buffers += layer_arena(is_output=L.is_output, **fields)
+        i, a = layer_work(**fields)
+        per_input, load = per_input + i, load + a
+    return {"arena": arena_bytes(n_in, buffers), "input": per_input, "load": load}
 
 
 def file_limit(base: int, per_byte: int, file_bytes: int) -> int:

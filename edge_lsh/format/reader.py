@@ -69,12 +69,10 @@ from edge_lsh.format.layout import (
     TABLES,
     VERSION_MAJOR,
     WEIGHTS,
-    arena_bytes,
     draw_work,
     file_limit,
+    file_totals,
     hash_work,
-    layer_arena,
-    layer_work,
     section_name,
 )
 from edge_lsh.oracle import hashgen
@@ -274,31 +272,12 @@ def _check_preprocess(payload: bytes) -> tuple[float, float, float]:
 def _check_totals(layers: list[QLayer], n_in: int, tables_flag: bool, fbytes: int) -> None:
     """The file's totals against its size (FORMAT.md 5.8), as the C reader checks them at the
     end of elsh_model_open: the arena, the work per input and the work at attach."""
-    buffers: list[int] = []
-    per_input = load = 0
-    for L in layers:
-        fields: dict[str, Any] = dict(
-            n_in=L.n_in,
-            n_out=L.n_out,
-            use_lsh=L.use_lsh,
-            family=L.family,
-            tables=L.n_tables,
-            bits=L.bits,
-            hash_dim=L.hash_dim,
-            ternary_nnz=L.ternary_nnz,
-            dwta_bin=L.dwta_bin,
-            dwta_per_table=L.dwta_per_table,
-            hash_source=L.hash_source,
-            tables_stored=tables_flag,
-        )
-        buffers += layer_arena(is_output=L.is_output, **fields)
-        i, a = layer_work(**fields)
-        per_input += i
-        load += a
+    totals = file_totals(layers, n_in, tables_flag)
+    per_input, load = totals["input"], totals["load"]
     checks = (
         (
-            f"an arena of {arena_bytes(n_in, buffers)} bytes",
-            arena_bytes(n_in, buffers),
+            f"an arena of {totals['arena']} bytes",
+            totals["arena"],
             LIMIT_ARENA_BASE,
             LIMIT_ARENA_PER_BYTE,
             "store the tables (read in place, not built), or use fewer tables or bits",
