@@ -210,20 +210,25 @@ def _estimate_instructions(
     inputs: dict[str, Any] = {"instructions": instructions, **vals}
     inputs["overridden"] = sorted(k for k in overrides if k in keys)
     if missing:
-        return Estimate(
-            profile.name,
-            profile.kind,
-            None,
-            None,
-            inputs=inputs,
-            missing=missing,
-            note="null: " + ", ".join(missing) + " not published or not given",
-        )
+        return _null(profile, inputs, missing)
     assert instructions is not None
     cycles = instructions * float(vals["cycles_per_instruction"] or 0.0)
     joules = cycles * float(vals["core_volts"] or 0.0) * float(vals["amps_per_mhz"] or 0.0) / 1e6
     inputs["cycles"] = cycles
     return Estimate(profile.name, profile.kind, joules, joules, inputs=inputs)
+
+
+def _null(profile: Profile, inputs: dict[str, Any], missing: list[str]) -> Estimate:
+    """The estimate a profile cannot give: figures it needs are not published or not given."""
+    return Estimate(
+        profile.name,
+        profile.kind,
+        None,
+        None,
+        inputs=inputs,
+        missing=missing,
+        note="null: " + ", ".join(missing) + " not published or not given",
+    )
 
 
 def _estimate_board(
@@ -236,15 +241,7 @@ def _estimate_board(
         missing.insert(0, "seconds_per_inference (on the board)")
     inputs: dict[str, Any] = {"seconds_per_inference": seconds, **vals}
     if missing:
-        return Estimate(
-            profile.name,
-            profile.kind,
-            None,
-            None,
-            inputs=inputs,
-            missing=missing,
-            note="null: " + ", ".join(missing) + " not published or not given",
-        )
+        return _null(profile, inputs, missing)
     assert seconds is not None
     watts = (
         (float(vals["stress_amps"] or 0.0) - float(vals["idle_amps"] or 0.0))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -150,71 +149,43 @@ def draw_work(
     return tables * dwta_per_table * draws(dwta_bin)
 
 
-def layer_work(
-    *,
-    n_in: int,
-    n_out: int,
-    use_lsh: bool,
-    family: int = 0,
-    tables: int = 0,
-    bits: int = 0,
-    hash_dim: int = 0,
-    ternary_nnz: int = 0,
-    dwta_bin: int = 0,
-    dwta_per_table: int = 0,
-    hash_source: int = 0,
-    tables_stored: bool = True,
-) -> tuple[int, int]:
+def layer_work(L: QLayer, tables_stored: bool) -> tuple[int, int]:
     """A layer's share of a file's totals (FORMAT.md 5.8): (operations per input, operations at
     attach). Per input: every neuron's dot product n_in * n_out and, for an LSH layer, pooling
     n_in, hashing (hash_work) and the table entries scanned, L * n_out at most. At attach: the
     draws of hash functions from the seed (draw_work, hash_source 0) and building the tables
     when the file stores none, 2 * n_out * (hash_work + n_in)."""
-    if not use_lsh:
-        return n_in * n_out, 0
-    args = (family, tables, bits, hash_dim, ternary_nnz, dwta_bin, dwta_per_table)
+    if not L.use_lsh:
+        return L.n_in * L.n_out, 0
+    args = (L.family, L.n_tables, L.bits, L.hash_dim, L.ternary_nnz, L.dwta_bin, L.dwta_per_table)
     hw = hash_work(*args)
-    per_input = n_in * n_out + n_in + hw + tables * n_out
-    load = (draw_work(*args) if hash_source == 0 else 0) + (
-        0 if tables_stored else 2 * n_out * (hw + n_in)
+    per_input = L.n_in * L.n_out + L.n_in + hw + L.n_tables * L.n_out
+    load = (draw_work(*args) if L.hash_source == 0 else 0) + (
+        0 if tables_stored else 2 * L.n_out * (hw + L.n_in)
     )
     return per_input, load
 
 
-def layer_arena(
-    *,
-    n_in: int,
-    n_out: int,
-    is_output: bool,
-    use_lsh: bool,
-    family: int = 0,
-    tables: int = 0,
-    bits: int = 0,
-    hash_dim: int = 0,
-    ternary_nnz: int = 0,
-    dwta_bin: int = 0,
-    dwta_per_table: int = 0,
-    hash_source: int = 0,
-    tables_stored: bool = True,
-) -> list[int]:
+def layer_arena(L: QLayer, tables_stored: bool) -> list[int]:
     """The byte sizes of a layer's arena buffers, in the C reader's order (model_io.c layout):
     input minus zero point, active ids, outputs, logits (output layer); for an LSH layer the
     hashing and selection scratch, the hash functions and padding order drawn from the seed
     (hash_source 0) and the tables built at attach (none stored)."""
-    out = [2 * n_in, 4 * n_out, n_out] + ([4 * n_out] if is_output else [])
-    if not use_lsh:
+    n_in, n_out, T = L.n_in, L.n_out, L.n_tables
+    out = [2 * n_in, 4 * n_out, n_out] + ([4 * n_out] if L.is_output else [])
+    if not L.use_lsh:
         return out
-    out += [4 * hash_dim, 4 * tables, 4 * (tables + 1), 2 * n_out, 2 * (n_out + 1)]
-    if hash_source == 0:
-        if family == hashgen.SIMHASH:
-            out.append(tables * bits * hash_dim)
-        elif family == hashgen.TERNARY:
-            out += [2 * tables * bits * ternary_nnz, tables * bits * ternary_nnz]
+    out += [4 * L.hash_dim, 4 * T, 4 * (T + 1), 2 * n_out, 2 * (n_out + 1)]
+    if L.hash_source == 0:
+        if L.family == hashgen.SIMHASH:
+            out.append(T * L.bits * L.hash_dim)
+        elif L.family == hashgen.TERNARY:
+            out += [2 * T * L.bits * L.ternary_nnz, T * L.bits * L.ternary_nnz]
         else:
-            out.append(2 * tables * dwta_per_table * dwta_bin)
+            out.append(2 * T * L.dwta_per_table * L.dwta_bin)
         out.append(2 * n_out)
     if not tables_stored:
-        out += [4 * (tables * (1 << bits) + 1), 2 * tables * n_out]
+        out += [4 * (T * (1 << L.bits) + 1), 2 * T * n_out]
     return out
 
 
@@ -233,22 +204,8 @@ def file_totals(layers: Sequence[QLayer], n_in: int, tables_stored: bool) -> dic
     buffers: list[int] = []
     per_input = load = 0
     for L in layers:
-        fields: dict[str, Any] = dict(
-            n_in=L.n_in,
-            n_out=L.n_out,
-            use_lsh=L.use_lsh,
-            family=L.family,
-            tables=L.n_tables,
-            bits=L.bits,
-            hash_dim=L.hash_dim,
-            ternary_nnz=L.ternary_nnz,
-            dwta_bin=L.dwta_bin,
-            dwta_per_table=L.dwta_per_table,
-            hash_source=L.hash_source,
-            tables_stored=tables_stored,
-        )
-        buffers += layer_arena(is_output=L.is_output, **fields)
-        i, a = layer_work(**fields)
+        buffers += layer_arena(L, tables_stored)
+        i, a = layer_work(L, tables_stored)
         per_input, load = per_input + i, load + a
     return {"arena": arena_bytes(n_in, buffers), "input": per_input, "load": load}
 
