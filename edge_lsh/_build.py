@@ -1,11 +1,11 @@
 """cffi build script: compiles native/src/*.c into the extension ``edge_lsh._native``.
 
-It declares the two public headers (edge_lsh.h: status codes, PRNG, .elsh models;
-edge_lsh_train.h: the float network) and native/tests/cffi_stages.h, the few internal stages
-the Python tests call. API (out-of-line) mode: the C compiler checks every declaration against
-the real header, so the binding cannot drift from the kernel. Flags are portable on purpose:
-no -march=native, so a wheel or an sdist built on one machine runs on any machine of its
-architecture.
+It declares the public headers (edge_lsh.h: status codes, PRNG, .elsh models;
+edge_lsh_train.h: the float network; edge_lsh_slots.h: A/B flash slots) and
+native/tests/cffi_stages.h, the few internal stages the Python tests call. API (out-of-line)
+mode: the C compiler checks every declaration against the real header, so the binding cannot
+drift from the kernel. Flags are portable on purpose: no -march=native, so a wheel or an sdist
+built on one machine runs on any machine of its architecture.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ NATIVE = ROOT / "native"
 HEADERS = [
     NATIVE / "include" / "edge_lsh.h",
     NATIVE / "include" / "edge_lsh_train.h",
+    NATIVE / "include" / "edge_lsh_slots.h",
     NATIVE / "tests" / "cffi_stages.h",
 ]
 

@@ -104,7 +104,16 @@
     X(test_qnet_probs_softmax)                                                               \
     X(test_qnet_probs_exp_range)                                                             \
     X(test_qnet_probs_known_bits)                                                            \
-    X(test_qnet_probs_states)
+    X(test_qnet_probs_states)                                                                \
+    /* test_slots.c */                                                                       \
+    X(test_slots_power_cut_every_byte)                                                       \
+    X(test_slots_power_cut_consecutive_saves)                                                \
+    X(test_slots_first_boot_no_model)                                                        \
+    X(test_slots_header_roundtrip_and_bit_flips)                                             \
+    X(test_slots_bit_flips_fall_back)                                                        \
+    X(test_slots_sequence_wraps)                                                             \
+    X(test_slots_save_errors_keep_the_old_model)                                             \
+    X(test_slots_ram_driver_and_streaming)
 
 #define DECLARE(fn) void fn(void);
 TESTS(DECLARE)
