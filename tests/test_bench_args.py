@@ -18,11 +18,13 @@ BENCH = ROOT / "tools" / "bench"
 BAD = {
     "accuracy.py": ["--seeds", "0,x"],
     "bench_interop.py": ["--active", "0"],
+    "bench_keras.py": ["--batch", "0"],
     "bench_fixed.py": ["--hidden", "0"],
     "bench_fractions.py": ["--fractions", "5,0"],
     "bench_latency.py": ["--active", "200"],
     "count_instructions.py": ["--model", "m.elsh", "--inputs", "1"],
     "reference_error.py": ["--inputs", "0"],
+    "scaling_model.py": ["--active", "0"],
 }
 
 

@@ -1,0 +1,742 @@
+"""A scaling model for multi-core LSH training (issue 14), grounded in measured conflict rates.
+
+The question: when T threads train one 784-1000-10 network at 5 % active at the same time,
+each on its own samples against shared weights (Hogwild, or the deterministic mode's shards),
+how much faster is it than one thread, and how many updates do the threads lose to each other?
+
+What is measured (this script, one thread, the existing Python API)
+-------------------------------------------------------------------
+* The active set of every training sample: a network is trained with ``elsh_train_batch`` one
+  sample per call (the exact trajectory of ``Network.fit``, table schedule included) and
+  ``Network.last_active(0)`` is read after each sample. Layer 0 (784 -> 1000, LSH) updates the
+  rows of its active neurons, every one of their 784 weights and the bias (the input is dense);
+  the output layer (1000 -> 10, dense) updates all 10 rows, but in each row only the columns of
+  the hidden layer's active neurons, and all 10 biases.
+* p_r, the fraction of samples whose step writes row r of layer 0 (the same for column r of the
+  output layer), from the last recorded epoch.
+* The time of one training sample on one thread (``Network.fit``, median of epochs), the share
+  spent in the forward pass (``elsh_net_forward`` alone on the same samples), the table
+  maintenance per sample (while recording the trace each call is timed: the median call that
+  updated the tables minus the median call that did not, times the updates per sample), a full
+  rebuild for reference, the time of a shuffle, the bytes each sample touches (op counters),
+  and the copy bandwidth of this machine with 1 and all threads (numpy, which releases the
+  GIL).
+
+The model
+---------
+1. Conflicts. T threads each run one sample "at the same time" (one step). Samples are drawn
+   independently, so for a row written with probability p_r by one sample
+
+       P(row r written by >= 2 threads) = 1 - (1 - p_r)^T - T p_r (1 - p_r)^(T - 1)
+
+   and the expected number of conflicting rows per step is the sum over rows. The fraction of
+   one thread's row writes that another thread also writes in the same step is
+
+       f_shared(T) = sum_r p_r (1 - (1 - p_r)^(T - 1)) / sum_r p_r.
+
+   Both are also estimated by Monte Carlo from the recorded active sets (T samples drawn from
+   the trace per step); the two agree when the samples of one step are independent. The dense
+   output layer's 10 rows and its biases are written by every thread in every step: at row
+   granularity they conflict with probability 1 for T >= 2; element (c, j) of the output layer
+   conflicts exactly when hidden row j does.
+2. Lost updates (async mode). Shared values are read and written with relaxed atomic loads and
+   stores, not atomic read-modify-writes, so a write is lost when another thread's write to the
+   same element lands between its load and its store. With the steps' phases independent and
+   uniform over a step of length t_step, and a read-modify-write window t_rmw, one concurrent
+   writer of the same element in the same step destroys a write with probability about
+   2 t_rmw / t_step. The expected lost fraction of writes is therefore
+
+       lost(T) = (2 t_rmw / t_step) * (T - 1) * E_w[p]
+
+   where E_w[p] = sum_r p_r^2 / sum_r p_r is the write-weighted mean frequency (the expected
+   number of other writers per write is (T - 1) E_w[p]); for the output biases p = 1. t_rmw is
+   bounded by the measured time per updated parameter (the whole step divided by the
+   parameters it updates), so the figure is an upper estimate; f_shared is the bound when
+   every concurrent write were lost.
+3. Coherence. A cache line another core wrote since this core last touched it costs a
+   coherence miss (t_coh) instead of a private-cache hit. For a line touched by a sample with
+   probability q, this thread's next touch comes after G ~ Geometric(q) of its samples, during
+   which the other T - 1 threads run (T - 1) G samples, so
+
+       P(modified since last touch) = 1 - q x / (1 - (1 - q) x),   x = (1 - q)^(T - 1)
+
+   (1 for q = 1, 1 - 1/T as q -> 0). This costs extra only for lines that one thread would
+   have found in its own private cache. Which those are follows from the measured p_r: the
+   written state is cut into pieces a sample touches all or nothing of (each layer-0 row with
+   its bias and optimizer state, 150 lines; each 16-column line of the output layer's 10 rows
+   x 3 arrays; the output biases), and an LRU cache keeps the hottest pieces, so the private
+   cache is filled hottest first. Extra time per sample: sum over the pieces in it of
+   q x lines x P(modified) x t_coh / mlp, mlp being how many misses a core overlaps.
+4. Memory bandwidth. The pieces that do not fit in the last-level cache (filled hottest first
+   too) come from DRAM and go back: q x lines x 64 B x 2 per sample. T threads need T times
+   that bandwidth, so per-sample time >= DRAM bytes / total bandwidth. Because LSH keeps
+   choosing the same neurons (see the measured concentration), the hot state is small.
+5. Amdahl. Work that one thread does while the others wait: table maintenance when it runs at
+   a barrier (the measured share of a sample's time), the per-epoch shuffle, and in the
+   deterministic mode the merge of the shards' deltas if it is serial. Loading the data is
+   once per run and reported apart.
+
+   Time per sample with T threads, throughput speedup S(T):
+
+       t_T = t_serial + max((t_par * slow + t_coh_extra(T)) / T, dram_bytes / bandwidth)
+       S(T) = (t_serial + t_par * slow) / t_T      (t_serial scaled by slow too)
+
+   slow is the target core's time per sample relative to this machine (an assumption, given
+   per target below); the machine constants of the targets are assumptions written in targets()
+   and in the result, to be replaced by measurements on the boards.
+
+Run (about a minute on a quiet machine):
+
+    python tools/bench/scaling_model.py --epochs 2 --json tools/bench/results/scaling.json
+
+The measured 2-thread speedup (tools/bench/bench_threads.py, when the threaded trainer is
+there) is compared with the prediction for this machine in tools/bench/results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import common
+import numpy as np
+from common import (
+    add_common_args,
+    machine_info,
+    machine_line,
+    markdown_table,
+    median,
+    positive_int,
+    progress,
+    record,
+    write_json_atomic,
+)
+
+from edge_lsh.data import load
+from edge_lsh.native import check, ffi, lib, ptr
+from edge_lsh.network import LSHConfig, Network, TrainConfig
+
+PROG = "scaling_model.py"
+LINE_FLOATS = 16  # a 64-byte cache line holds 16 float32
+STATE_ARRAYS = 3  # w, Adagrad accumulator g2, momentum vel: each written per updated parameter
+THREAD_COUNTS = (1, 2, 4, 8, 16, 56)
+
+
+# ----------------------------------------------------------------------------- the arithmetic
+
+
+def conflict_probability(p: Any, threads: int) -> np.ndarray:
+    """P(a row is written by >= 2 of `threads` independent samples), for per-sample write
+    probabilities p (array)."""
+    p = np.asarray(p, dtype=np.float64)
+    if threads < 2:
+        return np.zeros_like(p)
+    q = 1.0 - p
+    return 1.0 - q**threads - threads * p * q ** (threads - 1)
+
+
+def expected_conflicting_rows(p: Any, threads: int) -> float:
+    """Expected number of rows written by >= 2 threads in one step."""
+    return float(conflict_probability(p, threads).sum())
+
+
+def shared_write_fraction(p: Any, threads: int) -> float:
+    """Fraction of one thread's row writes that another thread also makes in the same step."""
+    p = np.asarray(p, dtype=np.float64)
+    total = p.sum()
+    if threads < 2 or total == 0:
+        return 0.0
+    return float((p * (1.0 - (1.0 - p) ** (threads - 1))).sum() / total)
+
+
+def write_weighted_frequency(p: Any) -> float:
+    """E_w[p] = sum p^2 / sum p: the mean write probability of the row a write goes to."""
+    p = np.asarray(p, dtype=np.float64)
+    total = p.sum()
+    return float((p * p).sum() / total) if total else 0.0
+
+
+def lost_update_fraction(p: Any, threads: int, rmw_over_step: float) -> float:
+    """Expected fraction of writes lost to a concurrent relaxed store (model item 2)."""
+    if threads < 2:
+        return 0.0
+    return min(1.0, 2.0 * rmw_over_step) * (threads - 1) * write_weighted_frequency(p)
+
+
+def modified_since_last_touch(q: Any, threads: int) -> np.ndarray:
+    """P(another of `threads` threads wrote a line since this thread last touched it), for a
+    line touched by a sample with probability q (model item 3)."""
+    q = np.asarray(q, dtype=np.float64)
+    if threads < 2:
+        return np.zeros_like(q)
+    x = (1.0 - q) ** (threads - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stay = np.where(q > 0, q * x / (1.0 - (1.0 - q) * x), 1.0 / threads)
+    return 1.0 - stay
+
+
+def monte_carlo_conflicts(
+    active: np.ndarray, threads: int, steps: int, rng: np.random.Generator
+) -> dict[str, float]:
+    """Conflicts of `steps` steps, each of `threads` rows of `active` (a boolean samples x rows
+    matrix of written rows) drawn at random: mean rows written by >= 2 threads per step, the
+    fraction of writes shared with another thread in the same step, P(a step has a conflict)."""
+    n = active.shape[0]
+    picks = rng.integers(0, n, size=(steps, threads))
+    writers = active[picks].sum(axis=1, dtype=np.int64)  # steps x rows: threads writing a row
+    writes = writers.sum()
+    return {
+        "conflicting_rows": float((writers >= 2).sum(axis=1).mean()),
+        "shared_write_fraction": float(writers[writers >= 2].sum() / writes) if writes else 0.0,
+        "p_step_has_conflict": float((writers >= 2).any(axis=1).mean()),
+    }
+
+
+def line_touch_probability(active: np.ndarray, line: int = LINE_FLOATS) -> np.ndarray:
+    """Per cache line of a row over the hidden units: P(a sample touches it), from a boolean
+    samples x units matrix."""
+    n, units = active.shape
+    lines = -(-units // line)
+    padded = np.zeros((n, lines * line), dtype=bool)
+    padded[:, :units] = active
+    return padded.reshape(n, lines, line).any(axis=2).mean(axis=0)
+
+
+LINE_BYTES = 64
+
+
+@dataclass(frozen=True)
+class StatePieces:
+    """The written state cut into pieces that a sample touches all or nothing of: each layer-0
+    row (its 784 weights and bias, with their Adagrad accumulators and momentum), each 16-column
+    cache line of the output layer's rows (10 rows x 3 arrays) and the output biases (3 lines).
+    touch[i] is P(a sample touches piece i), lines[i] its cache lines."""
+
+    touch: np.ndarray
+    lines: np.ndarray
+
+    @classmethod
+    def of(cls, p_rows: np.ndarray, p_out_lines: np.ndarray, n_in: int, n_out: int) -> StatePieces:
+        row_lines = STATE_ARRAYS * -(-(n_in + 1) * 4 // LINE_BYTES)
+        touch = np.concatenate([p_rows, p_out_lines, [1.0]])
+        lines = np.concatenate(
+            [
+                np.full(len(p_rows), row_lines, dtype=np.float64),
+                np.full(len(p_out_lines), n_out * STATE_ARRAYS, dtype=np.float64),
+                [STATE_ARRAYS],
+            ]
+        )
+        return cls(touch.astype(np.float64), lines)
+
+    def cache_terms(self, threads: int, private_bytes: int, llc_bytes: int) -> dict[str, float]:
+        """Fill the private cache and then the last-level cache with the pieces hottest first
+        (what an LRU cache keeps). Per sample: lines that one thread would find in its private
+        cache but another thread modified (model item 3), and DRAM bytes for the pieces that
+        do not fit the last-level cache (read and written back, model item 4)."""
+        order = np.argsort(-self.touch, kind="stable")
+        touch, lines = self.touch[order], self.lines[order]
+        upto = np.cumsum(lines * LINE_BYTES)
+        private = upto <= private_bytes
+        beyond_llc = upto > llc_bytes
+        pm = modified_since_last_touch(touch, threads)
+        return {
+            "coherence_lines": float((touch * lines * pm)[private].sum()),
+            "private_fraction_of_writes": float((touch * lines)[private].sum())
+            / float((touch * lines).sum()),
+            "dram_bytes": float((touch * lines)[beyond_llc].sum() * LINE_BYTES * 2),
+        }
+
+
+@dataclass(frozen=True)
+class Target:
+    """A machine the model predicts for. Only `this machine` has measured constants; the
+    others are assumptions (in `note`) to be replaced by measurements on the board."""
+
+    name: str
+    cores: int
+    slow: float  # time per sample relative to this machine, one core
+    private_bytes: int  # one core's own cache (the level a coherence miss replaces)
+    llc_bytes: int  # the last-level cache, shared
+    dram_gb_s: float  # total sustained copy bandwidth, all cores
+    coh_ns: float  # one coherence miss (a line another core wrote)
+    mlp: float  # coherence misses one core overlaps
+    note: str
+
+
+def targets(here_bandwidth: float, here_private: int, here_llc: int) -> list[Target]:
+    mb = 1 << 20
+    return [
+        Target("this machine", os.cpu_count() or 1, 1.0, here_private, here_llc, here_bandwidth,
+               100.0, 4.0,
+               "measured: copy bandwidth (numpy, all cores), caches from sysfs; coherence miss "
+               "100 ns and 4 overlapped misses assumed"),
+        Target("Pi 4 (4x Cortex-A72)", 4, 4.0, 32 << 10, 1 * mb, 4.0, 100.0, 2.0,
+               "assumed: 32 KB L1D private, 1 MB L2 shared, LPDDR4 about 4 GB/s copy, a "
+               "sample 4x slower than here"),
+        Target("Pi 5 (4x Cortex-A76)", 4, 2.0, 512 << 10, 2 * mb, 8.0, 100.0, 4.0,
+               "assumed: 512 KB L2 private, 2 MB L3, LPDDR4X about 8 GB/s copy, a sample 2x "
+               "slower than here"),
+        Target("56 cores, 2 sockets (seed)", 56, 1.0, 256 << 10, 35 * mb, 100.0, 250.0, 6.0,
+               "assumed: 256 KB L2 private, 35 MB L3 a socket, about 100 GB/s, coherence "
+               "across sockets about 250 ns, a sample as fast as here"),
+    ]  # fmt: skip
+
+
+@dataclass
+class Measured:
+    """What one-thread training measured (all times in seconds, per training sample)."""
+
+    n_train: int
+    k: int
+    rows: int
+    t_sample: float  # Network.fit, median over epochs
+    t_forward: float  # elsh_net_forward alone
+    t_tables: float  # table maintenance per sample (timed updates x updates per sample)
+    t_shuffle: float  # one shuffle, per sample
+    t_load: float  # loading the data set, once
+    params_per_sample: int  # parameters one step updates
+    bytes_touched: float  # op-counted weight and table bytes per sample
+    bandwidth_1: float  # GB/s, numpy copy, one thread
+    bandwidth_all: float  # GB/s, numpy copy, every core
+    private_bytes: int
+    llc_bytes: int
+
+
+def predict(
+    m: Measured,
+    t: Target,
+    threads: int,
+    pieces: StatePieces,
+    deterministic_serial: float = 0.0,
+) -> dict[str, float]:
+    """Model item 5 for `threads` threads on target t: time per sample and its terms."""
+    serial = (m.t_tables + m.t_shuffle + deterministic_serial) * t.slow
+    parallel = (m.t_sample * t.slow) - serial
+    cache = pieces.cache_terms(threads, t.private_bytes, t.llc_bytes)
+    coh = cache["coherence_lines"] * t.coh_ns * 1e-9 / t.mlp
+    bw_floor = cache["dram_bytes"] / (t.dram_gb_s * 1e9)
+    per_sample = serial + max((parallel + coh) / threads, bw_floor)
+    one = serial + parallel
+    return {
+        "threads": threads,
+        "seconds_per_sample": per_sample,
+        "speedup": one / per_sample,
+        "serial_share": serial / one,
+        "coherence_lines_per_sample": cache["coherence_lines"],
+        "coherence_seconds_per_sample": coh,
+        "dram_bytes_per_sample": cache["dram_bytes"],
+        "bandwidth_floor_seconds": bw_floor,
+        "bandwidth_bound": float(bw_floor > (parallel + coh) / threads),
+    }
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def copy_bandwidth(threads: int, mbytes: int = 64, reps: int = 5) -> float:
+    """GB/s of numpy copies (read + write counted) by `threads` threads at once, median."""
+    n = mbytes * (1 << 20) // 8
+    src = [np.ones(n) for _ in range(threads)]
+    dst = [np.empty(n) for _ in range(threads)]
+    rates = []
+    for _ in range(reps):
+        barrier = threading.Barrier(threads + 1)
+
+        def work(i: int, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            np.copyto(dst[i], src[i])
+
+        pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+        for th in pool:
+            th.start()
+        t0 = time.perf_counter()
+        barrier.wait()
+        for th in pool:
+            th.join()
+        rates.append(2 * 8 * n * threads / (time.perf_counter() - t0) / 1e9)
+    return median(rates)
+
+
+def cache_bytes(private: bool) -> int:
+    """cpu0's largest data cache that only it uses (private) or that it shares with other
+    CPUs (sysfs shared_cpu_list; a machine with one CPU counts its largest as both); 0 if
+    unknown."""
+    best = 0
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return 0
+    for name in names:
+        try:
+            with open(f"{base}/{name}/size") as f:
+                text = f.read().strip()
+            with open(f"{base}/{name}/type") as f:
+                kind = f.read().strip()
+            with open(f"{base}/{name}/shared_cpu_list") as f:
+                shared = f.read().strip() not in ("0", "")
+        except OSError:
+            continue
+        if kind == "Instruction" or (private and shared):
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+        digits = text.rstrip("KM")
+        if digits.isdigit():
+            best = max(best, int(digits) * scale)
+    return best
+
+
+def concentration(active: np.ndarray) -> dict[str, float]:
+    """How concentrated the writes of a boolean samples x rows matrix are."""
+    p = active.mean(axis=0)
+    return {
+        "rows_never_written": int((p == 0).sum()),
+        "rows_written_by_half": int((p >= 0.5).sum()),
+        "largest_p": float(p.max()),
+        "write_weighted_p": write_weighted_frequency(p),
+    }
+
+
+def record_trace(
+    net: Network, x: np.ndarray, y: np.ndarray, epochs: int, tc: Any
+) -> tuple[np.ndarray, list[dict[str, float]], list[float], list[float]]:
+    """Train `epochs` epochs one sample per elsh_train_batch call (Network.fit's trajectory).
+    Returns the layer-0 active sets of the last epoch (boolean samples x rows), how
+    concentrated each epoch's were, and the times of the calls of all epochs without and with
+    a table update."""
+    n = x.shape[0]
+    rows = net.layer_sizes[1]
+    order = np.empty(n, dtype=np.int32)
+    stats = ffi.new("elsh_train_stats *")
+    x_p, y_p = ptr(x, "float *"), ptr(y, "int32_t *")
+    order_p = ffi.cast("int32_t *", ffi.from_buffer(order))
+    active = np.zeros((n, rows), dtype=bool)
+    per_epoch = []
+    plain: list[float] = []
+    with_tables: list[float] = []
+    for e in range(epochs):
+        epoch = net.epochs_trained
+        check(lib.elsh_shuffle(net._net, ptr(order, "int32_t *"), n), "shuffle")
+        stats.samples = stats.correct = stats.rebuilds = stats.rehashes = 0
+        stats.loss_sum = 0.0
+        active[:] = False
+        for s in range(n):
+            updates = stats.rebuilds + stats.rehashes
+            t0 = time.perf_counter_ns()
+            status = lib.elsh_train_batch(net._net, tc, epoch, n, x_p, y_p, order_p + s, 1, stats)
+            took = (time.perf_counter_ns() - t0) * 1e-9
+            check(status, "training")
+            (with_tables if stats.rebuilds + stats.rehashes > updates else plain).append(took)
+            active[s, net.last_active(0)] = True
+        net.epochs_trained += 1
+        per_epoch.append({"epoch": e + 1, "train_accuracy": stats.correct / n,
+                          **concentration(active)})  # fmt: skip
+        progress(
+            f"trace epoch {e + 1}/{epochs}: train acc {stats.correct / n * 100:.2f} %, "
+            f"rows never written {per_epoch[-1]['rows_never_written']}, "
+            f"E_w[p] {per_epoch[-1]['write_weighted_p']:.3f}"
+        )
+    return active, per_epoch, plain, with_tables
+
+
+def measure(args: argparse.Namespace) -> tuple[Measured, np.ndarray, dict[str, Any]]:
+    t0 = time.perf_counter()
+    data = load("mnist5k", seed=args.seed, limit=args.limit)
+    t_load = time.perf_counter() - t0
+    x, y = data.x_train, data.y_train
+    n = x.shape[0]
+    lsh = LSHConfig(active_fraction=args.active / 100.0)
+    train_cfg = TrainConfig()
+
+    trace_net = Network(784, [args.hidden], 10, lsh, seed=args.seed)
+    active, per_epoch, plain, with_tables = record_trace(
+        trace_net, x, y, args.epochs, train_cfg.to_c()
+    )
+    # a table update's cost: the median call that did one minus the median call that did not
+    t_update = max(0.0, median(with_tables) - median(plain)) if with_tables else 0.0
+    updates_per_sample = len(with_tables) / (len(plain) + len(with_tables))
+
+    # timing: a fresh network of the same seed trained with fit(), epoch by epoch, in round
+    # robin with one that never updates its tables (a cross-check of the table share)
+    net = Network(784, [args.hidden], 10, lsh, seed=args.seed)
+    never = Network(784, [args.hidden], 10, lsh, seed=args.seed)
+    never_cfg = replace(train_cfg, rebuild="never")
+    epoch_seconds, never_seconds = [], []
+    for e in range(args.epochs):
+        net.reset_counters()
+        rep = net.fit(x, y, epochs=1, train=train_cfg)[0]
+        epoch_seconds.append(rep.seconds)
+        never_seconds.append(never.fit(x, y, epochs=1, train=never_cfg)[0].seconds)
+        progress(
+            f"timed epoch {e + 1}/{args.epochs}: {rep.seconds:.2f} s "
+            f"({never_seconds[-1]:.2f} s without table updates)"
+        )
+    ops = net.ops()
+    bytes_touched = sum(ops[p]["weight_bytes"] + ops[p]["table_bytes"] for p in ops) / n
+
+    forward_seconds = []
+    x_p = ptr(x, "float *")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for s in range(min(n, 1000)):
+            status = lib.elsh_net_forward(net._net, x_p + s * 784, int(y[s]))
+            if status < 0:
+                check(status, "forward")
+        forward_seconds.append((time.perf_counter() - t0) / min(n, 1000))
+
+    rebuild_seconds = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        net.rebuild_tables()
+        rebuild_seconds.append(time.perf_counter() - t0)
+
+    order = np.empty(n, dtype=np.int32)
+    t0 = time.perf_counter()
+    for _ in range(20):
+        lib.elsh_shuffle(net._net, ptr(order, "int32_t *"), n)
+    t_shuffle = (time.perf_counter() - t0) / 20 / n
+
+    k = net.active_counts()[0]
+    params = k * (784 + 1) + 10 * (k + 1)
+    m = Measured(
+        n_train=n,
+        k=k,
+        rows=args.hidden,
+        t_sample=median(epoch_seconds) / n,
+        t_forward=median(forward_seconds),
+        t_tables=t_update * updates_per_sample,
+        t_shuffle=t_shuffle,
+        t_load=t_load,
+        params_per_sample=params,
+        bytes_touched=bytes_touched,
+        bandwidth_1=copy_bandwidth(1),
+        bandwidth_all=copy_bandwidth(os.cpu_count() or 1),
+        private_bytes=cache_bytes(private=True),
+        llc_bytes=cache_bytes(private=False),
+    )
+    extra = {
+        "epoch_seconds": epoch_seconds,
+        "trace_epochs": per_epoch,
+        "epoch_seconds_never_rebuild": never_seconds,
+        "full_rebuild_seconds": median(rebuild_seconds),
+        "table_update_seconds": t_update,
+        "table_updates_per_sample": updates_per_sample,
+        "call_median_seconds_without_update": median(plain),
+        "lsh": asdict(lsh),
+        "train_config": asdict(train_cfg),
+    }
+    return m, active, extra
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def fmt(v: float, digits: int = 3) -> str:
+    return f"{v:.{digits}g}"
+
+
+def run(args: argparse.Namespace) -> int:
+    started = machine_info()
+    m, active, extra = measure(args)
+    p = active.mean(axis=0)
+    rng = np.random.default_rng(args.seed)
+    p_line = line_touch_probability(active)
+    pieces = StatePieces.of(p, p_line, 784, 10)
+    # t_rmw <= the step's time per parameter it updates, so t_rmw / t_step <= 1 / params
+    rmw_over_step = 1.0 / m.params_per_sample
+
+    conflict_rows = []
+    conflicts: list[dict[str, Any]] = []
+    for T in THREAD_COUNTS[1:]:
+        mc = monte_carlo_conflicts(active, T, args.mc_steps, rng)
+        entry = {
+            "threads": T,
+            "conflicting_rows_formula": expected_conflicting_rows(p, T),
+            "conflicting_rows_mc": mc["conflicting_rows"],
+            "shared_write_fraction_formula": shared_write_fraction(p, T),
+            "shared_write_fraction_mc": mc["shared_write_fraction"],
+            "p_step_has_conflict_mc": mc["p_step_has_conflict"],
+            "lost_update_fraction_hidden": lost_update_fraction(p, T, rmw_over_step),
+            "lost_update_fraction_output_bias": lost_update_fraction([1.0], T, rmw_over_step),
+            "output_line_modified_since_last_touch": float(
+                modified_since_last_touch(p_line, T).mean()
+            ),
+        }
+        conflicts.append(entry)
+        conflict_rows.append(
+            [
+                str(T),
+                fmt(entry["conflicting_rows_formula"]),
+                fmt(entry["conflicting_rows_mc"]),
+                f"{entry['shared_write_fraction_formula'] * 100:.2f} %",
+                f"{entry['shared_write_fraction_mc'] * 100:.2f} %",
+                f"{entry['p_step_has_conflict_mc'] * 100:.1f} %",
+                f"{entry['lost_update_fraction_hidden']:.2e}",
+                f"{entry['lost_update_fraction_output_bias']:.2e}",
+                f"{entry['output_line_modified_since_last_touch'] * 100:.0f} %",
+            ]
+        )
+
+    all_targets = targets(m.bandwidth_all, m.private_bytes, m.llc_bytes)
+    predictions: list[dict[str, Any]] = []
+    pred_rows = []
+    for t in all_targets:
+        for T in sorted({1, 2, t.cores}):
+            modes = (
+                ("async", 0.0),
+                # the Adagrad step of the merged deltas done by one thread: about all of
+                # backward + update (the gradient is formed inside the update loop)
+                ("deterministic, serial merge", m.t_sample - m.t_forward - m.t_tables),
+            )
+            for mode, det_serial in modes:
+                r = predict(m, t, T, pieces, det_serial)
+                predictions.append({"target": t.name, "mode": mode, **r})
+                pred_rows.append(
+                    [
+                        t.name,
+                        mode,
+                        str(T),
+                        fmt(r["speedup"]),
+                        f"{r['serial_share'] * 100:.2f} %",
+                        f"{r['coherence_lines_per_sample']:.0f}",
+                        f"{r['coherence_seconds_per_sample'] * 1e6:.1f}",
+                        f"{r['bandwidth_floor_seconds'] * 1e6:.1f}",
+                        "yes" if r["bandwidth_bound"] else "no",
+                    ]
+                )
+
+    info = machine_info(started)
+    never_saving = 1 - median(extra["epoch_seconds_never_rebuild"]) / median(extra["epoch_seconds"])
+    print(
+        f"# Scaling model, 784-{m.rows}-10 at {args.active:g} % active, MNIST-5k "
+        f"({m.n_train} train samples)\n"
+    )
+    print(f"{machine_line(info)}\n")
+    print(
+        f"k = {m.k} of {m.rows} rows per sample; rows never active in the last epoch: "
+        f"{int((p == 0).sum())}; largest p_r {p.max():.3f}; mean p_r {p.mean():.4f}; "
+        f"write-weighted E_w[p] {write_weighted_frequency(p):.4f} (uniform would be "
+        f"{m.k / m.rows:.4f}).\n"
+    )
+    print(
+        f"One thread: {m.t_sample * 1e6:.0f} us per sample (forward {m.t_forward * 1e6:.0f} "
+        f"us), table maintenance {m.t_tables * 1e6:.1f} us/sample "
+        f"({m.t_tables / m.t_sample * 100:.2f} %), shuffle {m.t_shuffle * 1e9:.0f} ns/sample, "
+        f"data loading {m.t_load:.2f} s once (cross-check: an epoch without table updates "
+        f"took {never_saving * 100:.1f} % less time); {m.params_per_sample} parameters updated and "
+        f"{m.bytes_touched / 1e3:.0f} kB touched per sample; copy bandwidth "
+        f"{m.bandwidth_1:.1f} GB/s (1 thread), {m.bandwidth_all:.1f} GB/s (all cores).\n"
+    )
+    print("## How concentrated the layer-0 writes are, epoch by epoch (one thread)\n")
+    print(
+        markdown_table(
+            ["epoch", "train acc", "rows never written", "rows written by >= 50 %",
+             "largest p_r", "E_w[p]"],
+            [
+                [str(c["epoch"]), f"{c['train_accuracy'] * 100:.2f} %",
+                 str(c["rows_never_written"]), str(c["rows_written_by_half"]),
+                 f"{c['largest_p']:.3f}", f"{c['write_weighted_p']:.3f}"]
+                for c in extra["trace_epochs"]
+            ],
+        )
+    )  # fmt: skip
+    print()
+    print("## Conflicts per step (layer 0 rows = output-layer columns)\n")
+    print(
+        markdown_table(
+            [
+                "threads",
+                "rows >= 2 writers (formula)",
+                "(Monte Carlo)",
+                "shared writes (formula)",
+                "(Monte Carlo)",
+                "P(step has a conflict)",
+                "lost, hidden rows",
+                "lost, output biases",
+                "output line modified",
+            ],
+            conflict_rows,
+        )
+    )
+    print("\n## Predicted training throughput speedup\n")
+    print(
+        markdown_table(
+            [
+                "target",
+                "mode",
+                "threads",
+                "speedup",
+                "serial share",
+                "coherence misses/sample",
+                "coherence us/sample",
+                "DRAM floor us/sample",
+                "bandwidth bound",
+            ],
+            pred_rows,
+        )
+    )
+    print()
+    for t in all_targets:
+        print(f"- {t.name}: {t.note}")
+    if args.json:
+        write_json_atomic(
+            args.json,
+            record(
+                PROG,
+                {
+                    "layers": [784, m.rows, 10],
+                    "active_percent": args.active,
+                    "epochs": args.epochs,
+                    "measured": asdict(m),
+                    "row_write_probability": p.tolist(),
+                    "output_line_touch_probability": p_line.tolist(),
+                    "conflicts": conflicts,
+                    "targets": [asdict(t) for t in all_targets],
+                    "predictions": predictions,
+                    **extra,
+                },
+                info,
+            ),
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common.build_parser(PROG, __doc__.split("\n\n")[0], epilog=None)
+    add_common_args(p, epochs=2, seed=0, limit=True)
+    p.add_argument(
+        "--hidden",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="hidden layer width (784-N-10)",
+    )
+    p.add_argument(
+        "--active",
+        type=common.percent,
+        default=5.0,
+        metavar="PERCENT",
+        help="active percentage of the hidden layer",
+    )
+    p.add_argument(
+        "--mc-steps",
+        type=positive_int,
+        default=2000,
+        metavar="N",
+        help="Monte Carlo steps per thread count",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return common.main(PROG, build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
