@@ -178,3 +178,31 @@ def test_speedup_limits():
     r = sm.predict(m, target(coh_ns=1000.0, private_bytes=1 << 20), 2, hot)
     assert r["coherence_seconds_per_sample"] == pytest.approx(100e-6)
     assert r["speedup"] == pytest.approx(1e-3 / ((1e-3 + 100e-6) / 2))
+
+
+def test_phase2_share_follows_the_hot_rows():
+    # all writes in the first half of the rows: with 2 workers one does all of layer 0
+    p = np.array([0.5, 0.5, 0.0, 0.0])
+    share = sm.phase2_max_share(p, 2, n_in=9, n_out=2, k=1)
+    # layer 0: worker 0 has 2 x 0.5 x 10 = 10, worker 1 none; output: 1 row of k + 1 = 2 each
+    assert share == pytest.approx(12 / 14)
+    # spread evenly: balanced
+    assert sm.phase2_max_share(np.full(4, 0.25), 2, 9, 2, 1) == pytest.approx(0.5)
+    assert sm.phase2_max_share(p, 1, 9, 2, 1) == pytest.approx(1.0)
+
+
+def test_deterministic_limits():
+    cold = pieces([0.05], [10])
+    m = measured(t_forward=4e-4)  # phase 1 0.4 ms, phase 2 0.6 ms
+    assert sm.predict_deterministic(m, target(), 1, cold, 1.0)["speedup"] == pytest.approx(1.0)
+    # balanced phase 2 and no coherence: linear
+    r = sm.predict_deterministic(m, target(), 4, cold, 0.25)
+    assert r["speedup"] == pytest.approx(4.0)
+    # one worker does all of phase 2: only phase 1 is split
+    r = sm.predict_deterministic(m, target(), 4, cold, 1.0)
+    assert r["speedup"] == pytest.approx(1e-3 / (4e-4 / 4 + 6e-4))
+    # a hot piece in the private cache, touched by every sample: with 2 workers and batch 64,
+    # each worker re-reads half its lines once a batch
+    hot = pieces([1.0], [64])
+    r = sm.predict_deterministic(m, target(coh_ns=1000.0, private_bytes=1 << 20), 2, hot, 0.5)
+    assert r["coherence_lines_per_sample"] == pytest.approx(64 * 0.5 / 64)

@@ -71,31 +71,45 @@ The model
    too) come from DRAM and go back: q x lines x 64 B x 2 per sample. T threads need T times
    that bandwidth, so per-sample time >= DRAM bytes / total bandwidth. Because LSH keeps
    choosing the same neurons (see the measured concentration), the hot state is small.
-5. Amdahl. Work that one thread does while the others wait: table maintenance when it runs at
-   a barrier (the measured share of a sample's time), the per-epoch shuffle, and in the
-   deterministic mode the merge of the shards' deltas if it is serial. Loading the data is
-   once per run and reported apart.
+5. Amdahl. Work that one thread does while the others wait: table maintenance, which the
+   threaded trainer (native/src/train_threads_f32.c) runs at a barrier in both modes (its
+   measured share of a sample's time), and the per-epoch shuffle. Loading the data is once per
+   run and reported apart.
 
-   Time per sample with T threads, throughput speedup S(T):
+   Asynchronous mode, time per sample with T threads and throughput speedup S(T):
 
-       t_T = t_serial + max((t_par * slow + t_coh_extra(T)) / T, dram_bytes / bandwidth)
-       S(T) = (t_serial + t_par * slow) / t_T      (t_serial scaled by slow too)
+       t_T = t_serial + max((t_par + t_coh_extra(T)) / T, dram_bytes / bandwidth)
+       S(T) = (t_serial + t_par) / t_T
 
-   slow is the target core's time per sample relative to this machine (an assumption, given
-   per target below); the machine constants of the targets are assumptions written in targets()
-   and in the result, to be replaced by measurements on the boards.
+6. Deterministic mode. A mini-batch of B = 64 samples: phase 1 (forward, loss, deltas,
+   nothing written; the measured forward time) split evenly, a barrier, phase 2 (the
+   optimizer steps, the rest of a sample's time) split by neuron ranges [n w / T, n (w+1) / T)
+   of each layer, so phase 2 takes as long as its busiest range: with the measured p_r, the
+   largest share of sum p_r (n_in + 1) over a range (plus the output rows). No two threads
+   write the same value; a worker re-reads in phase 1 the rows other workers wrote in the last
+   phase 2 (coherence misses once a batch, not once a sample; t_coh is one worker's misses
+   of a batch over B).
+
+       t_T = t_serial + max(t_phase1 / T + t_phase2 * largest_share(T) + t_coh, floor)
+
+   Every time is multiplied by `slow`, the target core's time per sample relative to this
+   machine (an assumption, per target); the machine constants of the other targets are
+   assumptions written in targets() and in the result, to be replaced by measurements on the
+   boards.
 
 Run (about a minute on a quiet machine):
 
     python tools/bench/scaling_model.py --epochs 2 --json tools/bench/results/scaling.json
 
-The measured 2-thread speedup (tools/bench/bench_threads.py, when the threaded trainer is
-there) is compared with the prediction for this machine in tools/bench/results.
+When the installed edge_lsh has the threaded trainer (Network.fit threads=, thread_mode=),
+the script also measures it here: fresh networks of the same seed at 1 and --threads threads in
+each mode, one epoch each in round robin, medians, next to the prediction for this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import threading
@@ -308,15 +322,10 @@ class Measured:
     llc_bytes: int
 
 
-def predict(
-    m: Measured,
-    t: Target,
-    threads: int,
-    pieces: StatePieces,
-    deterministic_serial: float = 0.0,
-) -> dict[str, float]:
-    """Model item 5 for `threads` threads on target t: time per sample and its terms."""
-    serial = (m.t_tables + m.t_shuffle + deterministic_serial) * t.slow
+def predict(m: Measured, t: Target, threads: int, pieces: StatePieces) -> dict[str, float]:
+    """Model item 5, asynchronous mode, for `threads` threads on target t: time per sample and
+    its terms. Table maintenance runs at a barrier (train_threads_f32.c does that)."""
+    serial = (m.t_tables + m.t_shuffle) * t.slow
     parallel = (m.t_sample * t.slow) - serial
     cache = pieces.cache_terms(threads, t.private_bytes, t.llc_bytes)
     coh = cache["coherence_lines"] * t.coh_ns * 1e-9 / t.mlp
@@ -333,6 +342,64 @@ def predict(
         "dram_bytes_per_sample": cache["dram_bytes"],
         "bandwidth_floor_seconds": bw_floor,
         "bandwidth_bound": float(bw_floor > (parallel + coh) / threads),
+    }
+
+
+def phase2_max_share(p_rows: np.ndarray, threads: int, n_in: int, n_out: int, k: int) -> float:
+    """Deterministic mode, phase 2: worker w applies the optimizer steps to the neurons
+    [n * w / T, n * (w + 1) / T) of each layer. Expected work of a row: p_r x (n_in + 1)
+    parameters in layer 0, k + 1 for each output row (every sample). Returns the largest
+    worker's share of the work (1 / T when balanced)."""
+    rows = len(p_rows)
+    work = np.zeros(threads)
+    for w in range(threads):
+        lo, hi = rows * w // threads, rows * (w + 1) // threads
+        work[w] += float(p_rows[lo:hi].sum()) * (n_in + 1)
+        lo, hi = n_out * w // threads, n_out * (w + 1) // threads
+        work[w] += (hi - lo) * (k + 1)
+    return float(work.max() / work.sum())
+
+
+def predict_deterministic(
+    m: Measured,
+    t: Target,
+    threads: int,
+    pieces: StatePieces,
+    phase2_share: float,
+    batch: int = 64,
+) -> dict[str, float]:
+    """The deterministic mode (train_threads_f32.c): per mini-batch of `batch` samples, phase
+    1 (forward, loss, deltas; nothing written) split evenly over the workers, a barrier, phase
+    2 (the optimizer steps) split by neuron ranges, so its time is that of the busiest range
+    (phase2_share of the work). Coherence: in phase 1 a worker reads rows that other workers
+    wrote in the last phase 2: (T - 1) / T of the private pieces a shard of batch / T samples
+    touches, once a batch. Table maintenance at a barrier as in async."""
+    serial = (m.t_tables + m.t_shuffle) * t.slow
+    phase1 = m.t_forward * t.slow
+    phase2 = (m.t_sample - m.t_forward - m.t_tables - m.t_shuffle) * t.slow
+    order = np.argsort(-pieces.touch, kind="stable")
+    touch, lines = pieces.touch[order], pieces.lines[order]
+    private = np.cumsum(lines * LINE_BYTES) <= t.private_bytes
+    shard = max(1.0, batch / threads)
+    stale = (1.0 - (1.0 - touch) ** shard) * lines * (threads - 1) / threads
+    coh_lines = float(stale[private].sum()) / batch  # per sample of the batch
+    coh = coh_lines * t.coh_ns * 1e-9 / t.mlp
+    cache = pieces.cache_terms(threads, t.private_bytes, t.llc_bytes)
+    bw_floor = cache["dram_bytes"] / (t.dram_gb_s * 1e9)
+    compute = phase1 / threads + phase2 * (phase2_share if threads > 1 else 1.0) + coh
+    per_sample = serial + max(compute, bw_floor)
+    one = serial + phase1 + phase2
+    return {
+        "threads": threads,
+        "seconds_per_sample": per_sample,
+        "speedup": one / per_sample,
+        "serial_share": serial / one,
+        "phase2_largest_share": phase2_share if threads > 1 else 1.0,
+        "coherence_lines_per_sample": coh_lines,
+        "coherence_seconds_per_sample": coh,
+        "dram_bytes_per_sample": cache["dram_bytes"],
+        "bandwidth_floor_seconds": bw_floor,
+        "bandwidth_bound": float(bw_floor > compute),
     }
 
 
@@ -480,6 +547,12 @@ def measure(args: argparse.Namespace) -> tuple[Measured, np.ndarray, dict[str, A
     ops = net.ops()
     bytes_touched = sum(ops[p]["weight_bytes"] + ops[p]["table_bytes"] for p in ops) / n
 
+    threads_measured = []
+    if args.threads > 1 and has_threads():
+        threads_measured = measure_threads(args, x, y, lsh, train_cfg)
+    elif args.threads > 1:
+        progress(f"{PROG}: this edge_lsh has no threaded trainer; nothing measured on threads")
+
     forward_seconds = []
     x_p = ptr(x, "float *")
     for _ in range(3):
@@ -523,6 +596,7 @@ def measure(args: argparse.Namespace) -> tuple[Measured, np.ndarray, dict[str, A
     extra = {
         "epoch_seconds": epoch_seconds,
         "trace_epochs": per_epoch,
+        "threads_measured": threads_measured,
         "epoch_seconds_never_rebuild": never_seconds,
         "full_rebuild_seconds": median(rebuild_seconds),
         "table_update_seconds": t_update,
@@ -534,11 +608,64 @@ def measure(args: argparse.Namespace) -> tuple[Measured, np.ndarray, dict[str, A
     return m, active, extra
 
 
+def has_threads() -> bool:
+    """Does this edge_lsh's Network.fit take threads= and thread_mode= (issue 14)?"""
+    params = inspect.signature(Network.fit).parameters
+    return "threads" in params and "thread_mode" in params
+
+
+def measure_threads(
+    args: argparse.Namespace, x: np.ndarray, y: np.ndarray, lsh: LSHConfig, tc: TrainConfig
+) -> list[dict[str, Any]]:
+    """Epoch times of the threaded trainer at 1 and args.threads threads in each mode: fresh
+    networks of the same seed, one epoch each in round robin (who goes first rotates)."""
+    T = args.threads
+    configs = [(mode, n) for mode in ("async", "deterministic") for n in (1, T)]
+    nets = [Network(784, [args.hidden], 10, lsh, seed=args.seed) for _ in configs]
+    seconds: list[list[float]] = [[] for _ in configs]
+    for e in range(args.epochs):
+        for i in [*range(e % len(configs), len(configs)), *range(e % len(configs))]:
+            mode, n = configs[i]
+            fit: Any = nets[i].fit
+            rep = fit(x, y, epochs=1, train=tc, threads=n, thread_mode=mode)[0]
+            seconds[i].append(rep.seconds)
+            progress(f"threads epoch {e + 1}/{args.epochs} {mode} x{n}: {rep.seconds:.2f} s, "
+                     f"train acc {rep.train_accuracy * 100:.2f} %")  # fmt: skip
+    return [
+        {"mode": mode, "threads": n, "epoch_seconds": seconds[i], "median": median(seconds[i])}
+        for i, (mode, n) in enumerate(configs)
+    ]
+
+
 # ----------------------------------------------------------------------------- report
 
 
 def fmt(v: float, digits: int = 3) -> str:
     return f"{v:.{digits}g}"
+
+
+def threads_table(
+    measured: list[dict[str, Any]], predictions: list[dict[str, Any]], here: str
+) -> list[list[str]]:
+    """Rows comparing the measured epoch times with this machine's predicted speedups."""
+    if not measured:
+        return []
+    one = next(r["median"] for r in measured if r["mode"] == "async" and r["threads"] == 1)
+    rows = []
+    for r in measured:
+        same = next(q["median"] for q in measured if q["mode"] == r["mode"] and q["threads"] == 1)
+        pred = [
+            q["speedup"]
+            for q in predictions
+            if q["target"] == here and q["mode"] == r["mode"] and q["threads"] == r["threads"]
+        ]
+        r["speedup"] = one / r["median"]
+        r["speedup_same_mode"] = same / r["median"]
+        r["predicted"] = pred[0] if pred else None
+        rows.append([r["mode"], str(r["threads"]), f"{r['median']:.2f}", f"{r['speedup']:.2f}",
+                     f"{r['speedup_same_mode']:.2f}",
+                     fmt(pred[0]) if pred else "not predicted"])  # fmt: skip
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:
@@ -587,15 +714,14 @@ def run(args: argparse.Namespace) -> int:
     predictions: list[dict[str, Any]] = []
     pred_rows = []
     for t in all_targets:
-        for T in sorted({1, 2, t.cores}):
-            modes = (
-                ("async", 0.0),
-                # the Adagrad step of the merged deltas done by one thread: about all of
-                # backward + update (the gradient is formed inside the update loop)
-                ("deterministic, serial merge", m.t_sample - m.t_forward - m.t_tables),
-            )
-            for mode, det_serial in modes:
-                r = predict(m, t, T, pieces, det_serial)
+        extra_t = {args.threads} if t is all_targets[0] else set()
+        for T in sorted({1, 2, t.cores} | extra_t):
+            share = phase2_max_share(p, T, 784, 10, m.k)
+            for mode in ("async", "deterministic"):
+                if mode == "async":
+                    r = predict(m, t, T, pieces)
+                else:
+                    r = predict_deterministic(m, t, T, pieces, share)
                 predictions.append({"target": t.name, "mode": mode, **r})
                 pred_rows.append(
                     [
@@ -612,7 +738,7 @@ def run(args: argparse.Namespace) -> int:
                 )
 
     info = machine_info(started)
-    never_saving = 1 - median(extra["epoch_seconds_never_rebuild"]) / median(extra["epoch_seconds"])
+    never_ratio = median(extra["epoch_seconds_never_rebuild"]) / median(extra["epoch_seconds"])
     print(
         f"# Scaling model, 784-{m.rows}-10 at {args.active:g} % active, MNIST-5k "
         f"({m.n_train} train samples)\n"
@@ -628,8 +754,9 @@ def run(args: argparse.Namespace) -> int:
         f"One thread: {m.t_sample * 1e6:.0f} us per sample (forward {m.t_forward * 1e6:.0f} "
         f"us), table maintenance {m.t_tables * 1e6:.1f} us/sample "
         f"({m.t_tables / m.t_sample * 100:.2f} %), shuffle {m.t_shuffle * 1e9:.0f} ns/sample, "
-        f"data loading {m.t_load:.2f} s once (cross-check: an epoch without table updates "
-        f"took {never_saving * 100:.1f} % less time); {m.params_per_sample} parameters updated and "
+        f"data loading {m.t_load:.2f} s once (cross-check, noisy: an epoch of a network that "
+        f"never updates its tables took {never_ratio:.2f}x the time); "
+        f"{m.params_per_sample} parameters updated and "
         f"{m.bytes_touched / 1e3:.0f} kB touched per sample; copy bandwidth "
         f"{m.bandwidth_1:.1f} GB/s (1 thread), {m.bandwidth_all:.1f} GB/s (all cores).\n"
     )
@@ -684,6 +811,16 @@ def run(args: argparse.Namespace) -> int:
     print()
     for t in all_targets:
         print(f"- {t.name}: {t.note}")
+    measured_rows = threads_table(extra["threads_measured"], predictions, all_targets[0].name)
+    if measured_rows:
+        print("\n## Measured here: the threaded trainer, one epoch each in round robin\n")
+        print(
+            markdown_table(
+                ["mode", "threads", "epoch s (median)", "x 1 thread", "x same mode, 1 thread",
+                 "predicted"],
+                measured_rows,
+            )
+        )  # fmt: skip
     if args.json:
         write_json_atomic(
             args.json,
@@ -723,6 +860,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=5.0,
         metavar="PERCENT",
         help="active percentage of the hidden layer",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="measure the threaded trainer at 1 and N threads when edge_lsh has it (1: skip)",
     )
     p.add_argument(
         "--mc-steps",
