@@ -21,6 +21,7 @@ HEADERS = [
     NATIVE / "include" / "edge_lsh.h",
     NATIVE / "include" / "edge_lsh_train.h",
     NATIVE / "include" / "edge_lsh_slots.h",
+    NATIVE / "include" / "edge_lsh_finetune.h",
     NATIVE / "tests" / "cffi_stages.h",
 ]
 

@@ -16,7 +16,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("edge_lsh.format.*",),
     ("edge_lsh.native",),
     ("edge_lsh.network", "edge_lsh.fixed"),
-    ("edge_lsh.defaults", "edge_lsh.quantize"),
+    ("edge_lsh.defaults", "edge_lsh.quantize", "edge_lsh.finetune"),
     ("edge_lsh.interop.*",),
     ("edge_lsh.deploy.*",),
     ("edge_lsh.energy.*",),

@@ -48,15 +48,21 @@ void elsh_qhash_input(elsh_qlayer *L, const int16_t *x, const int32_t *idx, int3
     for (int32_t t = 0; t < L->hash.tables; t++) L->codes[t] = hash_code(L, h, t, ops);
 }
 
-void elsh_qhash_neuron(const elsh_qlayer *L, int32_t j, int32_t *h, uint32_t *codes)
+void elsh_qhash_row(const elsh_qlayer *L, const int8_t *row8, const int16_t *row16, int32_t *h,
+                    uint32_t *codes, elsh_ops *ops)
 {
     int32_t pool = L->hash.pool, n_in = L->n_in;
-    if (L->weight_bits == 8) {
-        const int8_t *row = L->w8 + (size_t)j * (size_t)n_in;
-        POOL_DENSE(h, row, n_in, pool);
-    } else {
-        const int16_t *row = L->w16 + (size_t)j * (size_t)n_in;
-        POOL_DENSE(h, row, n_in, pool);
-    }
-    for (int32_t t = 0; t < L->hash.tables; t++) codes[t] = hash_code(L, h, t, NULL);
+    if (row8)
+        POOL_DENSE(h, row8, n_in, pool);
+    else
+        POOL_DENSE(h, row16, n_in, pool);
+    if (ops && pool > 1) ops->add += (uint64_t)n_in;
+    for (int32_t t = 0; t < L->hash.tables; t++) codes[t] = hash_code(L, h, t, ops);
+}
+
+void elsh_qhash_neuron(const elsh_qlayer *L, int32_t j, int32_t *h, uint32_t *codes)
+{
+    size_t off = (size_t)j * (size_t)L->n_in;
+    elsh_qhash_row(L, L->weight_bits == 8 ? L->w8 + off : NULL,
+                   L->weight_bits == 8 ? NULL : L->w16 + off, h, codes, NULL);
 }

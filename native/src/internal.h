@@ -6,6 +6,7 @@
 #define EDGE_LSH_INTERNAL_H
 
 #include "edge_lsh_train.h"
+#include "edge_lsh_finetune.h"
 
 #include <float.h>
 
@@ -214,6 +215,9 @@ uint32_t elsh_qhash_code(const elsh_qlayer *L, const int32_t *h, int32_t t, elsh
 void elsh_qhash_input(elsh_qlayer *L, const int16_t *x, const int32_t *idx, int32_t n, elsh_ops *ops);
 /* Codes of neuron j's weight row in every table; h is [hash_dim] scratch. */
 void elsh_qhash_neuron(const elsh_qlayer *L, int32_t j, int32_t *h, uint32_t *codes);
+/* The same for a given row (row8 for an int8 layer, else row16), counting into ops if given. */
+void elsh_qhash_row(const elsh_qlayer *L, const int8_t *row8, const int16_t *row16, int32_t *h,
+                    uint32_t *codes, elsh_ops *ops);
 
 /* Fixed-point dot products (dot_q.c, dot_q_neon.c): a weight row with the layer input minus
  * its zero point, modulo 2^32. The SIMD versions are chosen at compile time from the target

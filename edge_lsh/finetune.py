@@ -1,0 +1,336 @@
+"""Fine-tuning an ``.elsh`` model in fixed point with the C kernel (edge_lsh_finetune.h): the
+integer training step a device runs, driven from Python.
+
+    tr = FixedTrainer("m.elsh", train_layers="all", optimizer="adagrad", lr=0.01, seed=0)
+    tr.fit(x, y, epochs=3, progress=callback)       # float rows, quantized as inference does
+    tr.evaluate(x_test, y_test)                     # accuracy and ops with the trained weights
+    tr.arena_bytes, tr.ops                          # RAM beyond the file; work per sample
+    tr.save("m2.elsh")                              # atomic; the C kernel's bytes
+
+The step itself takes only integers. A float learning rate becomes, per layer, an integer
+multiplier and shift (``rates``): for Adagrad, the first step of a weight moves it by about
+lr / weight_scale int8 steps (its real value by about lr, as the float Adagrad of ``train``
+does), the layer's median weight scale standing for each neuron's; for SGD, the step is
+lr * dL/dw in real units, likewise. The numbers ``FixedTrainer.config`` holds are exactly what
+a device is given (``elsh_qtrain_config``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge_lsh.errors import ModelFileError
+from edge_lsh.fileio import atomic_write
+from edge_lsh.fixed import FixedPointModel
+from edge_lsh.format.reader import parse
+from edge_lsh.native import aligned_empty, check, ffi, lib, ptr
+from edge_lsh.oracle.qmodel import QModel
+from edge_lsh.oracle.qtrain import ADAGRAD, MAX_LAYERS, SGD, QTrainConfig
+from edge_lsh.report import ops_dict
+
+__all__ = ["FixedTrainer", "OPTIMIZERS", "train_layers_count", "rates"]
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": ADAGRAD}
+PHASES = ("hash", "forward", "backward", "update", "tables")
+Progress = Callable[[int, int, int, int], None]  # epoch, epochs, samples done, samples
+
+
+def train_layers_count(spec: str | int, n_layers: int) -> int:
+    """'all' -> 0 (every layer), 'last' -> 1, N -> N (1..n_layers): the last N layers train."""
+    if isinstance(spec, str):
+        s = spec.strip().lower()
+        if s == "all":
+            return 0
+        if s == "last":
+            return 1
+        try:
+            n = int(s)
+        except ValueError:
+            raise ValueError(f"train layers {spec!r}: expected all, last or a number") from None
+    else:
+        n = int(spec)
+    if not 1 <= n <= n_layers:
+        raise ValueError(f"train layers {spec!r}: the model has {n_layers} layers (1..{n_layers})")
+    return n
+
+
+def _fixed(value: float, lo: int = 1 << 20, hi: int = 1 << 30) -> tuple[int, int]:
+    """(m, shift) with m * 2^-shift = value, m in [lo, hi) when the shift (0..62) allows it."""
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"rate {value!r} must be finite and >= 0")
+    if value == 0:
+        return 0, 16
+    shift = 0
+    while value * 2.0**shift < lo and shift < 62:
+        shift += 1
+    while value * 2.0**shift >= hi and shift > 0:
+        shift -= 1
+    m = int(round(value * 2.0**shift))
+    if m >= 2**31:
+        raise ValueError(f"rate {value!r} is too large for the fixed-point step")
+    return m, shift
+
+
+def _grad_exps(qm: QModel) -> list[int]:
+    """train_q.c step 3: the Q format of each layer's deltas (from the output down)."""
+    ge = [0] * qm.n_layers
+    for li in range(qm.n_layers - 1, -1, -1):
+        ms = int(np.max(qm.layers[li].shift.astype(np.int64)))
+        ge[li] = 8 - ms if li == qm.n_layers - 1 else ge[li + 1] - ms - 4
+    return ge
+
+
+def rates(
+    qm: QModel, optimizer: int, lr: float
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Per layer (lr_w, lr_w_shift, lr_b, lr_b_shift) for a float learning rate (see the module
+    docstring). Host-side set-up: the device receives the integers."""
+    lw, lws, lb, lbs = [0] * MAX_LAYERS, [16] * MAX_LAYERS, [0] * MAX_LAYERS, [16] * MAX_LAYERS
+    ge = _grad_exps(qm)
+    out_scale = float(qm.layers[-1].out_scale)
+    for li, L in enumerate(qm.layers):
+        frac = 8 if L.weight_bits == 8 else 0
+        m = L.multiplier.astype(np.float64) * np.exp2(L.shift.astype(np.float64) - 31)
+        ws = m * float(L.out_scale) / float(L.in_scale)  # weight scale of each neuron
+        ws_med = float(np.median(ws[ws > 0])) if (ws > 0).any() else 1.0
+        in_scale = float(L.in_scale)
+        if optimizer == ADAGRAD:  # step_Q16 = lr_w 2^-shift 2^16 at a normalized gradient of 1
+            w_rate = lr / ws_med * 2.0**frac
+            b_rate = lr / (in_scale * ws_med)
+        else:  # real SGD: dL/dq = g out_scale 2^(-15 - grad_exp)
+            unit = out_scale * 2.0 ** (-15 - ge[li])
+            w_rate = lr / ws_med**2 * unit * 2.0 ** (frac + 16)
+            b_rate = lr / (in_scale * ws_med) ** 2 * unit * 2.0**16
+        lw[li], lws[li] = _fixed(w_rate)
+        lb[li], lbs[li] = _fixed(b_rate)
+    return lw, lws, lb, lbs
+
+
+@dataclass
+class _Arrays:
+    view: Any
+
+
+class FixedTrainer:
+    """The C fixed-point trainer over an .elsh model (a path or the file's bytes)."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | bytes | bytearray | memoryview,
+        train_layers: str | int = "all",
+        optimizer: str = "adagrad",
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        seed: int = 0,
+        config: QTrainConfig | None = None,
+    ) -> None:
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            self.model = FixedPointModel(model)
+        else:
+            self.model = FixedPointModel.load(model)
+        data = self.model.file_bytes()
+        try:
+            self._qm = parse(data, build_tables=False, hash_functions=False)
+        except Exception as exc:  # the C reader accepted it: cannot happen
+            raise ModelFileError(f"{self.model.name}: {exc}") from exc
+        if config is None:
+            if optimizer not in OPTIMIZERS:
+                raise ValueError(f"optimizer {optimizer!r}: expected one of {sorted(OPTIMIZERS)}")
+            if not (math.isfinite(lr) and lr > 0):
+                raise ValueError(f"learning rate {lr!r} must be a finite number > 0")
+            if not (0.0 <= momentum < 1.0):
+                raise ValueError(f"momentum {momentum!r} must be in [0, 1)")
+            opt = OPTIMIZERS[optimizer]
+            lw, lws, lb, lbs = rates(self._qm, opt, lr)
+            config = QTrainConfig(
+                optimizer=opt,
+                train_layers=train_layers_count(train_layers, self.model.n_layers),
+                momentum_q15=int(round(momentum * 32768)) if momentum < 32767 / 32768 else 32767,
+                lr_w=lw,
+                lr_w_shift=lws,
+                lr_b=lb,
+                lr_b_shift=lbs,
+                seed=int(seed),
+            )
+        self.config = config
+        cfg = ffi.new("elsh_qtrain_config *")
+        cfg.optimizer = config.optimizer
+        cfg.train_layers = config.train_layers
+        cfg.momentum_q15 = config.momentum_q15
+        for i in range(MAX_LAYERS):
+            cfg.lr_w[i] = config.lr_w[i]
+            cfg.lr_w_shift[i] = config.lr_w_shift[i]
+            cfg.lr_b[i] = config.lr_b[i]
+            cfg.lr_b_shift[i] = config.lr_b_shift[i]
+        cfg.seed = config.seed & (2**64 - 1)
+        self._cfg = cfg
+        need = ffi.new("size_t *")
+        check(lib.elsh_qtrain_plan(self.model._net, cfg, need), "plan the training arena")
+        self.train_arena_bytes = int(need[0])
+        self._arena = aligned_empty(max(self.train_arena_bytes, 64))
+        self._tr = ffi.new("elsh_qtrain *")
+        check(
+            lib.elsh_qtrain_attach(
+                self._tr, self.model._net, cfg, ptr(self._arena, "void *"), self._arena.size
+            ),
+            "attach the trainer",
+        )
+        self._samples = 0
+
+    # ------------------------------------------------------------------ description
+    @property
+    def arena_bytes(self) -> int:
+        """RAM beside the model file: the model's inference arena plus the training arena."""
+        return self.model.arena_bytes + self.train_arena_bytes
+
+    @property
+    def steps(self) -> int:
+        state = ffi.new("uint32_t[4]")
+        steps = ffi.new("uint64_t *")
+        check(lib.elsh_qtrain_progress(self._tr, state, steps), "progress")
+        return int(steps[0])
+
+    def prng_state(self) -> tuple[int, int, int, int]:
+        state = ffi.new("uint32_t[4]")
+        steps = ffi.new("uint64_t *")
+        check(lib.elsh_qtrain_progress(self._tr, state, steps), "progress")
+        return (int(state[0]), int(state[1]), int(state[2]), int(state[3]))
+
+    @property
+    def ops(self) -> dict[str, Any]:
+        """Work per training sample since the trainer was made: the phases' totals divided by
+        the samples, the multiplications of all phases together, and the dense network's
+        multiplications per sample (forward, backward and update of every weight)."""
+        n = max(self._samples, 1)
+        per = {
+            p: {k: v / n for k, v in ops_dict(lib.elsh_qnet_ops(self.model._net, i, 1)).items()}
+            for i, p in enumerate(PHASES)
+        }
+        mults = sum(per[p]["mul"] for p in PHASES)
+        return {
+            "phases": per,
+            "multiplications_per_sample": mults,
+            "dense_multiplications_per_sample": float(3 * self.model.dense_multiplications()),
+        }
+
+    def layer_state(self, layer: int) -> dict[str, Any]:
+        """Copies of layer `layer`'s state (elsh_qtrain_layer_state): weights, bias, and for a
+        trainable layer master, vel_w, vel_b, acc_w, acc_b; tab_offsets and tab_ids for an
+        LSH layer. Absent arrays are None."""
+        v = ffi.new("elsh_qtrain_layer_view *")
+        check(lib.elsh_qtrain_layer_state(self._tr, layer, v), "layer state")
+        n_in, n_out = int(v.n_in), int(v.n_out)
+        nw = n_in * n_out
+
+        def arr(p: Any, ctype: str, count: int, dtype: Any, shape: tuple[int, ...]) -> Any:
+            if p == ffi.NULL:
+                return None
+            raw = ffi.buffer(ffi.cast(ctype, p), count * np.dtype(dtype).itemsize)
+            return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+        wdt = np.int8 if v.weight_bits == 8 else np.int16
+        out: dict[str, Any] = {
+            "trainable": bool(v.trainable),
+            "frac_bits": int(v.frac_bits),
+            "grad_exp": int(v.grad_exp),
+            "weights": arr(v.weights, "char *", nw, wdt, (n_out, n_in)),
+            "bias": arr(v.bias, "int32_t *", n_out, np.int32, (n_out,)),
+            "master": arr(v.master, "int16_t *", nw, np.int16, (n_out, n_in)),
+            "vel_w": arr(v.vel_w, "int32_t *", nw, np.int32, (n_out, n_in)),
+            "vel_b": arr(v.vel_b, "int32_t *", n_out, np.int32, (n_out,)),
+            "acc_w": arr(v.acc_w, "uint32_t *", nw, np.uint32, (n_out, n_in)),
+            "acc_b": arr(v.acc_b, "uint32_t *", n_out, np.uint32, (n_out,)),
+            "tab_offsets": None,
+            "tab_ids": None,
+        }
+        if v.tab_offsets != ffi.NULL:
+            L = self._qm.layers[layer]
+            no = L.n_tables * (1 << L.bits) + 1
+            offs = arr(v.tab_offsets, "uint32_t *", no, np.uint32, (no,))
+            out["tab_offsets"] = offs
+            out["tab_ids"] = arr(
+                v.tab_ids, "uint16_t *", int(offs[-1]), np.uint16, (int(offs[-1]),)
+            )
+        return out
+
+    # ------------------------------------------------------------------ training
+    def step_q(self, xq: Any, label: int) -> int:
+        """One step on an int8 input row; returns the prediction before the step."""
+        row = np.ascontiguousarray(xq, dtype=np.int8).reshape(-1)
+        if row.size != self.model.n_in:
+            raise ValueError(f"expected {self.model.n_in} int8 values, got {row.size}")
+        if not 0 <= int(label) < self.model.n_classes:
+            raise ValueError(f"label {label} out of range 0..{self.model.n_classes - 1}")
+        pred = check(lib.elsh_qtrain_step(self._tr, ptr(row, "int8_t *"), int(label)), "train step")
+        self._samples += 1
+        return pred
+
+    def fit(
+        self,
+        x: Any,
+        y: Any,
+        epochs: int = 1,
+        progress: Progress | None = None,
+        shuffle_seed: int | None = None,
+    ) -> dict[str, float]:
+        """Train on float rows x (quantized as inference does) with int labels y, one sample at
+        a time, `epochs` passes (in order, or shuffled by shuffle_seed). progress(epoch,
+        epochs, done, n) is called after every 64 samples and at each epoch's end."""
+        xq = self.model.quantize_input(x)
+        labels = np.asarray(y)
+        if labels.shape != (xq.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(
+                f"labels must be {xq.shape[0]} integers, got {labels.dtype} {labels.shape}"
+            )
+        if labels.size and (labels.min() < 0 or labels.max() >= self.model.n_classes):
+            raise ValueError(f"labels must be in 0..{self.model.n_classes - 1}")
+        if epochs < 0:
+            raise ValueError(f"epochs={epochs} must be >= 0")
+        n = xq.shape[0]
+        rng = np.random.default_rng(shuffle_seed) if shuffle_seed is not None else None
+        correct = 0
+        t0 = time.perf_counter()
+        for e in range(epochs):
+            order = rng.permutation(n) if rng is not None else np.arange(n)
+            correct = 0
+            for k, r in enumerate(order):
+                correct += self.step_q(xq[r], int(labels[r])) == labels[r]
+                if progress is not None and (k + 1) % 64 == 0:
+                    progress(e, epochs, k + 1, n)
+            if progress is not None:
+                progress(e, epochs, n, n)
+        secs = time.perf_counter() - t0
+        return {
+            "train_seconds": secs,
+            "samples_per_second": (epochs * n / secs) if secs > 0 else 0.0,
+            "train_accuracy_last_epoch": correct / n if n else 0.0,
+        }
+
+    def evaluate(self, x: Any, y: Any) -> dict[str, float]:
+        """Accuracy (and inference cost) with the trained weights and tables."""
+        return self.model.evaluate(x, y)
+
+    def predict(self, x: Any) -> np.ndarray:
+        return self.model.predict(x)
+
+    # ------------------------------------------------------------------ saving
+    def save_bytes(self) -> bytes:
+        """The trained model as .elsh bytes (elsh_qtrain_save)."""
+        size = ffi.new("size_t *")
+        check(lib.elsh_qtrain_save(self._tr, ffi.NULL, 0, size), "save size")
+        buf = np.zeros(int(size[0]), dtype=np.uint8)
+        check(lib.elsh_qtrain_save(self._tr, ptr(buf, "void *"), buf.size, size), "save")
+        return buf.tobytes()
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the trained model to path atomically (temp file, fsync, rename)."""
+        data = self.save_bytes()
+        with atomic_write(path) as f:
+            f.write(data)

@@ -1,0 +1,133 @@
+/*
+ * edge_lsh_finetune.h - fine-tuning an .elsh model on the device, in integer arithmetic only.
+ *
+ * A model opened and attached for inference (edge_lsh.h) becomes trainable: the trainable
+ * layers (the last N, or all) get int16 MASTER weights, their int8 (or int16) inference
+ * weights and int32 biases in RAM, optimizer state and mutable hash tables, all in one
+ * caller-owned arena. Frozen layers keep running from the file (flash on a Pico). One call
+ * trains on one sample (batch 1): the sparse forward pass of inference (the same selection),
+ * an integer softmax cross-entropy gradient, backward through the active sets only, a step of
+ * SGD (+ momentum) or Adagrad (+ momentum) on the active rows with stochastic rounding from
+ * the kernel's seeded PRNG, the inference weights re-derived from the masters, and the neurons
+ * whose rows changed moved to their new buckets. No float operation runs in a step (it runs on
+ * an FPU-less Cortex-M0+); every value is specified in native/src/train_q.c and mirrored bit
+ * for bit by the numpy oracle edge_lsh/oracle/qtrain.py.
+ *
+ *   size_t need, tneed;
+ *   elsh_model_open(&net, file, n, &need);  elsh_model_attach(&net, arena, need);
+ *   elsh_qtrain_config cfg;  elsh_qtrain_config_default(&cfg, &net);   // then set lr etc.
+ *   elsh_qtrain_plan(&net, &cfg, &tneed);                              // exact bytes
+ *   elsh_qtrain_attach(&tr, &net, &cfg, tarena, tneed);
+ *   for each sample: elsh_qnet_quantize_input(&net, x, xq); elsh_qtrain_step(&tr, xq, label);
+ *   elsh_qnet_forward(&net, xq) now predicts with the trained weights and tables;
+ *   elsh_qtrain_save(&tr, NULL, 0, &size); elsh_qtrain_save(&tr, buf, size, &size);
+ *
+ * Learning rates are integers (per layer: a multiplier and a right shift, for the weights and
+ * for the biases; see train_q.c), so that no float is needed on the device; edge_lsh.finetune
+ * (Python) derives them from a float learning rate and the layers' scales.
+ */
+#ifndef EDGE_LSH_FINETUNE_H
+#define EDGE_LSH_FINETUNE_H
+
+#include "edge_lsh.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ELSH_QTRAIN_SGD 0
+#define ELSH_QTRAIN_ADAGRAD 1
+
+typedef struct {
+    int32_t optimizer;       /* ELSH_QTRAIN_SGD or ELSH_QTRAIN_ADAGRAD */
+    int32_t train_layers;    /* the last N layers train (1 = the output layer only); 0 = all */
+    int32_t momentum_q15;    /* momentum * 2^15, 0..32767; 0 keeps no velocity state */
+    /* per layer: weight step = g * lr_w >> lr_w_shift (Adagrad: of the normalized gradient),
+     * in 2^-16 units of the master weight; bias step likewise with lr_b, lr_b_shift */
+    int32_t lr_w[ELSH_MAX_LAYERS];
+    int32_t lr_w_shift[ELSH_MAX_LAYERS];
+    int32_t lr_b[ELSH_MAX_LAYERS];
+    int32_t lr_b_shift[ELSH_MAX_LAYERS];
+    uint64_t seed;           /* the stochastic-rounding PRNG */
+} elsh_qtrain_config;
+
+/* One trainable layer's state, read through elsh_qtrain_layer_state. NULL arrays are absent
+ * (no velocity without momentum, no accumulators for SGD, no tables for a dense layer). */
+typedef struct {
+    int32_t trainable;
+    int32_t n_in, n_out, weight_bits;
+    int32_t frac_bits;          /* master = inference weight * 2^frac_bits (8 for int8, 0 for int16) */
+    int32_t grad_exp;           /* this layer's delta is in units of 2^-grad_exp (see train_q.c) */
+    const int16_t *master;      /* [n_out][n_in] */
+    const void *weights;        /* [n_out][n_in] int8 or int16: what inference reads */
+    const int32_t *bias;        /* [n_out] */
+    const int32_t *vel_w;       /* [n_out][n_in] Q16 */
+    const int32_t *vel_b;       /* [n_out] Q16 */
+    const uint32_t *acc_w;      /* [n_out][n_in] Adagrad sums of squares */
+    const uint32_t *acc_b;      /* [n_out] */
+    const uint32_t *tab_offsets;/* [L 2^K + 1] the mutable CSR tables */
+    const uint16_t *tab_ids;    /* [tab_offsets[L 2^K]] */
+} elsh_qtrain_layer_view;
+
+/* The trainer. Declared so that a caller can allocate it statically; fields are private. */
+typedef struct {
+    elsh_qnet *net;
+    elsh_qtrain_config cfg;
+    int32_t first;              /* the lowest trainable layer */
+    elsh_prng rng;
+    uint64_t steps;
+    int32_t grad_exp[ELSH_MAX_LAYERS];
+    int32_t max_shift[ELSH_MAX_LAYERS];
+    int16_t *master[ELSH_MAX_LAYERS];
+    int8_t *w8[ELSH_MAX_LAYERS];
+    int32_t *bias[ELSH_MAX_LAYERS];
+    int32_t *vel_w[ELSH_MAX_LAYERS], *vel_b[ELSH_MAX_LAYERS];
+    uint32_t *acc_w[ELSH_MAX_LAYERS], *acc_b[ELSH_MAX_LAYERS];
+    int32_t *delta[ELSH_MAX_LAYERS];     /* [n_out] per active position */
+    int64_t *back[ELSH_MAX_LAYERS];      /* [n_out] the sums backpropagated into layer l */
+    uint32_t *offsets[ELSH_MAX_LAYERS];
+    uint16_t *ids[ELSH_MAX_LAYERS];
+    uint8_t *member[ELSH_MAX_LAYERS];    /* [L][ceil(n_out / 8)] neuron j stored in table t */
+    const int32_t *in_idx[ELSH_MAX_LAYERS]; /* the last step's input positions (NULL: dense) */
+    int32_t in_n[ELSH_MAX_LAYERS];
+    int16_t *row_old;           /* [max n_in] */
+    uint32_t *codes_old, *codes_new; /* [max L] */
+    int32_t attached;
+} elsh_qtrain;
+
+/* Defaults: Adagrad, all layers, momentum 0, seed 0, and learning rates of zero (set them). */
+int elsh_qtrain_config_default(elsh_qtrain_config *cfg, const elsh_qnet *net);
+
+/* The exact arena bytes elsh_qtrain_attach needs for this model (opened) and configuration,
+ * beyond the model's own arena. ELSH_ERR_CONFIG for a value out of range. */
+int elsh_qtrain_plan(const elsh_qnet *net, const elsh_qtrain_config *cfg, size_t *arena_bytes);
+
+/* Make the attached network trainable: masters from the file's weights, copies of the
+ * trainable layers' biases (and tables stored in the file) in the arena, the network's
+ * trainable layers re-pointed at them. The file itself is never written. */
+int elsh_qtrain_attach(elsh_qtrain *tr, elsh_qnet *net, const elsh_qtrain_config *cfg, void *arena,
+                       size_t arena_bytes);
+
+/* One training step on a quantized input and its label. Returns the class the network
+ * predicted for the input before the step (>= 0), or a negative status. */
+int elsh_qtrain_step(elsh_qtrain *tr, const int8_t *xq, int32_t label);
+
+/* The state of layer `layer` (a frozen layer: trainable 0, NULL arrays). */
+int elsh_qtrain_layer_state(const elsh_qtrain *tr, int32_t layer, elsh_qtrain_layer_view *out);
+
+/* The PRNG state words and the number of steps taken. */
+int elsh_qtrain_progress(const elsh_qtrain *tr, uint32_t prng_state[4], uint64_t *steps);
+
+/* The trained model as a complete .elsh file: the original file with the trainable layers'
+ * WEIGHTS, BIAS and stored TABLES replaced (same layout, same size) and the CRC recomputed.
+ * out NULL (or capacity too small): only *bytes is set (and ELSH_ERR_ARENA when out is given
+ * but too small). Byte-identical on every platform for the same steps. */
+int elsh_qtrain_save(const elsh_qtrain *tr, void *out, size_t capacity, size_t *bytes);
+
+/* Op counters of training steps: elsh_qnet_ops(net, phase, total) with ELSH_PHASE_BACKWARD,
+ * ELSH_PHASE_UPDATE and ELSH_PHASE_TABLES (and HASH, FORWARD of the step's forward pass). */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EDGE_LSH_FINETUNE_H */

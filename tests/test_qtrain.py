@@ -1,0 +1,321 @@
+"""The fixed-point training step of the C kernel (native/src/train_q.c, edge_lsh.finetune)
+against the numpy oracle of the same integer arithmetic (edge_lsh.oracle.qtrain): after every
+step, every weight (int16 master and derived inference weights), bias, optimizer state, PRNG
+state and table entry is equal, on random networks of every hash family, with SGD, Adagrad and
+momentum, all layers / the last / the last N trainable; edge cases: saturation (huge rates,
+weights at the int16 limits), all-zero inputs, k = n_out, a label at an inactive output class.
+Also: the step's object files call no float routine on an FPU-less Cortex-M0+, and a saved
+model reads back (Python reader, C reader) with the trained weights, tables and predictions."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_qreference import random_qmodel
+
+from edge_lsh.finetune import FixedTrainer, rates, train_layers_count
+from edge_lsh.fixed import FixedPointModel
+from edge_lsh.format import QModel, elsh_bytes
+from edge_lsh.format.reader import parse
+from edge_lsh.oracle import qreference
+from edge_lsh.oracle.qtrain import (
+    ADAGRAD,
+    SGD,
+    QTrainConfig,
+    QTrainer,
+    exp_q,
+    isqrt_u32,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE_KEYS = (
+    "weights",
+    "bias",
+    "master",
+    "vel_w",
+    "vel_b",
+    "acc_w",
+    "acc_b",
+    "tab_offsets",
+    "tab_ids",
+)
+
+
+def _config(
+    rng: np.random.Generator, optimizer: int, momentum: int, train_layers: int, big: bool = False
+) -> QTrainConfig:
+    hi = 2**31 - 1 if big else 2**24
+    return QTrainConfig(
+        optimizer=optimizer,
+        train_layers=train_layers,
+        momentum_q15=momentum,
+        lr_w=[int(v) for v in rng.integers(1, hi, 8)],
+        lr_w_shift=[0 if big else int(v) for v in rng.integers(2, 14, 8)],
+        lr_b=[int(v) for v in rng.integers(1, hi, 8)],
+        lr_b_shift=[0 if big else int(v) for v in rng.integers(2, 14, 8)],
+        seed=int(rng.integers(0, 2**63)),
+    )
+
+
+def assert_same_state(ft: FixedTrainer, orc: QTrainer, where: str) -> None:
+    for li in range(orc.qm.n_layers):
+        c = ft.layer_state(li)
+        o = orc.layer_arrays(li)
+        assert c["trainable"] == (li >= orc.first), where
+        for key in STATE_KEYS:
+            ov = o.get(key)
+            cv = c[key]
+            if ov is None:
+                assert cv is None, f"{where}: layer {li} {key} present in C only"
+                continue
+            assert cv is not None, f"{where}: layer {li} {key} missing in C"
+            np.testing.assert_array_equal(
+                np.asarray(cv, np.int64),
+                np.asarray(ov, np.int64),
+                err_msg=f"{where}: layer {li} {key}",
+            )
+    assert ft.prng_state() == orc.prng.state, where
+    assert ft.steps == orc.steps, where
+
+
+def run_both(
+    qm: QModel, cfg: QTrainConfig, inputs: np.ndarray, labels: np.ndarray, tables: bool = True
+) -> tuple[FixedTrainer, QTrainer]:
+    data = elsh_bytes(qm, tables=tables)
+    ft = FixedTrainer(data, config=cfg)
+    orc = QTrainer(parse(data), cfg)
+    assert_same_state(ft, orc, "after attach")
+    for s, (xq, label) in enumerate(zip(inputs, labels)):
+        assert ft.step_q(xq, int(label)) == orc.step(xq, int(label)), f"prediction at step {s}"
+        assert_same_state(ft, orc, f"step {s}")
+    return ft, orc
+
+
+def _inputs(qm: QModel, rng: np.random.Generator, n: int) -> np.ndarray:
+    z = qm.input_zero_point
+    rows = [np.full(qm.n_in, z)]  # all-zero input (real zero everywhere)
+    for r in range(n - 1):
+        v = rng.integers(-128, 128, qm.n_in)
+        rows.append(np.where(rng.random(qm.n_in) < 0.4, z, v) if r % 2 else v)
+    return np.array(rows, dtype=np.int8)
+
+
+def _families(qm: QModel) -> set[int]:
+    return {L.family for L in qm.layers if L.use_lsh}
+
+
+@pytest.mark.parametrize("optimizer", [SGD, ADAGRAD])
+@pytest.mark.parametrize("momentum", [0, 29491])
+def test_random_networks_match_the_oracle(optimizer: int, momentum: int) -> None:
+    rng = np.random.default_rng(100 * optimizer + momentum % 97)
+    seen: set[tuple[int, int]] = set()  # (family, train_layers kind)
+    moved = changed = 0
+    for case in range(14):
+        qm = random_qmodel(rng, extreme=False)
+        kind = case % 3  # all, last, the last 2 (or all of a smaller network)
+        tl = [0, 1, min(2, qm.n_layers)][kind]
+        cfg = _config(rng, optimizer, momentum, tl)
+        ft, orc = run_both(
+            qm, cfg, _inputs(qm, rng, 5), rng.integers(0, qm.n_classes, 5), tables=case % 2 == 0
+        )
+        seen |= {(f, kind) for f in _families(qm)}
+        before = parse(elsh_bytes(qm))
+        for li in range(qm.n_layers):
+            L = orc.qm.layers[li]
+            if li < orc.first:  # frozen: exactly the file's
+                np.testing.assert_array_equal(L.weights, before.layers[li].weights)
+                continue
+            changed += int((L.weights != before.layers[li].weights).sum())
+            if L.use_lsh:
+                moved += int(
+                    (
+                        qreference.layer_tables(L)[1]
+                        != qreference.layer_tables(before.layers[li])[1]
+                    ).sum()
+                )
+    assert {f for f, _ in seen} == {0, 1, 2}, f"families covered: {seen}"
+    assert changed > 0 and moved > 0, (changed, moved)  # the steps did change weights and tables
+
+
+def test_saturation_huge_rates_and_int16_limits() -> None:
+    rng = np.random.default_rng(7)
+    hits = 0
+    for case in range(6):
+        qm = random_qmodel(rng, extreme=case % 2 == 0)
+        for L in qm.layers:  # weights at the limits of their type
+            qmax = 127 if L.weight_bits == 8 else 32767
+            L.weights = np.where(rng.random(L.weights.shape) < 0.5, qmax, -qmax).astype(
+                L.weights.dtype
+            )
+            L.table_offsets = L.table_ids = None
+        cfg = _config(rng, case % 2, 32767 if case % 3 == 0 else 0, 0, big=True)
+        _, orc = run_both(qm, cfg, _inputs(qm, rng, 4), rng.integers(0, qm.n_classes, 4))
+        for st in orc.state.values():
+            hits += int((np.abs(st.master) == 32767).sum())
+    assert hits > 0  # masters did reach the clamp
+
+
+def test_dense_k_equals_n_out_and_label_at_an_inactive_class() -> None:
+    rng = np.random.default_rng(11)
+    forced = 0
+    tried = 0
+    while forced < 3 and tried < 60:
+        tried += 1
+        qm = random_qmodel(rng, extreme=False)
+        out = qm.layers[-1]
+        if not out.use_lsh or out.n_out < 3:
+            continue
+        out.k = 1  # the output computes one class: most labels are inactive
+        for L in qm.layers[:-1]:
+            if L.use_lsh:
+                L.k = L.n_out  # k = n_out: every neuron, through the LSH path
+        xs = _inputs(qm, rng, 4)
+        labels = []
+        for x in xs:
+            _, _, act = qreference.forward(qm, x)
+            inactive = sorted(set(range(out.n_out)) - set(act[-1].tolist()))
+            labels.append(inactive[0])
+        cfg = _config(rng, ADAGRAD, 0, 0)
+        run_both(qm, cfg, xs[:1], np.array(labels[:1]))
+        forced += 1
+    assert forced == 3
+
+
+def test_exp_and_isqrt_definitions() -> None:
+    u = np.array([0, -1, -65536, -(1 << 20), -(1 << 22)], dtype=np.int64)
+    e = exp_q(u)
+    assert e[0] == 1 << 30
+    ref = np.exp(u / 65536.0) * 2**30
+    assert np.all(np.abs(e - ref) <= 2e-4 * 2**30)
+    a = np.array([0, 1, 2, 3, 4, 15, 16, 2**32 - 1, 65535**2, 65536**2 - 1], dtype=np.int64)
+    import math
+
+    assert isqrt_u32(a).tolist() == [math.isqrt(int(v)) for v in a]
+
+
+def test_frozen_layers_use_the_file_and_the_plan_is_exact() -> None:
+    rng = np.random.default_rng(5)
+    qm = random_qmodel(rng, extreme=False)
+    while qm.n_layers < 3:
+        qm = random_qmodel(rng, extreme=False)
+    data = elsh_bytes(qm)
+    sizes = {}
+    for tl in (0, 1, 2, 3):
+        cfg = _config(rng, ADAGRAD, 0, tl)
+        ft = FixedTrainer(data, config=cfg)
+        sizes[tl] = ft.train_arena_bytes
+        ft2 = FixedTrainer(data, config=dataclasses.replace(cfg))
+        assert ft2.train_arena_bytes == sizes[tl]
+    assert sizes[1] < sizes[2] < sizes[3] == sizes[0]
+    assert train_layers_count("all", 3) == 0 and train_layers_count("last", 3) == 1
+    assert train_layers_count("2", 3) == 2
+    for bad in ("4", "0", "x"):
+        with pytest.raises(ValueError):
+            train_layers_count(bad, 3)
+
+
+def test_save_reads_back_with_the_trained_weights_tables_and_predictions(tmp_path: Path) -> None:
+    rng = np.random.default_rng(21)
+    for case in range(6):
+        qm = random_qmodel(rng, extreme=False)
+        cfg = _config(rng, case % 2, 0, 0)
+        xs = _inputs(qm, rng, 6)
+        ft, orc = run_both(qm, cfg, xs, rng.integers(0, qm.n_classes, 6), tables=case % 2 == 0)
+        out = tmp_path / f"m{case}.elsh"
+        ft.save(out)
+        data = out.read_bytes()
+        assert data == ft.save_bytes()  # deterministic
+        back = parse(data)
+        for a, b in zip(orc.qm.layers, back.layers):
+            np.testing.assert_array_equal(a.weights, b.weights)
+            np.testing.assert_array_equal(a.bias, b.bias)
+            if a.use_lsh:
+                oa, ia = qreference.layer_tables(a)
+                ob, ib = qreference.layer_tables(b)
+                np.testing.assert_array_equal(oa, ob)
+                np.testing.assert_array_equal(ia, ib)
+        fm = FixedPointModel(data)
+        for x in xs:
+            pc, lc = fm.forward_q(x)
+            pt, lt = ft.model.forward_q(x)
+            assert pc == pt and np.array_equal(lc, lt)
+            lo, po, _ = qreference.forward(back, x)
+            assert po == pc and np.array_equal(lo, lc)
+
+
+def test_float_learning_rates_become_integers() -> None:
+    rng = np.random.default_rng(3)
+    qm = random_qmodel(rng, extreme=False)
+    for opt in (SGD, ADAGRAD):
+        lw, lws, lb, lbs = rates(qm, opt, 0.01)
+        for m, s in zip(lw + lb, lws + lbs):
+            assert 0 <= m < 2**31 and 0 <= s <= 62
+
+
+def _arm_objects(tmp: Path) -> dict[str, list[str]]:
+    cc = shutil.which("arm-none-eabi-gcc")
+    nm = shutil.which("arm-none-eabi-nm")
+    assert cc and nm, "arm-none-eabi-gcc is installed by firmware_tests/install.sh"
+    out: dict[str, list[str]] = {}
+    for name in ("train_q", "train_q_save", "layer_q", "hash_q", "dot_q", "arena", "quant_q"):
+        obj = tmp / f"{name}.o"
+        subprocess.run(
+            [
+                cc,
+                "-std=c99",
+                "-ffp-contract=off",
+                "-O2",
+                "-mcpu=cortex-m0plus",
+                "-mthumb",
+                "-mfloat-abi=soft",
+                "-I",
+                str(ROOT / "native/include"),
+                "-I",
+                str(ROOT / "native/src"),
+                "-c",
+                str(ROOT / "native/src" / f"{name}.c"),
+                "-o",
+                str(obj),
+            ],
+            check=True,
+        )
+        syms = subprocess.run(
+            [nm, "-u", str(obj)], check=True, capture_output=True, text=True
+        ).stdout
+        out[name] = [s.split()[-1] for s in syms.splitlines() if s.strip()]
+    return out
+
+
+def test_the_step_uses_no_float_on_a_cortex_m0plus(tmp_path: Path) -> None:
+    syms = _arm_objects(tmp_path)
+
+    def floats(name: str) -> list[str]:
+        return [
+            s
+            for s in syms[name]
+            if s.startswith(("__aeabi_f", "__aeabi_d", "__aeabi_i2f", "__aeabi_ui2f"))
+        ]
+
+    assert floats("quant_q"), "the check must see soft-float calls where there are some"
+    for name in ("train_q", "train_q_save", "layer_q", "hash_q", "dot_q", "arena"):
+        assert floats(name) == [], f"{name}.o calls soft-float routines: {floats(name)}"
+
+
+def test_ops_count_the_training_phases() -> None:
+    rng = np.random.default_rng(9)
+    qm = random_qmodel(rng, extreme=False)
+    while qm.n_layers < 2:
+        qm = random_qmodel(rng, extreme=False)
+    ft = FixedTrainer(elsh_bytes(qm), config=_config(rng, ADAGRAD, 0, 0))
+    for x in _inputs(qm, rng, 3):
+        ft.step_q(x, 0)
+    ops: dict[str, Any] = ft.ops
+    for phase in ("forward", "backward", "update"):
+        assert ops["phases"][phase]["mul"] > 0, phase
+    assert ops["multiplications_per_sample"] > 0
