@@ -113,7 +113,10 @@
     X(test_slots_bit_flips_fall_back)                                                        \
     X(test_slots_sequence_wraps)                                                             \
     X(test_slots_save_errors_keep_the_old_model)                                             \
-    X(test_slots_ram_driver_and_streaming)
+    X(test_slots_ram_driver_and_streaming)                                                   \
+    /* test_qtrain.c */                                                                      \
+    X(test_qtrain_random_models_keep_invariants_and_save)                                    \
+    X(test_qtrain_guards)
 
 #define DECLARE(fn) void fn(void);
 TESTS(DECLARE)
