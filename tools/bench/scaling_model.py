@@ -132,9 +132,10 @@ from common import (
     write_json_atomic,
 )
 
+from edge_lsh import defaults
 from edge_lsh.data import load
 from edge_lsh.native import check, ffi, lib, ptr
-from edge_lsh.network import LSHConfig, Network, TrainConfig
+from edge_lsh.network import CENTER_SAMPLES, LSHConfig, Network, TrainConfig
 
 PROG = "scaling_model.py"
 LINE_FLOATS = 16  # a 64-byte cache line holds 16 float32
@@ -489,6 +490,8 @@ def record_trace(
     with_tables: list[float] = []
     for e in range(epochs):
         epoch = net.epochs_trained
+        if net.lsh is not None and net.lsh.center:  # as fit() does at the start of an epoch
+            net.fit_centers(x[: min(n, CENTER_SAMPLES)])
         check(lib.elsh_shuffle(net._net, ptr(order, "int32_t *"), n), "shuffle")
         stats.samples = stats.correct = stats.rebuilds = stats.rehashes = 0
         stats.loss_sum = 0.0
@@ -518,8 +521,8 @@ def measure(args: argparse.Namespace) -> tuple[Measured, np.ndarray, dict[str, A
     t_load = time.perf_counter() - t0
     x, y = data.x_train, data.y_train
     n = x.shape[0]
-    lsh = LSHConfig(active_fraction=args.active / 100.0)
-    train_cfg = TrainConfig()
+    lsh = replace(defaults.LSH, active_fraction=args.active / 100.0, center=args.center)
+    train_cfg = defaults.TRAIN
 
     trace_net = Network(784, [args.hidden], 10, lsh, seed=args.seed)
     active, per_epoch, plain, with_tables = record_trace(
@@ -740,7 +743,8 @@ def run(args: argparse.Namespace) -> int:
     info = machine_info(started)
     never_ratio = median(extra["epoch_seconds_never_rebuild"]) / median(extra["epoch_seconds"])
     print(
-        f"# Scaling model, 784-{m.rows}-10 at {args.active:g} % active, MNIST-5k "
+        f"# Scaling model, 784-{m.rows}-10 at {args.active:g} % active"
+        f"{', centered hashing' if args.center else ''}, MNIST-5k "
         f"({m.n_train} train samples)\n"
     )
     print(f"{machine_line(info)}\n")
@@ -860,6 +864,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=5.0,
         metavar="PERCENT",
         help="active percentage of the hidden layer",
+    )
+    p.add_argument(
+        "--center",
+        action="store_true",
+        help="hash centered inputs (LSHConfig.center): the active sets spread over more rows",
     )
     p.add_argument(
         "--threads",
