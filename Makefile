@@ -1,6 +1,7 @@
 # The project's test command: `make check` runs every test suite, fastest first, and stops with a
 # non-zero status at the first failure (make never carries on past a failed recipe line).
-#   make check          C unit tests, pytest, C tests under ASan+UBSan, the fuzzer, QEMU targets
+#   make check          C unit tests, pytest, C tests under ASan+UBSan and TSan, the fuzzer, QEMU
+#                       targets
 #   make check-fast     the C unit tests and pytest only
 #   make ci-selftest    proves `make check` fails when a planted Python or C test fails
 #
@@ -9,7 +10,7 @@ PYTHON ?= python
 PYTEST_ARGS ?=
 
 check: check-fast
-	$(MAKE) -C native test-asan fuzz
+	$(MAKE) -C native test-asan test-tsan fuzz
 	$(MAKE) -C firmware_tests check
 
 check-fast:

@@ -59,7 +59,7 @@ ffibuilder.set_source(
         str((NATIVE / "tests").relative_to(ROOT)),
     ],
     extra_compile_args=["-std=c99", "-O2", "-ffp-contract=off"],
-    libraries=["m"],
+    libraries=["m", "pthread"],  # pthread: training threads (train_threads_f32.c)
 )
 
 if __name__ == "__main__":

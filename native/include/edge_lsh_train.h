@@ -212,6 +212,66 @@ int elsh_train_batch(elsh_net *net, const elsh_train_config *tc, int32_t epoch, 
 /* Fisher-Yates shuffle of 0..n-1 into order using the training PRNG. */
 int elsh_shuffle(elsh_net *net, int32_t *order, int64_t n); /* n <= INT32_MAX */
 
+/* ---------------------------------------------------------------- threads (train_threads_f32.c)
+ *
+ * Training and prediction on several cores. The calling thread is one of the workers; the
+ * others are pthreads started for the call and joined before it returns. Each worker has its
+ * own scratch (the work memory below) and works against the network's one copy of the
+ * parameters, optimizer state, hash functions and tables.
+ *
+ * ELSH_THREADS_ASYNC (Hogwild, as the seed): each worker trains per sample on its share of the
+ * samples, reading and writing the shared weights, biases and optimizer state with relaxed
+ * atomic loads and stores (no data race; two workers may lose each other's update, so results
+ * vary from run to run). Table maintenance falls due at the same sample counts as on one
+ * thread; the workers stop at a barrier there and one thread updates the tables alone.
+ * With threads == 1 it is elsh_train_batch itself, bit for bit.
+ *
+ * ELSH_THREADS_DETERMINISTIC: mini-batches of `batch` consecutive samples of the call. Every
+ * sample of a batch is trained (forward, loss, backward deltas) against the same snapshot of
+ * the parameters, the batch's samples split among the workers; then the optimizer steps are
+ * applied in sample order, each worker stepping its own range of neurons. Each parameter thus
+ * takes the same per-sample Adagrad + momentum steps in the same order whatever the number of
+ * threads or their timing: the result is bit-identical for a given seed and batch size, and
+ * even independent of the thread count. It is not the one-thread optimizer: a sample's
+ * gradient is computed up to batch - 1 steps late. Table maintenance due inside a batch is
+ * done once at its end.
+ *
+ * Built without threads (ELSH_THREADS 0: bare metal), every call runs on the calling thread,
+ * with the same results (asynchronous mode is then elsh_train_batch). */
+
+#define ELSH_MAX_THREADS 64
+#define ELSH_MAX_BATCH 65536
+
+typedef enum { ELSH_THREADS_ASYNC = 0, ELSH_THREADS_DETERMINISTIC = 1 } elsh_thread_mode;
+
+typedef struct {
+    int32_t threads;         /* workers, 1..ELSH_MAX_THREADS */
+    int32_t mode;            /* elsh_thread_mode (training; prediction ignores it) */
+    int32_t batch;           /* deterministic mode: samples per mini-batch, 1..ELSH_MAX_BATCH */
+} elsh_thread_config;
+
+/* threads 1, asynchronous, batch 64 */
+void elsh_thread_config_default(elsh_thread_config *th);
+
+/* Workers a call can start: ELSH_MAX_THREADS, or 1 when built without threads. */
+int32_t elsh_threads_available(void);
+
+/* Bytes of work memory (64-byte aligned) a threaded call on this network needs. */
+int elsh_threads_plan(const elsh_net *net, const elsh_thread_config *th, size_t *work_bytes);
+
+/* elsh_train_batch on th->threads workers (see above); `work` is elsh_threads_plan() bytes,
+ * 64-byte aligned, owned by the caller and free again when the call returns. The network's
+ * op counters get the workers' totals. */
+int elsh_train_batch_threads(elsh_net *net, const elsh_train_config *tc, const elsh_thread_config *th,
+                             void *work, size_t work_bytes, int32_t epoch, int64_t n_epoch,
+                             const float *x, const int32_t *labels, const int32_t *order, int64_t n,
+                             elsh_train_stats *stats);
+
+/* elsh_predict with the rows split among th->threads workers: the same predictions and
+ * probabilities, bit for bit. */
+int elsh_predict_threads(elsh_net *net, const elsh_thread_config *th, void *work, size_t work_bytes,
+                         const float *x, int64_t n, int32_t *pred, float *probs);
+
 /* ---------------------------------------------------------------- reading a network */
 
 /* One layer's settings. */

@@ -19,6 +19,17 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
+/* Threads (train_threads_f32.c, layer_f32_shared.c): pthreads and the __atomic builtins on
+ * POSIX systems with GCC or Clang; everywhere else (bare-metal Cortex-M, other compilers) the
+ * threaded entry points run their work on the calling thread. -DELSH_THREADS=0 forces that. */
+#ifndef ELSH_THREADS
+#if (defined(__unix__) || defined(__APPLE__)) && defined(__GNUC__)
+#define ELSH_THREADS 1
+#else
+#define ELSH_THREADS 0
+#endif
+#endif
+
 /* ---------------------------------------------------------------- op counters */
 
 static inline void ops_accumulate(elsh_ops *dst, const elsh_ops *src)
@@ -187,6 +198,10 @@ void elsh_select(elsh_layer *layer, int32_t force, elsh_ops *ops);
 /* Output layers only: insert `force` (>= 0) into the ascending active set if missing. */
 void elsh_select_force(elsh_layer *L, int32_t force);
 
+/* Hash the layer input and select the active set (layer_f32.c): the LSH half of a forward. */
+void elsh_layer_hash_select(elsh_layer *layer, const float *in_val, const int32_t *in_idx,
+                            int32_t in_n, int32_t force);
+
 /* Forward one layer (layer_f32.c). The input is dense (in_idx == NULL, n_in values) or sparse
  * (in_n values at the in_idx positions). Hashes and selects when the layer uses LSH. */
 void elsh_layer_forward_f32(elsh_layer *layer, const float *in_val, const int32_t *in_idx,
@@ -198,7 +213,61 @@ void elsh_layer_backward_f32(elsh_layer *layer, const float *in_val, const int32
                              int32_t in_n, float *prev_delta, float lr, float momentum, float l2,
                              float eps);
 
+/* Training threads in deterministic mode run the backward pass in two halves (layer_f32.c):
+ * backprop: dL/dx of the active inputs into prev_delta (NULL: nothing), parameters only read
+ * (same signature as the backward pass; the optimizer arguments are unused);
+ * update_rows: the optimizer step of the rows in [lo, hi) among active[0..n_active) with
+ * deltas delta[], for the layer input (in_val, in_idx, in_n). The two together do exactly
+ * what elsh_layer_backward_f32 does. */
+void elsh_layer_backprop_f32(elsh_layer *layer, const float *in_val, const int32_t *in_idx,
+                             int32_t in_n, float *prev_delta, float lr, float momentum, float l2,
+                             float eps);
+void elsh_layer_update_rows_f32(elsh_layer *layer, const int32_t *active, const float *delta,
+                                int32_t n_active, const float *in_val, const int32_t *in_idx,
+                                int32_t in_n, int32_t lo, int32_t hi, float lr, float momentum,
+                                float l2, float eps);
+
+/* The same forward and backward passes with relaxed atomic loads and stores of the shared
+ * parameters (layer_f32_shared.c; only when ELSH_THREADS). */
+void elsh_layer_forward_f32_shared(elsh_layer *layer, const float *in_val, const int32_t *in_idx,
+                                   int32_t in_n, int32_t force);
+void elsh_layer_backward_f32_shared(elsh_layer *layer, const float *in_val, const int32_t *in_idx,
+                                    int32_t in_n, float *prev_delta, float lr, float momentum,
+                                    float l2, float eps);
+
+/* Which layer passes a training step runs: the plain ones, the shared (atomic) ones, or the
+ * forward and backprop of deterministic threads (the update comes later). */
+typedef void (*elsh_layer_forward_fn)(elsh_layer *, const float *, const int32_t *, int32_t, int32_t);
+typedef void (*elsh_layer_backward_fn)(elsh_layer *, const float *, const int32_t *, int32_t, float *,
+                                       float, float, float, float);
+typedef struct {
+    elsh_layer_forward_fn forward;
+    elsh_layer_backward_fn backward;
+} elsh_layer_passes;
+
 /* ---------------------------------------------------------------- the float network (net_f32.c) */
+
+/* elsh_net_forward with the given layer forward pass. */
+int elsh_net_forward_with(elsh_net *net, const float *x, int32_t label, elsh_layer_forward_fn forward);
+/* elsh_train_sample with the given passes (train_f32.c). */
+int elsh_train_sample_with(elsh_net *net, const elsh_train_config *tc, int32_t epoch, const float *x,
+                           int32_t label, float *loss, const elsh_layer_passes *passes);
+/* 1 when the optimizer settings are usable (positive learning rate, momentum in [0, 1), ...). */
+int elsh_train_config_ok(const elsh_train_config *tc);
+/* The momentum of epoch `epoch` (ramped from momentum_start to momentum_end). */
+float elsh_momentum_at(const elsh_train_config *tc, int32_t epoch);
+/* Table maintenance after the training sample that brought the count to `seen`
+ * (train_f32.c): 0 none, 1 an update of the dirty neurons, 2 new hash functions and a rebuild. */
+int elsh_tables_due(const elsh_train_config *tc, int32_t epoch, int64_t n_epoch, int64_t seen);
+/* Do maintenance of that kind (1 or 2) on every LSH layer and count it in stats (may be NULL). */
+void elsh_net_maintain(elsh_net *net, int kind, elsh_train_stats *stats);
+
+/* A worker of a multi-threaded call: *worker becomes a copy of net that shares its parameters,
+ * optimizer state, hash functions and tables, and owns its scratch (the input copy, active
+ * sets, activations, deltas, hashing and selection buffers, probabilities) and its op
+ * counters (zeroed), carved from arena `a` (planning only when a->base is NULL). */
+void elsh_net_carve_worker(const elsh_net *net, elsh_net *worker, elsh_arena *a);
+
 
 /* e^x from float operations only: the same bits on every platform. */
 float elsh_expf(float x);

@@ -5,14 +5,17 @@
  * backward: given dL/dz of the active neurons, add w[j][i] * dL/dz_j into the previous layer's
  *           deltas (active inputs only) and take one Adagrad + momentum step on the active rows.
  * Inputs are dense (idx == NULL) or a list of (idx, value) pairs: the active set of the layer
- * below. Summation order is fixed (ascending input position), so results are reproducible. */
+ * below. Summation order is fixed (ascending input position), so results are reproducible.
+ * The arithmetic is in layer_f32_body.h, here with plain loads and stores (layer_f32_shared.c
+ * compiles it again with atomic ones); the two halves of the backward pass that training
+ * threads in deterministic mode run apart (train_threads_f32.c) are at the end. */
 #include "internal.h"
 
 #include <math.h>
 #include <string.h>
 
-static void hash_and_select(elsh_layer *L, const float *in_val, const int32_t *in_idx,
-                            int32_t in_n, int32_t force)
+void elsh_layer_hash_select(elsh_layer *L, const float *in_val, const int32_t *in_idx, int32_t in_n,
+                            int32_t force)
 {
     elsh_ops *ops = &L->ops.last[ELSH_PHASE_HASH];
     const float *v = in_val;
@@ -38,163 +41,42 @@ static void hash_and_select(elsh_layer *L, const float *in_val, const int32_t *i
     elsh_select(L, force, ops);
 }
 
-/* Dot products with several independent accumulators, combined in a fixed order: the same
- * result on every platform (no reassociation is left to the compiler), and enough independent
- * work per iteration for the CPU to overlap, or for the compiler to put in SIMD lanes. */
-static float dot_dense(const float *row, const float *x, int32_t n)
-{
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-    int32_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        s0 += row[i] * x[i];
-        s1 += row[i + 1] * x[i + 1];
-        s2 += row[i + 2] * x[i + 2];
-        s3 += row[i + 3] * x[i + 3];
-        s4 += row[i + 4] * x[i + 4];
-        s5 += row[i + 5] * x[i + 5];
-        s6 += row[i + 6] * x[i + 6];
-        s7 += row[i + 7] * x[i + 7];
-    }
-    for (; i < n; i++) s0 += row[i] * x[i];
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
-}
 
-static float dot_sparse(const float *row, const int32_t *idx, const float *val, int32_t n)
-{
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int32_t q = 0;
-    for (; q + 4 <= n; q += 4) {
-        s0 += row[idx[q]] * val[q];
-        s1 += row[idx[q + 1]] * val[q + 1];
-        s2 += row[idx[q + 2]] * val[q + 2];
-        s3 += row[idx[q + 3]] * val[q + 3];
-    }
-    for (; q < n; q++) s0 += row[idx[q]] * val[q];
-    return (s0 + s1) + (s2 + s3);
-}
+#define PARAM_LOAD(p) (*(p))
+#define PARAM_STORE(p, v) (*(p) = (v))
+#define MARK_DIRTY(p) (*(p) = 1)
+#define LAYER_FN(name) name
+#include "layer_f32_body.h"
 
-static float dot_row(const float *row, float bias, const float *in_val, const int32_t *in_idx,
-                     int32_t in_n)
+void elsh_layer_backprop_f32(elsh_layer *L, const float *in_val, const int32_t *in_idx, int32_t in_n,
+                             float *prev_delta, float lr, float mom, float l2, float eps)
 {
-    return bias + (in_idx ? dot_sparse(row, in_idx, in_val, in_n) : dot_dense(row, in_val, in_n));
-}
-
-/* a ranks above b: higher score, ties to the lower id */
-static int ranks_above(const float *score, int32_t a, int32_t b)
-{
-    return score[a] > score[b] || (score[a] == score[b] && a < b);
-}
-
-/* The oracle: compute every neuron and keep the true top-k. active[] holds the best so far in
- * rank order (insertion, O(n_out * k): a measuring tool, not a fast path); then ascending ids. */
-static void select_exact(elsh_layer *L, const float *in_val, const int32_t *in_idx, int32_t in_n,
-                         int32_t force, elsh_ops *ops)
-{
-    int32_t k = L->k, n = 0;
-    int32_t *best = L->active;
-    for (int32_t j = 0; j < L->n_out; j++) {
-        L->score[j] = dot_row(L->w + (size_t)j * (size_t)L->n_in, L->b[j], in_val, in_idx, in_n);
-        if (n == k && !ranks_above(L->score, j, best[k - 1])) continue;
-        int32_t pos = n < k ? n++ : k - 1;
-        while (pos > 0 && ranks_above(L->score, j, best[pos - 1])) {
-            best[pos] = best[pos - 1];
-            pos--;
+    (void)in_val, (void)lr, (void)mom, (void)l2, (void)eps;
+    elsh_ops *bw = counters_begin(&L->ops, ELSH_PHASE_BACKWARD);
+    if (prev_delta) {
+        memset(prev_delta, 0, (size_t)in_n * sizeof(float));
+        for (int32_t a = 0; a < L->n_active; a++) { /* the same sums, in the same order, as step_row */
+            const float *row = L->w + (size_t)L->active[a] * (size_t)L->n_in;
+            float d = L->delta[a];
+            for (int32_t q = 0; q < in_n; q++) prev_delta[q] += row[in_idx ? in_idx[q] : q] * d;
         }
-        best[pos] = j;
     }
-    for (int32_t a = 1; a < n; a++) { /* ascending ids, like the LSH selection */
-        int32_t v = best[a], b = a;
-        for (; b > 0 && best[b - 1] > v; b--) best[b] = best[b - 1];
-        best[b] = v;
-    }
-    L->n_active = n;
-    elsh_select_force(L, force);
-    uint64_t macs = (uint64_t)L->n_out * (uint64_t)in_n;
-    ops->mul += macs;
-    ops->add += macs + (uint64_t)L->n_out;
-    ops->cmp += (uint64_t)L->n_out * 2u;
-    ops->weight_bytes += (macs + (uint64_t)L->n_out) * 4u;
+    count_backprop(bw, L->n_active, in_n, prev_delta != NULL);
+    counters_end(&L->ops, ELSH_PHASE_BACKWARD);
 }
 
-void elsh_layer_forward_f32(elsh_layer *L, const float *in_val, const int32_t *in_idx,
-                            int32_t in_n, int32_t force)
-{
-    elsh_ops *hops = counters_begin(&L->ops, ELSH_PHASE_HASH);
-    elsh_ops *ops = counters_begin(&L->ops, ELSH_PHASE_FORWARD);
-    L->forced = -1;
-    if (L->use_lsh && L->hash.select_mode == ELSH_SELECT_EXACT)
-        select_exact(L, in_val, in_idx, in_n, force, hops);
-    else if (L->use_lsh)
-        hash_and_select(L, in_val, in_idx, in_n, force);
-
-    int32_t n_in = L->n_in;
-    for (int32_t a = 0; a < L->n_active; a++) {
-        int32_t j = L->active[a];
-        float s = dot_row(L->w + (size_t)j * (size_t)n_in, L->b[j], in_val, in_idx, in_n);
-        L->act[a] = (L->is_output || s > 0.0f) ? s : 0.0f;
-    }
-    uint64_t macs = (uint64_t)L->n_active * (uint64_t)in_n;
-    ops->mul += macs;
-    ops->add += macs + (uint64_t)L->n_active;
-    ops->cmp += L->is_output ? 0u : (uint64_t)L->n_active;
-    ops->weight_bytes += (macs + (uint64_t)L->n_active) * 4u;
-    counters_end(&L->ops, ELSH_PHASE_HASH);
-    counters_end(&L->ops, ELSH_PHASE_FORWARD);
-}
-
-/* Values this small carry no information but, as subnormal floats, slow x86 down by 10-100x
- * (weights of always-zero inputs decay towards 0 under L2). Flushing them explicitly, rather
- * than with a CPU mode flag, keeps results identical on every platform. */
-#define TINY 1e-12f
-
-static inline float flush_tiny(float v) { return fabsf(v) < TINY ? 0.0f : v; }
-
-/* One Adagrad + momentum step on one parameter. */
-static inline void adagrad_step(float *w, float *g2, float *vel, float grad, float lr, float mom,
+void elsh_layer_update_rows_f32(elsh_layer *L, const int32_t *active, const float *delta,
+                                int32_t n_active, const float *in_val, const int32_t *in_idx,
+                                int32_t in_n, int32_t lo, int32_t hi, float lr, float mom, float l2,
                                 float eps)
 {
-    grad = flush_tiny(grad);
-    *g2 += grad * grad;
-    *vel = flush_tiny(mom * *vel - lr * grad / (sqrtf(*g2) + eps));
-    *w = flush_tiny(*w + *vel);
-}
-
-/* ops per parameter step: grad (2 mul, 1 add), g2 (1 mul, 1 add), step (2 mul, 1 sqrt, 1 div
- * counted as mul, 1 add), momentum (1 mul, 1 add), weight (1 add) */
-#define STEP_MULS 7u
-#define STEP_ADDS 5u
-
-void elsh_layer_backward_f32(elsh_layer *L, const float *in_val, const int32_t *in_idx,
-                             int32_t in_n, float *prev_delta, float lr, float mom, float l2,
-                             float eps)
-{
-    elsh_ops *bw = counters_begin(&L->ops, ELSH_PHASE_BACKWARD);
     elsh_ops *up = counters_begin(&L->ops, ELSH_PHASE_UPDATE);
-    int32_t n_in = L->n_in;
-    if (prev_delta) memset(prev_delta, 0, (size_t)in_n * sizeof(float));
-    for (int32_t a = 0; a < L->n_active; a++) {
-        int32_t j = L->active[a];
-        float d = L->delta[a];
-        size_t off = (size_t)j * (size_t)n_in;
-        float *row = L->w + off, *g2 = L->w_g2 + off, *vel = L->w_vel + off;
-        for (int32_t q = 0; q < in_n; q++) {
-            int32_t i = in_idx ? in_idx[q] : q;
-            float w = row[i];
-            if (prev_delta) prev_delta[q] += w * d; /* uses the weight before this step */
-            adagrad_step(&row[i], &g2[i], &vel[i], d * in_val[q] + l2 * w, lr, mom, eps);
-        }
-        adagrad_step(&L->b[j], &L->b_g2[j], &L->b_vel[j], d, lr, mom, eps);
-        if (L->use_lsh) L->dirty[j] = 1;
+    int32_t n_rows = 0;
+    for (int32_t a = 0; a < n_active; a++) {
+        if (active[a] < lo || active[a] >= hi) continue;
+        step_row(L, active[a], delta[a], in_val, in_idx, in_n, NULL, lr, mom, l2, eps);
+        n_rows++;
     }
-    uint64_t n_par = (uint64_t)L->n_active * (uint64_t)(in_n + 1);
-    if (prev_delta) {
-        bw->mul += (uint64_t)L->n_active * (uint64_t)in_n;
-        bw->add += (uint64_t)L->n_active * (uint64_t)in_n;
-    }
-    bw->weight_bytes += n_par * 4u;
-    up->mul += n_par * STEP_MULS;
-    up->add += n_par * STEP_ADDS;
-    up->weight_bytes += n_par * 12u; /* w, g2, vel */
-    counters_end(&L->ops, ELSH_PHASE_BACKWARD);
+    count_update(up, n_rows, in_n);
     counters_end(&L->ops, ELSH_PHASE_UPDATE);
 }

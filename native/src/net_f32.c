@@ -60,6 +60,28 @@ static int derive_layer(elsh_layer *L, const elsh_layer_config *lc, int32_t n_in
     return 0;
 }
 
+/* A layer's scratch, in two runs (carve_layer puts them where they always were in the arena):
+ * the outputs of a pass, and the hashing and selection buffers of an LSH layer. */
+static void carve_layer_outputs(elsh_arena *c, elsh_layer *L)
+{
+    L->active = elsh_arena_take(c, (uint64_t)L->active_capacity, 4);
+    L->act = elsh_arena_take(c, (uint64_t)L->active_capacity, 4);
+    L->delta = elsh_arena_take(c, (uint64_t)L->active_capacity, 4);
+}
+
+static void carve_layer_hash_scratch(elsh_arena *c, elsh_layer *L)
+{
+    const elsh_hash_params *hp = &L->hash;
+    uint64_t n_tab = (uint64_t)hp->tables;
+    L->hash_in = elsh_arena_take(c, (uint64_t)hp->hash_dim, 4);
+    L->codes = elsh_arena_take(c, n_tab, 4);
+    L->neuron_codes = elsh_arena_take(c, n_tab, 4);
+    L->hist = elsh_arena_take(c, n_tab + 1, 4);
+    L->counts = elsh_arena_take(c, (uint64_t)L->n_out, 2);
+    L->touched = elsh_arena_take(c, (uint64_t)L->n_out + 1u, 2); /* +1: gather_counts writes one ahead */
+    if (hp->select_mode == ELSH_SELECT_EXACT) L->score = elsh_arena_take(c, (uint64_t)L->n_out, 4);
+}
+
 static void carve_layer(elsh_arena *c, elsh_layer *L)
 {
     uint64_t nw = (uint64_t)L->n_out * (uint64_t)L->n_in;
@@ -69,9 +91,7 @@ static void carve_layer(elsh_arena *c, elsh_layer *L)
     L->w_vel = elsh_arena_take(c, nw, 4);
     L->b_g2 = elsh_arena_take(c, (uint64_t)L->n_out, 4);
     L->b_vel = elsh_arena_take(c, (uint64_t)L->n_out, 4);
-    L->active = elsh_arena_take(c, (uint64_t)L->active_capacity, 4);
-    L->act = elsh_arena_take(c, (uint64_t)L->active_capacity, 4);
-    L->delta = elsh_arena_take(c, (uint64_t)L->active_capacity, 4);
+    carve_layer_outputs(c, L);
     if (!L->use_lsh) return;
     const elsh_hash_params *hp = &L->hash;
 
@@ -94,13 +114,19 @@ static void carve_layer(elsh_arena *c, elsh_layer *L)
     L->pad_order = elsh_arena_take(c, (uint64_t)L->n_out, 2);
     L->rng = elsh_arena_take(c, 1, sizeof(elsh_prng));
     L->center = elsh_arena_take(c, (uint64_t)hp->hash_dim, 4);
-    L->hash_in = elsh_arena_take(c, (uint64_t)hp->hash_dim, 4);
-    L->codes = elsh_arena_take(c, n_tab, 4);
-    L->neuron_codes = elsh_arena_take(c, n_tab, 4);
-    L->hist = elsh_arena_take(c, n_tab + 1, 4);
-    L->counts = elsh_arena_take(c, (uint64_t)L->n_out, 2);
-    L->touched = elsh_arena_take(c, (uint64_t)L->n_out + 1u, 2); /* +1: gather_counts writes one ahead */
-    if (hp->select_mode == ELSH_SELECT_EXACT) L->score = elsh_arena_take(c, (uint64_t)L->n_out, 4);
+    carve_layer_hash_scratch(c, L);
+}
+
+/* The network's own scratch: the input copy, the index list of a dense input, the output
+ * probabilities. */
+static void carve_net_scratch(elsh_arena *c, elsh_net *net)
+{
+    int32_t widest = net->cfg.n_in;
+    for (int32_t l = 0; l < net->n_layers; l++)
+        if (net->cfg.layers[l].n_out > widest) widest = net->cfg.layers[l].n_out;
+    net->input_dense = elsh_arena_take(c, (uint64_t)net->cfg.n_in, 4);
+    net->input_index = elsh_arena_take(c, (uint64_t)widest, 4);
+    net->probs = elsh_arena_take(c, (uint64_t)net->cfg.layers[net->n_layers - 1].n_out, 4);
 }
 
 /* Derive every layer and walk the whole arena. Returns 0, or ELSH_ERR_CONFIG (a value out of
@@ -111,16 +137,13 @@ static int carve_net(elsh_net *net, const elsh_net_config *cfg, elsh_arena *c)
     if (cfg->n_layers < 1 || cfg->n_layers > ELSH_MAX_LAYERS) return ELSH_ERR_CONFIG;
     net->cfg = *cfg;
     net->n_layers = cfg->n_layers;
-    int32_t n_in = cfg->n_in, widest = cfg->n_in;
+    int32_t n_in = cfg->n_in;
     for (int32_t l = 0; l < cfg->n_layers; l++) {
         if (derive_layer(&net->layers[l], &cfg->layers[l], n_in, l == cfg->n_layers - 1) != 0)
             return ELSH_ERR_CONFIG;
         n_in = cfg->layers[l].n_out;
-        if (n_in > widest) widest = n_in;
     }
-    net->input_dense = elsh_arena_take(c, (uint64_t)cfg->n_in, 4);
-    net->input_index = elsh_arena_take(c, (uint64_t)widest, 4);
-    net->probs = elsh_arena_take(c, (uint64_t)cfg->layers[cfg->n_layers - 1].n_out, 4);
+    carve_net_scratch(c, net);
     net->train_rng = elsh_arena_take(c, 1, sizeof(elsh_prng));
     net->samples_seen = elsh_arena_take(c, 1, 8);
     for (int32_t l = 0; l < cfg->n_layers; l++) carve_layer(c, &net->layers[l]);
@@ -177,6 +200,19 @@ int elsh_net_init(elsh_net *net, const elsh_net_config *cfg, void *arena, size_t
     net->arena_bytes = need;
     reset_scratch(net);
     return ELSH_OK;
+}
+
+void elsh_net_carve_worker(const elsh_net *net, elsh_net *worker, elsh_arena *a)
+{
+    *worker = *net;
+    carve_net_scratch(a, worker);
+    for (int32_t l = 0; l < worker->n_layers; l++) {
+        elsh_layer *L = &worker->layers[l];
+        counters_reset(&L->ops);
+        carve_layer_outputs(a, L);
+        if (L->use_lsh) carve_layer_hash_scratch(a, L);
+    }
+    if (a->base && !a->overflow) reset_scratch(worker);
 }
 
 int elsh_all_finite(const float *v, size_t n)
@@ -349,6 +385,11 @@ static int32_t argmax_active(const elsh_layer *L)
 
 int elsh_net_forward(elsh_net *net, const float *x, int32_t label)
 {
+    return elsh_net_forward_with(net, x, label, elsh_layer_forward_f32);
+}
+
+int elsh_net_forward_with(elsh_net *net, const float *x, int32_t label, elsh_layer_forward_fn forward)
+{
     if (!net || !x) return ELSH_ERR_NULL;
     if (!net->arena) return ELSH_ERR_STATE;
     if (!elsh_all_finite(x, (size_t)net->cfg.n_in)) return ELSH_ERR_INPUT;
@@ -357,7 +398,7 @@ int elsh_net_forward(elsh_net *net, const float *x, int32_t label)
     int32_t in_n = net->cfg.n_in;
     for (int32_t l = 0; l < net->n_layers; l++) {
         elsh_layer *L = &net->layers[l];
-        elsh_layer_forward_f32(L, in_val, in_idx, in_n, L->is_output ? label : -1);
+        forward(L, in_val, in_idx, in_n, L->is_output ? label : -1);
         in_val = L->act;
         in_idx = L->use_lsh ? L->active : NULL;
         in_n = L->n_active;

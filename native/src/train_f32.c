@@ -38,7 +38,7 @@ int64_t elsh_rebuild_interval(const elsh_train_config *tc, int32_t epoch, int64_
     }
 }
 
-static float momentum_at(const elsh_train_config *tc, int32_t epoch)
+float elsh_momentum_at(const elsh_train_config *tc, int32_t epoch)
 {
     if (tc->momentum_epochs <= 0 || epoch >= tc->momentum_epochs) return tc->momentum_end;
     float f = (float)epoch / (float)tc->momentum_epochs;
@@ -46,22 +46,30 @@ static float momentum_at(const elsh_train_config *tc, int32_t epoch)
 }
 
 /* Values that would make the optimizer produce NaN or blow up, rejected up front. */
-static int train_config_ok(const elsh_train_config *tc)
+int elsh_train_config_ok(const elsh_train_config *tc)
 {
     return tc->lr > 0.0f && tc->lr < 1e30f && tc->adagrad_eps > 0.0f && tc->adagrad_eps < 1e30f &&
            tc->l2 >= 0.0f && tc->l2 < 1e30f && tc->momentum_start >= 0.0f && tc->momentum_start < 1.0f &&
            tc->momentum_end >= 0.0f && tc->momentum_end < 1.0f && tc->momentum_epochs >= 0;
 }
 
+static const elsh_layer_passes plain_passes = {elsh_layer_forward_f32, elsh_layer_backward_f32};
+
 int elsh_train_sample(elsh_net *net, const elsh_train_config *tc, int32_t epoch,
                       const float *x, int32_t label, float *loss)
 {
+    return elsh_train_sample_with(net, tc, epoch, x, label, loss, &plain_passes);
+}
+
+int elsh_train_sample_with(elsh_net *net, const elsh_train_config *tc, int32_t epoch, const float *x,
+                           int32_t label, float *loss, const elsh_layer_passes *passes)
+{
     if (!net || !tc || !x) return ELSH_ERR_NULL;
     if (!net->arena) return ELSH_ERR_STATE; /* never initialized (elsh_net_init) */
-    if (!train_config_ok(tc) || epoch < 0) return ELSH_ERR_CONFIG;
+    if (!elsh_train_config_ok(tc) || epoch < 0) return ELSH_ERR_CONFIG;
     elsh_layer *out = &net->layers[net->n_layers - 1];
     if (label < 0 || label >= out->n_out) return ELSH_ERR_INPUT;
-    int pred = elsh_net_forward(net, x, label);
+    int pred = elsh_net_forward_with(net, x, label, passes->forward);
     if (pred < 0) return pred;
     elsh_net_softmax(net);
     float p = net->probs[label];
@@ -69,15 +77,15 @@ int elsh_train_sample(elsh_net *net, const elsh_train_config *tc, int32_t epoch,
     for (int32_t a = 0; a < out->n_active; a++)
         out->delta[a] = net->probs[out->active[a]] - (out->active[a] == label ? 1.0f : 0.0f);
 
-    float mom = momentum_at(tc, epoch);
+    float mom = elsh_momentum_at(tc, epoch);
     for (int32_t l = net->n_layers - 1; l >= 0; l--) {
         elsh_layer *L = &net->layers[l];
         elsh_layer *prev = l > 0 ? &net->layers[l - 1] : NULL;
         const float *in_val = prev ? prev->act : x;
         const int32_t *in_idx = (prev && prev->use_lsh) ? prev->active : NULL;
         int32_t in_n = prev ? prev->n_active : net->cfg.n_in;
-        elsh_layer_backward_f32(L, in_val, in_idx, in_n, prev ? prev->delta : NULL, tc->lr, mom,
-                                tc->l2, tc->adagrad_eps);
+        passes->backward(L, in_val, in_idx, in_n, prev ? prev->delta : NULL, tc->lr, mom, tc->l2,
+                         tc->adagrad_eps);
         if (prev) /* ReLU: no gradient through neurons that output zero */
             for (int32_t q = 0; q < prev->n_active; q++)
                 if (prev->act[q] <= 0.0f) prev->delta[q] = 0.0f;
@@ -85,13 +93,16 @@ int elsh_train_sample(elsh_net *net, const elsh_train_config *tc, int32_t epoch,
     return pred;
 }
 
-static void maintain_tables(elsh_net *net, const elsh_train_config *tc, int32_t epoch,
-                            int64_t n_epoch, elsh_train_stats *stats)
+int elsh_tables_due(const elsh_train_config *tc, int32_t epoch, int64_t n_epoch, int64_t seen)
 {
-    int64_t seen = *net->samples_seen;
     int64_t every = elsh_rebuild_interval(tc, epoch, n_epoch);
-    int rehash = tc->rehash_every > 0 && seen % tc->rehash_every == 0;
-    if (!rehash && !(every > 0 && seen % every == 0)) return;
+    if (tc->rehash_every > 0 && seen % tc->rehash_every == 0) return 2;
+    return every > 0 && seen % every == 0 ? 1 : 0;
+}
+
+void elsh_net_maintain(elsh_net *net, int kind, elsh_train_stats *stats)
+{
+    int rehash = kind == 2;
     for (int32_t l = 0; l < net->n_layers; l++) {
         elsh_layer *L = &net->layers[l];
         if (!L->use_lsh) continue;
@@ -114,7 +125,7 @@ int elsh_train_batch(elsh_net *net, const elsh_train_config *tc, int32_t epoch, 
 {
     if (!net || !tc || !x || !labels) return ELSH_ERR_NULL;
     if (!net->arena) return ELSH_ERR_STATE;
-    if (!train_config_ok(tc) || epoch < 0 || n < 0) return ELSH_ERR_CONFIG;
+    if (!elsh_train_config_ok(tc) || epoch < 0 || n < 0) return ELSH_ERR_CONFIG;
     size_t n_in = (size_t)net->cfg.n_in;
     for (int64_t s = 0; s < n; s++) {
         int64_t row = order ? order[s] : s;
@@ -127,7 +138,8 @@ int elsh_train_batch(elsh_net *net, const elsh_train_config *tc, int32_t epoch, 
             stats->correct += pred == labels[row];
             stats->samples++;
         }
-        maintain_tables(net, tc, epoch, n_epoch, stats);
+        int due = elsh_tables_due(tc, epoch, n_epoch, *net->samples_seen);
+        if (due) elsh_net_maintain(net, due, stats);
     }
     return ELSH_OK;
 }

@@ -116,7 +116,14 @@
     X(test_slots_ram_driver_and_streaming)                                                   \
     /* test_qtrain.c */                                                                      \
     X(test_qtrain_random_models_keep_invariants_and_save)                                    \
-    X(test_qtrain_guards)
+    X(test_qtrain_guards)                                                                    \
+    /* test_threads.c */                                                                     \
+    X(test_threads_deterministic_same_bytes)                                                 \
+    X(test_threads_deterministic_batch_one_is_serial)                                        \
+    X(test_threads_async_one_thread_is_serial)                                               \
+    X(test_threads_async_trains)                                                             \
+    X(test_threads_predict_identical)                                                        \
+    X(test_threads_bad_arguments)
 
 #define DECLARE(fn) void fn(void);
 TESTS(DECLARE)
@@ -169,9 +176,11 @@ int check_summary(void)
     return n_failed ? 1 : 0;
 }
 
-int main(void)
+/* test_runner [NAME]: every test, or only those whose name contains NAME */
+int main(int argc, char **argv)
 {
-#define RUN_ONE(fn) RUN(fn);
+    const char *only = argc > 1 ? argv[1] : "";
+#define RUN_ONE(fn) if (strstr(#fn, only)) RUN(fn);
     TESTS(RUN_ONE)
     return check_summary();
 }

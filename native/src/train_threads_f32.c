@@ -1,0 +1,498 @@
+/* train_threads_f32.c - training and prediction of the float network on several threads
+ * (the modes are described in edge_lsh_train.h).
+ *
+ * Every call runs as a sequence of steps. The calling thread leads: it sets up a step, all
+ * workers (the leader is worker 0) pass a barrier, each does its share, all pass a barrier,
+ * and the leader alone does what follows the step (table maintenance, statistics, the next
+ * step). Work a worker writes before a barrier is visible to every worker after it (the
+ * barrier is a mutex and a condition variable), so the only accesses that two threads make
+ * at once are: reads of parameters and tables (both modes), and in asynchronous mode the
+ * relaxed atomic loads and stores of layer_f32_shared.c.
+ *
+ *   asynchronous:   a step is a run of samples up to the next sample count at which table
+ *                   maintenance falls due; worker w trains on samples w, w + T, w + 2T, ...
+ *                   of it, per sample, against the shared parameters (Hogwild).
+ *   deterministic:  a step is a mini-batch. Phase 1: the batch split in T contiguous shards,
+ *                   each sample's forward, loss and backward deltas against the parameters as
+ *                   they are (nothing is written), recorded per sample. A barrier. Phase 2:
+ *                   worker w applies the optimizer step of every recorded sample, in sample
+ *                   order, to the neurons of its range [n_out * w / T, n_out * (w + 1) / T) in
+ *                   each layer. Which worker does what changes nothing in the result.
+ *   prediction:     one step; worker w classifies a contiguous range of the rows.
+ *
+ * Table maintenance: rebuilding at a barrier (this file) rather than per-bucket locks or
+ * atomics. The seed's schedule maintains the tables 10 times an epoch or fewer, so the
+ * workers wait at a barrier a few times an epoch, while locks would cost every one of the L
+ * bucket reads of every sample's selection. tools/bench/bench_threads.py measures the time
+ * spent in maintenance and at the barriers. */
+#include "internal.h"
+
+#include <string.h>
+
+#if ELSH_THREADS
+#include <pthread.h>
+#endif
+
+void elsh_thread_config_default(elsh_thread_config *th)
+{
+    if (!th) return;
+    th->threads = 1;
+    th->mode = ELSH_THREADS_ASYNC;
+    th->batch = 64;
+}
+
+int32_t elsh_threads_available(void) { return ELSH_THREADS ? ELSH_MAX_THREADS : 1; }
+
+static int thread_config_ok(const elsh_thread_config *th)
+{
+    return th->threads >= 1 && th->threads <= ELSH_MAX_THREADS &&
+           (th->mode == ELSH_THREADS_ASYNC || th->mode == ELSH_THREADS_DETERMINISTIC) &&
+           th->batch >= 1 && th->batch <= ELSH_MAX_BATCH;
+}
+
+/* Workers that will run: the request, or 1 without threads. */
+static int32_t workers_for(const elsh_thread_config *th)
+{
+    return th->threads < elsh_threads_available() ? th->threads : elsh_threads_available();
+}
+
+/* ---------------------------------------------------------------- barrier */
+
+/* A barrier that spins a little before it sleeps: on an idle machine all workers arrive within
+ * microseconds of each other and nobody sleeps (a sleep and a wake-up cost tens of microseconds,
+ * and the asynchronous mode passes one at every table update, e.g. every 20 samples); on a busy
+ * one a waiter gives its core back after about BARRIER_SPINS checks. */
+#define BARRIER_SPINS 4000
+
+typedef struct {
+#if ELSH_THREADS
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+#endif
+    int32_t parties;     /* threads that must arrive (atomic: lowered when a start fails) */
+    int32_t waiting;     /* arrived in this round (atomic) */
+    uint32_t round;      /* rounds completed (atomic; written under the mutex) */
+} barrier;
+
+#if ELSH_THREADS
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("pause");
+#elif defined(__aarch64__) || (defined(__ARM_ARCH) && __ARM_ARCH >= 7)
+    __asm__ __volatile__("yield");
+#endif
+}
+#endif
+
+static void barrier_wait(barrier *b)
+{
+#if ELSH_THREADS
+    /* the round cannot end before this thread arrives, so read it first */
+    uint32_t round = __atomic_load_n(&b->round, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&b->waiting, 1, __ATOMIC_ACQ_REL) >= __atomic_load_n(&b->parties, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&b->waiting, 0, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&b->mutex);
+        __atomic_store_n(&b->round, round + 1u, __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&b->cond);
+        pthread_mutex_unlock(&b->mutex);
+        return;
+    }
+    for (int i = 0; i < BARRIER_SPINS; i++) {
+        if (__atomic_load_n(&b->round, __ATOMIC_ACQUIRE) != round) return;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&b->mutex);
+    while (__atomic_load_n(&b->round, __ATOMIC_ACQUIRE) == round) pthread_cond_wait(&b->cond, &b->mutex);
+    pthread_mutex_unlock(&b->mutex);
+#else
+    (void)b;
+#endif
+}
+
+/* ---------------------------------------------------------------- work memory */
+
+enum { JOB_ASYNC, JOB_DETERMINISTIC, JOB_PREDICT };
+
+/* What the workers of one call share. */
+typedef struct {
+    int kind;
+    int32_t n_workers;
+    elsh_net *net;
+    elsh_net *workers;              /* [n_workers] views with their own scratch */
+    elsh_train_stats *worker_stats; /* [n_workers] asynchronous mode */
+    int32_t *worker_rc;             /* [n_workers] the first error of each worker's step, or 0 */
+    /* deterministic mode, per sample of the batch */
+    float *rec_loss;                /* [batch] */
+    int32_t *rec_pred;              /* [batch] */
+    int32_t *rec_n[ELSH_MAX_LAYERS];      /* [batch] active neurons of the layer */
+    int32_t *rec_active[ELSH_MAX_LAYERS]; /* [batch][active_capacity] */
+    float *rec_act[ELSH_MAX_LAYERS];      /* [batch][active_capacity] */
+    float *rec_delta[ELSH_MAX_LAYERS];    /* [batch][active_capacity] */
+    /* the call */
+    const elsh_train_config *tc;
+    int32_t epoch;
+    const float *x;
+    const int32_t *labels;
+    const int32_t *order;
+    int32_t *pred;
+    float *probs;
+    /* the current step, set by the leader */
+    int64_t start, count;
+    int stop;
+    barrier bar;
+} job;
+
+/* Walk the work memory (plan when base is NULL): the workers, their results and, in
+ * deterministic mode, the per-sample records of one batch. */
+static void carve_work(job *jb, const elsh_net *net, const elsh_thread_config *th, elsh_arena *a)
+{
+    int32_t T = workers_for(th);
+    jb->workers = elsh_arena_take(a, (uint64_t)T, sizeof(elsh_net));
+    for (int32_t w = 0; w < T; w++) {
+        elsh_net planning;
+        elsh_net_carve_worker(net, jb->workers ? &jb->workers[w] : &planning, a);
+    }
+    jb->worker_stats = elsh_arena_take(a, (uint64_t)T, sizeof(elsh_train_stats));
+    jb->worker_rc = elsh_arena_take(a, (uint64_t)T, sizeof(int32_t));
+    if (th->mode != ELSH_THREADS_DETERMINISTIC) return;
+    uint64_t B = (uint64_t)th->batch;
+    jb->rec_loss = elsh_arena_take(a, B, 4);
+    jb->rec_pred = elsh_arena_take(a, B, 4);
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        uint64_t cap = (uint64_t)net->layers[l].active_capacity;
+        jb->rec_n[l] = elsh_arena_take(a, B, 4);
+        jb->rec_active[l] = elsh_arena_take(a, B * cap, 4);
+        jb->rec_act[l] = elsh_arena_take(a, B * cap, 4);
+        jb->rec_delta[l] = elsh_arena_take(a, B * cap, 4);
+    }
+}
+
+int elsh_threads_plan(const elsh_net *net, const elsh_thread_config *th, size_t *work_bytes)
+{
+    if (!net || !th || !work_bytes) return ELSH_ERR_NULL;
+    if (!net->arena) return ELSH_ERR_STATE;
+    if (!thread_config_ok(th)) return ELSH_ERR_CONFIG;
+    job jb;
+    elsh_arena a;
+    elsh_arena_start(&a, NULL, ELSH_ARENA_LIMIT);
+    carve_work(&jb, net, th, &a);
+    elsh_arena_take(&a, 0, 1);
+    return elsh_arena_size(&a, work_bytes) == 0 ? ELSH_OK : ELSH_ERR_CONFIG;
+}
+
+/* Set up jb over the caller's work memory. */
+static int start_job(job *jb, elsh_net *net, const elsh_thread_config *th, void *work, size_t work_bytes)
+{
+    if (((uintptr_t)work & (ELSH_ARENA_ALIGN - 1u)) != 0) return ELSH_ERR_ARENA;
+    size_t need;
+    int rc = elsh_threads_plan(net, th, &need);
+    if (rc != ELSH_OK) return rc;
+    if (work_bytes < need) return ELSH_ERR_ARENA;
+    memset(jb, 0, sizeof(*jb));
+    elsh_arena a;
+    elsh_arena_start(&a, work, need);
+    carve_work(jb, net, th, &a);
+    if (a.overflow) return ELSH_ERR_ARENA; /* cannot happen: planned */
+    jb->net = net;
+    jb->n_workers = workers_for(th);
+    memset(jb->worker_stats, 0, (size_t)jb->n_workers * sizeof(elsh_train_stats));
+    memset(jb->worker_rc, 0, (size_t)jb->n_workers * sizeof(int32_t));
+    return ELSH_OK;
+}
+
+/* The workers' op counts added to the network's totals. */
+static void collect_counters(job *jb)
+{
+    for (int32_t w = 0; w < jb->n_workers; w++)
+        for (int32_t l = 0; l < jb->net->n_layers; l++)
+            for (int p = 0; p < ELSH_PHASE_COUNT; p++)
+                ops_accumulate(&jb->net->layers[l].ops.total[p], &jb->workers[w].layers[l].ops.total[p]);
+}
+
+/* ---------------------------------------------------------------- the workers' shares */
+
+static const float *row_of(const job *jb, int64_t pos, int32_t *label)
+{
+    int64_t row = jb->order ? jb->order[pos] : pos;
+    if (label) *label = jb->labels[row];
+    return jb->x + (size_t)row * (size_t)jb->net->cfg.n_in;
+}
+
+#if ELSH_THREADS
+static const elsh_layer_passes shared_passes = {elsh_layer_forward_f32_shared, elsh_layer_backward_f32_shared};
+#endif
+static const elsh_layer_passes snapshot_passes = {elsh_layer_forward_f32, elsh_layer_backprop_f32};
+
+static void async_share(job *jb, int32_t w)
+{
+#if ELSH_THREADS
+    elsh_net *me = &jb->workers[w];
+    elsh_train_stats *st = &jb->worker_stats[w];
+    for (int64_t s = w; s < jb->count; s += jb->n_workers) {
+        int32_t label;
+        const float *x = row_of(jb, jb->start + s, &label);
+        float loss = 0.0f;
+        int pred = elsh_train_sample_with(me, jb->tc, jb->epoch, x, label, &loss, &shared_passes);
+        if (pred < 0) {
+            jb->worker_rc[w] = pred;
+            return;
+        }
+        st->loss_sum += loss;
+        st->correct += pred == label;
+        st->samples++;
+    }
+#else
+    (void)jb, (void)w; /* never called: one worker trains with elsh_train_batch */
+#endif
+}
+
+/* Phase 1: the shard's samples against the snapshot, recorded. */
+static void record_share(job *jb, int32_t w)
+{
+    elsh_net *me = &jb->workers[w];
+    int64_t lo = jb->count * w / jb->n_workers, hi = jb->count * (w + 1) / jb->n_workers;
+    for (int64_t s = lo; s < hi; s++) {
+        int32_t label;
+        const float *x = row_of(jb, jb->start + s, &label);
+        float loss = 0.0f;
+        int pred = elsh_train_sample_with(me, jb->tc, jb->epoch, x, label, &loss, &snapshot_passes);
+        if (pred < 0) {
+            jb->worker_rc[w] = pred;
+            return;
+        }
+        jb->rec_loss[s] = loss;
+        jb->rec_pred[s] = pred;
+        for (int32_t l = 0; l < me->n_layers; l++) {
+            const elsh_layer *L = &me->layers[l];
+            size_t at = (size_t)s * (size_t)L->active_capacity, n = (size_t)L->n_active;
+            jb->rec_n[l][s] = L->n_active;
+            memcpy(jb->rec_active[l] + at, L->active, n * sizeof(int32_t));
+            memcpy(jb->rec_act[l] + at, L->act, n * sizeof(float));
+            memcpy(jb->rec_delta[l] + at, L->delta, n * sizeof(float));
+        }
+    }
+}
+
+/* Phase 2: every recorded sample's optimizer step, in sample order, on this worker's rows. */
+static void apply_share(job *jb, int32_t w)
+{
+    elsh_net *me = &jb->workers[w];
+    const elsh_train_config *tc = jb->tc;
+    float mom = elsh_momentum_at(tc, jb->epoch);
+    for (int64_t s = 0; s < jb->count; s++) {
+        const float *x = row_of(jb, jb->start + s, NULL);
+        for (int32_t l = 0; l < me->n_layers; l++) {
+            elsh_layer *L = &me->layers[l];
+            int32_t lo = (int32_t)((int64_t)L->n_out * w / jb->n_workers);
+            int32_t hi = (int32_t)((int64_t)L->n_out * (w + 1) / jb->n_workers);
+            const float *in_val = x;
+            const int32_t *in_idx = NULL;
+            int32_t in_n = me->cfg.n_in;
+            if (l > 0) {
+                size_t at = (size_t)s * (size_t)me->layers[l - 1].active_capacity;
+                in_val = jb->rec_act[l - 1] + at;
+                in_idx = me->layers[l - 1].use_lsh ? jb->rec_active[l - 1] + at : NULL;
+                in_n = jb->rec_n[l - 1][s];
+            }
+            size_t at = (size_t)s * (size_t)L->active_capacity;
+            elsh_layer_update_rows_f32(L, jb->rec_active[l] + at, jb->rec_delta[l] + at, jb->rec_n[l][s],
+                                       in_val, in_idx, in_n, lo, hi, tc->lr, mom, tc->l2, tc->adagrad_eps);
+        }
+    }
+}
+
+static void predict_share(job *jb, int32_t w)
+{
+    elsh_net *me = &jb->workers[w];
+    size_t n_in = (size_t)me->cfg.n_in;
+    size_t n_cls = (size_t)me->layers[me->n_layers - 1].n_out;
+    for (int64_t s = jb->count * w / jb->n_workers; s < jb->count * (w + 1) / jb->n_workers; s++) {
+        int rc = elsh_net_forward(me, jb->x + (size_t)s * n_in, -1);
+        if (rc < 0) {
+            jb->worker_rc[w] = rc;
+            return;
+        }
+        jb->pred[s] = rc;
+        if (jb->probs) {
+            elsh_net_softmax(me);
+            memcpy(jb->probs + (size_t)s * n_cls, me->probs, n_cls * sizeof(float));
+        }
+    }
+}
+
+static int first_error(const job *jb)
+{
+    for (int32_t w = 0; w < jb->n_workers; w++)
+        if (jb->worker_rc[w] < 0) return jb->worker_rc[w];
+    return ELSH_OK;
+}
+
+/* Worker w's share of the current step (between the barriers that start and end it). */
+static void do_share(job *jb, int32_t w)
+{
+    switch (jb->kind) {
+    case JOB_ASYNC: async_share(jb, w); break;
+    case JOB_PREDICT: predict_share(jb, w); break;
+    default:
+        record_share(jb, w);
+        barrier_wait(&jb->bar);
+        if (first_error(jb) == ELSH_OK) apply_share(jb, w); /* a batch with a bad sample is not applied */
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------- running the steps */
+
+#if ELSH_THREADS
+typedef struct {
+    job *jb;
+    int32_t w;
+} worker_arg;
+
+static void *worker_main(void *arg)
+{
+    const worker_arg *wa = arg;
+    for (;;) {
+        barrier_wait(&wa->jb->bar);
+        if (wa->jb->stop) break;
+        do_share(wa->jb, wa->w);
+        barrier_wait(&wa->jb->bar);
+    }
+    return NULL;
+}
+#endif
+
+/* The leader's side of one step. */
+static void run_step(job *jb)
+{
+    barrier_wait(&jb->bar);
+    do_share(jb, 0);
+    barrier_wait(&jb->bar);
+}
+
+/* Samples of the next asynchronous step: up to and including the next one after which table
+ * maintenance falls due, at most `left`. */
+static int64_t async_step_length(const job *jb, int64_t n_epoch, int64_t left)
+{
+    int64_t seen = *jb->net->samples_seen;
+    for (int64_t m = 1; m < left; m++)
+        if (elsh_tables_due(jb->tc, jb->epoch, n_epoch, seen + m)) return m;
+    return left;
+}
+
+/* The steps of a training call, led by this thread. */
+static int lead_training(job *jb, int64_t n_epoch, int64_t n, int32_t batch, elsh_train_stats *stats)
+{
+    for (int64_t done = 0; done < n;) {
+        jb->start = done;
+        jb->count = jb->kind == JOB_ASYNC ? async_step_length(jb, n_epoch, n - done)
+                                          : (n - done < batch ? n - done : batch);
+        run_step(jb);
+        int rc = first_error(jb);
+        if (rc != ELSH_OK) return rc;
+        int due = 0;
+        int64_t seen = *jb->net->samples_seen;
+        for (int64_t m = 1; m <= jb->count; m++) { /* rehash (2) wins over an update (1) */
+            int d = elsh_tables_due(jb->tc, jb->epoch, n_epoch, seen + m);
+            due = d > due ? d : due;
+        }
+        *jb->net->samples_seen = seen + jb->count;
+        if (jb->kind == JOB_DETERMINISTIC && stats) {
+            for (int64_t s = 0; s < jb->count; s++) {
+                int32_t label;
+                row_of(jb, jb->start + s, &label);
+                stats->loss_sum += jb->rec_loss[s];
+                stats->correct += jb->rec_pred[s] == label;
+                stats->samples++;
+            }
+        }
+        if (due) elsh_net_maintain(jb->net, due, stats);
+        done += jb->count;
+    }
+    return ELSH_OK;
+}
+
+/* Start the other workers, run `lead` on this one, stop and join them. */
+static int run_workers(job *jb, int64_t n_epoch, int64_t n, int32_t batch, elsh_train_stats *stats)
+{
+    jb->bar.parties = jb->n_workers;
+#if ELSH_THREADS
+    pthread_t tid[ELSH_MAX_THREADS];
+    worker_arg args[ELSH_MAX_THREADS];
+    int32_t started = 1;
+    if (jb->n_workers > 1) {
+        pthread_mutex_init(&jb->bar.mutex, NULL);
+        pthread_cond_init(&jb->bar.cond, NULL);
+        for (; started < jb->n_workers; started++) {
+            args[started] = (worker_arg){jb, started};
+            if (pthread_create(&tid[started], NULL, worker_main, &args[started]) != 0) break;
+        }
+    }
+    int rc = ELSH_ERR_STATE;
+    if (started == jb->n_workers)
+        rc = jb->kind == JOB_PREDICT ? (run_step(jb), first_error(jb)) : lead_training(jb, n_epoch, n, batch, stats);
+    if (jb->n_workers > 1) {
+        jb->stop = 1; /* the workers that started read it after this round */
+        __atomic_store_n(&jb->bar.parties, started, __ATOMIC_RELEASE);
+        barrier_wait(&jb->bar);
+        for (int32_t w = 1; w < started; w++) pthread_join(tid[w], NULL);
+        pthread_cond_destroy(&jb->bar.cond);
+        pthread_mutex_destroy(&jb->bar.mutex);
+    }
+    return rc;
+#else
+    return jb->kind == JOB_PREDICT ? (run_step(jb), first_error(jb)) : lead_training(jb, n_epoch, n, batch, stats);
+#endif
+}
+
+int elsh_train_batch_threads(elsh_net *net, const elsh_train_config *tc, const elsh_thread_config *th,
+                             void *work, size_t work_bytes, int32_t epoch, int64_t n_epoch,
+                             const float *x, const int32_t *labels, const int32_t *order, int64_t n,
+                             elsh_train_stats *stats)
+{
+    if (!net || !tc || !th || !work || !x || !labels) return ELSH_ERR_NULL;
+    if (!net->arena) return ELSH_ERR_STATE;
+    if (!thread_config_ok(th) || !elsh_train_config_ok(tc) || epoch < 0 || n < 0) return ELSH_ERR_CONFIG;
+    if (th->mode == ELSH_THREADS_ASYNC && workers_for(th) == 1)
+        return elsh_train_batch(net, tc, epoch, n_epoch, x, labels, order, n, stats);
+    job jb;
+    int rc = start_job(&jb, net, th, work, work_bytes);
+    if (rc != ELSH_OK) return rc;
+    jb.kind = th->mode == ELSH_THREADS_ASYNC ? JOB_ASYNC : JOB_DETERMINISTIC;
+    jb.tc = tc;
+    jb.epoch = epoch;
+    jb.x = x;
+    jb.labels = labels;
+    jb.order = order;
+    rc = run_workers(&jb, n_epoch, n, th->batch, stats);
+    if (jb.kind == JOB_ASYNC && stats) {
+        for (int32_t w = 0; w < jb.n_workers; w++) {
+            stats->loss_sum += jb.worker_stats[w].loss_sum;
+            stats->correct += jb.worker_stats[w].correct;
+            stats->samples += jb.worker_stats[w].samples;
+        }
+    }
+    collect_counters(&jb);
+    return rc;
+}
+
+int elsh_predict_threads(elsh_net *net, const elsh_thread_config *th, void *work, size_t work_bytes,
+                         const float *x, int64_t n, int32_t *pred, float *probs)
+{
+    if (!net || !th || !work || !x || !pred) return ELSH_ERR_NULL;
+    if (!net->arena) return ELSH_ERR_STATE;
+    if (!thread_config_ok(th) || n < 0) return ELSH_ERR_CONFIG;
+    job jb;
+    int rc = start_job(&jb, net, th, work, work_bytes);
+    if (rc != ELSH_OK) return rc;
+    jb.kind = JOB_PREDICT;
+    jb.x = x;
+    jb.pred = pred;
+    jb.probs = probs;
+    jb.start = 0;
+    jb.count = n;
+    rc = run_workers(&jb, 0, n, 1, NULL);
+    collect_counters(&jb);
+    return rc;
+}

@@ -1,0 +1,300 @@
+/* test_threads.c - training and prediction on several threads (train_threads_f32.c).
+ *
+ * Deterministic mode: the same bytes on every run and for every thread count, and with
+ * mini-batches of one sample exactly the one-thread trainer (which proves that its two halves
+ * of the backward pass, backprop and update_rows, do what elsh_layer_backward_f32 does).
+ * Asynchronous mode: one thread is elsh_train_batch bit for bit; four threads train toy data
+ * to a high accuracy and leave valid tables. Prediction: the same bits as elsh_predict.
+ * `make test-tsan` runs these under ThreadSanitizer, which must report nothing. Built without
+ * threads (bare metal) the same tests run every call on one thread. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "test_util.h"
+
+enum { TN = 600, TN_IN = 24, TN_CLASSES = 4 };
+
+static float *tx;
+static int32_t tlabels[TN];
+
+static void data_once(void)
+{
+    if (tx) return;
+    tx = malloc((size_t)TN * TN_IN * sizeof(float));
+    if (!tx) abort();
+    make_blobs(tx, tlabels, TN, TN_IN, TN_CLASSES, 4.0f, 4242u);
+}
+
+/* 24 - 64 (LSH, 25%) - 32 (LSH, 25%) - 4: two LSH layers, so that sparse inputs, the ReLU mask
+ * and a sparse backward all take part */
+static void threads_cfg(elsh_net_config *cfg, uint64_t seed)
+{
+    cfg_init(cfg, TN_IN, 3, seed);
+    cfg_lsh(&cfg->layers[0], 64, 0.25f, ELSH_HASH_SIMHASH, 4, 16);
+    cfg_lsh(&cfg->layers[1], 32, 0.25f, ELSH_HASH_TERNARY, 3, 12);
+    cfg_dense(&cfg->layers[2], TN_CLASSES);
+}
+
+static void train_cfg(elsh_train_config *tc)
+{
+    elsh_train_config_default(tc);
+    tc->rebuild = ELSH_REBUILD_EVERY;
+    tc->rebuild_every = 20;
+    tc->rehash_every = 250;
+    tc->l2 = 1e-4f;
+}
+
+/* Train a fresh network for `epochs` epochs: one thread (threads 0) or elsh_train_batch_threads
+ * with the given settings. *t is left for the caller to inspect and destroy. */
+static int train_net(tnet *t, int threads, int mode, int batch, int epochs, elsh_train_stats *st)
+{
+    data_once();
+    elsh_net_config cfg;
+    threads_cfg(&cfg, 99u);
+    int rc = tnet_create(t, &cfg);
+    if (rc != ELSH_OK) return rc;
+    elsh_train_config tc;
+    train_cfg(&tc);
+    elsh_thread_config th = {threads, mode, batch};
+    size_t bytes = 0;
+    void *raw = NULL, *work = NULL;
+    if (threads > 0) {
+        rc = elsh_threads_plan(&t->net, &th, &bytes);
+        if (rc != ELSH_OK) return rc;
+        work = aligned_zalloc(bytes, &raw);
+    }
+    int32_t order[TN];
+    memset(st, 0, sizeof(*st));
+    for (int e = 0; e < epochs && rc == ELSH_OK; e++) {
+        elsh_shuffle(&t->net, order, TN);
+        /* two calls an epoch, as the Python binding makes calls of 256 samples */
+        for (int half = 0; half < 2 && rc == ELSH_OK; half++) {
+            const int32_t *o = order + half * (TN / 2);
+            rc = threads > 0 ? elsh_train_batch_threads(&t->net, &tc, &th, work, bytes, e, TN, tx, tlabels, o,
+                                                        TN / 2, st)
+                             : elsh_train_batch(&t->net, &tc, e, TN, tx, tlabels, o, TN / 2, st);
+        }
+    }
+    free(raw);
+    return rc;
+}
+
+/* The same training state: parameters, optimizer state, hash functions, tables, PRNGs and the
+ * sample count (the arena's scratch, such as the last active sets, is left out: training on
+ * worker threads leaves the network's own scratch as it was). */
+static int same_state(tnet *a, tnet *b)
+{
+    if (a->bytes != b->bytes || *a->net.samples_seen != *b->net.samples_seen) return 0;
+    if (memcmp(a->net.train_rng, b->net.train_rng, sizeof(elsh_prng)) != 0) return 0;
+    for (int32_t l = 0; l < a->net.n_layers; l++) {
+        const elsh_layer *A = &a->net.layers[l], *B = &b->net.layers[l];
+        size_t nw = (size_t)A->n_out * (size_t)A->n_in * 4u, nb = (size_t)A->n_out * 4u;
+        if (memcmp(A->w, B->w, nw) || memcmp(A->w_g2, B->w_g2, nw) || memcmp(A->w_vel, B->w_vel, nw)) return 0;
+        if (memcmp(A->b, B->b, nb) || memcmp(A->b_g2, B->b_g2, nb) || memcmp(A->b_vel, B->b_vel, nb)) return 0;
+        if (!A->use_lsh) continue;
+        size_t n_bkt = (size_t)A->hash.tables * (size_t)A->hash.n_buckets;
+        if (memcmp(A->bucket_len, B->bucket_len, n_bkt * 2u) || memcmp(A->bucket_head, B->bucket_head, n_bkt * 2u))
+            return 0;
+        if (memcmp(A->neuron_bucket, B->neuron_bucket, (size_t)A->n_out * (size_t)A->hash.tables * 2u)) return 0;
+        for (size_t i = 0; i < n_bkt; i++) /* the used slots of each bucket */
+            if (memcmp(A->bucket_ids + i * (size_t)A->capacity, B->bucket_ids + i * (size_t)A->capacity,
+                       (size_t)A->bucket_len[i] * 2u))
+                return 0;
+        if (memcmp(A->dirty, B->dirty, (size_t)A->n_out) || memcmp(A->rng, B->rng, sizeof(elsh_prng))) return 0;
+        if (A->proj && memcmp(A->proj, B->proj, (size_t)A->hash.tables * (size_t)A->hash.bits * (size_t)A->hash.hash_dim * 4u))
+            return 0;
+        if (A->tern_idx && memcmp(A->tern_idx, B->tern_idx, (size_t)A->hash.tables * (size_t)A->hash.bits * (size_t)A->hash.ternary_nnz * 2u))
+            return 0;
+    }
+    return 1;
+}
+
+void test_threads_deterministic_same_bytes(void)
+{
+    tnet ref, t;
+    elsh_train_stats st_ref, st;
+    CHECK_EQ_INT(train_net(&ref, 2, ELSH_THREADS_DETERMINISTIC, 16, 3, &st_ref), ELSH_OK);
+    CHECK_EQ_INT(st_ref.samples, 3 * TN);
+    CHECK(st_ref.rebuilds > 0 && st_ref.rehashes > 0);
+    CHECK_EQ_INT(elsh_net_check(&ref.net), ELSH_OK);
+    /* again with 2 threads, then 1, 3 and 7: the same bytes and the same statistics */
+    static const int counts[4] = {2, 1, 3, 7};
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ_INT(train_net(&t, counts[i], ELSH_THREADS_DETERMINISTIC, 16, 3, &st), ELSH_OK);
+        CHECK_MSG(same_state(&ref, &t), "%d threads: different bytes", counts[i]);
+        CHECK_MSG(st.loss_sum == st_ref.loss_sum && st.correct == st_ref.correct &&
+                      st.rebuilds == st_ref.rebuilds && st.rehashes == st_ref.rehashes,
+                  "%d threads: different statistics", counts[i]);
+        for (int p = 0; p < ELSH_PHASE_COUNT; p++) {
+            elsh_ops a = elsh_net_ops(&ref.net, p, 1), b = elsh_net_ops(&t.net, p, 1);
+            CHECK_MSG(a.mul == b.mul && a.add == b.add && a.weight_bytes == b.weight_bytes &&
+                          a.table_bytes == b.table_bytes,
+                      "%d threads: phase %d counted differently", counts[i], p);
+        }
+        tnet_destroy(&t);
+    }
+    double acc = accuracy(&ref.net, tx, tlabels, TN); /* (after the op counts were compared) */
+    CHECK_MSG(acc > 0.9, "deterministic, batch 16: accuracy %.3f", acc);
+    /* another batch size is another optimizer: different bytes */
+    CHECK_EQ_INT(train_net(&t, 2, ELSH_THREADS_DETERMINISTIC, 8, 3, &st), ELSH_OK);
+    CHECK(!same_state(&ref, &t));
+    tnet_destroy(&t);
+    tnet_destroy(&ref);
+}
+
+void test_threads_deterministic_batch_one_is_serial(void)
+{
+    /* batch 1: every sample against the parameters the previous one left, tables maintained
+     * after the same samples: exactly the one-thread trainer, op counts included */
+    tnet ref, t;
+    elsh_train_stats st_ref, st;
+    CHECK_EQ_INT(train_net(&ref, 0, 0, 0, 2, &st_ref), ELSH_OK);
+    for (int threads = 1; threads <= 3; threads += 2) {
+        CHECK_EQ_INT(train_net(&t, threads, ELSH_THREADS_DETERMINISTIC, 1, 2, &st), ELSH_OK);
+        CHECK_MSG(same_state(&ref, &t), "%d threads, batch 1: not the one-thread result", threads);
+        CHECK(st.loss_sum == st_ref.loss_sum && st.correct == st_ref.correct && st.rebuilds == st_ref.rebuilds);
+        for (int p = 0; p < ELSH_PHASE_COUNT; p++) {
+            elsh_ops a = elsh_net_ops(&ref.net, p, 1), b = elsh_net_ops(&t.net, p, 1);
+            CHECK_MSG(a.mul == b.mul && a.add == b.add && a.weight_bytes == b.weight_bytes,
+                      "phase %d counted differently", p);
+        }
+        tnet_destroy(&t);
+    }
+    tnet_destroy(&ref);
+}
+
+void test_threads_async_one_thread_is_serial(void)
+{
+    tnet ref, t;
+    elsh_train_stats st_ref, st;
+    CHECK_EQ_INT(train_net(&ref, 0, 0, 0, 2, &st_ref), ELSH_OK);
+    CHECK_EQ_INT(train_net(&t, 1, ELSH_THREADS_ASYNC, 64, 2, &st), ELSH_OK);
+    CHECK(same_state(&ref, &t));
+    CHECK(st.loss_sum == st_ref.loss_sum && st.correct == st_ref.correct);
+    tnet_destroy(&t);
+    tnet_destroy(&ref);
+}
+
+void test_threads_async_trains(void)
+{
+    /* Hogwild on 4 threads (on 1 without threads): every sample trained, tables maintained on
+     * the one-thread schedule, valid state, high accuracy */
+    tnet ref, t;
+    elsh_train_stats st_ref, st;
+    CHECK_EQ_INT(train_net(&ref, 0, 0, 0, 3, &st_ref), ELSH_OK);
+    CHECK_EQ_INT(train_net(&t, 4, ELSH_THREADS_ASYNC, 64, 3, &st), ELSH_OK);
+    CHECK_EQ_INT(st.samples, 3 * TN);
+    CHECK_EQ_INT(st.rebuilds, st_ref.rebuilds);
+    CHECK_EQ_INT(st.rehashes, st_ref.rehashes);
+    CHECK_EQ_INT(*t.net.samples_seen, 3 * TN);
+    CHECK_EQ_INT(elsh_net_check(&t.net), ELSH_OK);
+    for (int32_t l = 0; l < 2; l++) CHECK_EQ_INT(tables_problems(&t.net.layers[l], 0), 0);
+    double acc = accuracy(&t.net, tx, tlabels, TN), acc_ref = accuracy(&ref.net, tx, tlabels, TN);
+    /* (4 threads on 16 active neurons of 64 lose some updates to each other: chance is 0.25) */
+    CHECK_MSG(acc > 0.8 && acc > acc_ref - 0.1, "4 threads: accuracy %.3f, one thread %.3f", acc, acc_ref);
+    /* every sample's forward pass was counted once */
+    CHECK(elsh_net_ops(&t.net, ELSH_PHASE_UPDATE, 1).mul > 0);
+    tnet_destroy(&t);
+    tnet_destroy(&ref);
+}
+
+void test_threads_predict_identical(void)
+{
+    tnet t;
+    elsh_train_stats st;
+    CHECK_EQ_INT(train_net(&t, 0, 0, 0, 1, &st), ELSH_OK);
+    static int32_t pred_ref[TN], pred[TN];
+    static float probs_ref[TN * TN_CLASSES], probs[TN * TN_CLASSES];
+    elsh_net_reset_counters(&t.net);
+    CHECK_EQ_INT(elsh_predict(&t.net, tx, TN, pred_ref, probs_ref), ELSH_OK);
+    elsh_ops ref_fwd = elsh_net_ops(&t.net, ELSH_PHASE_FORWARD, 1);
+    static const int counts[4] = {1, 2, 3, 5};
+    for (int i = 0; i < 4; i++) {
+        elsh_thread_config th = {counts[i], ELSH_THREADS_ASYNC, 64};
+        size_t bytes;
+        CHECK_EQ_INT(elsh_threads_plan(&t.net, &th, &bytes), ELSH_OK);
+        void *raw, *work = aligned_zalloc(bytes, &raw);
+        elsh_net_reset_counters(&t.net);
+        memset(pred, 0xFF, sizeof(pred));
+        CHECK_EQ_INT(elsh_predict_threads(&t.net, &th, work, bytes, tx, TN, pred, probs), ELSH_OK);
+        CHECK_MSG(memcmp(pred, pred_ref, sizeof(pred)) == 0, "%d threads: other predictions", counts[i]);
+        CHECK_MSG(memcmp(probs, probs_ref, sizeof(probs)) == 0, "%d threads: other probabilities", counts[i]);
+        CHECK(elsh_net_ops(&t.net, ELSH_PHASE_FORWARD, 1).mul == ref_fwd.mul);
+        /* without probabilities, and on no rows */
+        CHECK_EQ_INT(elsh_predict_threads(&t.net, &th, work, bytes, tx, TN, pred, NULL), ELSH_OK);
+        CHECK(memcmp(pred, pred_ref, sizeof(pred)) == 0);
+        CHECK_EQ_INT(elsh_predict_threads(&t.net, &th, work, bytes, tx, 0, pred, NULL), ELSH_OK);
+        free(raw);
+    }
+    tnet_destroy(&t);
+}
+
+void test_threads_bad_arguments(void)
+{
+    tnet t;
+    elsh_net_config cfg;
+    data_once();
+    threads_cfg(&cfg, 5u);
+    CHECK_EQ_INT(tnet_create(&t, &cfg), ELSH_OK);
+    elsh_train_config tc;
+    train_cfg(&tc);
+    elsh_thread_config th;
+    elsh_thread_config_default(&th);
+    CHECK(th.threads == 1 && th.mode == ELSH_THREADS_ASYNC && th.batch == 64);
+    CHECK(elsh_threads_available() >= 1);
+    th.threads = 2;
+    th.mode = ELSH_THREADS_DETERMINISTIC;
+    size_t bytes;
+    CHECK_EQ_INT(elsh_threads_plan(&t.net, &th, &bytes), ELSH_OK);
+    void *raw, *work = aligned_zalloc(bytes + 64, &raw);
+    elsh_thread_config bad = th;
+    bad.threads = 0;
+    CHECK_EQ_INT(elsh_threads_plan(&t.net, &bad, &bytes), ELSH_ERR_CONFIG);
+    bad.threads = ELSH_MAX_THREADS + 1;
+    CHECK_EQ_INT(elsh_train_batch_threads(&t.net, &tc, &bad, work, bytes, 0, TN, tx, tlabels, NULL, 10, NULL),
+                 ELSH_ERR_CONFIG);
+    bad = th;
+    bad.mode = 7;
+    CHECK_EQ_INT(elsh_threads_plan(&t.net, &bad, &bytes), ELSH_ERR_CONFIG);
+    bad = th;
+    bad.batch = 0;
+    CHECK_EQ_INT(elsh_threads_plan(&t.net, &bad, &bytes), ELSH_ERR_CONFIG);
+    CHECK_EQ_INT(elsh_threads_plan(&t.net, &th, &bytes), ELSH_OK);
+    CHECK_EQ_INT(elsh_threads_plan(NULL, &th, &bytes), ELSH_ERR_NULL);
+    CHECK_EQ_INT(elsh_threads_plan(&t.net, NULL, &bytes), ELSH_ERR_NULL);
+    /* work memory too small or misaligned */
+    CHECK_EQ_INT(elsh_train_batch_threads(&t.net, &tc, &th, work, bytes - 1, 0, TN, tx, tlabels, NULL, 10, NULL),
+                 ELSH_ERR_ARENA);
+    CHECK_EQ_INT(elsh_train_batch_threads(&t.net, &tc, &th, (char *)work + 8, bytes, 0, TN, tx, tlabels, NULL,
+                                          10, NULL),
+                 ELSH_ERR_ARENA);
+    CHECK_EQ_INT(elsh_predict_threads(&t.net, &th, work, bytes - 1, tx, 10, tlabels, NULL), ELSH_ERR_ARENA);
+    CHECK_EQ_INT(elsh_train_batch_threads(&t.net, &tc, &th, NULL, bytes, 0, TN, tx, tlabels, NULL, 10, NULL),
+                 ELSH_ERR_NULL);
+    elsh_net zero;
+    memset(&zero, 0, sizeof(zero));
+    CHECK_EQ_INT(elsh_threads_plan(&zero, &th, &bytes), ELSH_ERR_STATE);
+    /* a non-finite input or a label out of range stops training with ELSH_ERR_INPUT, in both
+     * modes, and prediction too */
+    float *x = malloc((size_t)TN * TN_IN * sizeof(float));
+    int32_t labels[TN];
+    if (!x) abort();
+    memcpy(x, tx, (size_t)TN * TN_IN * sizeof(float));
+    memcpy(labels, tlabels, sizeof(labels));
+    x[37 * TN_IN + 3] = NAN;
+    labels[301] = TN_CLASSES;
+    for (int mode = 0; mode < 2; mode++) {
+        th.mode = mode;
+        CHECK_EQ_INT(elsh_train_batch_threads(&t.net, &tc, &th, work, bytes, 0, TN, x, tlabels, NULL, 100, NULL),
+                     ELSH_ERR_INPUT);
+        CHECK_EQ_INT(elsh_train_batch_threads(&t.net, &tc, &th, work, bytes, 0, TN, tx, labels, NULL, TN, NULL),
+                     ELSH_ERR_INPUT);
+    }
+    int32_t pred[TN];
+    CHECK_EQ_INT(elsh_predict_threads(&t.net, &th, work, bytes, x, 100, pred, NULL), ELSH_ERR_INPUT);
+    CHECK_EQ_INT(elsh_net_check(&t.net), ELSH_OK);
+    free(x);
+    free(raw);
+    tnet_destroy(&t);
+}
