@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -53,6 +55,10 @@ class FixedPointModel:
         self._summary = ffi.new("elsh_qnet_summary *")
         check(lib.elsh_qnet_info(self._net, self._summary), "model info")
         self.model_bytes = int(raw.size)
+        self._active: tuple[float | None, bool] = (None, False)  # the last set_active
+        # copies of this model that predict on other threads (threads=N): one arena each, the
+        # same file bytes and settings; ops() adds up their counters
+        self._replicas: list[FixedPointModel] = []
 
     def file_bytes(self) -> bytes:
         """The model file exactly as it was validated."""
@@ -171,6 +177,34 @@ class FixedPointModel:
         if fraction is not None and not (0.0 < f <= 1.0):
             raise ValueError(f"active fraction must be in (0, 1], got {fraction}")
         check(lib.elsh_qnet_set_active(self._net, f, 1 if dense else 0), "set_active")
+        self._active = (fraction, dense)
+        for replica in self._replicas:
+            replica.set_active(fraction, dense)
+
+    def _workers(self, threads: int) -> list[FixedPointModel]:
+        """This model and threads - 1 copies of it (made once, kept for later calls)."""
+        if not (1 <= threads <= lib.ELSH_MAX_THREADS):
+            raise ValueError(f"threads={threads}: must be in 1..{lib.ELSH_MAX_THREADS}")
+        while len(self._replicas) < threads - 1:
+            replica = FixedPointModel(self.file_bytes(), self.name)
+            replica.set_active(*self._active)
+            self._replicas.append(replica)
+        return [self, *self._replicas[: threads - 1]]
+
+    def _on_threads(
+        self, n: int, threads: int, work: Callable[[FixedPointModel, int, int], None]
+    ) -> None:
+        """work(model, lo, hi) for contiguous row ranges, one model and thread each (the C
+        calls release the GIL, so the ranges run on separate cores)."""
+        workers = self._workers(threads)
+        bounds = [n * w // len(workers) for w in range(len(workers) + 1)]
+        if len(workers) == 1:
+            work(self, 0, n)
+            return
+        with ThreadPoolExecutor(len(workers)) as pool:
+            jobs = [pool.submit(work, m, bounds[w], bounds[w + 1]) for w, m in enumerate(workers)]
+            for job in jobs:
+                job.result()
 
     def _inputs(self, x: Any) -> np.ndarray:
         x = np.asarray(x)
@@ -216,54 +250,79 @@ class FixedPointModel:
         active = lib.elsh_qnet_last_active(self._net, self._layer_index(index), n)
         return np.frombuffer(ffi.buffer(active, 4 * int(n[0])), dtype=np.int32).copy()
 
-    def predict(self, x: Any) -> np.ndarray:
-        return self.predict_logits(x)[0]
+    def predict(self, x: Any, threads: int = 1) -> np.ndarray:
+        return self.predict_logits(x, threads)[0]
 
-    def predict_logits(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(predictions, int32 logits of shape (n, n_classes))."""
+    def predict_logits(self, x: Any, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(predictions, int32 logits of shape (n, n_classes)); the rows split among
+        `threads` cores (the same results: the kernel is exact integer arithmetic)."""
         x = self._inputs(x)
         n = x.shape[0]
         pred = np.empty(n, dtype=np.int32)
         logits = np.empty((n, self.n_classes), dtype=np.int32)
-        check(
-            lib.elsh_qnet_predict(
-                self._net, ptr(x, "float *"), n, ptr(pred, "int32_t *"), ptr(logits, "int32_t *")
-            ),
-            "predict",
-        )
+
+        def rows(model: FixedPointModel, lo: int, hi: int) -> None:
+            check(
+                lib.elsh_qnet_predict(
+                    model._net,
+                    ptr(x[lo:hi], "float *"),
+                    hi - lo,
+                    ptr(pred[lo:hi], "int32_t *"),
+                    ptr(logits[lo:hi], "int32_t *"),
+                ),
+                "predict",
+            )
+
+        self._on_threads(n, threads, rows)
         return pred, logits
 
-    def predict_proba(self, x: Any) -> np.ndarray:
+    def predict_proba(self, x: Any, threads: int = 1) -> np.ndarray:
         """(n, n_classes) float32 class probabilities from the C kernel (elsh_qnet_probs after
         each row's forward pass): the softmax of the dequantized logits (the output layer's
         out_scale times each int32 logit) over the classes the output layer computed, 0 for
         a class an LSH output layer did not compute. The argmax is the prediction."""
         x = self._inputs(x)
         probs = np.zeros((x.shape[0], self.n_classes), dtype=np.float32)
-        xq = np.empty(self.n_in, dtype=np.int8)
-        for r in range(x.shape[0]):
-            check(
-                lib.elsh_qnet_quantize_input(self._net, ptr(x[r], "float *"), ptr(xq, "int8_t *")),
-                "quantize input",
-            )
-            check(lib.elsh_qnet_forward(self._net, ptr(xq, "int8_t *")), "forward")
-            check(lib.elsh_qnet_probs(self._net, ptr(probs[r], "float *")), "probabilities")
+
+        def rows(model: FixedPointModel, lo: int, hi: int) -> None:
+            xq = np.empty(self.n_in, dtype=np.int8)
+            for r in range(lo, hi):
+                check(
+                    lib.elsh_qnet_quantize_input(
+                        model._net, ptr(x[r], "float *"), ptr(xq, "int8_t *")
+                    ),
+                    "quantize input",
+                )
+                check(lib.elsh_qnet_forward(model._net, ptr(xq, "int8_t *")), "forward")
+                check(lib.elsh_qnet_probs(model._net, ptr(probs[r], "float *")), "probabilities")
+
+        self._on_threads(x.shape[0], threads, rows)
         return probs
 
     def ops(self, total: bool = True) -> dict[str, dict[str, int]]:
-        return {
+        """Op counters (the sum over this model and its copies on other threads)."""
+        counts = {
             phase: ops_dict(lib.elsh_qnet_ops(self._net, i, int(total)))
             for i, phase in enumerate(_PHASES)
         }
+        for replica in self._replicas:
+            for phase, more in replica.ops(total).items():
+                counts[phase] = {key: counts[phase][key] + value for key, value in more.items()}
+        return counts
 
-    def evaluate(self, x: Any, y: Any) -> dict[str, float]:
+    def evaluate(self, x: Any, y: Any, threads: int = 1) -> dict[str, float]:
         """Accuracy and per-sample cost, with the keys of ``Network.evaluate``."""
         x = self._inputs(x)
         y = np.asarray(y)
         if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"labels must be {x.shape[0]} integers, got {y.dtype} {y.shape}")
         dense = self.dense_multiplications()
-        ev = evaluation(self.predict, self.ops, dense, x, y, time.perf_counter)
+        self._workers(threads)  # copies made (and a bad count refused) before the clock starts
+
+        def predict(rows: np.ndarray) -> np.ndarray:
+            return self.predict(rows, threads)
+
+        ev = evaluation(predict, self.ops, dense, x, y, time.perf_counter)
         ev["model_bytes"] = float(self.model_bytes)
         return ev
 

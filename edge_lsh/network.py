@@ -154,6 +154,29 @@ class TrainConfig:
 # epochs of training when nobody says how many: the CLI's --epochs default too
 DEFAULT_EPOCHS = 16
 
+# training on several threads (native/src/train_threads_f32.c): "async" is Hogwild (per-sample
+# steps against shared weights, results vary run to run; threads=1 is the one-thread trainer
+# bit for bit); "deterministic" trains mini-batches of thread_batch samples against one
+# snapshot and applies the per-sample steps in sample order: the same bytes on every run
+# whatever the thread count, but not the one-thread optimizer
+THREAD_MODES = {"async": lib.ELSH_THREADS_ASYNC, "deterministic": lib.ELSH_THREADS_DETERMINISTIC}
+DEFAULT_THREAD_BATCH = 16
+
+
+def thread_config(threads: int = 1, mode: str = "async", batch: int = DEFAULT_THREAD_BATCH) -> Any:
+    """The C elsh_thread_config for these settings (ValueError when one is out of range)."""
+    if not (1 <= threads <= lib.ELSH_MAX_THREADS):
+        raise ValueError(f"threads={threads}: must be in 1..{lib.ELSH_MAX_THREADS}")
+    if mode not in THREAD_MODES:
+        raise ValueError(f"thread_mode={mode!r}: one of {', '.join(THREAD_MODES)}")
+    if not (1 <= batch <= lib.ELSH_MAX_BATCH):
+        raise ValueError(f"thread_batch={batch}: must be in 1..{lib.ELSH_MAX_BATCH}")
+    th = ffi.new("elsh_thread_config *")
+    th.threads = threads
+    th.mode = THREAD_MODES[mode]
+    th.batch = batch
+    return th
+
 
 @dataclass
 class EpochReport:
@@ -458,11 +481,16 @@ class Network:
         progress: ProgressFn | None = None,
         on_epoch: Callable[[EpochReport], None] | None = None,
         chunk: int = 256,
+        threads: int = 1,
+        thread_mode: str = "async",
+        thread_batch: int = DEFAULT_THREAD_BATCH,
     ) -> list[EpochReport]:
         """Train with per-sample Adagrad + momentum, LSH in the loop. Returns one report per
-        epoch. Calling fit again continues training (fine-tuning) from the current state."""
+        epoch. Calling fit again continues training (fine-tuning) from the current state.
+        threads > 1 trains on that many cores (THREAD_MODES says how each mode behaves)."""
         train = train or TrainConfig()
         train.validate()
+        th = thread_config(threads, thread_mode, thread_batch)
         if epochs < 0:
             raise ValueError(f"epochs={epochs}: must be >= 0")
         if chunk < 1:
@@ -476,11 +504,15 @@ class Network:
         order = np.empty(n, dtype=np.int32)
         stats = ffi.new("elsh_train_stats *")
         x_p, y_p = ptr(x, "float *"), ptr(y, "int32_t *")
+        work = self._thread_work(th) if threads > 1 or thread_mode != "async" else None
         reports = []
         for _ in range(epochs):
             if self.lsh is not None and self.lsh.center:
                 self.fit_centers(x[: min(n, CENTER_SAMPLES)])
-            reports.append(self._fit_epoch(x_p, y_p, n, order, tc, stats, progress, chunk))
+            threading = (th, work) if work is not None else None
+            reports.append(
+                self._fit_epoch(x_p, y_p, n, order, tc, stats, progress, chunk, threading)
+            )
             if on_epoch:
                 on_epoch(reports[-1])
         return reports
@@ -495,6 +527,7 @@ class Network:
         stats: Any,
         progress: ProgressFn | None,
         chunk: int,
+        threading: tuple[Any, np.ndarray] | None = None,
     ) -> EpochReport:
         epoch = self.epochs_trained
         check(lib.elsh_shuffle(self._net, ptr(order, "int32_t *"), n), "shuffle")
@@ -503,17 +536,25 @@ class Network:
         t0 = time.perf_counter()
         for start in range(0, n, chunk):
             count = min(chunk, n - start)
-            rc = lib.elsh_train_batch(
-                self._net,
-                tc,
-                epoch,
-                n,
-                x_p,
-                y_p,
-                ffi.cast("int32_t *", ffi.from_buffer(order)) + start,
-                count,
-                stats,
-            )
+            order_p = ffi.cast("int32_t *", ffi.from_buffer(order)) + start
+            if threading is None:
+                rc = lib.elsh_train_batch(self._net, tc, epoch, n, x_p, y_p, order_p, count, stats)
+            else:
+                th, work = threading
+                rc = lib.elsh_train_batch_threads(
+                    self._net,
+                    tc,
+                    th,
+                    ptr(work, "void *"),
+                    work.size,
+                    epoch,
+                    n,
+                    x_p,
+                    y_p,
+                    order_p,
+                    count,
+                    stats,
+                )
             check(rc, "training")
             if progress:
                 done = int(stats.samples)
@@ -544,48 +585,57 @@ class Network:
         self.history.append(report)
         return report
 
+    def _thread_work(self, th: Any) -> np.ndarray:
+        """The work memory a threaded call with settings th needs (64-byte aligned)."""
+        size = ffi.new("size_t *")
+        check(lib.elsh_threads_plan(self._net, th, size), "thread settings")
+        return aligned_empty(int(size[0]))
+
+    def _predict_into(self, x: np.ndarray, pred: np.ndarray, probs: Any, threads: int) -> None:
+        """elsh_predict (threads 1) or elsh_predict_threads over x's rows."""
+        x_p, pred_p = ptr(x, "float *"), ptr(pred, "int32_t *")
+        if threads == 1:
+            rc = lib.elsh_predict(self._net, x_p, x.shape[0], pred_p, probs)
+        else:
+            th = thread_config(threads)
+            work = self._thread_work(th)
+            rc = lib.elsh_predict_threads(
+                self._net, th, ptr(work, "void *"), work.size, x_p, x.shape[0], pred_p, probs
+            )
+        check(rc, "predict")
+
     # ------------------------------------------------------------------ inference
     def preprocess(self, x_raw: Any) -> np.ndarray:
         """Raw inputs (the numbers in the training data's files, e.g. pixels 0..255) scaled as
         the network was trained (its data record); unchanged when it records none."""
         return preprocess(self.data, np.asarray(x_raw, dtype=np.float32))
 
-    def predict(self, x: Any) -> np.ndarray:
-        """Predicted class of each row of x."""
+    def predict(self, x: Any, threads: int = 1) -> np.ndarray:
+        """Predicted class of each row of x (the rows split among `threads` cores: the same
+        predictions)."""
         x = self._inputs(x)
         pred = np.empty(x.shape[0], dtype=np.int32)
-        check(
-            lib.elsh_predict(
-                self._net, ptr(x, "float *"), x.shape[0], ptr(pred, "int32_t *"), ffi.NULL
-            ),
-            "predict",
-        )
+        self._predict_into(x, pred, ffi.NULL, threads)
         return pred
 
-    def predict_proba(self, x: Any) -> np.ndarray:
+    def predict_proba(self, x: Any, threads: int = 1) -> np.ndarray:
         """Softmax probabilities over the classes (0 for classes the output layer skipped)."""
         x = self._inputs(x)
         pred = np.empty(x.shape[0], dtype=np.int32)
         probs = np.empty((x.shape[0], self.n_classes), dtype=np.float32)
-        check(
-            lib.elsh_predict(
-                self._net,
-                ptr(x, "float *"),
-                x.shape[0],
-                ptr(pred, "int32_t *"),
-                ptr(probs, "float *"),
-            ),
-            "predict",
-        )
+        self._predict_into(x, pred, ptr(probs, "float *"), threads)
         return probs
 
-    def evaluate(self, x: Any, y: Any) -> dict[str, float]:
+    def evaluate(self, x: Any, y: Any, threads: int = 1) -> dict[str, float]:
         """Accuracy and per-sample inference cost (hashing included) on (x, y)."""
         x = self._inputs(x)
         y = self._labels(y, x.shape[0])
-        return evaluation(
-            self.predict, self.ops, self.dense_multiplications(), x, y, time.perf_counter
-        )
+        thread_config(threads)  # a bad count fails here, before any work
+
+        def predict(rows: np.ndarray) -> np.ndarray:
+            return self.predict(rows, threads=threads)
+
+        return evaluation(predict, self.ops, self.dense_multiplications(), x, y, time.perf_counter)
 
     # ------------------------------------------------------------------ persistence
     def config_dict(self) -> dict[str, Any]:

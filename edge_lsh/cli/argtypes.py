@@ -21,6 +21,18 @@ def positive_int(text: str) -> int:
     return _whole_number(text, 1, "a positive integer")
 
 
+# the kernel's ELSH_MAX_THREADS (edge_lsh_train.h; tests/test_threads_cli.py checks they agree)
+MAX_THREADS = 64
+
+
+def thread_count(text: str) -> int:
+    """A number of threads, 1..MAX_THREADS."""
+    value = _whole_number(text, 1, "a positive integer")
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"{text}: at most {MAX_THREADS} threads")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """An integer >= 0."""
     return _whole_number(text, 0, ">= 0")

@@ -11,11 +11,11 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from edge_lsh.cli.argtypes import positive_int
+from edge_lsh.cli.argtypes import positive_int, thread_count
 from edge_lsh.data import LABEL_COLUMNS, Dataset, load
 from edge_lsh.errors import DataError
 from edge_lsh.format import MAGIC as ELSH_MAGIC
-from edge_lsh.network import Network, TrainConfig
+from edge_lsh.network import DEFAULT_THREAD_BATCH, THREAD_MODES, Network, TrainConfig
 from edge_lsh.report import SUMMARY_KEYS
 
 
@@ -66,6 +66,40 @@ def add_data_args(p: argparse.ArgumentParser, *, default: str | None = "digits")
     )
     add_label_column_arg(p)
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+
+def add_thread_args(p: argparse.ArgumentParser, *, training: bool) -> None:
+    """--threads (and, for training, --thread-mode and --thread-batch)."""
+    p.add_argument(
+        "--threads",
+        type=thread_count,
+        default=1,
+        metavar="N",
+        help="cores to use"
+        + (
+            " (training and evaluation)"
+            if training
+            else ": the rows split among them, the same predictions"
+        ),
+    )
+    if not training:
+        return
+    p.add_argument(
+        "--thread-mode",
+        choices=sorted(THREAD_MODES),
+        default="async",
+        help="async: Hogwild, per-sample steps against shared weights, results vary from run to "
+        "run (--threads 1 is the one-thread trainer exactly); deterministic: mini-batches of "
+        "--thread-batch samples trained against one snapshot, their steps applied in sample "
+        "order: the same bytes on every run and for every --threads",
+    )
+    p.add_argument(
+        "--thread-batch",
+        type=positive_int,
+        default=DEFAULT_THREAD_BATCH,
+        metavar="B",
+        help="samples per mini-batch of --thread-mode deterministic",
+    )
 
 
 def load_model_data(
@@ -159,14 +193,20 @@ def train_and_report(
     label: str = "",
     quiet: bool = False,
     after_epoch: Callable[[], None] | None = None,
+    threads: int = 1,
+    thread_mode: str = "async",
+    thread_batch: int = DEFAULT_THREAD_BATCH,
 ) -> dict[str, Any]:
     """Train net on data, then evaluate on the test split; the figures `--json` prints.
-    after_epoch runs after every epoch (checkpoints)."""
+    after_epoch runs after every epoch (checkpoints). threads > 1 trains and evaluates on that
+    many cores (Network.fit)."""
     bar = None if quiet else Progress(epochs, label)
     test_accuracy: list[float] = []
 
     def on_epoch(report: Any) -> None:  # accuracy on the test split after every epoch
-        test_accuracy.append(float((net.predict(data.x_test) == data.y_test).mean()))
+        test_accuracy.append(
+            float((net.predict(data.x_test, threads=threads) == data.y_test).mean())
+        )
         if bar:
             bar.epoch_done(report, test_accuracy[-1])
         if after_epoch:
@@ -179,9 +219,12 @@ def train_and_report(
         train=train,
         progress=bar.update if bar else None,
         on_epoch=on_epoch,
+        threads=threads,
+        thread_mode=thread_mode,
+        thread_batch=thread_batch,
     )
     train_seconds = sum(r.seconds for r in reports)
-    ev = net.evaluate(data.x_test, data.y_test)
+    ev = net.evaluate(data.x_test, data.y_test, threads=threads)
     n_train = data.x_train.shape[0]
     active = [net.layer_info(i)["k"] / net.layer_info(i)["n_out"] for i in range(len(net.hidden))]
     return {

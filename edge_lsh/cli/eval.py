@@ -8,7 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from edge_lsh.cli.common import HelpFormatter, add_data_args, is_elsh, load_model_data
+from edge_lsh.cli.common import (
+    HelpFormatter,
+    add_data_args,
+    add_thread_args,
+    is_elsh,
+    load_model_data,
+)
 from edge_lsh.data import SPEC_HELP, Dataset
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.network import Network
@@ -29,6 +35,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         type=int,
         help="seed of the data split (default: the model's own split for its own data, else 0)",
     )
+    add_thread_args(e, training=False)
     e.set_defaults(func=run)
     return e
 
@@ -39,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     net = Network.load(args.model)
     data = _data(args, net.data)
     data.check_fits(net.n_in, net.n_classes)
-    ev = net.evaluate(data.x_test, data.y_test)
+    ev = net.evaluate(data.x_test, data.y_test, threads=args.threads)
     summary = {"model": args.model, "data": data.name, **ev}
     print_summary(summary, args.json)
     return 0
@@ -53,7 +60,7 @@ def _eval_elsh(args: argparse.Namespace) -> int:
     model = FixedPointModel.load(args.model)
     data = _data(args, model.info.get("data"))
     data.check_fits(model.n_in, model.n_classes)
-    ev = model.evaluate(data.x_test, data.y_test)
+    ev = model.evaluate(data.x_test, data.y_test, threads=args.threads)
     hidden = [model.layer_info(i) for i in range(model.n_layers - 1)]
     active = [h["k"] / h["n_out"] for h in hidden]
     layers = [model.n_in] + [model.layer_info(i)["n_out"] for i in range(model.n_layers)]

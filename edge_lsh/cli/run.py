@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edge_lsh.cli.argtypes import fraction
-from edge_lsh.cli.common import HelpFormatter, add_label_column_arg
+from edge_lsh.cli.common import HelpFormatter, add_label_column_arg, add_thread_args
 from edge_lsh.data import DataError, data_record, input_range_warning, preprocess, split_labels
 from edge_lsh.fileio import check_input_file
 from edge_lsh.fixed import FixedPointModel
@@ -58,6 +58,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="the inputs are already scaled as the model takes them (by default they are the "
         "training files' raw numbers, e.g. pixels 0..255, scaled as the model records)",
     )
+    add_thread_args(r, training=False)
     r.set_defaults(func=run)
     return r
 
@@ -111,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
         hint = "" if args.no_preprocess else " (--no-preprocess if they are scaled already)"
         warnings.warn(f"{args.input}: {warning}{hint}", stacklevel=1)
     model.set_active(args.active, dense=args.dense)
-    pred, logits = model.predict_logits(x)
-    probs = model.predict_proba(x) if args.probs else None
+    pred, logits = model.predict_logits(x, threads=args.threads)
+    probs = model.predict_proba(x, threads=args.threads) if args.probs else None
     # as the C runner prints them (%.9g: every float32 exactly)
     prob_text = None if probs is None else [[f"{v:.9g}" for v in row] for row in probs.tolist()]
     accuracy = None if labels is None else float((pred == labels).mean())

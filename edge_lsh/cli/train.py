@@ -13,7 +13,13 @@ from typing import Any
 
 from edge_lsh import defaults
 from edge_lsh.cli.argtypes import fraction, hidden_sizes, positive_int
-from edge_lsh.cli.common import HelpFormatter, add_data_args, plural, train_and_report
+from edge_lsh.cli.common import (
+    HelpFormatter,
+    add_data_args,
+    add_thread_args,
+    plural,
+    train_and_report,
+)
 from edge_lsh.data import SPEC_HELP, Dataset, load
 from edge_lsh.errors import DataError, ModelFileError, OutputPathError
 from edge_lsh.fileio import atomic_write, check_output_file, check_output_folder
@@ -108,6 +114,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="with --checkpoint: continue the run whose state DIR holds, up to --epochs in "
         "all; the result is the same as a run that never stopped",
     )
+    add_thread_args(t, training=True)
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.set_defaults(func=run)
     return t
@@ -179,7 +186,13 @@ def _resume(args: argparse.Namespace, data: Dataset) -> int:
     net.data = data.record()
     train = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": args.lr})
     summary = train_and_report(
-        data, net, left, train, quiet=args.quiet, after_epoch=_checkpointer(args, net)
+        data,
+        net,
+        left,
+        train,
+        quiet=args.quiet,
+        after_epoch=_checkpointer(args, net),
+        **_threads(args),
     )
     summary["epochs"] = net.epochs_trained - start
     _save(net, args, summary)
@@ -228,11 +241,26 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     summary = train_and_report(
-        data, net, args.epochs, train, quiet=args.quiet, after_epoch=_checkpointer(args, net)
+        data,
+        net,
+        args.epochs,
+        train,
+        quiet=args.quiet,
+        after_epoch=_checkpointer(args, net),
+        **_threads(args),
     )
     _save(net, args, summary)
     print_summary(summary, args.json)
     return 0
+
+
+def _threads(args: argparse.Namespace) -> dict[str, Any]:
+    """train_and_report's thread settings from the command line."""
+    return {
+        "threads": args.threads,
+        "thread_mode": args.thread_mode,
+        "thread_batch": args.thread_batch,
+    }
 
 
 def _save(net: Network, args: argparse.Namespace, summary: dict[str, Any]) -> None:
@@ -269,10 +297,16 @@ def _continue(args: argparse.Namespace, data: Dataset) -> int:
             f"{data.x_test.shape[0]} test",
             file=sys.stderr,
         )
-    before = net.evaluate(data.x_test, data.y_test)["accuracy"]
+    before = net.evaluate(data.x_test, data.y_test, threads=args.threads)["accuracy"]
     net.data = data.record()  # what it was last trained on: eval's default from now on
     summary = train_and_report(
-        data, net, args.epochs, train, quiet=args.quiet, after_epoch=_checkpointer(args, net)
+        data,
+        net,
+        args.epochs,
+        train,
+        quiet=args.quiet,
+        after_epoch=_checkpointer(args, net),
+        **_threads(args),
     )
     summary = {"accuracy_before": before, **summary}
     _save(net, args, summary)

@@ -250,7 +250,7 @@ typedef struct {
     int32_t batch;           /* deterministic mode: samples per mini-batch, 1..ELSH_MAX_BATCH */
 } elsh_thread_config;
 
-/* threads 1, asynchronous, batch 64 */
+/* threads 1, asynchronous, batch 16 */
 void elsh_thread_config_default(elsh_thread_config *th);
 
 /* Workers a call can start: ELSH_MAX_THREADS, or 1 when built without threads. */

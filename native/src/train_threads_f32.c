@@ -38,7 +38,7 @@ void elsh_thread_config_default(elsh_thread_config *th)
     if (!th) return;
     th->threads = 1;
     th->mode = ELSH_THREADS_ASYNC;
-    th->batch = 64;
+    th->batch = 16;
 }
 
 int32_t elsh_threads_available(void) { return ELSH_THREADS ? ELSH_MAX_THREADS : 1; }

@@ -241,7 +241,7 @@ void test_threads_bad_arguments(void)
     train_cfg(&tc);
     elsh_thread_config th;
     elsh_thread_config_default(&th);
-    CHECK(th.threads == 1 && th.mode == ELSH_THREADS_ASYNC && th.batch == 64);
+    CHECK(th.threads == 1 && th.mode == ELSH_THREADS_ASYNC && th.batch == 16);
     CHECK(elsh_threads_available() >= 1);
     th.threads = 2;
     th.mode = ELSH_THREADS_DETERMINISTIC;
