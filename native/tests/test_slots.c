@@ -295,6 +295,9 @@ void test_slots_power_cut_consecutive_saves(void)
     }
     CHECK(cuts > 100 && whole > 50);
     CHECK(!sim.misuse);
+    printf("slots: 300 consecutive saves of random models, %lu cut at a random byte, %lu whole: "
+           "every reboot found the last whole model or the one being saved\n",
+           cuts, whole);
 }
 
 /* ---- no power cuts: the RAM driver, mapped ------------------------------------------- */
