@@ -181,6 +181,12 @@ void elsh_tables_clear(elsh_layer *layer);
 void elsh_tables_rebuild(elsh_layer *layer);
 /* Re-hash the neurons marked dirty and move them to their new buckets. Returns how many. */
 int32_t elsh_tables_update(elsh_layer *layer);
+/* elsh_tables_update in two halves, so that several threads can share the hashing: the codes
+ * of the dirty neurons among lo..hi-1 into codes[j][L] (no table changes; the layer's scratch
+ * and op counters are used), then the moves of every dirty neuron to the buckets codes[j]
+ * names, in the order elsh_tables_update makes them (the same tables). */
+void elsh_tables_hash_dirty(elsh_layer *layer, int32_t lo, int32_t hi, uint32_t *codes);
+int32_t elsh_tables_update_from(elsh_layer *layer, const uint32_t *codes);
 /* Number of neurons currently stored in table t (sum of bucket lengths). */
 int32_t elsh_tables_count(const elsh_layer *layer, int32_t t);
 

@@ -102,9 +102,20 @@ void elsh_tables_rebuild(elsh_layer *L)
     counters_end(&L->ops, ELSH_PHASE_TABLES);
 }
 
-int32_t elsh_tables_update(elsh_layer *L)
+/* Move neuron j to the buckets of its new codes[L] in every table where they differ. */
+static void move_neuron(elsh_layer *L, int32_t j, const uint32_t *codes)
 {
     size_t T = (size_t)L->hash.tables;
+    for (int32_t t = 0; t < L->hash.tables; t++) {
+        uint16_t now = L->neuron_bucket[(size_t)j * T + (size_t)t];
+        if (now == codes[t]) continue;
+        remove_neuron(L, t, j);
+        insert_neuron(L, t, codes[t], j);
+    }
+}
+
+int32_t elsh_tables_update(elsh_layer *L)
+{
     elsh_ops *ops = counters_begin(&L->ops, ELSH_PHASE_TABLES);
     int32_t moved = 0;
     for (int32_t j = 0; j < L->n_out; j++) {
@@ -112,12 +123,30 @@ int32_t elsh_tables_update(elsh_layer *L)
         L->dirty[j] = 0;
         moved++;
         elsh_hash_neuron(L, j, L->neuron_codes, ops);
-        for (int32_t t = 0; t < L->hash.tables; t++) {
-            uint16_t now = L->neuron_bucket[(size_t)j * T + (size_t)t];
-            if (now == L->neuron_codes[t]) continue;
-            remove_neuron(L, t, j);
-            insert_neuron(L, t, L->neuron_codes[t], j);
-        }
+        move_neuron(L, j, L->neuron_codes);
+    }
+    counters_end(&L->ops, ELSH_PHASE_TABLES);
+    return moved;
+}
+
+void elsh_tables_hash_dirty(elsh_layer *L, int32_t lo, int32_t hi, uint32_t *codes)
+{
+    elsh_ops *ops = counters_begin(&L->ops, ELSH_PHASE_TABLES);
+    size_t T = (size_t)L->hash.tables;
+    for (int32_t j = lo; j < hi; j++)
+        if (L->dirty[j]) elsh_hash_neuron(L, j, codes + (size_t)j * T, ops);
+    counters_end(&L->ops, ELSH_PHASE_TABLES);
+}
+
+int32_t elsh_tables_update_from(elsh_layer *L, const uint32_t *codes)
+{
+    counters_begin(&L->ops, ELSH_PHASE_TABLES);
+    int32_t moved = 0;
+    for (int32_t j = 0; j < L->n_out; j++) {
+        if (!L->dirty[j]) continue;
+        L->dirty[j] = 0;
+        moved++;
+        move_neuron(L, j, codes + (size_t)j * (size_t)L->hash.tables);
     }
     counters_end(&L->ops, ELSH_PHASE_TABLES);
     return moved;

@@ -20,11 +20,14 @@
  *                   each layer. Which worker does what changes nothing in the result.
  *   prediction:     one step; worker w classifies a contiguous range of the rows.
  *
- * Table maintenance: rebuilding at a barrier (this file) rather than per-bucket locks or
- * atomics. The seed's schedule maintains the tables 10 times an epoch or fewer, so the
- * workers wait at a barrier a few times an epoch, while locks would cost every one of the L
- * bucket reads of every sample's selection. tools/bench/bench_threads.py measures the time
- * spent in maintenance and at the barriers. */
+ * Table maintenance happens between steps, with every worker stopped at a barrier, rather
+ * than concurrently under per-bucket locks or atomics: selection then reads the tables with
+ * plain loads (L bucket reads per sample and layer, with no lock to take), and the tables
+ * come out exactly as one thread leaves them. Maintenance is no small share of the work
+ * (re-hashing a dirty neuron reads its whole weight row: tools/bench/bench_threads.py measures
+ * its share of a one-thread epoch), so it is split too: every worker hashes the dirty neurons
+ * of its range of ids into `codes`, then the leader moves them, which is cheap. New hash
+ * functions (rehash_every) are drawn and the tables rebuilt by the leader alone. */
 #include "internal.h"
 
 #include <string.h>
@@ -129,6 +132,8 @@ typedef struct {
     int32_t *rec_active[ELSH_MAX_LAYERS]; /* [batch][active_capacity] */
     float *rec_act[ELSH_MAX_LAYERS];      /* [batch][active_capacity] */
     float *rec_delta[ELSH_MAX_LAYERS];    /* [batch][active_capacity] */
+    /* training: the new codes of the dirty neurons of each LSH layer, hashed by all workers */
+    uint32_t *codes[ELSH_MAX_LAYERS];     /* [n_out][tables] */
     /* the call */
     const elsh_train_config *tc;
     int32_t epoch;
@@ -139,6 +144,7 @@ typedef struct {
     float *probs;
     /* the current step, set by the leader */
     int64_t start, count;
+    int hashing;                    /* this step hashes dirty neurons instead of training */
     int stop;
     barrier bar;
 } job;
@@ -155,6 +161,9 @@ static void carve_work(job *jb, const elsh_net *net, const elsh_thread_config *t
     }
     jb->worker_stats = elsh_arena_take(a, (uint64_t)T, sizeof(elsh_train_stats));
     jb->worker_rc = elsh_arena_take(a, (uint64_t)T, sizeof(int32_t));
+    for (int32_t l = 0; l < net->n_layers; l++)
+        if (net->layers[l].use_lsh)
+            jb->codes[l] = elsh_arena_take(a, (uint64_t)net->layers[l].n_out * (uint64_t)net->layers[l].hash.tables, 4);
     if (th->mode != ELSH_THREADS_DETERMINISTIC) return;
     uint64_t B = (uint64_t)th->batch;
     jb->rec_loss = elsh_arena_take(a, B, 4);
@@ -328,9 +337,26 @@ static int first_error(const job *jb)
     return ELSH_OK;
 }
 
+/* The codes of the dirty neurons of this worker's range of each LSH layer. */
+static void hash_share(job *jb, int32_t w)
+{
+    elsh_net *me = &jb->workers[w];
+    for (int32_t l = 0; l < me->n_layers; l++) {
+        elsh_layer *L = &me->layers[l];
+        if (!L->use_lsh) continue;
+        int32_t lo = (int32_t)((int64_t)L->n_out * w / jb->n_workers);
+        int32_t hi = (int32_t)((int64_t)L->n_out * (w + 1) / jb->n_workers);
+        elsh_tables_hash_dirty(L, lo, hi, jb->codes[l]);
+    }
+}
+
 /* Worker w's share of the current step (between the barriers that start and end it). */
 static void do_share(job *jb, int32_t w)
 {
+    if (jb->hashing) {
+        hash_share(jb, w);
+        return;
+    }
     switch (jb->kind) {
     case JOB_ASYNC: async_share(jb, w); break;
     case JOB_PREDICT: predict_share(jb, w); break;
@@ -407,7 +433,18 @@ static int lead_training(job *jb, int64_t n_epoch, int64_t n, int32_t batch, els
                 stats->samples++;
             }
         }
-        if (due) elsh_net_maintain(jb->net, due, stats);
+        if (due == 1) {
+            /* an update of the dirty neurons: every worker hashes its share, then the moves
+             * here, in the one-thread order (the same tables as elsh_tables_update) */
+            jb->hashing = 1;
+            run_step(jb);
+            jb->hashing = 0;
+            for (int32_t l = 0; l < jb->net->n_layers; l++)
+                if (jb->net->layers[l].use_lsh) elsh_tables_update_from(&jb->net->layers[l], jb->codes[l]);
+            if (stats) stats->rebuilds++;
+        } else if (due) {
+            elsh_net_maintain(jb->net, due, stats);
+        }
         done += jb->count;
     }
     return ELSH_OK;

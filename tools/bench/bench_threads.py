@@ -1,0 +1,241 @@
+"""Training on several threads (issue 14): throughput at 1 and --threads threads in both modes,
+accuracy at 1 and --threads threads over several seeds, and the deterministic mode's bytes
+over repeated runs. Default: 784-1000-10 at 5 % active on MNIST-5k (4,000 train / 1,000 test).
+
+1. Throughput. One epoch of a fresh network (seed --seed) per measurement, in round robin
+   over the kinds (one thread; --threads async; --threads deterministic; and one thread with
+   table maintenance switched off, which says what share of an epoch maintenance is), --rounds
+   rounds; samples per second from the epoch's own clock (Network.fit), medians, and each
+   threaded kind's speedup as the ratio of its median to the one-thread median.
+2. Accuracy. For each seed, one network of each kind trained --epochs epochs; test accuracy,
+   the mean over the seeds, and each threaded kind's difference from one thread.
+3. Determinism. --repeats runs of --threads deterministic (1 epoch): the SHA-256 of the
+   network's whole state after each, and whether they are all the same (and the same as the
+   deterministic mode on one thread, which it must equal: the mode does not depend on the
+   thread count).
+
+The machine's load average is recorded: on a busy machine threads wait for cores, so the
+speedups there are lower bounds. Progress to stderr, a Markdown summary to stdout.
+
+    python tools/bench/bench_threads.py                       # about 2-3 minutes, quiet machine
+    python tools/bench/bench_threads.py --json -              # JSON as the last stdout line
+    python tools/bench/bench_threads.py --data digits --hidden 200 --rounds 2 --epochs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import common
+from common import (
+    add_common_args,
+    data_info,
+    layers_text,
+    load_data,
+    machine_info,
+    machine_line,
+    markdown_table,
+    median,
+    positive_int,
+    progress,
+    record,
+    write_json_atomic,
+)
+
+from edge_lsh import defaults
+from edge_lsh.cli.argtypes import fraction, thread_count
+from edge_lsh.data import Dataset
+from edge_lsh.network import DEFAULT_THREAD_BATCH, LSHConfig, Network, TrainConfig
+
+PROG = "bench_threads.py"
+
+# (name, threads is --threads?, thread_mode, table maintenance on)
+KINDS = (
+    ("1 thread", False, "async", True),
+    ("async", True, "async", True),
+    ("deterministic", True, "deterministic", True),
+    ("1 thread, no table maintenance", False, "async", False),
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = common.build_parser(PROG, __doc__ or "")
+    add_common_args(p, data="mnist5k", hidden="1000", epochs=2, seed=0, seeds="0,1,2", limit=True)
+    p.add_argument("--active", type=fraction, default=0.05, help="active fraction")
+    p.add_argument("--threads", type=thread_count, default=2, help="threads of the threaded runs")
+    p.add_argument(
+        "--thread-batch",
+        type=positive_int,
+        default=DEFAULT_THREAD_BATCH,
+        help="mini-batch of the deterministic mode",
+    )
+    p.add_argument(
+        "--rounds", type=positive_int, default=3, help="round-robin rounds of the throughput"
+    )
+    p.add_argument(
+        "--repeats", type=positive_int, default=3, help="deterministic runs compared byte for byte"
+    )
+    return p
+
+
+def new_net(data: Dataset, args: argparse.Namespace, seed: int) -> Network:
+    lsh = LSHConfig(**{**defaults.LSH.__dict__, "active_fraction": args.active})
+    return Network(data.n_features, args.hidden, data.n_classes, lsh, seed=seed)
+
+
+def fit(
+    net: Network,
+    data: Dataset,
+    args: argparse.Namespace,
+    kind: tuple[Any, ...],
+    epochs: int,
+    threads: int | None = None,
+) -> float:
+    """Train `epochs` epochs as `kind` does (on `threads` threads when given); the seconds the
+    epochs took (fit's own clock)."""
+    _, threaded, mode, maintain = kind
+    train = defaults.TRAIN
+    if not maintain:
+        train = TrainConfig(**{**defaults.TRAIN.__dict__, "rebuild": "never"})
+    if threads is None:
+        threads = args.threads if threaded else 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # early-epoch loss warnings
+        reports = net.fit(
+            data.x_train,
+            data.y_train,
+            epochs=epochs,
+            train=train,
+            threads=threads,
+            thread_mode=mode,
+            thread_batch=args.thread_batch,
+        )
+    return sum(r.seconds for r in reports)
+
+
+def throughput(data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
+    n = data.x_train.shape[0]
+    rates: dict[str, list[float]] = {k[0]: [] for k in KINDS}
+    for r in range(args.rounds):
+        order = KINDS[r % len(KINDS) :] + KINDS[: r % len(KINDS)]  # rotate who goes first
+        for kind in order:
+            seconds = fit(new_net(data, args, args.seed), data, args, kind, 1)
+            rates[kind[0]].append(n / seconds)
+            progress(f"round {r + 1}/{args.rounds}: {kind[0]}: {n / seconds:.0f} samples/s")
+    med = {name: median(v) for name, v in rates.items()}
+    one = med["1 thread"]
+    return {
+        "samples_per_second": rates,
+        "median_samples_per_second": med,
+        "speedup": {name: med[name] / one for name in ("async", "deterministic")},
+        "table_maintenance_share": 1.0 - one / med["1 thread, no table maintenance"],
+    }
+
+
+def accuracy(data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
+    acc: dict[str, list[float]] = {k[0]: [] for k in KINDS[:3]}
+    for seed in args.seeds:
+        for kind in KINDS[:3]:
+            net = new_net(data, args, seed)
+            fit(net, data, args, kind, args.epochs)
+            a = float((net.predict(data.x_test, threads=args.threads) == data.y_test).mean())
+            acc[kind[0]].append(a)
+            progress(f"seed {seed}: {kind[0]}: test accuracy {a:.4f}")
+    mean = {name: sum(v) / len(v) for name, v in acc.items()}
+    return {
+        "test_accuracy": acc,
+        "mean_test_accuracy": mean,
+        "difference_points": {
+            name: 100.0 * (mean[name] - mean["1 thread"]) for name in ("async", "deterministic")
+        },
+    }
+
+
+def determinism(data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
+    kind = KINDS[2]
+    digests = []
+    for i in range(args.repeats):
+        net = new_net(data, args, args.seed)
+        fit(net, data, args, kind, 1)
+        digests.append(hashlib.sha256(net._arena.tobytes()).hexdigest())
+        progress(f"deterministic run {i + 1}/{args.repeats}: {digests[-1][:16]}")
+    one = new_net(data, args, args.seed)
+    fit(one, data, args, kind, 1, threads=1)
+    digest_one = hashlib.sha256(one._arena.tobytes()).hexdigest()
+    return {
+        "sha256": digests,
+        "identical": len(set(digests)) == 1,
+        "sha256_on_one_thread": digest_one,
+        "identical_to_one_thread": digests[0] == digest_one,
+    }
+
+
+def summary(result: dict[str, Any], args: argparse.Namespace) -> str:
+    tp, acc, det = result["throughput"], result["accuracy"], result["determinism"]
+    rows = []
+    for name, *_ in KINDS:
+        threads = args.threads if name in ("async", "deterministic") else 1
+        speed = tp["median_samples_per_second"][name]
+        ratio = speed / tp["median_samples_per_second"]["1 thread"]
+        mean = acc["mean_test_accuracy"].get(name)
+        rows.append(
+            [
+                name,
+                str(threads),
+                f"{speed:.0f}",
+                f"{ratio:.2f}x",
+                "" if mean is None else f"{100 * mean:.2f}%",
+            ]
+        )
+    table = markdown_table(
+        ["kind", "threads", "samples/s (median)", "vs 1 thread", "test accuracy (mean)"], rows
+    )
+    lines = [
+        f"{layers_text(result['layers'])} at {100 * args.active:g}% active, "
+        f"{result['data']['name']}; {args.rounds} rounds, seeds {args.seeds}, "
+        f"{args.epochs} epochs for accuracy",
+        machine_line(result["machine"]),
+        "",
+        table,
+        "",
+        f"table maintenance: {100 * tp['table_maintenance_share']:.1f}% of a one-thread epoch",
+        f"deterministic, {args.repeats} runs on {args.threads} threads: "
+        f"{'identical' if det['identical'] else 'DIFFERENT'} bytes"
+        f" ({'equal' if det['identical_to_one_thread'] else 'NOT equal'} to 1 thread)",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    started = machine_info()
+    data = load_data(args)
+    progress(f"{PROG}: {data.name}, {data.x_train.shape[0]} train / {data.x_test.shape[0]} test")
+    result: dict[str, Any] = {
+        "data": data_info(args.data, data, args.limit),
+        "layers": [data.n_features, *args.hidden, data.n_classes],
+        "active_fraction": args.active,
+        "threads": args.threads,
+        "thread_batch": args.thread_batch,
+        "throughput": throughput(data, args),
+        "accuracy": accuracy(data, args),
+        "determinism": determinism(data, args),
+    }
+    full = record(PROG, result, machine_info(started))
+    result["machine"] = full["machine"]
+    print(summary(result, args))
+    if args.json:
+        write_json_atomic(args.json, full)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return common.main(PROG, parser(), run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
