@@ -22,6 +22,7 @@ BAD = {
     "bench_fixed.py": ["--hidden", "0"],
     "bench_fractions.py": ["--fractions", "5,0"],
     "bench_latency.py": ["--active", "200"],
+    "bench_threads.py": ["--threads", "0"],
     "count_instructions.py": ["--model", "m.elsh", "--inputs", "1"],
     "reference_error.py": ["--inputs", "0"],
     "scaling_model.py": ["--active", "0"],

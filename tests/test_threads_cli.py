@@ -205,3 +205,38 @@ def test_run_and_eval_elsh_on_threads_identical(data_file, capsys):
     assert np.array_equal(pred, pred3) and np.array_equal(logits, logits3)
     qm.set_active(None, dense=True)
     assert np.array_equal(qm.predict(x), qm.predict(x, threads=3))
+
+
+def test_bench_threads_tiny_run(tmp_path):
+    """tools/bench/bench_threads.py end to end on a tiny network: every section in the JSON,
+    the deterministic runs identical (and equal to one thread)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "threads.json"
+    args = ["--data", "digits", "--hidden", "32", "--epochs", "1", "--seeds", "0", "--rounds"]
+    res = subprocess.run(
+        [sys.executable, str(root / "tools" / "bench" / "bench_threads.py"), *args, "1"]
+        + ["--repeats", "2", "--json", str(out)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    result = json.loads(out.read_text())
+    tp = result["throughput"]
+    assert set(tp["median_samples_per_second"]) == {
+        "1 thread",
+        "async",
+        "deterministic",
+        "1 thread, no table maintenance",
+    }
+    assert all(v > 0 for v in tp["median_samples_per_second"].values())
+    assert set(tp["speedup"]) == {"async", "deterministic"}
+    assert all(0.0 <= a <= 1.0 for v in result["accuracy"]["test_accuracy"].values() for a in v)
+    det = result["determinism"]
+    assert det["identical"] and det["identical_to_one_thread"] and len(det["sha256"]) == 2
+    assert "samples/s (median)" in res.stdout

@@ -63,7 +63,7 @@ KINDS = (
 )
 
 
-def parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = common.build_parser(PROG, __doc__ or "")
     add_common_args(p, data="mnist5k", hidden="1000", epochs=2, seed=0, seeds="0,1,2", limit=True)
     p.add_argument("--active", type=fraction, default=0.05, help="active fraction")
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.main(PROG, parser(), run, argv)
+    return common.main(PROG, build_parser(), run, argv)
 
 
 if __name__ == "__main__":
