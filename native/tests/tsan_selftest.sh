@@ -1,13 +1,12 @@
 #!/bin/sh
-# tsan_selftest.sh RUNNER [TEST] - the C test runner built with -DELSH_PLANT_RACE (layer_f32_shared.c
+# tsan_selftest.sh RUNNER - the C test runner built with -DELSH_PLANT_RACE (layer_f32_shared.c
 # with plain loads and stores instead of relaxed atomic ones) must be stopped by
 # ThreadSanitizer with a data race report in the shared layer code: proof that `make test-tsan`
 # would catch a real race in the asynchronous training threads.
 set -u
 runner=$1
-shift
 log=$(mktemp)
-"$runner" "$@" >"$log" 2>&1
+"$runner" >"$log" 2>&1
 status=$?
 if [ "$status" -ne 66 ] || ! grep -q "WARNING: ThreadSanitizer: data race" "$log" ||
     ! grep -q "_shared" "$log"; then
