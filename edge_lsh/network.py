@@ -120,6 +120,18 @@ class TrainConfig:
     rebuild: str = "every"  # seed | every | never
     rebuild_every: int = 20  # samples between table updates, for rebuild="every"
     rehash_every: int = 0  # samples between drawing new hash functions; 0 = never
+    # warm start (training only): the LSH layers' active fraction starts at warm_fraction and
+    # falls linearly to LSHConfig.active_fraction over the first warm_epochs epochs of the
+    # network's life; 0 epochs = no warm start. Inference always uses the configured fraction.
+    warm_fraction: float = 0.0
+    warm_epochs: int = 0
+
+    def active_fraction_at(self, epoch: int, fraction: float) -> float:
+        """The LSH layers' active fraction in training epoch `epoch` (from 0) of a network
+        configured with `fraction`."""
+        if epoch >= self.warm_epochs:
+            return fraction
+        return self.warm_fraction + (fraction - self.warm_fraction) * epoch / self.warm_epochs
 
     def validate(self) -> None:
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -136,6 +148,13 @@ class TrainConfig:
             raise ValueError("TrainConfig.rebuild='every' needs rebuild_every >= 1")
         if self.rehash_every < 0 or self.rebuild_every < 0 or self.momentum_epochs < 0:
             raise ValueError("TrainConfig: counts must be >= 0")
+        if self.warm_epochs < 0:
+            raise ValueError(f"TrainConfig.warm_epochs={self.warm_epochs!r}: must be >= 0")
+        if self.warm_epochs and not (0.0 < self.warm_fraction <= 1.0):
+            raise ValueError(
+                f"TrainConfig.warm_fraction={self.warm_fraction!r}: must be in (0, 1] when "
+                "warm_epochs > 0"
+            )
 
     def to_c(self) -> Any:
         tc = ffi.new("elsh_train_config *")
@@ -509,10 +528,19 @@ class Network:
         for _ in range(epochs):
             if self.lsh is not None and self.lsh.center:
                 self.fit_centers(x[: min(n, CENTER_SAMPLES)])
+            warm = self.lsh is not None and self.epochs_trained < train.warm_epochs
+            if warm:
+                assert self.lsh is not None
+                base = self.lsh.active_fraction
+                self.set_active_fraction(train.active_fraction_at(self.epochs_trained, base))
             threading = (th, work) if work is not None else None
-            reports.append(
-                self._fit_epoch(x_p, y_p, n, order, tc, stats, progress, chunk, threading)
-            )
+            try:
+                reports.append(
+                    self._fit_epoch(x_p, y_p, n, order, tc, stats, progress, chunk, threading)
+                )
+            finally:
+                if warm:
+                    self.set_active_fraction(None)
             if on_epoch:
                 on_epoch(reports[-1])
         return reports

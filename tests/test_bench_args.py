@@ -24,6 +24,7 @@ BAD = {
     "bench_latency.py": ["--active", "200"],
     "bench_threads.py": ["--threads", "0"],
     "count_instructions.py": ["--model", "m.elsh", "--inputs", "1"],
+    "get_mnist_idx.py": ["--to", "README.md"],  # a file, not a folder: refused before any download
     "reference_error.py": ["--inputs", "0"],
     "scaling_model.py": ["--active", "0"],
 }
@@ -170,3 +171,77 @@ def test_accuracy_json_on_stdout():
     assert summary["split_seed"] == "each" and summary["settings"] == {"tables": 8}
     assert summary["lsh"]["tables"] == 8 and "dense_accuracy" not in summary
     assert summary["data_info"]["n_test"] == 359
+
+
+def test_accuracy_recall_is_one_for_the_exact_oracle_and_measured_each_epoch(tmp_path):
+    pytest.importorskip("sklearn")
+    base = ["--hidden", "40,20", "--epochs", "2", "--seeds", "0", "--compare", "none"]
+    exact = run_script(
+        "accuracy.py", *base, "--recall", "30", "--set", "select=exact", "--json", "-"
+    )
+    assert exact.returncode == 0, exact.stderr
+    summary = json.loads(exact.stdout.strip().splitlines()[-1])
+    # the oracle's active sets are the exact top-k by construction, in both hidden layers
+    assert summary["recall"] == [1.0, 1.0] and summary["recall_inputs"] == 30
+    assert summary["recall_by_epoch"] == [[1.0, 1.0], [1.0, 1.0]]
+    lsh = run_script("accuracy.py", *base, "--recall", "30", "--json", "-")
+    assert lsh.returncode == 0, lsh.stderr
+    recall = json.loads(lsh.stdout.strip().splitlines()[-1])["recall"]
+    assert len(recall) == 2 and all(0.0 <= r < 1.0 for r in recall)
+
+
+def test_accuracy_dense_from_reuses_a_checked_dense_run(tmp_path):
+    pytest.importorskip("sklearn")
+    first = tmp_path / "first.json"
+    base = ["--hidden", "32", "--epochs", "1", "--recall", "0"]
+    res = run_script("accuracy.py", *base, "--seeds", "0,1", "--json", str(first))
+    assert res.returncode == 0, res.stderr
+    dense = json.loads(first.read_text())["dense_accuracies"]
+    res = run_script(
+        "accuracy.py",
+        *base,
+        "--seeds",
+        "1",
+        "--dense-from",
+        str(first),
+        "--set",
+        "tables=8",
+        "--set",
+        "warm_fraction=0.5",
+        "--set",
+        "warm_epochs=1",
+        "--json",
+        "-",
+    )
+    assert res.returncode == 0, res.stderr
+    assert "seed 1 dense" not in res.stderr  # nothing dense was trained again
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["dense_accuracies"] == [dense[1]] and summary["dense_from"] == str(first)
+    assert summary["gap_points_by_seed"] == [
+        pytest.approx((dense[1] - summary["lsh_accuracy"]) * 100)
+    ]
+    # another dense network (epochs, optimizer, seed) or a file that is no run: refused
+    for args, message in (
+        (["--epochs", "2", "--seeds", "0"], "epochs is 1"),
+        (["--seeds", "0", "--set", "lr=0.5"], "train_config.lr"),
+        (["--seeds", "2"], "no dense network of seed(s) [2]"),
+    ):
+        res = run_script(
+            "accuracy.py",
+            "--hidden",
+            "32",
+            "--recall",
+            "0",
+            "--epochs",
+            "1",
+            *args,
+            "--dense-from",
+            str(first),
+        )
+        assert res.returncode == 2 and message in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    res = run_script(
+        "accuracy.py", *base, "--seeds", "0", "--dense-from", str(tmp_path / "bad.json")
+    )
+    assert res.returncode == 2 and "not a JSON file written by" in res.stderr

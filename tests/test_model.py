@@ -238,6 +238,39 @@ def test_set_active_fraction_changes_k_until_restored():
         net.set_active_fraction(1.5)
 
 
+def test_warm_start_trains_the_first_epochs_with_more_neurons_then_the_configured_k():
+    x, y = blobs(200)
+    lsh = LSHConfig(active_fraction=0.05)
+    warm = TrainConfig(lr=0.02, warm_fraction=0.45, warm_epochs=2)
+    assert [warm.active_fraction_at(e, 0.05) for e in range(3)] == pytest.approx([0.45, 0.25, 0.05])
+    net = Network(32, [100], 4, lsh, seed=3)
+    net.fit(x, y, epochs=3, train=warm)
+    assert net.active_counts() == [5, 4]  # inference: the configured k again
+    # the same as setting the fractions by hand, epoch by epoch (bit for bit)
+    by_hand = Network(32, [100], 4, lsh, seed=3)
+    plain = TrainConfig(lr=0.02)
+    for fraction in (0.45, 0.25, None):
+        by_hand.set_active_fraction(fraction)
+        by_hand.fit(x, y, epochs=1, train=plain)
+    by_hand.set_active_fraction(None)
+    for layer in range(2):
+        assert np.array_equal(net.layer_arrays(layer)["w"], by_hand.layer_arrays(layer)["w"])
+    # fit() again continues the schedule from the epochs already trained
+    in_parts = Network(32, [100], 4, lsh, seed=3)
+    in_parts.fit(x, y, epochs=1, train=warm)
+    in_parts.fit(x, y, epochs=2, train=warm)
+    assert np.array_equal(net.layer_arrays(0)["w"], in_parts.layer_arrays(0)["w"])
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"warm_epochs": -1}, {"warm_epochs": 1}, {"warm_epochs": 1, "warm_fraction": 1.5}],
+)
+def test_warm_start_settings_are_checked(fields):
+    with pytest.raises(ValueError, match="warm_"):
+        TrainConfig(**fields).validate()
+
+
 def test_runaway_learning_rate_warns():
     x, y = blobs(200)
     net = Network(32, [32], 4, LSHConfig(active_fraction=0.25), seed=0)

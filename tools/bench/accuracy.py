@@ -1,15 +1,23 @@
 """Test accuracy of LSH networks over seeds, against the dense network trained by the same
-code, the fixed-point model exported from each LSH network, or both.
+code, the fixed-point model exported from each LSH network, or both; and the recall of the
+exact top-k by the LSH layers' active sets.
 
 For every network seed: train an LSH network with edge_lsh.defaults (LSH and TRAIN, changed by
 --set) and evaluate it on the test split. --compare dense also trains the dense network
-(lsh=None) of the same seed; --compare fixed quantizes the LSH network (int8 weights,
-activations calibrated on the first --calib-samples training rows) and evaluates the .elsh
-file in the fixed-point C kernel. The Markdown table goes to stdout, progress to stderr.
+(lsh=None) of the same seed, or takes its result from an earlier run's JSON (--dense-from:
+the dense network does not depend on the LSH settings, and on real MNIST it costs 20-50x the
+LSH one to train); --compare fixed quantizes the LSH network (int8 weights, activations
+calibrated on the first --calib-samples training rows) and evaluates the .elsh file in the
+fixed-point C kernel. After every epoch and at the end, --recall N test inputs measure each
+LSH layer's recall: the fraction of the k largest pre-activations (computed in numpy from the
+float weights, on the input the layer really received) that the layer's active set holds.
+The Markdown table goes to stdout, progress to stderr.
 
   python tools/bench/accuracy.py --data digits --seeds 0,1,2,3,4,5,6,7,8,9     # LSH vs dense
   python tools/bench/accuracy.py --data digits --compare fixed --split-seed each
   python tools/bench/accuracy.py --compare none --hidden 1000 --seeds 0,1,2,3,4 --set tables=50
+  python tools/bench/accuracy.py --data idx:MNIST_FOLDER --limit 10000 --hidden 1000 \
+      --epochs 5 --dense-from dense.json --set warm_fraction=0.2 --set warm_epochs=1
 """
 
 from __future__ import annotations
@@ -19,9 +27,11 @@ import dataclasses
 import json
 import statistics
 import sys
+from pathlib import Path
 from typing import Any
 
 import common
+import numpy as np
 from common import (
     add_common_args,
     add_quantize_args,
@@ -47,6 +57,9 @@ PROG = "accuracy.py"
 COMPARE = {"dense": ("dense",), "fixed": ("fixed",), "both": ("dense", "fixed"), "none": ()}
 KINDS = {int: "a whole number", float: "a number", str: "a word", bool: "true or false"}
 EACH = "each"  # --split-seed each: every network seed draws its own split
+# TrainConfig fields that do not change a dense network's training (LSH table maintenance and
+# the LSH warm start): --dense-from accepts a dense run that differs only in these
+LSH_ONLY_TRAIN_FIELDS = ("rebuild", "rebuild_every", "rehash_every", "warm_fraction", "warm_epochs")
 DEFAULTS = {
     **{f.name: (LSHConfig, getattr(defaults.LSH, f.name)) for f in dataclasses.fields(LSHConfig)},
     **{
@@ -116,6 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_quantize_args(p)
     p.add_argument(
+        "--recall",
+        type=non_negative_int,
+        default=1000,
+        metavar="N",
+        help="measure the recall of the exact top-k on the first N test inputs after every "
+        "epoch and at the end; 0: not at all",
+    )
+    p.add_argument(
+        "--dense-from",
+        metavar="FILE",
+        help="take the dense networks' results from an earlier run's --json FILE (same data, "
+        "split, limit, layers, epochs, seeds and optimizer settings; checked) instead of "
+        "training them again",
+    )
+    p.add_argument(
         "--set",
         type=setting,
         action="append",
@@ -143,22 +171,109 @@ def configs(settings: list[tuple[str, Any]]) -> tuple[LSHConfig, TrainConfig]:
 # ----------------------------------------------------------------------------- measuring
 
 
+def exact_topk_recall(net: Network, x: np.ndarray) -> list[float]:
+    """Mean recall of the exact top-k of each LSH layer over the rows of x, in layer order.
+
+    Each row runs through the network alone (batch 1), so each layer's recorded active set
+    (net.last_active) is the one the row got. The exact pre-activations of a layer are
+    computed in numpy from its float weights, on the input that layer really received: the
+    ReLU outputs of the previous layer's active neurons (zero elsewhere), as the kernel
+    computes them. Recall = |active set & k largest pre-activations| / k."""
+    layers = [i for i in range(net.n_layers) if net.layer_info(i)["lsh"]]
+    hits = {i: 0 for i in layers}
+    ks = {i: net.layer_info(i)["k"] for i in layers}
+    weights = [net.layer_arrays(i) for i in range(net.n_layers)]
+    for row in x:
+        net.predict(row[None, :])
+        layer_in = row.astype(np.float32)
+        for i in range(net.n_layers):
+            if i not in hits:
+                break  # a dense layer: every later layer is dense too (only the output may be LSH)
+            pre = weights[i]["w"] @ layer_in + weights[i]["b"]
+            active = net.last_active(i)
+            k = ks[i]
+            top = np.argpartition(-pre, k - 1)[:k] if k < pre.size else np.arange(pre.size)
+            hits[i] += int(np.intersect1d(top, active, assume_unique=True).size)
+            layer_in = np.zeros(pre.size, dtype=np.float32)
+            layer_in[active] = np.maximum(pre[active], 0.0)
+    n = max(1, x.shape[0])
+    return [hits[i] / (ks[i] * n) for i in layers]
+
+
+def dense_results(args: argparse.Namespace, data: Dataset, train_config: TrainConfig) -> Any:
+    """{seed: the dense 'dense' dict} from --dense-from, after checking that the file's run
+    trained the same dense networks; None without --dense-from."""
+    if not args.dense_from:
+        return None
+    path = Path(args.dense_from)
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--dense-from {path}: cannot read it as JSON ({exc})") from None
+    if not isinstance(old, dict) or not isinstance(old.get("per_seed"), list):
+        raise ValueError(f"--dense-from {path}: not a JSON file written by {PROG} --json")
+    mine = dataclasses.asdict(train_config)
+    theirs = old.get("train_config") or {}
+    same = {
+        "data": (args.data, old.get("data")),
+        "split seed": (args.split_seed, old.get("split_seed")),
+        "limit": (args.limit, (old.get("data_info") or {}).get("limit")),
+        "layers": (
+            [data.n_features, *args.hidden, data.n_classes],
+            old.get("layers"),
+        ),
+        "epochs": (args.epochs, old.get("epochs")),
+        **{
+            f"train_config.{k}": (v, theirs.get(k))
+            for k, v in mine.items()
+            if k not in LSH_ONLY_TRAIN_FIELDS
+        },
+    }
+    for what, (want, have) in same.items():
+        if want != have:
+            raise ValueError(
+                f"--dense-from {path}: its {what} is {have!r}, this run's is {want!r}: "
+                "not the same dense networks"
+            )
+    found = {r.get("seed"): r["dense"] for r in old["per_seed"] if "dense" in r}
+    missing = [s for s in args.seeds if s not in found]
+    if missing:
+        raise ValueError(f"--dense-from {path}: has no dense network of seed(s) {missing}")
+    return found
+
+
 def measure(
     args: argparse.Namespace,
     data: Dataset,
     seed: int,
     lsh: LSHConfig,
     train_config: TrainConfig,
+    dense_done: Any,
 ) -> dict[str, Any]:
     """Train and evaluate the networks of one seed: {kind: evaluate() dict}, kind in lsh,
-    dense, fixed as --compare asks, and the training seconds of the float networks."""
+    dense, fixed as --compare asks, the training seconds of the float networks and the LSH
+    network's recall after every epoch (recall_by_epoch) and at the end (recall)."""
     out: dict[str, Any] = {"seed": seed}
     kinds = [("lsh", lsh)] + ([("dense", None)] if "dense" in COMPARE[args.compare] else [])
+    recall_x = data.x_test[: args.recall]
     for kind, cfg in kinds:
+        if kind == "dense" and dense_done is not None:
+            out["dense"] = {**dense_done[seed], "from": args.dense_from}
+            continue
         net = Network(data.n_features, args.hidden, data.n_classes, cfg, seed=seed)
-        reports = train(net, data, args.epochs, f"seed {seed} {kind}", config=train_config)
+        seconds, recall_by_epoch = 0.0, []
+        for _ in range(args.epochs):  # an epoch at a time, to measure recall in between
+            label = f"seed {seed} {kind}"
+            reports = train(net, data, 1, label, total=args.epochs, config=train_config)
+            seconds += sum(r.seconds for r in reports)
+            if kind == "lsh" and args.recall:
+                recall_by_epoch.append(exact_topk_recall(net, recall_x))
+                progress(f"seed {seed} lsh: recall of the exact top-k {recall_by_epoch[-1]}")
         out[kind] = net.evaluate(data.x_test, data.y_test)
-        out[kind]["train_seconds"] = sum(r.seconds for r in reports)
+        out[kind]["train_seconds"] = seconds
+        if kind == "lsh" and args.recall:
+            out["lsh"]["recall"] = recall_by_epoch[-1]
+            out["lsh"]["recall_by_epoch"] = recall_by_epoch
         if kind == "lsh" and "fixed" in COMPARE[args.compare]:
             fixed = FixedPointModel(elsh_bytes(quantized(net, data, args), tables=False))
             out["fixed"] = fixed.evaluate(data.x_test, data.y_test)
@@ -219,6 +334,26 @@ def summarise(
         summary["fixed_accuracies"] = accuracies("fixed")
         summary["fixed_change_points"] = (mean("fixed") - mean("lsh")) * 100
         summary["fixed_multiplication_fraction"] = mean("fixed", "multiplication_fraction")
+    if "dense" in COMPARE[args.compare]:
+        gaps = [(r["dense"]["accuracy"] - r["lsh"]["accuracy"]) * 100 for r in runs]
+        summary["gap_points_by_seed"] = gaps
+        summary["gap_points_stdev"] = statistics.stdev(gaps) if len(gaps) > 1 else 0.0
+        summary["dense_train_seconds"] = mean("dense", "train_seconds")
+        summary["dense_from"] = args.dense_from
+    summary["lsh_train_seconds"] = mean("lsh", "train_seconds")
+    if args.recall:
+        n_layers = len(runs[0]["lsh"]["recall"])
+        summary["recall_inputs"] = min(args.recall, int(data.x_test.shape[0]))
+        summary["recall"] = [
+            statistics.mean(r["lsh"]["recall"][i] for r in runs) for i in range(n_layers)
+        ]
+        summary["recall_by_epoch"] = [
+            [
+                statistics.mean(r["lsh"]["recall_by_epoch"][e][i] for r in runs)
+                for i in range(n_layers)
+            ]
+            for e in range(args.epochs)
+        ]
     summary["per_seed"] = [
         {"seed": r["seed"], **{k: r[k] for k in ("lsh", "dense", "fixed") if k in r}} for r in runs
     ]
@@ -233,31 +368,66 @@ def render(summary: dict[str, Any]) -> str:
         headers += ["dense", "gap (points)"]
     if "fixed" in kinds:
         headers += [f"fixed (int{summary['weight_bits']})", "change (points)"]
+    with_recall = "recall" in summary
+    if with_recall:
+        headers += ["recall of top-k"]
+    headers += ["LSH train s"] + (["dense train s"] if "dense" in kinds else [])
 
-    def cells(label: str, acc: dict[str, float]) -> list[str]:
+    def cells(label: str, acc: dict[str, float], extra: dict[str, Any]) -> list[str]:
         row = [label, f"{acc['lsh'] * 100:.2f}%"]
         if "dense" in kinds:
             row += [f"{acc['dense'] * 100:.2f}%", f"{(acc['dense'] - acc['lsh']) * 100:.2f}"]
         if "fixed" in kinds:
             row += [f"{acc['fixed'] * 100:.2f}%", f"{(acc['fixed'] - acc['lsh']) * 100:+.2f}"]
+        if with_recall:
+            row += [" / ".join(f"{v:.3f}" for v in extra["recall"])]
+        row += [f"{extra['lsh_s']:.1f}"]
+        if "dense" in kinds:
+            row += [f"{extra['dense_s']:.1f}"]
         return row
 
+    def extras(recall: Any, lsh_s: float, dense_s: float | None) -> dict[str, Any]:
+        return {"recall": recall, "lsh_s": lsh_s, "dense_s": dense_s}
+
     rows = [
-        cells(str(r["seed"]), {k: r[k]["accuracy"] for k in ("lsh", *kinds)})
+        cells(
+            str(r["seed"]),
+            {k: r[k]["accuracy"] for k in ("lsh", *kinds)},
+            extras(
+                r["lsh"].get("recall"),
+                r["lsh"]["train_seconds"],
+                r["dense"]["train_seconds"] if "dense" in r else None,
+            ),
+        )
         for r in summary["per_seed"]
     ]
     means = {k: summary[f"{k}_accuracy"] for k in ("lsh", *kinds)}
-    rows.append(cells("mean", means))
+    rows.append(
+        cells(
+            "mean",
+            means,
+            extras(
+                summary.get("recall"),
+                summary["lsh_train_seconds"],
+                summary.get("dense_train_seconds"),
+            ),
+        )
+    )
     return markdown_table(headers, rows)
 
 
 def run(args: argparse.Namespace) -> int:
     lsh, train_config = configs(args.set)
+    if args.dense_from and args.split_seed == EACH:
+        raise ValueError("--dense-from needs one split for every seed, not --split-seed each")
+    if args.dense_from and "dense" not in COMPARE[args.compare]:
+        raise ValueError(f"--dense-from needs --compare dense or both, not {args.compare}")
     data = None if args.split_seed == EACH else load_data(args, args.split_seed)
+    dense_done = dense_results(args, data, train_config) if data is not None else None
     runs = []
     for seed in args.seeds:
         split = data if data is not None else load_data(args, seed)
-        runs.append(measure(args, split, seed, lsh, train_config))
+        runs.append(measure(args, split, seed, lsh, train_config, dense_done))
     summary = summarise(args, runs, split, lsh, train_config)
     print(
         f"**{args.data}, {layers_text(summary['layers'])}, {args.epochs} epoch(s), LSH "
@@ -272,7 +442,14 @@ def run(args: argparse.Namespace) -> int:
     if "gap_points" in summary:
         line += (
             f", dense {summary['dense_accuracy'] * 100:.2f}% (gap {summary['gap_points']:.2f} "
-            f"points, training {summary['train_speedup']:.1f}x faster with LSH)"
+            f"+- {summary['gap_points_stdev']:.2f} points over seeds, training "
+            f"{summary['train_speedup']:.1f}x faster with LSH)"
+        )
+    if "recall" in summary:
+        line += (
+            f", recall of the exact top-k "
+            f"{' / '.join(f'{v:.3f}' for v in summary['recall'])} (LSH layers, "
+            f"{summary['recall_inputs']} test inputs)"
         )
     if "fixed_change_points" in summary:
         line += (
