@@ -130,6 +130,7 @@ class FixedTrainer:
         momentum: float = 0.0,
         seed: int = 0,
         config: QTrainConfig | None = None,
+        resume: bool = False,
     ) -> None:
         if isinstance(model, (bytes, bytearray, memoryview)):
             self.model = FixedPointModel(model)
@@ -140,6 +141,29 @@ class FixedTrainer:
             self._qm = parse(data, build_tables=False, hash_functions=False)
         except Exception as exc:  # the C reader accepted it: cannot happen
             raise ModelFileError(f"{self.model.name}: {exc}") from exc
+        ts = self._qm.train_state
+        if config is None and resume:
+            if ts is None:
+                raise ValueError(f"{self.model.name}: no trained state to resume (TRAIN_STATE)")
+            lw, lws, lb, lbs = (
+                [0] * MAX_LAYERS,
+                [16] * MAX_LAYERS,
+                [0] * MAX_LAYERS,
+                [16] * MAX_LAYERS,
+            )
+            for li, ls in ts.layers.items():
+                lw[li], lws[li], lb[li], lbs[li] = ls.lr_w, ls.lr_w_shift, ls.lr_b, ls.lr_b_shift
+            config = QTrainConfig(
+                optimizer=ts.optimizer,
+                train_layers=ts.train_layers,
+                momentum_q15=ts.momentum_q15,
+                lr_w=lw,
+                lr_w_shift=lws,
+                lr_b=lb,
+                lr_b_shift=lbs,
+                seed=ts.seed,
+                resume=1,
+            )
         if config is None:
             if optimizer not in OPTIMIZERS:
                 raise ValueError(f"optimizer {optimizer!r}: expected one of {sorted(OPTIMIZERS)}")
@@ -170,6 +194,7 @@ class FixedTrainer:
             cfg.lr_b[i] = config.lr_b[i]
             cfg.lr_b_shift[i] = config.lr_b_shift[i]
         cfg.seed = config.seed & (2**64 - 1)
+        cfg.resume = config.resume
         self._cfg = cfg
         need = ffi.new("size_t *")
         check(lib.elsh_qtrain_plan(self.model._net, cfg, need), "plan the training arena")
@@ -321,16 +346,19 @@ class FixedTrainer:
         return self.model.predict(x)
 
     # ------------------------------------------------------------------ saving
-    def save_bytes(self) -> bytes:
-        """The trained model as .elsh bytes (elsh_qtrain_save)."""
+    def save_bytes(self, state: bool = True) -> bytes:
+        """The trained model as .elsh bytes: with its trained state (elsh_qtrain_save: what
+        resuming needs, FORMAT.md 4.2), or without (elsh_qtrain_save_model); both predict
+        the same."""
+        fn = lib.elsh_qtrain_save if state else lib.elsh_qtrain_save_model
         size = ffi.new("size_t *")
-        check(lib.elsh_qtrain_save(self._tr, ffi.NULL, 0, size), "save size")
+        check(fn(self._tr, ffi.NULL, 0, size), "save size")
         buf = np.zeros(int(size[0]), dtype=np.uint8)
-        check(lib.elsh_qtrain_save(self._tr, ptr(buf, "void *"), buf.size, size), "save")
+        check(fn(self._tr, ptr(buf, "void *"), buf.size, size), "save")
         return buf.tobytes()
 
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str], state: bool = True) -> None:
         """Write the trained model to path atomically (temp file, fsync, rename)."""
-        data = self.save_bytes()
+        data = self.save_bytes(state)
         with atomic_write(path) as f:
             f.write(data)

@@ -467,7 +467,7 @@ def test_duplicate_network_sections():
 
 def test_unknown_sections_required_rejected_optional_skipped():
     qm = base_model("tern_seed")
-    for t in (0, 13, 99, 2**32 - 1):  # 12 is PREPROCESS (1.1)
+    for t in (0, 15, 99, 2**32 - 1):  # 12 is PREPROCESS (1.1), 13-14 the trained state (1.2)
         expect_code(
             rebuilt("tern_seed", add(Section(t, NO_LAYER, b"abc", 1))),
             "ELSH_FMT_UNKNOWN_REQUIRED",

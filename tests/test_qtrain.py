@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import struct
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,11 @@ import numpy as np
 import pytest
 from test_qreference import random_qmodel
 
+from edge_lsh.errors import ElshFormatError
 from edge_lsh.finetune import FixedTrainer, rates, train_layers_count
 from edge_lsh.fixed import FixedPointModel
-from edge_lsh.format import QModel, elsh_bytes
+from edge_lsh.format import QModel, Section, assemble, elsh_bytes, model_sections
+from edge_lsh.format.layout import LAYER_STATE, NO_LAYER, TRAIN_STATE
 from edge_lsh.format.reader import parse
 from edge_lsh.oracle import qreference
 from edge_lsh.oracle.qtrain import (
@@ -319,3 +323,152 @@ def test_ops_count_the_training_phases() -> None:
     for phase in ("forward", "backward", "update"):
         assert ops["phases"][phase]["mul"] > 0, phase
     assert ops["multiplications_per_sample"] > 0
+
+
+# ----------------------------------------------------------------------------- trained state
+
+
+def _trained(seed: int, steps: int, tables: bool, momentum: int = 20000) -> tuple[Any, ...]:
+    rng = np.random.default_rng(seed)
+    qm = random_qmodel(rng, extreme=False)
+    cfg = _config(rng, seed % 2, momentum, [0, 1][seed % 2])
+    xs = _inputs(qm, rng, 2 * steps)
+    ys = rng.integers(0, qm.n_classes, 2 * steps)
+    return qm, cfg, xs, ys, elsh_bytes(qm, tables=tables)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_state_section_round_trip_and_resume_bit_exact(seed: int) -> None:
+    qm, cfg, xs, ys, data = _trained(seed, 3, tables=seed % 3 != 0, momentum=[0, 20000][seed % 2])
+    straight = FixedTrainer(data, config=cfg)
+    orc = QTrainer(parse(data), cfg)
+    for x, y in zip(xs[:3], ys[:3]):
+        straight.step_q(x, int(y))
+        orc.step(x, int(y))
+    saved = straight.save_bytes()
+    back = parse(saved)
+    ts = back.train_state
+    assert ts is not None and ts.steps == 3 and ts.prng == orc.prng.state
+    for li, st in orc.state.items():
+        ls = ts.layers[li]
+        np.testing.assert_array_equal(ls.master, st.master)
+        for name in ("vel_w", "vel_b", "acc_w", "acc_b"):
+            a, b = getattr(ls, name), getattr(st, name)
+            assert (a is None) == (b is None), name
+            if a is not None:
+                np.testing.assert_array_equal(a, b)
+    # the Python writer lays the same sections out to the same bytes
+    assert elsh_bytes(back, tables=bool(struct.unpack_from("<I", saved, 44)[0] & 1)) == saved
+    # resuming (C from the file, the oracle from the parsed state) continues the same run
+    resumed = FixedTrainer(saved, resume=True)
+    rcfg = dataclasses.replace(cfg, resume=1)
+    orc2 = QTrainer(back, rcfg)
+    for x, y in zip(xs[3:], ys[3:]):
+        assert straight.step_q(x, int(y)) == resumed.step_q(x, int(y)) == orc2.step(x, int(y))
+    assert straight.save_bytes() == resumed.save_bytes()
+    assert_same_state(resumed, orc2, "resumed")
+
+
+def test_with_and_without_state_predict_the_same() -> None:
+    for seed in range(4):
+        qm, cfg, xs, ys, data = _trained(seed, 4, tables=seed % 2 == 0)
+        ft = FixedTrainer(data, config=cfg)
+        for x, y in zip(xs[:4], ys[:4]):
+            ft.step_q(x, int(y))
+        with_state, without = ft.save_bytes(True), ft.save_bytes(False)
+        assert len(with_state) > len(without)
+        assert parse(without).train_state is None
+        a, b = FixedPointModel(with_state), FixedPointModel(without)
+        for x in xs:
+            pa, la = a.forward_q(x)
+            pb, lb = b.forward_q(x)
+            assert pa == pb and np.array_equal(la, lb)
+            lo, po, _ = qreference.forward(parse(with_state), x)
+            assert po == pa and np.array_equal(lo, la)
+
+
+def _verdicts(data: bytes) -> tuple[str, str]:
+    try:
+        FixedPointModel(data)
+        c = "OK"
+    except ElshFormatError as exc:
+        c = exc.code
+    try:
+        parse(data)
+        p = "OK"
+    except ElshFormatError as exc:
+        p = exc.code
+    return c, p
+
+
+def test_hostile_state_sections_get_the_same_code_from_both_readers() -> None:
+    qm, cfg, xs, ys, data = _trained(1, 3, tables=True)
+    ft = FixedTrainer(data, config=cfg)
+    for x, y in zip(xs[:3], ys[:3]):
+        ft.step_q(x, int(y))
+    back = parse(ft.save_bytes())
+    ts = back.train_state
+    assert ts is not None
+    top = max(ts.layers)
+    layout_of = (model_sections(back, tables=True), 1)
+
+    def rebuilt(edit: Callable[[list[Section]], list[Section]]) -> bytes:
+        return assemble(edit(list(layout_of[0])), flags=layout_of[1])
+
+    def patch(
+        t: int, layer: int, fn: Callable[[bytes], bytes]
+    ) -> Callable[[list[Section]], list[Section]]:
+        return lambda secs: [
+            s._replace(payload=fn(s.payload)) if (s.type, s.layer) == (t, layer) else s
+            for s in secs
+        ]
+
+    def at(off: int, value: bytes) -> Callable[[bytes], bytes]:
+        return lambda p: p[:off] + value + p[off + len(value) :]
+
+    cases = {
+        "ok": (lambda secs: secs, "OK"),
+        "train state size": (patch(TRAIN_STATE, NO_LAYER, lambda p: p + bytes(4)), "ELSH_FMT_SIZE"),
+        "optimizer": (patch(TRAIN_STATE, NO_LAYER, at(0, struct.pack("<I", 7))), "ELSH_FMT_STATE"),
+        "prng zero": (patch(TRAIN_STATE, NO_LAYER, at(24, bytes(16))), "ELSH_FMT_STATE"),
+        "momentum": (patch(TRAIN_STATE, NO_LAYER, at(8, struct.pack("<i", -1))), "ELSH_FMT_STATE"),
+        "no layer state": (
+            lambda secs: [s for s in secs if (s.type, s.layer) != (LAYER_STATE, top)],
+            "ELSH_FMT_MISSING",
+        ),
+        "no train state": (
+            lambda secs: [s for s in secs if s.type != TRAIN_STATE],
+            "ELSH_FMT_UNEXPECTED",
+        ),
+        "layer state size": (patch(LAYER_STATE, top, lambda p: p[:-4]), "ELSH_FMT_SIZE"),
+        "frac bits": (patch(LAYER_STATE, top, at(0, struct.pack("<i", 3))), "ELSH_FMT_STATE"),
+        "grad exp": (
+            patch(
+                LAYER_STATE,
+                top,
+                lambda p: p[:4] + struct.pack("<i", struct.unpack_from("<i", p, 4)[0] + 1) + p[8:],
+            ),
+            "ELSH_FMT_STATE",
+        ),
+        "master off its weight": (
+            patch(
+                LAYER_STATE,
+                top,
+                lambda p: (
+                    p[:32]
+                    + struct.pack(
+                        "<h", (struct.unpack_from("<h", p, 32)[0] + 4096 + 32767) % 65534 - 32767
+                    )
+                    + p[34:]
+                ),
+            ),
+            "ELSH_FMT_STATE",
+        ),
+        "master -32768": (
+            patch(LAYER_STATE, top, at(32, struct.pack("<h", -32768))),
+            "ELSH_FMT_STATE",
+        ),
+    }
+    for name, (edit, want) in cases.items():
+        c, p = _verdicts(rebuilt(edit))
+        assert c == p == want, (name, c, p)

@@ -16,7 +16,7 @@ from edge_lsh.oracle.qmodel import QLayer
 
 MAGIC = b"ELSH\r\n\x1a\n"
 VERSION_MAJOR = 1
-VERSION_MINOR = 1  # the newest minor this package reads and writes (1.1: PREPROCESS)
+VERSION_MINOR = 2  # the newest minor this package reads and writes (1.1: PREPROCESS, 1.2: state)
 BYTE_ORDER = 0x04030201
 HEADER_BYTES = 64
 ENTRY_BYTES = 32
@@ -58,7 +58,9 @@ ARENA_ALIGN = 64  # every buffer of the arena starts at a multiple of this (C: E
     INFO,
     MEMBERSHIP,
     PREPROCESS,
-) = range(1, 13)
+    TRAIN_STATE,
+    LAYER_STATE,
+) = range(1, 15)
 SECTION_NAMES = {
     NET: "NET",
     LAYER: "LAYER",
@@ -72,10 +74,12 @@ SECTION_NAMES = {
     INFO: "INFO",
     MEMBERSHIP: "MEMBERSHIP",
     PREPROCESS: "PREPROCESS",
+    TRAIN_STATE: "TRAIN_STATE",
+    LAYER_STATE: "LAYER_STATE",
 }
-NETWORK_SECTIONS = (NET, INFO, PREPROCESS)
+NETWORK_SECTIONS = (NET, INFO, PREPROCESS, TRAIN_STATE)
 # the first minor version that knows each type (a file using one says at least that minor)
-SECTION_MINOR = {PREPROCESS: 1}
+SECTION_MINOR = {PREPROCESS: 1, TRAIN_STATE: 2, LAYER_STATE: 2}
 
 
 def section_name(t: int) -> str:
@@ -88,6 +92,11 @@ ENTRY_STRUCT = struct.Struct("<IIQQII")
 NET_STRUCT = struct.Struct("<IIIfQ8s")
 LAYER_STRUCT = struct.Struct("<IIIBBBBBBBBHHHHHHiiff16s")
 PREPROCESS_STRUCT = struct.Struct("<fffI")  # input_divisor, input_min, input_max, reserved
+# TRAIN_STATE (4.2): optimizer, train_layers, momentum_q15, reserved, steps, prng[4], seed, reserved
+TRAIN_STATE_STRUCT = struct.Struct("<IIiIQ4IQ16s")
+# LAYER_STATE header: frac_bits, grad_exp, lr_w, lr_w_shift, lr_b, lr_b_shift, reserved
+LAYER_STATE_STRUCT = struct.Struct("<iiiiii8s")
+assert TRAIN_STATE_STRUCT.size == 64 and LAYER_STATE_STRUCT.size == 32
 assert HEADER_STRUCT.size == HEADER_BYTES and ENTRY_STRUCT.size == ENTRY_BYTES
 NET_STRUCT_BYTES = 32
 LAYER_STRUCT_BYTES = 64
@@ -98,6 +107,18 @@ assert PREPROCESS_STRUCT.size == 16
 def le_bytes(a: np.ndarray, dtype: str) -> bytes:
     """The little-endian bytes of a as dtype."""
     return np.ascontiguousarray(a, dtype=np.dtype(dtype)).tobytes()
+
+
+def layer_state_bytes(n_in: int, n_out: int, optimizer: int, momentum_q15: int) -> int:
+    """Bytes of a LAYER_STATE section (FORMAT.md 4.2): the header, the int16 masters padded to
+    4 bytes, then velocities (momentum > 0) and Adagrad sums (optimizer 1), 4 bytes each."""
+    nw = n_in * n_out
+    b = LAYER_STATE_STRUCT.size + (2 * nw + 3) // 4 * 4
+    if momentum_q15 > 0:
+        b += 4 * (nw + n_out)
+    if optimizer == 1:
+        b += 4 * (nw + n_out)
+    return b
 
 
 def align_up(n: int) -> int:

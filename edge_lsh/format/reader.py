@@ -38,6 +38,8 @@ from edge_lsh.format.layout import (
     HEADER_STRUCT,
     INFO,
     LAYER,
+    LAYER_STATE,
+    LAYER_STATE_STRUCT,
     LAYER_STRUCT,
     LIMIT_ARENA_BASE,
     LIMIT_ARENA_PER_BYTE,
@@ -67,16 +69,27 @@ from edge_lsh.format.layout import (
     REQUANT,
     SECTION_NAMES,
     TABLES,
+    TRAIN_STATE,
+    TRAIN_STATE_STRUCT,
     VERSION_MAJOR,
     WEIGHTS,
     draw_work,
     file_limit,
     file_totals,
     hash_work,
+    layer_state_bytes,
     section_name,
 )
 from edge_lsh.oracle import hashgen
-from edge_lsh.oracle.qmodel import SELECT_TOPK, SELECT_UNION, QLayer, QModel, layer_tables
+from edge_lsh.oracle.qmodel import (
+    SELECT_TOPK,
+    SELECT_UNION,
+    LayerState,
+    QLayer,
+    QModel,
+    TrainState,
+    layer_tables,
+)
 
 
 class Entry(NamedTuple):
@@ -886,6 +899,7 @@ def parse(data: bytes, *, build_tables: bool = True, hash_functions: bool = True
         layers.append(L)
         fan_in = L.n_out
     _check_totals(layers, n_in, tables_flag, fbytes)
+    train_state = _check_state(data, known, layers)
 
     for li, L in enumerate(layers):  # the checks and work of elsh_model_attach
         if not L.use_lsh:
@@ -916,7 +930,110 @@ def parse(data: bytes, *, build_tables: bool = True, hash_functions: bool = True
         layers=layers,
         info=info,
         preprocess=preprocess,
+        train_state=train_state,
     )
+
+
+def _grad_exps(layers: list[QLayer]) -> list[int]:
+    """train_q.c step 3: each layer's delta Q format, from the output layer down."""
+    ge = [0] * len(layers)
+    for li in range(len(layers) - 1, -1, -1):
+        ms = int(np.max(layers[li].shift.astype(np.int64)))
+        ge[li] = 8 - ms if li == len(layers) - 1 else ge[li + 1] - ms - 4
+    return ge
+
+
+def _check_state(
+    data: bytes, known: dict[tuple[int, int], Entry], layers: list[QLayer]
+) -> TrainState | None:
+    """The trained state (FORMAT.md 4.2), in model_io.c's order (check_state, last at open):
+    TRAIN_STATE's size and values, a LAYER_STATE for exactly the trainable layers, then from
+    the output layer down each one's size, header, and masters, which must give the WEIGHTS."""
+    n_layers = len(layers)
+    te = known.get((TRAIN_STATE, NO_LAYER))
+    if te is None:
+        for li in range(n_layers):
+            if (LAYER_STATE, li) in known:
+                raise _fail("ELSH_FMT_UNEXPECTED", f"LAYER_STATE of layer {li} without TRAIN_STATE")
+        return None
+    if te.size != TRAIN_STATE_STRUCT.size:
+        raise _fail(
+            "ELSH_FMT_SIZE", f"TRAIN_STATE is {te.size} bytes, expected {TRAIN_STATE_STRUCT.size}"
+        )
+    opt, tl, mom, res1, steps, s0, s1, s2, s3, seed, res2 = TRAIN_STATE_STRUCT.unpack_from(
+        data, te.offset
+    )
+    if (
+        opt > 1
+        or tl > n_layers
+        or not 0 <= mom <= 32767
+        or res1
+        or not (s0 | s1 | s2 | s3)
+        or any(res2)
+    ):
+        raise _fail(
+            "ELSH_FMT_STATE",
+            f"TRAIN_STATE: optimizer {opt} (0..1), train_layers {tl} (0..{n_layers}), momentum "
+            f"{mom} (0..32767), a PRNG state not all zero and zero reserved bytes expected",
+        )
+    first = 0 if tl == 0 else n_layers - tl
+    for li in range(n_layers):
+        present = (LAYER_STATE, li) in known
+        if li < first and present:
+            raise _fail("ELSH_FMT_UNEXPECTED", f"LAYER_STATE of layer {li}, which does not train")
+        if li >= first and not present:
+            raise _fail("ELSH_FMT_MISSING", f"no LAYER_STATE for trainable layer {li}")
+    ge = _grad_exps(layers)
+    state = TrainState(opt, tl, mom, steps, (s0, s1, s2, s3), seed)
+    for li in range(n_layers - 1, first - 1, -1):
+        L = layers[li]
+        e = known[(LAYER_STATE, li)]
+        want = layer_state_bytes(L.n_in, L.n_out, opt, mom)
+        if e.size != want:
+            raise _fail(
+                "ELSH_FMT_SIZE", f"LAYER_STATE of layer {li} is {e.size} bytes, expected {want}"
+            )
+        frac, gexp, lw, lws, lb, lbs, res = LAYER_STATE_STRUCT.unpack_from(data, e.offset)
+        ok_rates = lw >= 0 and lb >= 0 and 0 <= lws <= 62 and 0 <= lbs <= 62
+        if frac != (8 if L.weight_bits == 8 else 0) or gexp != ge[li] or not ok_rates or any(res):
+            raise _fail(
+                "ELSH_FMT_STATE",
+                f"LAYER_STATE of layer {li}: frac_bits {frac}, grad_exp {gexp} (expected "
+                f"{8 if L.weight_bits == 8 else 0}, {ge[li]}), rates and reserved bytes",
+            )
+        nw = L.n_in * L.n_out
+        pos = e.offset + LAYER_STATE_STRUCT.size
+        master = np.frombuffer(data, dtype="<i2", count=nw, offset=pos).astype(np.int64)
+        w = L.weights.reshape(-1).astype(np.int64)
+        derived = np.clip((master + 128) >> 8, -127, 127) if L.weight_bits == 8 else master
+        bad = (master < -32767) | (derived != w)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise _fail(
+                "ELSH_FMT_STATE",
+                f"LAYER_STATE of layer {li}: master {int(master[i])} at {i} does not give "
+                f"weight {int(w[i])}",
+            )
+        pos += 2 * nw
+        if (2 * nw) % 4 and any(data[pos : pos + 2]):
+            raise _fail("ELSH_FMT_STATE", f"LAYER_STATE of layer {li}: padding bytes are not zero")
+        pos += (2 * nw) % 4
+
+        def take(dtype: str, count: int) -> np.ndarray:
+            nonlocal pos
+            a = np.frombuffer(data, dtype=dtype, count=count, offset=pos).astype(np.int64)
+            pos += 4 * count
+            return a
+
+        ls = LayerState(frac, gexp, lw, lws, lb, lbs, master.reshape(L.n_out, L.n_in))
+        if mom > 0:
+            ls.vel_w = take("<i4", nw).reshape(L.n_out, L.n_in)
+            ls.vel_b = take("<i4", L.n_out)
+        if opt == 1:
+            ls.acc_w = take("<u4", nw).reshape(L.n_out, L.n_in)
+            ls.acc_b = take("<u4", L.n_out)
+        state.layers[li] = ls
+    return state
 
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview]

@@ -32,6 +32,8 @@ from edge_lsh.format.layout import (
     HEADER_STRUCT,
     INFO,
     LAYER,
+    LAYER_STATE,
+    LAYER_STATE_STRUCT,
     LAYER_STRUCT,
     MAGIC,
     MEMBERSHIP,
@@ -44,6 +46,8 @@ from edge_lsh.format.layout import (
     REQUANT,
     SECTION_MINOR,
     TABLES,
+    TRAIN_STATE,
+    TRAIN_STATE_STRUCT,
     VERSION_MAJOR,
     WEIGHTS,
     align_up,
@@ -194,6 +198,44 @@ def model_sections(
     if info is not None:
         text = json.dumps(info, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         out.append(Section(INFO, NO_LAYER, text.encode("utf-8"), 0))
+    if model.train_state is not None:
+        out += _state_sections(model)
+    return out
+
+
+def _state_sections(model: QModel) -> list[Section]:
+    """TRAIN_STATE, then LAYER_STATE from the output layer down (FORMAT.md 4.2), optional:
+    in the order elsh_qtrain_save appends them."""
+    ts = model.train_state
+    assert ts is not None
+    out = [
+        Section(
+            TRAIN_STATE,
+            NO_LAYER,
+            TRAIN_STATE_STRUCT.pack(
+                ts.optimizer,
+                ts.train_layers,
+                ts.momentum_q15,
+                0,
+                ts.steps,
+                *ts.prng,
+                ts.seed,
+                bytes(16),
+            ),
+            0,
+        )
+    ]
+    for li in sorted(ts.layers, reverse=True):
+        s = ts.layers[li]
+        raw = LAYER_STATE_STRUCT.pack(
+            s.frac_bits, s.grad_exp, s.lr_w, s.lr_w_shift, s.lr_b, s.lr_b_shift, bytes(8)
+        )
+        m = le_bytes(s.master, "<i2")
+        raw += m + bytes(-len(m) % 4)
+        for a, dt in ((s.vel_w, "<i4"), (s.vel_b, "<i4"), (s.acc_w, "<u4"), (s.acc_b, "<u4")):
+            if a is not None:
+                raw += le_bytes(a, dt)
+        out.append(Section(LAYER_STATE, li, raw, 0))
     return out
 
 

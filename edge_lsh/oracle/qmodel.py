@@ -29,6 +29,8 @@ __all__ = [
     "DWTA_PROBE_MULT",
     "QLayer",
     "QModel",
+    "LayerState",
+    "TrainState",
     "pool",
     "hash_codes",
     "neuron_codes",
@@ -174,6 +176,37 @@ class QLayer:
 
 
 @dataclass(eq=False)
+class LayerState:
+    """One trainable layer's LAYER_STATE (FORMAT.md 4.2): int16 masters, the delta Q format,
+    the integer rates, and int64 copies of the optimizer state (None when absent)."""
+
+    frac_bits: int
+    grad_exp: int
+    lr_w: int
+    lr_w_shift: int
+    lr_b: int
+    lr_b_shift: int
+    master: np.ndarray
+    vel_w: np.ndarray | None = None
+    vel_b: np.ndarray | None = None
+    acc_w: np.ndarray | None = None
+    acc_b: np.ndarray | None = None
+
+
+@dataclass(eq=False)
+class TrainState:
+    """TRAIN_STATE (FORMAT.md 4.2) and the LAYER_STATE of each trainable layer (by index)."""
+
+    optimizer: int
+    train_layers: int
+    momentum_q15: int
+    steps: int
+    prng: tuple[int, int, int, int]
+    seed: int
+    layers: dict[int, LayerState] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
 class QModel:
     """A quantized network: NET fields, the layers, the optional INFO JSON and the optional
     PREPROCESS section: (input_divisor, input_min, input_max), inputs = raw / divisor."""
@@ -185,6 +218,7 @@ class QModel:
     layers: list[QLayer]
     info: dict[str, Any] | None = field(default=None)
     preprocess: tuple[float, float, float] | None = None
+    train_state: TrainState | None = None  # optional; inference never reads it
 
     @property
     def n_layers(self) -> int:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge_lsh.oracle.prng import Prng
-from edge_lsh.oracle.qmodel import QLayer, QModel, hash_codes, layer_tables, pool
+from edge_lsh.oracle.qmodel import LayerState, QLayer, QModel, hash_codes, layer_tables, pool
 from edge_lsh.oracle.qreference import requantize, select, wrap_int32
 
 __all__ = ["SGD", "ADAGRAD", "EXP_COEFS", "QTrainConfig", "QTrainer", "exp_q", "isqrt_u32", "fs"]
@@ -81,6 +81,7 @@ class QTrainConfig:
     lr_b: list[int] = field(default_factory=lambda: [0] * MAX_LAYERS)
     lr_b_shift: list[int] = field(default_factory=lambda: [16] * MAX_LAYERS)
     seed: int = 0
+    resume: int = 0  # 1: continue from the model's train_state (FORMAT.md 4.2)
 
 
 @dataclass
@@ -110,6 +111,17 @@ class QTrainer:
         self.first = 0 if cfg.train_layers == 0 else n - cfg.train_layers
         self.prng = Prng(cfg.seed)
         self.steps = 0
+        ts = self.qm.train_state
+        if cfg.resume:
+            if (
+                ts is None
+                or ts.optimizer != cfg.optimizer
+                or ts.train_layers != cfg.train_layers
+                or (ts.momentum_q15 > 0) != (cfg.momentum_q15 > 0)
+            ):
+                raise ValueError("resume: the model has no trained state of this kind")
+            self.prng.s = list(ts.prng)
+            self.steps = ts.steps
         self.state: dict[int, _State] = {}
         for li in range(n - 1, self.first - 1, -1):
             L = self.qm.layers[li]
@@ -135,13 +147,25 @@ class QTrainer:
                 member = np.zeros((L.n_tables, L.n_out), dtype=bool)
                 for t in range(L.n_tables):
                     member[t, L.table_ids[int(offsets[t * B]) : int(offsets[(t + 1) * B])]] = True
+            saved = ts.layers[li] if cfg.resume and ts is not None else None
+
+            def start(
+                name: str, zeros: np.ndarray, on: bool, saved: LayerState | None = saved
+            ) -> np.ndarray | None:
+                if not on:
+                    return None
+                got = None if saved is None else getattr(saved, name)
+                return zeros if got is None else np.asarray(got, np.int64).copy()
+
+            if saved is not None:
+                master = np.asarray(saved.master, np.int64).copy()
             self.state[li] = _State(
                 master=master,
                 bias=L.bias.astype(np.int64),
-                vel_w=np.zeros(shape, np.int64) if mom else None,
-                vel_b=np.zeros(L.n_out, np.int64) if mom else None,
-                acc_w=np.zeros(shape, np.int64) if ada else None,
-                acc_b=np.zeros(L.n_out, np.int64) if ada else None,
+                vel_w=start("vel_w", np.zeros(shape, np.int64), mom),
+                vel_b=start("vel_b", np.zeros(L.n_out, np.int64), mom),
+                acc_w=start("acc_w", np.zeros(shape, np.int64), ada),
+                acc_b=start("acc_b", np.zeros(L.n_out, np.int64), ada),
                 member=member,
                 frac_bits=8 if L.weight_bits == 8 else 0,
                 max_shift=ms,

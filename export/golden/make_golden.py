@@ -118,6 +118,22 @@ def _lsh_output() -> tuple[QModel, np.ndarray]:
     return quantize(net, x[:400]), x[400:]
 
 
+def _trained_state() -> tuple[QModel, np.ndarray]:
+    """_ternary fine-tuned in fixed point by the C kernel (edge_lsh.finetune: Adagrad with
+    momentum, all layers, 60 steps on its data rows with labels i mod 10), read back with its
+    TRAIN_STATE and LAYER_STATE sections."""
+    from edge_lsh.finetune import FixedTrainer, rates
+    from edge_lsh.format.reader import parse
+    from edge_lsh.oracle.qtrain import ADAGRAD, QTrainConfig
+
+    qm, data = _ternary()
+    lw, lws, lb, lbs = rates(qm, ADAGRAD, 0.01)
+    cfg = QTrainConfig(ADAGRAD, 0, 16384, lw, lws, lb, lbs, seed=5)
+    ft = FixedTrainer(elsh_bytes(qm, tables=True), config=cfg)
+    ft.fit(data[:60], np.arange(60) % 10, epochs=1)
+    return parse(ft.save_bytes()), data
+
+
 CASES = [
     Case(
         "ternary_seed_tables",
@@ -174,6 +190,14 @@ CASES = [
         "(4 of 12 classes active, the others -2^31); no stored tables",
         _lsh_output,
         False,
+    ),
+    Case(
+        "trained_state",
+        "ternary_seed_tables fine-tuned in fixed point (Adagrad + momentum, all layers, 60 "
+        "steps): trained WEIGHTS, BIAS and TABLES, and the optional TRAIN_STATE and "
+        "LAYER_STATE sections (FORMAT.md 4.2, 1.2)",
+        _trained_state,
+        True,
     ),
 ]
 

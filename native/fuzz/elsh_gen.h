@@ -768,7 +768,7 @@ static inline uint8_t *gen_broken(int which, const gen_model *base, elsh_prng *r
     case GEN_BREAK_UNKNOWN_OPTIONAL:
     case GEN_BREAK_UNKNOWN_REQUIRED: {
         uint32_t layer = gen_chance(r, 50) ? GEN_NO_LAYER : gen_below(r, 16);
-        uint8_t *p = gen_add(&f, gen_range(r, 13, 1000), layer, gen_below(r, 40), which == GEN_BREAK_UNKNOWN_REQUIRED);
+        uint8_t *p = gen_add(&f, gen_range(r, 15, 1000), layer, gen_below(r, 40), which == GEN_BREAK_UNKNOWN_REQUIRED);
         for (size_t i = 0; i < f.s[f.n - 1].size; i++) p[i] = (uint8_t)elsh_prng_u32(r);
         *expect = which == GEN_BREAK_UNKNOWN_REQUIRED ? ELSH_FMT_UNKNOWN_REQUIRED : ELSH_OK;
         applied = 1;

@@ -149,7 +149,7 @@ typedef struct {
 
 #define ELSH_FILE_ALIGN 16
 #define ELSH_FORMAT_MAJOR 1
-#define ELSH_FORMAT_MINOR 1
+#define ELSH_FORMAT_MINOR 2
 
 /* Work limits per file (FORMAT.md 5.8): a model file of F bytes may ask for at most
  * max(BASE, PER_BYTE * F) bytes of arena, operations per input (every neuron computed) and
@@ -184,7 +184,8 @@ typedef enum {
     ELSH_FMT_QUANT = -115,          /* requantization multiplier or shift out of range */
     ELSH_FMT_HASH = -116,           /* hash coefficients, padding order or center invalid */
     ELSH_FMT_TABLES = -117,         /* tables or membership bits invalid (bad offset, id, repeat) */
-    ELSH_FMT_LIMITS = -118          /* more arena or work than the file's size allows (5.8) */
+    ELSH_FMT_LIMITS = -118,         /* more arena or work than the file's size allows (5.8) */
+    ELSH_FMT_STATE = -119           /* a trained-state value out of range or inconsistent (4.2) */
 } elsh_format_status;
 
 /* One fixed-point layer: views into the model file and into the arena. The fields are
@@ -226,6 +227,7 @@ typedef struct {
     int8_t *out;                 /* [n_out] hidden: int8 output of active[q] at out[q] */
     int32_t *logits;             /* [n_out] output layer: every class, inactive INT32_MIN */
     int32_t n_active, n_candidates;
+    const uint8_t *state;        /* the LAYER_STATE section (FORMAT.md 4.2) or NULL */
 } elsh_qlayer;
 
 /* An opened model. Declared here so that a caller can allocate it (statically on a
@@ -247,6 +249,7 @@ typedef struct {
     elsh_counters ops;           /* all layers together; HASH and FORWARD are used */
     int32_t has_preprocess;      /* the PREPROCESS section: see elsh_qnet_summary */
     float input_divisor, input_min, input_max;
+    const uint8_t *train_state;  /* the TRAIN_STATE section (FORMAT.md 4.2) or NULL */
 } elsh_qnet;
 
 /* Validate the file's structure and every value that needs no scratch memory, and point the

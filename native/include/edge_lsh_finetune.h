@@ -49,6 +49,10 @@ typedef struct {
     int32_t lr_b[ELSH_MAX_LAYERS];
     int32_t lr_b_shift[ELSH_MAX_LAYERS];
     uint64_t seed;           /* the stochastic-rounding PRNG */
+    int32_t resume;          /* 1: continue from the file's trained state (FORMAT.md 4.2): its
+                              * masters, velocities, sums, PRNG state and step count; the
+                              * optimizer, train_layers and momentum (0 or not) must match
+                              * the file's, else ELSH_ERR_CONFIG; seed is then unused */
 } elsh_qtrain_config;
 
 /* One trainable layer's state, read through elsh_qtrain_layer_state. NULL arrays are absent
@@ -118,11 +122,14 @@ int elsh_qtrain_layer_state(const elsh_qtrain *tr, int32_t layer, elsh_qtrain_la
 /* The PRNG state words and the number of steps taken. */
 int elsh_qtrain_progress(const elsh_qtrain *tr, uint32_t prng_state[4], uint64_t *steps);
 
-/* The trained model as a complete .elsh file: the original file with the trainable layers'
- * WEIGHTS, BIAS and stored TABLES replaced (same layout, same size) and the CRC recomputed.
- * out NULL (or capacity too small): only *bytes is set (and ELSH_ERR_ARENA when out is given
- * but too small). Byte-identical on every platform for the same steps. */
+/* The trained model as a complete .elsh file: the original's sections laid out again with the
+ * trainable layers' WEIGHTS, BIAS and stored TABLES replaced, then the trained state
+ * (TRAIN_STATE and a LAYER_STATE per trainable layer, FORMAT.md 4.2: what resuming needs).
+ * out NULL: only *bytes is set; ELSH_ERR_ARENA when out is given but capacity is too small.
+ * Byte-identical on every platform for the same steps (train_q_save.c). */
 int elsh_qtrain_save(const elsh_qtrain *tr, void *out, size_t capacity, size_t *bytes);
+/* The same without the trained state: an inference model (predicts exactly the same). */
+int elsh_qtrain_save_model(const elsh_qtrain *tr, void *out, size_t capacity, size_t *bytes);
 
 /* Op counters of training steps: elsh_qnet_ops(net, phase, total) with ELSH_PHASE_BACKWARD,
  * ELSH_PHASE_UPDATE and ELSH_PHASE_TABLES (and HASH, FORWARD of the step's forward pass). */

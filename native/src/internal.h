@@ -163,6 +163,28 @@ typedef struct {
 /* Returns the number of active neurons; *n_candidates gets how many collided. */
 int32_t elsh_select_run(const elsh_select_job *job, int32_t *n_candidates, elsh_ops *ops);
 
+/* ---------------------------------------------------------------- trained state (FORMAT.md 4.2) */
+
+#define ELSH_TRAIN_STATE_BYTES 64u
+#define ELSH_LAYER_STATE_HEADER 32u
+/* Bytes of a layer's LAYER_STATE section: the header, the int16 masters padded to 4 bytes,
+ * then velocities (momentum_q15 > 0) and Adagrad sums (optimizer Adagrad), weights then
+ * biases, 4 bytes each. */
+uint64_t elsh_layer_state_bytes(const elsh_qlayer *L, int32_t optimizer, int32_t momentum_q15);
+/* The lowest trainable layer for train_layers (0 = all). */
+static inline int32_t elsh_first_trainable(int32_t n_layers, int32_t train_layers)
+{
+    return train_layers == 0 ? 0 : n_layers - train_layers;
+}
+/* train_q.c step 3: the Q format of layer l's deltas, given the one of layer l + 1. */
+static inline int32_t elsh_grad_exp(const elsh_qlayer *L, int32_t is_top, int32_t above)
+{
+    int32_t ms = -31;
+    for (int32_t j = 0; j < L->n_out; j++)
+        if (L->shift[j] > ms) ms = L->shift[j];
+    return is_top ? 8 - ms : above - ms - 4;
+}
+
 /* ---------------------------------------------------------------- the float layer's stages */
 
 /* Hashing (hash_f32.c). Sum-pool a dense vector (n values) or a sparse one (idx != NULL) into

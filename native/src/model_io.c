@@ -24,7 +24,9 @@ enum {
     SEC_INFO = 10,
     SEC_MEMBERSHIP = 11,
     SEC_PREPROCESS = 12,
-    SEC_KNOWN = 13
+    SEC_TRAIN_STATE = 13,
+    SEC_LAYER_STATE = 14,
+    SEC_KNOWN = 15
 };
 #define NO_LAYER 0xFFFFFFFFu
 #define HEADER_BYTES 64u
@@ -39,7 +41,10 @@ enum {
 #define PREPROCESS_BYTES 16u
 
 /* Network-level sections (layer 0xFFFFFFFF); the others belong to one layer. */
-static int net_level(uint32_t type) { return type == SEC_NET || type == SEC_INFO || type == SEC_PREPROCESS; }
+static int net_level(uint32_t type)
+{
+    return type == SEC_NET || type == SEC_INFO || type == SEC_PREPROCESS || type == SEC_TRAIN_STATE;
+}
 
 /* The work a file asks for, added up over its layers (FORMAT.md 5.8). */
 typedef struct {
@@ -475,6 +480,74 @@ static void layout(elsh_qnet *net, elsh_arena *c)
     }
 }
 
+uint64_t elsh_layer_state_bytes(const elsh_qlayer *L, int32_t optimizer, int32_t momentum_q15)
+{
+    uint64_t nw = (uint64_t)L->n_out * (uint64_t)L->n_in, n_out = (uint64_t)L->n_out;
+    uint64_t b = ELSH_LAYER_STATE_HEADER + ((2u * nw + 3u) & ~(uint64_t)3u);
+    if (momentum_q15 > 0) b += 4u * (nw + n_out);
+    if (optimizer == ELSH_QTRAIN_ADAGRAD) b += 4u * (nw + n_out);
+    return b;
+}
+
+/* The trained state (FORMAT.md 4.2), checked after everything else at open: TRAIN_STATE's
+ * values, a LAYER_STATE for exactly the trainable layers, then from the output layer down
+ * each one's size, header and masters (which must give the layer's WEIGHTS). */
+static int check_state(elsh_qnet *net, section sec[SEC_KNOWN][ELSH_MAX_LAYERS])
+{
+    const section *ts = &sec[SEC_TRAIN_STATE][0];
+    if (!ts->present) {
+        for (int32_t l = 0; l < net->n_layers; l++)
+            if (sec[SEC_LAYER_STATE][l].present) return ELSH_FMT_UNEXPECTED;
+        return ELSH_OK;
+    }
+    if (ts->size != ELSH_TRAIN_STATE_BYTES) return ELSH_FMT_SIZE;
+    const uint8_t *p = net->file + ts->offset;
+    uint32_t optimizer = rd32(p), train_layers = rd32(p + 4), momentum = rd32(p + 8);
+    if (optimizer > 1 || train_layers > (uint32_t)net->n_layers || momentum > 32767 || rd32(p + 12) != 0 ||
+        all_zero(p + 24, 16) || !all_zero(p + 48, 16))
+        return ELSH_FMT_STATE;
+    int32_t first = elsh_first_trainable(net->n_layers, (int32_t)train_layers);
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        int present = sec[SEC_LAYER_STATE][l].present;
+        if (l < first && present) return ELSH_FMT_UNEXPECTED;
+        if (l >= first && !present) return ELSH_FMT_MISSING;
+    }
+    int32_t ge = 0;
+    for (int32_t l = net->n_layers - 1; l >= first; l--) {
+        elsh_qlayer *L = &net->layers[l];
+        const section *s = &sec[SEC_LAYER_STATE][l];
+        if (s->size != elsh_layer_state_bytes(L, (int32_t)optimizer, (int32_t)momentum)) return ELSH_FMT_SIZE;
+        const uint8_t *q = net->file + s->offset;
+        ge = elsh_grad_exp(L, l == net->n_layers - 1, ge);
+        int32_t frac = (int32_t)rd32(q), gexp = (int32_t)rd32(q + 4);
+        int32_t lr_w = (int32_t)rd32(q + 8), sh_w = (int32_t)rd32(q + 12);
+        int32_t lr_b = (int32_t)rd32(q + 16), sh_b = (int32_t)rd32(q + 20);
+        if (frac != (L->weight_bits == 8 ? 8 : 0) || gexp != ge || lr_w < 0 || lr_b < 0 || sh_w < 0 ||
+            sh_w > 62 || sh_b < 0 || sh_b > 62 || !all_zero(q + 24, 8))
+            return ELSH_FMT_STATE;
+        uint64_t nw = (uint64_t)L->n_out * (uint64_t)L->n_in;
+        const uint8_t *m = q + ELSH_LAYER_STATE_HEADER;
+        for (uint64_t w = 0; w < nw; w++) {
+            int32_t v = (int16_t)rd16(m + 2u * w);
+            if (v < -32767) return ELSH_FMT_STATE;
+            int32_t want;
+            if (L->weight_bits == 8) {
+                int32_t t = v + 128; /* floor((m + 128) / 256), clamped to the int8 range */
+                want = t >= 0 ? t / 256 : -((-t + 255) / 256);
+                if (want > 127) want = 127;
+                if (want < -127) want = -127;
+                if (want != L->w8[w]) return ELSH_FMT_STATE;
+            } else if (v != L->w16[w]) {
+                return ELSH_FMT_STATE;
+            }
+        }
+        if ((2u * nw) % 4u && !all_zero(m + 2u * nw, 2)) return ELSH_FMT_STATE;
+        L->state = q;
+    }
+    net->train_state = p;
+    return ELSH_OK;
+}
+
 static int open_model(elsh_qnet *net, const void *file, size_t file_bytes, size_t *arena_bytes)
 {
     memset(net, 0, sizeof *net);
@@ -528,6 +601,8 @@ static int open_model(elsh_qnet *net, const void *file, size_t file_bytes, size_
         work.input > file_limit(ELSH_LIMIT_INPUT_WORK_BASE, ELSH_LIMIT_INPUT_WORK_PER_BYTE, fbytes) ||
         work.load > file_limit(ELSH_LIMIT_LOAD_WORK_BASE, ELSH_LIMIT_LOAD_WORK_PER_BYTE, fbytes))
         return ELSH_FMT_LIMITS;
+    rc = check_state(net, sec);
+    if (rc) return rc;
     *arena_bytes = net->arena_bytes;
     return ELSH_OK;
 }

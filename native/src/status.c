@@ -30,6 +30,7 @@ const char *elsh_status_str(int status)
     case ELSH_FMT_HASH: return "model hash functions, padding order or center invalid";
     case ELSH_FMT_TABLES: return "model hash tables invalid (offset, neuron id, repeated neuron or membership bits)";
     case ELSH_FMT_LIMITS: return "model asks for more memory or work than its file size allows";
+    case ELSH_FMT_STATE: return "trained-state section value out of range or inconsistent";
     default: return "unknown status";
     }
 }

@@ -108,7 +108,13 @@ static int config_ok(const elsh_qnet *net, const elsh_qtrain_config *cfg)
 {
     if (cfg->optimizer != ELSH_QTRAIN_SGD && cfg->optimizer != ELSH_QTRAIN_ADAGRAD) return 0;
     if (cfg->train_layers < 0 || cfg->train_layers > net->n_layers) return 0;
-    if (cfg->momentum_q15 < 0 || cfg->momentum_q15 > 32767) return 0;
+    if (cfg->momentum_q15 < 0 || cfg->momentum_q15 > 32767 || cfg->resume < 0 || cfg->resume > 1) return 0;
+    if (cfg->resume) { /* the file's trained state must be of this kind */
+        const uint8_t *p = net->train_state;
+        if (!p || (int32_t)p[0] != cfg->optimizer || (int32_t)(p[4] | (p[5] << 8)) != cfg->train_layers ||
+            ((p[8] | p[9]) != 0) != (cfg->momentum_q15 > 0))
+            return 0;
+    }
     for (int32_t l = 0; l < ELSH_MAX_LAYERS; l++)
         if (cfg->lr_w[l] < 0 || cfg->lr_b[l] < 0 || cfg->lr_w_shift[l] < 0 || cfg->lr_w_shift[l] > 62 ||
             cfg->lr_b_shift[l] < 0 || cfg->lr_b_shift[l] > 62)
@@ -118,7 +124,31 @@ static int config_ok(const elsh_qnet *net, const elsh_qtrain_config *cfg)
 
 static int32_t first_trainable(const elsh_qnet *net, const elsh_qtrain_config *cfg)
 {
-    return cfg->train_layers == 0 ? 0 : net->n_layers - cfg->train_layers;
+    return elsh_first_trainable(net->n_layers, cfg->train_layers);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* cfg->resume: masters, velocities, sums of layer l from its LAYER_STATE (validated at open) */
+static void load_layer_state(elsh_qtrain *tr, int32_t l)
+{
+    const elsh_qlayer *L = &tr->net->layers[l];
+    size_t nw = (size_t)L->n_out * (size_t)L->n_in, n_out = (size_t)L->n_out;
+    const uint8_t *q = L->state + ELSH_LAYER_STATE_HEADER;
+    memcpy(tr->master[l], q, 2u * nw);
+    q += (2u * nw + 3u) & ~(size_t)3u;
+    if (tr->vel_w[l]) {
+        memcpy(tr->vel_w[l], q, 4u * nw);
+        memcpy(tr->vel_b[l], q + 4u * nw, 4u * n_out);
+        q += 4u * (nw + n_out);
+    }
+    if (tr->acc_w[l]) {
+        memcpy(tr->acc_w[l], q, 4u * nw);
+        memcpy(tr->acc_b[l], q + 4u * nw, 4u * n_out);
+    }
 }
 
 /* The training arena, planned (base NULL) or carved by the same walk. */
@@ -211,13 +241,17 @@ int elsh_qtrain_attach(elsh_qtrain *tr, elsh_qnet *net, const elsh_qtrain_config
     tr->cfg = *cfg;
     tr->first = first_trainable(net, cfg);
     elsh_prng_seed(&tr->rng, cfg->seed);
+    if (cfg->resume) {
+        for (int i = 0; i < 4; i++) tr->rng.s[i] = le32(net->train_state + 24 + 4 * i);
+        tr->steps = (uint64_t)le32(net->train_state + 16) | ((uint64_t)le32(net->train_state + 20) << 32);
+    }
     for (int32_t l = net->n_layers - 1; l >= tr->first; l--) {
         elsh_qlayer *L = &net->layers[l];
         int32_t ms = -31;
         for (int32_t j = 0; j < L->n_out; j++)
             if (L->shift[j] > ms) ms = L->shift[j];
         tr->max_shift[l] = ms;
-        tr->grad_exp[l] = l == net->n_layers - 1 ? 8 - ms : tr->grad_exp[l + 1] - ms - 4;
+        tr->grad_exp[l] = elsh_grad_exp(L, l == net->n_layers - 1, l == net->n_layers - 1 ? 0 : tr->grad_exp[l + 1]);
         uint64_t nw = row_bytes(L);
         if (L->weight_bits == 8) {
             for (uint64_t w = 0; w < nw; w++) {
@@ -232,6 +266,7 @@ int elsh_qtrain_attach(elsh_qtrain *tr, elsh_qnet *net, const elsh_qtrain_config
                 tr->master[l][w] = (int16_t)(L->w16[w] < -MASTER_MAX ? -MASTER_MAX : L->w16[w]);
             L->w16 = tr->master[l];
         }
+        if (cfg->resume) load_layer_state(tr, l); /* the inference weights equal its masters' */
         memcpy(tr->bias[l], L->bias, (size_t)L->n_out * 4u);
         L->bias = tr->bias[l];
         if (!L->use_lsh) continue;

@@ -160,8 +160,10 @@ void test_qtrain_random_models_keep_invariants_and_save(void)
         }
         /* the save: accepted by the reader, same predictions, same bytes from the same seed */
         size_t out_size = 0;
+        size_t model_size = 0;
+        CHECK_EQ_INT(elsh_qtrain_save_model(&t.tr, NULL, 0, &model_size), ELSH_OK);
         CHECK_EQ_INT(elsh_qtrain_save(&t.tr, NULL, 0, &out_size), ELSH_OK);
-        CHECK_EQ_INT(out_size, size);
+        CHECK(out_size > model_size);
         void *raw_a;
         uint8_t *saved = aligned_zalloc(out_size, &raw_a);
         CHECK_EQ_INT(elsh_qtrain_save(&t.tr, saved, out_size - 1u, &out_size), ELSH_ERR_ARENA);
@@ -169,6 +171,7 @@ void test_qtrain_random_models_keep_invariants_and_save(void)
         elsh_qnet back;
         size_t bneed;
         if (elsh_model_open(&back, saved, out_size, &bneed) == ELSH_OK) {
+            CHECK(back.train_state != NULL);
             void *braw;
             void *barena = aligned_zalloc(bneed ? bneed : 64, &braw);
             CHECK_EQ_INT(elsh_model_attach(&back, barena, bneed), ELSH_OK);
@@ -193,6 +196,35 @@ void test_qtrain_random_models_keep_invariants_and_save(void)
         uint8_t *saved2 = aligned_zalloc(out_size, &raw_b);
         CHECK_EQ_INT(elsh_qtrain_save(&t2.tr, saved2, out_size, &out_size), ELSH_OK);
         CHECK(memcmp(saved, saved2, out_size) == 0);
+        /* resuming from the saved state continues the run: 12 + 12 steps = 24 straight */
+        {
+            elsh_qtrain_config rcfg = cfg;
+            rcfg.resume = 1;
+            trained t3, t4;
+            CHECK_EQ_INT(train_model(&t3, saved, out_size, &rcfg, 1000u + (uint64_t)it, 12), 0);
+            CHECK_EQ_INT(train_model(&t4, bytes, size, &cfg, (uint64_t)it, 12), 0);
+            elsh_prng rr;
+            elsh_prng_seed(&rr, 1000u + (uint64_t)it);
+            int8_t xx[1200];
+            for (int s = 0; s < 12; s++) {
+                for (int32_t i = 0; i < t4.net.n_in; i++)
+                    xx[i] = s % 4 == 0 ? (int8_t)t4.net.layers[0].in_zero
+                                       : (int8_t)((int32_t)elsh_prng_below(&rr, 256) - 128);
+                CHECK(elsh_qtrain_step(&t4.tr, xx, (int32_t)elsh_prng_below(&rr, (uint32_t)t4.net.n_classes)) >= 0);
+            }
+            size_t s3 = 0, s4 = 0;
+            elsh_qtrain_save(&t3.tr, NULL, 0, &s3);
+            elsh_qtrain_save(&t4.tr, NULL, 0, &s4);
+            void *r3, *r4;
+            uint8_t *b3 = aligned_zalloc(s3, &r3), *b4 = aligned_zalloc(s4, &r4);
+            CHECK_EQ_INT(elsh_qtrain_save(&t3.tr, b3, s3, &s3), ELSH_OK);
+            CHECK_EQ_INT(elsh_qtrain_save(&t4.tr, b4, s4, &s4), ELSH_OK);
+            CHECK_MSG(s3 == s4 && memcmp(b3, b4, s3) == 0, "iteration %d: resumed run differs", it);
+            free(r3);
+            free(r4);
+            free_trained(&t3);
+            free_trained(&t4);
+        }
         free(raw_a);
         free(raw_b);
         free_trained(&t2);
