@@ -204,5 +204,7 @@ def test_deterministic_limits():
     # a hot piece in the private cache, touched by every sample: with 2 workers and batch 64,
     # each worker re-reads half its lines once a batch
     hot = pieces([1.0], [64])
-    r = sm.predict_deterministic(m, target(coh_ns=1000.0, private_bytes=1 << 20), 2, hot, 0.5)
+    r = sm.predict_deterministic(
+        m, target(coh_ns=1000.0, private_bytes=1 << 20), 2, hot, 0.5, batch=64
+    )
     assert r["coherence_lines_per_sample"] == pytest.approx(64 * 0.5 / 64)

@@ -81,14 +81,14 @@ The model
        t_T = t_serial + max((t_par + t_coh_extra(T)) / T, dram_bytes / bandwidth)
        S(T) = (t_serial + t_par) / t_T
 
-6. Deterministic mode. A mini-batch of B = 64 samples: phase 1 (forward, loss, deltas,
-   nothing written; the measured forward time) split evenly, a barrier, phase 2 (the
-   optimizer steps, the rest of a sample's time) split by neuron ranges [n w / T, n (w+1) / T)
-   of each layer, so phase 2 takes as long as its busiest range: with the measured p_r, the
-   largest share of sum p_r (n_in + 1) over a range (plus the output rows). No two threads
-   write the same value; a worker re-reads in phase 1 the rows other workers wrote in the last
-   phase 2 (coherence misses once a batch, not once a sample; t_coh is one worker's misses
-   of a batch over B).
+6. Deterministic mode. A mini-batch of B samples (Network.fit's thread_batch, 16): phase 1
+   (forward, loss, deltas, nothing written; the measured forward time) split evenly, a
+   barrier, phase 2 (the optimizer steps, the rest of a sample's time) split by neuron ranges
+   [n w / T, n (w+1) / T) of each layer, so phase 2 takes as long as its busiest range: with
+   the measured p_r, the largest share of sum p_r (n_in + 1) over a range (plus the output
+   rows). No two threads write the same value; a worker re-reads in phase 1 the rows other
+   workers wrote in the last phase 2 (coherence misses once a batch, not once a sample; t_coh
+   is one worker's misses of a batch over B).
 
        t_T = t_serial + max(t_phase1 / T + t_phase2 * largest_share(T) + t_coh, floor)
 
@@ -367,7 +367,7 @@ def predict_deterministic(
     threads: int,
     pieces: StatePieces,
     phase2_share: float,
-    batch: int = 64,
+    batch: int = 16,
 ) -> dict[str, float]:
     """The deterministic mode (train_threads_f32.c): per mini-batch of `batch` samples, phase
     1 (forward, loss, deltas; nothing written) split evenly over the workers, a barrier, phase
@@ -617,6 +617,13 @@ def has_threads() -> bool:
     return "threads" in params and "thread_mode" in params
 
 
+def thread_batch() -> int:
+    """The deterministic mode's mini-batch: Network.fit's thread_batch default (16 when this
+    edge_lsh has no threaded trainer, the value it landed with)."""
+    param = inspect.signature(Network.fit).parameters.get("thread_batch")
+    return int(param.default) if param is not None else 16
+
+
 def measure_threads(
     args: argparse.Namespace, x: np.ndarray, y: np.ndarray, lsh: LSHConfig, tc: TrainConfig
 ) -> list[dict[str, Any]]:
@@ -626,18 +633,29 @@ def measure_threads(
     configs = [(mode, n) for mode in ("async", "deterministic") for n in (1, T)]
     nets = [Network(784, [args.hidden], 10, lsh, seed=args.seed) for _ in configs]
     seconds: list[list[float]] = [[] for _ in configs]
+    cpu: list[list[float]] = [[] for _ in configs]
     for e in range(args.epochs):
         for i in [*range(e % len(configs), len(configs)), *range(e % len(configs))]:
             mode, n = configs[i]
             fit: Any = nets[i].fit
+            c0 = process_cpu_seconds()
             rep = fit(x, y, epochs=1, train=tc, threads=n, thread_mode=mode)[0]
+            cpu[i].append(process_cpu_seconds() - c0)
             seconds[i].append(rep.seconds)
-            progress(f"threads epoch {e + 1}/{args.epochs} {mode} x{n}: {rep.seconds:.2f} s, "
+            progress(f"threads epoch {e + 1}/{args.epochs} {mode} x{n}: {rep.seconds:.2f} s "
+                     f"({cpu[i][-1] / rep.seconds:.2f} CPUs busy), "
                      f"train acc {rep.train_accuracy * 100:.2f} %")  # fmt: skip
     return [
-        {"mode": mode, "threads": n, "epoch_seconds": seconds[i], "median": median(seconds[i])}
+        {"mode": mode, "threads": n, "epoch_seconds": seconds[i], "median": median(seconds[i]),
+         "epoch_cpu_seconds": cpu[i], "cpu_median": median(cpu[i]),
+         "cpus_busy": median([c / w for c, w in zip(cpu[i], seconds[i])])}
         for i, (mode, n) in enumerate(configs)
-    ]
+    ]  # fmt: skip
+
+
+def process_cpu_seconds() -> float:
+    """CPU time of this process so far, every thread, user + system."""
+    return time.process_time()
 
 
 # ----------------------------------------------------------------------------- report
@@ -662,12 +680,16 @@ def threads_table(
             for q in predictions
             if q["target"] == here and q["mode"] == r["mode"] and q["threads"] == r["threads"]
         ]
+        same_cpu = next(
+            q["cpu_median"] for q in measured if q["mode"] == r["mode"] and q["threads"] == 1
+        )
         r["speedup"] = one / r["median"]
         r["speedup_same_mode"] = same / r["median"]
+        r["cpu_vs_one"] = r["cpu_median"] / same_cpu
         r["predicted"] = pred[0] if pred else None
         rows.append([r["mode"], str(r["threads"]), f"{r['median']:.2f}", f"{r['speedup']:.2f}",
-                     f"{r['speedup_same_mode']:.2f}",
-                     fmt(pred[0]) if pred else "not predicted"])  # fmt: skip
+                     f"{r['speedup_same_mode']:.2f}", fmt(pred[0]) if pred else "not predicted",
+                     f"{r['cpus_busy']:.2f}", f"{r['cpu_vs_one']:.2f}"])  # fmt: skip
     return rows
 
 
@@ -724,7 +746,7 @@ def run(args: argparse.Namespace) -> int:
                 if mode == "async":
                     r = predict(m, t, T, pieces)
                 else:
-                    r = predict_deterministic(m, t, T, pieces, share)
+                    r = predict_deterministic(m, t, T, pieces, share, thread_batch())
                 predictions.append({"target": t.name, "mode": mode, **r})
                 pred_rows.append(
                     [
@@ -818,10 +840,14 @@ def run(args: argparse.Namespace) -> int:
     measured_rows = threads_table(extra["threads_measured"], predictions, all_targets[0].name)
     if measured_rows:
         print("\n## Measured here: the threaded trainer, one epoch each in round robin\n")
+        print("CPUs busy: the process's CPU time over the epoch's wall time (how much of the "
+              "machine the run got; a speedup needs as many free cores as threads). CPU s vs "
+              "1 thread: the CPU time of an epoch over that of the same mode on one thread "
+              "(threading overhead, 1.00 = none).\n")  # fmt: skip
         print(
             markdown_table(
                 ["mode", "threads", "epoch s (median)", "x 1 thread", "x same mode, 1 thread",
-                 "predicted"],
+                 "predicted", "CPUs busy", "CPU s vs same mode, 1 thread"],
                 measured_rows,
             )
         )  # fmt: skip
