@@ -8,11 +8,11 @@ integer training step a device runs, driven from Python.
     tr.save("m2.elsh")                              # atomic; the C kernel's bytes
 
 The step itself takes only integers. A float learning rate becomes, per layer, an integer
-multiplier and shift (``rates``): for Adagrad, the first step of a weight moves it by about
-lr / weight_scale int8 steps (its real value by about lr, as the float Adagrad of ``train``
-does), the layer's median weight scale standing for each neuron's; for SGD, the step is
-lr * dL/dw in real units, likewise. The numbers ``FixedTrainer.config`` holds are exactly what
-a device is given (``elsh_qtrain_config``).
+multiplier and shift (``rates``, the C kernel's elsh_qtrain_rates): for Adagrad, the first
+step of a weight moves it by about lr / weight_scale int8 steps (its real value by about lr, as
+the float Adagrad of ``train`` does), the layer's mean weight scale standing for each
+neuron's; for SGD, the step is lr * dL/dw in real units, likewise. The numbers
+``FixedTrainer.config`` holds are exactly what a device is given (``elsh_qtrain_config``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from edge_lsh.fileio import atomic_write
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.format.reader import parse
 from edge_lsh.native import aligned_empty, check, ffi, lib, ptr
-from edge_lsh.oracle.qmodel import QModel
 from edge_lsh.oracle.qtrain import ADAGRAD, MAX_LAYERS, SGD, QTrainConfig
 from edge_lsh.report import ops_dict
 
@@ -61,56 +60,27 @@ def train_layers_count(spec: str | int, n_layers: int) -> int:
     return n
 
 
-def _fixed(value: float, lo: int = 1 << 20, hi: int = 1 << 30) -> tuple[int, int]:
-    """(m, shift) with m * 2^-shift = value, m in [lo, hi) when the shift (0..62) allows it."""
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"rate {value!r} must be finite and >= 0")
-    if value == 0:
-        return 0, 16
-    shift = 0
-    while value * 2.0**shift < lo and shift < 62:
-        shift += 1
-    while value * 2.0**shift >= hi and shift > 0:
-        shift -= 1
-    m = int(round(value * 2.0**shift))
-    if m >= 2**31:
-        raise ValueError(f"rate {value!r} is too large for the fixed-point step")
-    return m, shift
-
-
-def _grad_exps(qm: QModel) -> list[int]:
-    """train_q.c step 3: the Q format of each layer's deltas (from the output down)."""
-    ge = [0] * qm.n_layers
-    for li in range(qm.n_layers - 1, -1, -1):
-        ms = int(np.max(qm.layers[li].shift.astype(np.int64)))
-        ge[li] = 8 - ms if li == qm.n_layers - 1 else ge[li + 1] - ms - 4
-    return ge
-
-
 def rates(
-    qm: QModel, optimizer: int, lr: float
+    model: Any, optimizer: int, lr: float
 ) -> tuple[list[int], list[int], list[int], list[int]]:
-    """Per layer (lr_w, lr_w_shift, lr_b, lr_b_shift) for a float learning rate (see the module
-    docstring). Host-side set-up: the device receives the integers."""
-    lw, lws, lb, lbs = [0] * MAX_LAYERS, [16] * MAX_LAYERS, [0] * MAX_LAYERS, [16] * MAX_LAYERS
-    ge = _grad_exps(qm)
-    out_scale = float(qm.layers[-1].out_scale)
-    for li, L in enumerate(qm.layers):
-        frac = 8 if L.weight_bits == 8 else 0
-        m = L.multiplier.astype(np.float64) * np.exp2(L.shift.astype(np.float64) - 31)
-        ws = m * float(L.out_scale) / float(L.in_scale)  # weight scale of each neuron
-        ws_med = float(np.median(ws[ws > 0])) if (ws > 0).any() else 1.0
-        in_scale = float(L.in_scale)
-        if optimizer == ADAGRAD:  # step_Q16 = lr_w 2^-shift 2^16 at a normalized gradient of 1
-            w_rate = lr / ws_med * 2.0**frac
-            b_rate = lr / (in_scale * ws_med)
-        else:  # real SGD: dL/dq = g out_scale 2^(-15 - grad_exp)
-            unit = out_scale * 2.0 ** (-15 - ge[li])
-            w_rate = lr / ws_med**2 * unit * 2.0 ** (frac + 16)
-            b_rate = lr / (in_scale * ws_med) ** 2 * unit * 2.0**16
-        lw[li], lws[li] = _fixed(w_rate)
-        lb[li], lbs[li] = _fixed(b_rate)
-    return lw, lws, lb, lbs
+    """Per layer (lr_w, lr_w_shift, lr_b, lr_b_shift) for a float learning rate: the C kernel's
+    elsh_qtrain_rates (train_q_rates.c) on `model` (a FixedPointModel, or .elsh bytes), so that
+    a device derives the same integers."""
+    fm = model if isinstance(model, FixedPointModel) else FixedPointModel(model)
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"learning rate {lr!r} must be a finite number > 0")
+    cfg = ffi.new("elsh_qtrain_config *")
+    check(lib.elsh_qtrain_config_default(cfg, fm._net), "config")
+    status = lib.elsh_qtrain_rates(fm._net, int(optimizer), float(lr), cfg)
+    if status == lib.ELSH_ERR_CONFIG:
+        raise ValueError(f"learning rate {lr!r} gives a step too large for the fixed point")
+    check(status, "rates")
+    return (
+        [int(v) for v in cfg.lr_w],
+        [int(v) for v in cfg.lr_w_shift],
+        [int(v) for v in cfg.lr_b],
+        [int(v) for v in cfg.lr_b_shift],
+    )
 
 
 @dataclass
@@ -172,7 +142,7 @@ class FixedTrainer:
             if not (0.0 <= momentum < 1.0):
                 raise ValueError(f"momentum {momentum!r} must be in [0, 1)")
             opt = OPTIMIZERS[optimizer]
-            lw, lws, lb, lbs = rates(self._qm, opt, lr)
+            lw, lws, lb, lbs = rates(self.model, opt, lr)
             config = QTrainConfig(
                 optimizer=opt,
                 train_layers=train_layers_count(train_layers, self.model.n_layers),

@@ -257,7 +257,7 @@ def test_float_learning_rates_become_integers() -> None:
     rng = np.random.default_rng(3)
     qm = random_qmodel(rng, extreme=False)
     for opt in (SGD, ADAGRAD):
-        lw, lws, lb, lbs = rates(qm, opt, 0.01)
+        lw, lws, lb, lbs = rates(elsh_bytes(qm), opt, 0.01)
         for m, s in zip(lw + lb, lws + lbs):
             assert 0 <= m < 2**31 and 0 <= s <= 62
 

@@ -127,9 +127,10 @@ def _trained_state() -> tuple[QModel, np.ndarray]:
     from edge_lsh.oracle.qtrain import ADAGRAD, QTrainConfig
 
     qm, data = _ternary()
-    lw, lws, lb, lbs = rates(qm, ADAGRAD, 0.01)
+    blob = elsh_bytes(qm, tables=True)
+    lw, lws, lb, lbs = rates(blob, ADAGRAD, 0.01)
     cfg = QTrainConfig(ADAGRAD, 0, 16384, lw, lws, lb, lbs, seed=5)
-    ft = FixedTrainer(elsh_bytes(qm, tables=True), config=cfg)
+    ft = FixedTrainer(blob, config=cfg)
     ft.fit(data[:60], np.arange(60) % 10, epochs=1)
     return parse(ft.save_bytes()), data
 

@@ -23,8 +23,9 @@
  *   elsh_qtrain_save(&tr, NULL, 0, &size); elsh_qtrain_save(&tr, buf, size, &size);
  *
  * Learning rates are integers (per layer: a multiplier and a right shift, for the weights and
- * for the biases; see train_q.c), so that no float is needed on the device; edge_lsh.finetune
- * (Python) derives them from a float learning rate and the layers' scales.
+ * for the biases; see train_q.c), so that no float is needed in the step; elsh_qtrain_rates
+ * (train_q_rates.c, double arithmetic once at set-up) derives them from a float learning rate
+ * and the layers' scales, for edge_lsh.finetune and devices alike.
  */
 #ifndef EDGE_LSH_FINETUNE_H
 #define EDGE_LSH_FINETUNE_H
@@ -99,8 +100,15 @@ typedef struct {
     int32_t attached;
 } elsh_qtrain;
 
-/* Defaults: Adagrad, all layers, momentum 0, seed 0, and learning rates of zero (set them). */
+/* Defaults: Adagrad, all layers, momentum 0, seed 0, and learning rates of zero (set them, or
+ * call elsh_qtrain_rates). */
 int elsh_qtrain_config_default(elsh_qtrain_config *cfg, const elsh_qnet *net);
+
+/* Integer rates (lr_w, lr_w_shift, lr_b, lr_b_shift of every layer, and optimizer) for a float
+ * learning rate, from the layers' scales (train_q_rates.c says how). Set-up, in double
+ * arithmetic: the same integers on every platform and from edge_lsh.finetune. ELSH_ERR_CONFIG
+ * for an lr that is not finite and > 0 or a rate too large for the step. */
+int elsh_qtrain_rates(const elsh_qnet *net, int32_t optimizer, double lr, elsh_qtrain_config *cfg);
 
 /* The exact arena bytes elsh_qtrain_attach needs for this model (opened) and configuration,
  * beyond the model's own arena. ELSH_ERR_CONFIG for a value out of range. */

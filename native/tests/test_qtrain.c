@@ -289,6 +289,18 @@ void test_qtrain_guards(void)
     CHECK_EQ_INT(elsh_qtrain_progress(&t.tr, st, &steps), ELSH_OK);
     CHECK_EQ_INT(steps, 0);
     CHECK_EQ_INT(elsh_qtrain_save(&t.tr, NULL, 0, NULL), ELSH_ERR_NULL);
+    /* integer rates from a float one */
+    elsh_qtrain_config rc;
+    elsh_qtrain_config_default(&rc, &t.net);
+    CHECK_EQ_INT(elsh_qtrain_rates(NULL, ELSH_QTRAIN_SGD, 0.01, &rc), ELSH_ERR_NULL);
+    CHECK_EQ_INT(elsh_qtrain_rates(&t.net, 7, 0.01, &rc), ELSH_ERR_CONFIG);
+    CHECK_EQ_INT(elsh_qtrain_rates(&t.net, ELSH_QTRAIN_SGD, 0.0, &rc), ELSH_ERR_CONFIG);
+    CHECK_EQ_INT(elsh_qtrain_rates(&t.net, ELSH_QTRAIN_SGD, -1.0, &rc), ELSH_ERR_CONFIG);
+    CHECK_EQ_INT(elsh_qtrain_rates(&t.net, ELSH_QTRAIN_ADAGRAD, 0.01, &rc), ELSH_OK);
+    for (int32_t l = 0; l < t.net.n_layers; l++)
+        CHECK(rc.lr_w[l] >= 0 && rc.lr_w_shift[l] >= 0 && rc.lr_w_shift[l] <= 62 && rc.lr_b[l] >= 0);
+    size_t rneed;
+    CHECK_EQ_INT(elsh_qtrain_plan(&t.net, &rc, &rneed), ELSH_OK);
     free(raw);
     free_trained(&t);
     free(bytes);
