@@ -136,9 +136,9 @@ int elsh_atomic_begin(elsh_atomic_file *f, const char *path, char *err, size_t e
         if (errno != EEXIST) {
             int e = errno;
             f->tmp_path[0] = '\0';
-            set_err(err, err_len, path,
-                    e == ENOENT ? "the folder does not exist" : "cannot create a file in its folder",
-                    e);
+            const char *why = e == ENOENT ? "the folder does not exist"
+                                          : "cannot create a file in its folder";
+            set_err(err, err_len, path, why, e);
             return -1;
         }
     }

@@ -19,8 +19,8 @@ static int ram_erase(void *ctx, uint32_t offset)
 static int ram_program(void *ctx, uint32_t offset, const uint8_t *data, uint32_t n)
 {
     elsh_flash_ram *ram = (elsh_flash_ram *)ctx;
-    if (ram->page_size == 0 || offset % ram->page_size != 0 || n % ram->page_size != 0 || offset > ram->size ||
-        n > ram->size - offset)
+    if (ram->page_size == 0 || offset % ram->page_size != 0 || n % ram->page_size != 0 ||
+        offset > ram->size || n > ram->size - offset)
         return -1;
     int needed_set = 0;
     for (uint32_t i = 0; i < n; i++) {

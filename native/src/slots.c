@@ -164,7 +164,9 @@ int elsh_slots_pick(const elsh_flash *flash, elsh_slot_info *info)
     if (st_a != ELSH_SLOTS_OK && st_a != ELSH_SLOTS_NO_MODEL) return st_a;
     int st_b = elsh_slots_read_slot(flash, 1, &b);
     if (st_b != ELSH_SLOTS_OK && st_b != ELSH_SLOTS_NO_MODEL) return st_b;
-    if (st_a == ELSH_SLOTS_OK && (st_b != ELSH_SLOTS_OK || !elsh_slots_is_newer(b.sequence, a.sequence)))
+    int b_newer = st_b == ELSH_SLOTS_OK &&
+                  (st_a != ELSH_SLOTS_OK || elsh_slots_is_newer(b.sequence, a.sequence));
+    if (st_a == ELSH_SLOTS_OK && !b_newer)
         *info = a;
     else if (st_b == ELSH_SLOTS_OK)
         *info = b;

@@ -114,6 +114,7 @@
     X(test_slots_sequence_wraps)                                                             \
     X(test_slots_save_errors_keep_the_old_model)                                             \
     X(test_slots_ram_driver_and_streaming)                                                   \
+    X(test_slots_crafted_headers)                                                            \
     /* test_qtrain.c */                                                                      \
     X(test_qtrain_random_models_keep_invariants_and_save)                                    \
     X(test_qtrain_guards)                                                                    \

@@ -481,7 +481,8 @@ void test_slots_save_errors_keep_the_old_model(void)
 
     /* too big: nothing written */
     CHECK_EQ_INT(elsh_slots_capacity(&fl), REGION / 2 - ELSH_SLOT_PAYLOAD_OFFSET);
-    CHECK_EQ_INT(elsh_slots_save(&fl, m, elsh_slots_capacity(&fl) + 1, NULL), ELSH_SLOTS_ERR_TOO_BIG);
+    CHECK_EQ_INT(elsh_slots_save(&fl, m, elsh_slots_capacity(&fl) + 1, NULL),
+                 ELSH_SLOTS_ERR_TOO_BIG);
     CHECK_EQ_INT(ram_mem[REGION / 2], 0xFF);
     CHECK_EQ_INT(elsh_slots_save(&fl, NULL, 5, NULL), ELSH_SLOTS_ERR_NULL);
     CHECK_EQ_INT(elsh_slots_save_from(&fl, NULL, NULL, 5, NULL), ELSH_SLOTS_ERR_NULL);
@@ -574,11 +575,58 @@ void test_slots_ram_driver_and_streaming(void)
     CHECK_EQ_INT(elsh_slots_save_from(&fl, stream_source, m, sizeof m, NULL), ELSH_SLOTS_OK);
     CHECK(memcmp(whole, ram_mem, REGION) == 0);
     /* a source that fails: the save stops, slot A still the model */
-    CHECK_EQ_INT(elsh_slots_save_from(&fl, failing_source, NULL, 2000, NULL), ELSH_SLOTS_ERR_SOURCE);
+    CHECK_EQ_INT(elsh_slots_save_from(&fl, failing_source, NULL, 2000, NULL),
+                 ELSH_SLOTS_ERR_SOURCE);
     elsh_slot_info info;
-    CHECK(elsh_slots_pick(&fl, &info) == ELSH_SLOTS_OK && info.slot == 0 && info.length == sizeof m);
+    CHECK(elsh_slots_pick(&fl, &info) == ELSH_SLOTS_OK && info.slot == 0 &&
+          info.length == sizeof m);
     uint8_t tail[10];
     CHECK_EQ_INT(elsh_slots_read_payload(&fl, &info, sizeof m - 10, tail, 10), ELSH_SLOTS_OK);
     CHECK(memcmp(tail, m + sizeof m - 10, 10) == 0);
-    CHECK_EQ_INT(elsh_slots_read_payload(&fl, &info, sizeof m - 9, tail, 10), ELSH_SLOTS_ERR_TOO_BIG);
+    CHECK_EQ_INT(elsh_slots_read_payload(&fl, &info, sizeof m - 9, tail, 10),
+                 ELSH_SLOTS_ERR_TOO_BIG);
+}
+
+/* Headers whose own CRC is right but whose fields are hostile (lengths past the slot or near
+ * 2^32, wrong payload CRCs, any sequence): a slot is valid exactly when its length fits and
+ * its payload CRC matches, checked here independently; no read leaves the region (ASan). */
+void test_slots_crafted_headers(void)
+{
+    elsh_flash fl;
+    elsh_flash_ram ram;
+    elsh_flash_ram_init(&fl, &ram, ram_mem, REGION, SECTOR, PAGE_SZ);
+    const uint32_t cap = REGION / 2 - ELSH_SLOT_PAYLOAD_OFFSET;
+    uint32_t r = 4242;
+    int valid_seen[2] = {0, 0}, wrong = 0;
+    for (int it = 0; it < 2000; it++) {
+        fill_random(ram_mem, REGION, (uint32_t)it + 1000u);
+        int valid[2];
+        uint32_t seq[2];
+        for (int s = 0; s < 2; s++) {
+            uint32_t start = (uint32_t)s * (REGION / 2);
+            const uint32_t lengths[6] = {0, cap, cap + 1, 0xFFFFFFFFu, 0x80000000u,
+                                         rng_next(&r) % (cap + 1)};
+            uint32_t len = lengths[rng_next(&r) % 6];
+            seq[s] = rng_next(&r);
+            int fits = len <= cap;
+            const uint8_t *payload = ram_mem + start + ELSH_SLOT_PAYLOAD_OFFSET;
+            uint32_t crc = fits ? elsh_crc32(0, payload, len) : 0;
+            if (rng_next(&r) % 3 == 0) crc ^= 1u << (rng_next(&r) % 32);
+            elsh_slots_header_encode(ram_mem + start, seq[s], len, crc);
+            valid[s] = fits && crc == elsh_crc32(0, payload, len);
+            valid_seen[s] += valid[s];
+        }
+        elsh_slot_info info;
+        int st = elsh_slots_pick(&fl, &info);
+        int want = !valid[0] && !valid[1] ? -1
+                   : !valid[1]            ? 0
+                   : !valid[0]            ? 1
+                   : elsh_slots_is_newer(seq[1], seq[0]) ? 1 : 0;
+        if (want < 0)
+            wrong += st != ELSH_SLOTS_NO_MODEL;
+        else
+            wrong += st != ELSH_SLOTS_OK || info.slot != want || info.sequence != seq[want];
+    }
+    CHECK_EQ_INT(wrong, 0);
+    CHECK(valid_seen[0] > 100 && valid_seen[1] > 100);
 }
