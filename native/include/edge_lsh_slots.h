@@ -75,8 +75,14 @@ typedef struct elsh_slot_info {
 } elsh_slot_info;
 
 /* The payload for elsh_slots_save_from: copy the n payload bytes at offset into dst; return 0
- * (anything else aborts the save). It is called twice per byte (program, then verify) and must
- * give the same bytes both times. */
+ * (anything else aborts the save). It is called three times per byte (a CRC pass before the
+ * erase, program, verify) and must give the same bytes each time; if the bytes change (e.g.
+ * the source reads the slot being written) the save fails with ELSH_SLOTS_ERR_SOURCE before
+ * the header is written.
+ * NEVER let the source read the slot the save writes, the one elsh_slots_pick did not choose.
+ * Trap: a model opened in place from slot X, saved to Y, then saved AGAIN: the second save
+ * writes X, under the model's own bytes. Re-open the model from the saved slot
+ * (elsh_slots_payload) after each save, before the next one. */
 typedef int (*elsh_slots_source)(void *ctx, uint32_t offset, uint8_t *dst, uint32_t n);
 
 /* A short English name of a status (e.g. "no valid slot"). */
@@ -125,7 +131,8 @@ int elsh_slots_read_payload(const elsh_flash *flash, const elsh_slot_info *info,
  * with sequence picked + 1 (1 when none). Erase, program the payload, program the header page
  * last, read back and compare. On ELSH_SLOTS_OK, *saved (may be NULL) describes the new slot.
  * On any error the previously picked slot is untouched; after ELSH_SLOTS_ERR_VERIFY the new
- * slot's header magic is programmed to zero so it can never be picked. */
+ * slot's header magic is programmed to zero so it can never be picked. The payload must not
+ * lie in the slot being written (see elsh_slots_source). */
 int elsh_slots_save(const elsh_flash *flash, const void *payload, uint32_t n,
                     elsh_slot_info *saved);
 

@@ -255,13 +255,24 @@ int elsh_slots_save_from(const elsh_flash *flash, elsh_slots_source source, void
     uint32_t sequence = st == ELSH_SLOTS_OK ? current.sequence + 1u : 1u;
     uint32_t start = (uint32_t)slot * slot_size;
 
+    /* 0. the payload's CRC before anything changes: a source that reads the slot about to be
+     * erased (a model opened in place from the older slot) gives other bytes after the erase,
+     * and the header is then never written */
+    uint8_t page[PAGE];
+    uint32_t crc_before = 0;
+    for (uint32_t done = 0; done < n;) {
+        uint32_t chunk = n - done < PAGE ? n - done : PAGE;
+        if (source(source_ctx, done, page, chunk) != 0) return ELSH_SLOTS_ERR_SOURCE;
+        crc_before = elsh_crc32(crc_before, page, chunk);
+        done += chunk;
+    }
+
     /* 1. erase the sectors the new slot uses, the header's first */
     uint32_t used = ELSH_SLOT_PAYLOAD_OFFSET + n;
     for (uint32_t off = 0; off < used; off += flash->sector_size)
         if (flash->erase_sector(flash->ctx, start + off) != 0) return ELSH_SLOTS_ERR_FLASH;
 
     /* 2. the payload, a page buffer at a time (the last one padded with 0xFF) */
-    uint8_t page[PAGE];
     uint32_t crc = 0;
     for (uint32_t done = 0; done < n;) {
         uint32_t chunk = n - done < PAGE ? n - done : PAGE;
@@ -273,6 +284,8 @@ int elsh_slots_save_from(const elsh_flash *flash, elsh_slots_source source, void
             return ELSH_SLOTS_ERR_FLASH;
         done += chunk;
     }
+
+    if (crc != crc_before) return ELSH_SLOTS_ERR_SOURCE;
 
     /* 3. the commit record: the header page, last */
     memset(page, 0xFF, PAGE);

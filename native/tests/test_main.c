@@ -115,6 +115,7 @@
     X(test_slots_save_errors_keep_the_old_model)                                             \
     X(test_slots_ram_driver_and_streaming)                                                   \
     X(test_slots_crafted_headers)                                                            \
+    X(test_slots_source_reading_the_target_slot_is_caught)                                   \
     /* test_qtrain.c */                                                                      \
     X(test_qtrain_random_models_keep_invariants_and_save)                                    \
     X(test_qtrain_guards)                                                                    \

@@ -630,3 +630,49 @@ void test_slots_crafted_headers(void)
     CHECK_EQ_INT(wrong, 0);
     CHECK(valid_seen[0] > 100 && valid_seen[1] > 100);
 }
+
+/* The trap of a model opened in place: it lives in slot X; a save goes to Y; a second save
+ * goes to X, under the bytes the source reads. The CRC pass before the erase catches it: no
+ * header is written, and the model saved first (Y) is still the one picked. */
+typedef struct {
+    const uint8_t *file; /* the model in flash */
+    uint32_t changed_at; /* one byte the "training" changed */
+} in_place_model;
+
+static int in_place_source(void *ctx, uint32_t offset, uint8_t *dst, uint32_t n)
+{
+    const in_place_model *m = (const in_place_model *)ctx;
+    memcpy(dst, m->file + offset, n);
+    if (m->changed_at >= offset && m->changed_at - offset < n) dst[m->changed_at - offset] ^= 0x5A;
+    return 0;
+}
+
+void test_slots_source_reading_the_target_slot_is_caught(void)
+{
+    elsh_flash fl;
+    elsh_flash_ram ram;
+    memset(ram_mem, 0xFF, REGION);
+    elsh_flash_ram_init(&fl, &ram, ram_mem, REGION, SECTOR, PAGE_SZ);
+    uint8_t m[2000];
+    fill_random(m, sizeof m, 70);
+    elsh_slot_info boot, first, info;
+    CHECK_EQ_INT(elsh_slots_save(&fl, m, sizeof m, &boot), ELSH_SLOTS_OK); /* slot A */
+    in_place_model model = {elsh_slots_payload(&fl, &boot), 10};
+    /* the first save reads A and writes B: fine */
+    CHECK_EQ_INT(elsh_slots_save_from(&fl, in_place_source, &model, sizeof m, &first),
+                 ELSH_SLOTS_OK);
+    CHECK(first.slot == 1 && first.sequence == 2);
+    m[10] ^= 0x5A;
+    CHECK(memcmp(elsh_slots_payload(&fl, &first), m, sizeof m) == 0);
+    /* the second save would write A, which the source still reads */
+    model.changed_at = 20;
+    CHECK_EQ_INT(elsh_slots_save_from(&fl, in_place_source, &model, sizeof m, NULL),
+                 ELSH_SLOTS_ERR_SOURCE);
+    CHECK(elsh_slots_pick(&fl, &info) == ELSH_SLOTS_OK && info.slot == 1 && info.sequence == 2);
+    CHECK(memcmp(elsh_slots_payload(&fl, &info), m, sizeof m) == 0);
+    /* re-opened from the saved slot, the next save is fine */
+    model.file = elsh_slots_payload(&fl, &info);
+    CHECK_EQ_INT(elsh_slots_save_from(&fl, in_place_source, &model, sizeof m, &info),
+                 ELSH_SLOTS_OK);
+    CHECK(info.slot == 0 && info.sequence == 3);
+}
