@@ -145,6 +145,13 @@ static void step_row(elsh_layer *L, int32_t j, float d, const float *in_val, con
 {
     size_t off = (size_t)j * (size_t)L->n_in;
     float *row = L->w + off, *g2 = L->w_g2 + off, *vel = L->w_vel + off;
+    if (!in_idx && !prev_delta) { /* the common first layer: dense input, no deltas below */
+        for (int32_t i = 0; i < in_n; i++) {
+            float w = PARAM_LOAD(&row[i]);
+            adagrad_step(&row[i], &g2[i], &vel[i], w, d * in_val[i] + l2 * w, lr, mom, eps);
+        }
+        in_n = 0; /* done: only the bias below */
+    }
     for (int32_t q = 0; q < in_n; q++) {
         int32_t i = in_idx ? in_idx[q] : q;
         float w = PARAM_LOAD(&row[i]);
