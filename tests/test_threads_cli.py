@@ -236,6 +236,7 @@ def test_bench_threads_tiny_run(tmp_path):
     }
     assert all(v > 0 for v in tp["median_samples_per_second"].values())
     assert set(tp["speedup"]) == {"async", "deterministic"}
+    assert all(v > 0 for v in tp["median_cpu_us_per_sample"].values())
     assert all(0.0 <= a <= 1.0 for v in result["accuracy"]["test_accuracy"].values() for a in v)
     det = result["determinism"]
     assert det["identical"] and det["identical_to_one_thread"] and len(det["sha256"]) == 2

@@ -6,7 +6,9 @@ over repeated runs. Default: 784-1000-10 at 5 % active on MNIST-5k (4,000 train 
    over the kinds (one thread; --threads async; --threads deterministic; and one thread with
    table maintenance switched off, which says what share of an epoch maintenance is), --rounds
    rounds; samples per second from the epoch's own clock (Network.fit), medians, and each
-   threaded kind's speedup as the ratio of its median to the one-thread median.
+   threaded kind's speedup as the ratio of its median to the one-thread median. Also the
+   process's CPU time per sample (all threads): the work a kind does per sample, whatever
+   share of the cores the machine gives it (on a busy machine that is the telling figure).
 2. Accuracy. For each seed, one network of each kind trained --epochs epochs; test accuracy,
    the mean over the seeds, and each threaded kind's difference from one thread.
 3. Determinism. --repeats runs of --threads deterministic (1 epoch): the SHA-256 of the
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -95,15 +98,16 @@ def fit(
     kind: tuple[Any, ...],
     epochs: int,
     threads: int | None = None,
-) -> float:
+) -> tuple[float, float]:
     """Train `epochs` epochs as `kind` does (on `threads` threads when given); the seconds the
-    epochs took (fit's own clock)."""
+    epochs took (fit's own clock) and the CPU seconds of the process meanwhile."""
     _, threaded, mode, maintain = kind
     train = defaults.TRAIN
     if not maintain:
         train = TrainConfig(**{**defaults.TRAIN.__dict__, "rebuild": "never"})
     if threads is None:
         threads = args.threads if threaded else 1
+    cpu = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # early-epoch loss warnings
         reports = net.fit(
@@ -115,17 +119,19 @@ def fit(
             thread_mode=mode,
             thread_batch=args.thread_batch,
         )
-    return sum(r.seconds for r in reports)
+    return sum(r.seconds for r in reports), time.process_time() - cpu
 
 
 def throughput(data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
     n = data.x_train.shape[0]
     rates: dict[str, list[float]] = {k[0]: [] for k in KINDS}
+    cpu_us: dict[str, list[float]] = {k[0]: [] for k in KINDS}
     for r in range(args.rounds):
         order = KINDS[r % len(KINDS) :] + KINDS[: r % len(KINDS)]  # rotate who goes first
         for kind in order:
-            seconds = fit(new_net(data, args, args.seed), data, args, kind, 1)
+            seconds, cpu = fit(new_net(data, args, args.seed), data, args, kind, 1)
             rates[kind[0]].append(n / seconds)
+            cpu_us[kind[0]].append(1e6 * cpu / n)
             progress(f"round {r + 1}/{args.rounds}: {kind[0]}: {n / seconds:.0f} samples/s")
     med = {name: median(v) for name, v in rates.items()}
     one = med["1 thread"]
@@ -133,6 +139,8 @@ def throughput(data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
         "samples_per_second": rates,
         "median_samples_per_second": med,
         "speedup": {name: med[name] / one for name in ("async", "deterministic")},
+        "cpu_us_per_sample": cpu_us,
+        "median_cpu_us_per_sample": {name: median(v) for name, v in cpu_us.items()},
         "table_maintenance_share": 1.0 - one / med["1 thread, no table maintenance"],
     }
 
@@ -189,11 +197,20 @@ def summary(result: dict[str, Any], args: argparse.Namespace) -> str:
                 str(threads),
                 f"{speed:.0f}",
                 f"{ratio:.2f}x",
+                f"{tp['median_cpu_us_per_sample'][name]:.0f}",
                 "" if mean is None else f"{100 * mean:.2f}%",
             ]
         )
     table = markdown_table(
-        ["kind", "threads", "samples/s (median)", "vs 1 thread", "test accuracy (mean)"], rows
+        [
+            "kind",
+            "threads",
+            "samples/s (median)",
+            "vs 1 thread",
+            "CPU us/sample (median)",
+            "test accuracy (mean)",
+        ],
+        rows,
     )
     lines = [
         f"{layers_text(result['layers'])} at {100 * args.active:g}% active, "
