@@ -28,6 +28,7 @@
 
 #include "edge_lsh.h"
 #include "fw_models.h"
+#include "fw_print.h"
 #include "platform.h"
 
 #ifndef FW_ARENA_BYTES
@@ -40,60 +41,6 @@ uint32_t fw_stack_used(void);
 
 static elsh_qnet net;
 static uint8_t arena[FW_ARENA_BYTES] __attribute__((aligned(64)));
-
-/* ---------------------------------------------------------------- printing, no stdio */
-
-static char line[256];
-static uint32_t line_len;
-
-static void emit(void)
-{
-    line[line_len] = 0;
-    fw_puts(line);
-    line_len = 0;
-}
-
-/* Appends to the current line; a line longer than the buffer goes out in pieces. */
-static void put_str(const char *s)
-{
-    while (*s) {
-        if (line_len + 2 >= sizeof line) emit();
-        line[line_len++] = *s++;
-    }
-}
-
-static void put_u32(uint32_t v, int hex)
-{
-    char buf[12];
-    int n = 0;
-    uint32_t base = hex ? 16u : 10u;
-    if (hex) put_str("0x");
-    do {
-        uint32_t d = v % base;
-        buf[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
-        v /= base;
-    } while (v);
-    while (n) {
-        char c[2] = {buf[--n], 0};
-        put_str(c);
-    }
-}
-
-static void put_i32(int32_t v)
-{
-    if (v < 0) {
-        put_str("-");
-        put_u32(0u - (uint32_t)v, 0);
-    } else {
-        put_u32((uint32_t)v, 0);
-    }
-}
-
-static void flush(void)
-{
-    line[line_len++] = '\n';
-    emit();
-}
 
 /* ---------------------------------------------------------------- the CPU we run on */
 
@@ -245,59 +192,7 @@ static int check_model(const fw_model *m, uint32_t *n_checked)
 static float serial_x[FW_SERIAL_MAX_IN + 1];
 static int8_t serial_xq[FW_SERIAL_MAX_IN];
 
-/* A decimal number (optional sign, digits, '.', digits, optional exponent) as float. The
- * digits are gathered in an integer and scaled by an exact power of ten in double, so up to 19
- * significant digits and exponents within +-22 give the correctly rounded double, then one
- * rounding to float: what the host does with np.loadtxt (and, but for rare double-rounding
- * ties, strtof). 0 on success. */
-static int parse_float(const char *s, float *out)
-{
-    static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    int neg = 0, digits = 0;
-    int32_t exp10 = 0;
-    uint64_t mant = 0;
-    if (*s == '+' || *s == '-') neg = *s++ == '-';
-    for (; *s >= '0' && *s <= '9'; s++, digits++) {
-        if (mant < 1000000000000000000ull) mant = mant * 10u + (uint64_t)(*s - '0');
-        else exp10++; /* digits beyond 19 only scale */
-    }
-    if (*s == '.') {
-        for (s++; *s >= '0' && *s <= '9'; s++, digits++) {
-            if (mant < 1000000000000000000ull) {
-                mant = mant * 10u + (uint64_t)(*s - '0');
-                exp10--;
-            }
-        }
-    }
-    if (!digits) return 1;
-    if (*s == 'e' || *s == 'E') {
-        int eneg = 0, edigits = 0;
-        int32_t e = 0;
-        s++;
-        if (*s == '+' || *s == '-') eneg = *s++ == '-';
-        for (; *s >= '0' && *s <= '9'; s++, edigits++)
-            if (e < 100000) e = e * 10 + (*s - '0');
-        if (!edigits) return 1;
-        exp10 += eneg ? -e : e;
-    }
-    if (*s) return 1;
-    double v = (double)mant;
-    if (mant != 0) {
-        while (exp10 > 22) { /* beyond float's range anyway: saturates when quantized */
-            v *= 1e22;
-            exp10 -= 22;
-        }
-        while (exp10 < -22) {
-            v /= 1e22;
-            exp10 += 22;
-        }
-        v = exp10 >= 0 ? v * pow10[exp10] : v / pow10[-exp10];
-    }
-    *out = (float)(neg ? -v : v);
-    return 0;
-}
+#include "fw_parse.h"
 
 static int open_model(const fw_model *m)
 {
@@ -368,7 +263,7 @@ static int serial_loop(const fw_model *m)
                 } else if (n < 0 || n > model.n_in) {
                     line_error(line_no, "too many values", "");
                     skip = 1;
-                } else if (parse_float(tok, &serial_x[n])) {
+                } else if (fw_parse_float(tok, &serial_x[n])) {
                     line_error(line_no, "not a number: ", tok);
                     skip = 1;
                 } else {
