@@ -139,6 +139,14 @@ int elsh_qtrain_save(const elsh_qtrain *tr, void *out, size_t capacity, size_t *
 /* The same without the trained state: an inference model (predicts exactly the same). */
 int elsh_qtrain_save_model(const elsh_qtrain *tr, void *out, size_t capacity, size_t *bytes);
 
+/* The same file a part at a time, for a device whose RAM cannot hold it (the firmware saves
+ * it straight into a flash slot): elsh_qtrain_save_crc gives the file's CRC (one pass over it,
+ * nothing allocated), then elsh_qtrain_save_part writes file bytes [offset, offset + n) into
+ * out; the parts together are the bytes of elsh_qtrain_save. ELSH_ERR_CONFIG for a range
+ * beyond the file. */
+int elsh_qtrain_save_crc(const elsh_qtrain *tr, uint32_t *crc);
+int elsh_qtrain_save_part(const elsh_qtrain *tr, uint32_t crc, size_t offset, void *out, size_t n);
+
 /* Op counters of training steps: elsh_qnet_ops(net, phase, total) with ELSH_PHASE_BACKWARD,
  * ELSH_PHASE_UPDATE and ELSH_PHASE_TABLES (and HASH, FORWARD of the step's forward pass). */
 
