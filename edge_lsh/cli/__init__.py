@@ -1,7 +1,8 @@
 """The ``edge-lsh`` command line: one module per subcommand, each with ``add_parser(sub)`` that
 registers it and sets ``func``, the function that runs it.
 
-    train    cli/train.py     train a float network, or continue one (--from)
+    train    cli/train.py     train a float network, or continue one (--from: float fine-tuning)
+    finetune cli/finetune.py  fine-tune an .elsh model in fixed point (the device's trainer)
     eval     cli/eval.py      accuracy and cost of a float model or an .elsh file
     demo     cli/demo.py      LSH against dense on the bundled digits, then in int8
     export   cli/export.py    quantize to fixed point, write an .elsh file
@@ -25,13 +26,36 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge_lsh._version import __version__
-from edge_lsh.cli import bench, demo, deploy, energy, export, import_model, inspect, run, train
+from edge_lsh.cli import (
+    bench,
+    demo,
+    deploy,
+    energy,
+    export,
+    finetune,
+    import_model,
+    inspect,
+    run,
+    train,
+)
 from edge_lsh.cli import eval as eval_
 from edge_lsh.cli.common import HelpFormatter
 from edge_lsh.data import SPEC_HELP
 from edge_lsh.errors import EdgeLshError
 
-SUBCOMMANDS = (train, eval_, demo, export, run, inspect, deploy, import_model, bench, energy)
+SUBCOMMANDS = (
+    train,
+    finetune,
+    eval_,
+    demo,
+    export,
+    run,
+    inspect,
+    deploy,
+    import_model,
+    bench,
+    energy,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

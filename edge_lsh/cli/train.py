@@ -100,8 +100,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--from",
         dest="init",
         metavar="MODEL",
-        help="continue training a saved float model (fine-tuning in float on this machine); its "
-        "network and LSH settings are kept",
+        help="continue training a saved float model: fine-tuning in float on this machine (the "
+        "float path; `edge-lsh finetune` fine-tunes an .elsh file in fixed point, as a device "
+        "does); its network and LSH settings are kept",
     )
     t.add_argument(
         "--checkpoint",

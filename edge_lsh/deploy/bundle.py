@@ -78,7 +78,8 @@ def _build_linux(target: DeployTarget, root: Path, out: Path) -> None:
     native = root / "native"
     sources = sorted(str(p) for p in (native / "src").glob("*.c"))
     cmd = [cc, *COMMON_CFLAGS, *target.cflags, f"-I{native / 'include'}", f"-I{native / 'src'}"]
-    cmd += [*sources, str(native / "runner" / "edge_lsh_run.c"), "-o", str(out), *target.ldflags]
+    runner = sorted(str(p) for p in (native / "runner").glob("*.c"))  # edge_lsh_run.c and its parts
+    cmd += [*sources, *runner, "-o", str(out), *target.ldflags]
     toolchain.run(cmd, f"building the runner for {target.name}")
 
 
@@ -240,6 +241,15 @@ def _readme(target: DeployTarget, model: FixedPointModel, model_name: str, r: De
         "./edge-lsh-run model.elsh sample.csv          # a class per line, then a summary\n"
         "./edge-lsh-run model.elsh mine.csv --logits   # n_in floats a row, label optional\n"
         "./edge-lsh-run model.elsh x.npy --repeat 100 --quiet   # latency on the board\n"
+        "```\n\n"
+        "## Fine-tune on the board\n\n"
+        "The runner also fine-tunes the model in fixed point, on labelled rows (n_in numbers\n"
+        "and the class a row), and writes the result atomically (temporary file, fsync, rename):\n"
+        "the same integer trainer as `edge-lsh finetune` on a PC, the same bytes for the same\n"
+        "rows and settings.\n\n"
+        "```sh\n"
+        "./edge-lsh-run model.elsh --train mine.csv --epochs 3 --out model2.elsh\n"
+        "./edge-lsh-run model2.elsh test.csv           # the accuracy now\n"
         "```\n\n"
         f"Notes: {target.notes}\n"
     )

@@ -15,12 +15,19 @@
  * memory or a read error. */
 #define _POSIX_C_SOURCE 199309L
 #include "edge_lsh.h"
+#include "edge_lsh_finetune.h"
+
+#if !defined(ELSH_RUN_NO_TRAIN)
+#include "atomic_file.h"
+#endif
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_FILE_BYTES ((size_t)1 << 31)
 #define DEFAULT_MAX_ARENA ((size_t)256 << 20) /* 256 MiB: room on a 512 MB Pi Zero */
@@ -34,6 +41,7 @@
 
 static const char *usage =
     "usage: edge-lsh-run MODEL.elsh [INPUT.csv|INPUT.npy|-] [options]\n"
+    "       edge-lsh-run MODEL.elsh --train SAMPLES.csv --out NEW.elsh [--epochs N] [options]\n"
     "Classifies each input row with the model: one predicted class per line, then a summary on\n"
     "lines starting '# ' (accuracy when rows carry labels, latency, operations, memory).\n"
     "  INPUT.csv           n_in numbers per row, separated by , or ; (an optional header line,\n"
@@ -61,6 +69,19 @@ static const char *usage =
     "                      allocating it; a number with an optional K, M or G suffix (powers of\n"
     "                      1024); default 256M (fits a 512 MB Pi Zero); 0: no limit\n"
     "  --info              print the model's layers and exit\n"
+    "fine-tuning (the fixed-point trainer of `edge-lsh finetune`, byte for byte the same file):\n"
+    "  --train SAMPLES.csv fine-tune the model on these labelled rows (n_in numbers and the\n"
+    "                      label per row, raw as for classifying) instead of classifying, and\n"
+    "                      write the result to --out; prints the accuracy on the samples before\n"
+    "                      and after\n"
+    "  --out PATH          the fine-tuned .elsh file (checked before training; written to a\n"
+    "                      temporary file, synced, then renamed over PATH)\n"
+    "  --epochs N          passes over the samples (default 1)\n"
+    "  --train-layers all|last|N  the layers that learn (default all): the others stay as in\n"
+    "                      the file and need no RAM\n"
+    "  --optimizer sgd|adagrad    (default adagrad)\n"
+    "  --lr X              learning rate (default 0.01)\n"
+    "  --seed N            seed of the sample order and the stochastic rounding (default 0)\n"
     "  --version           print the version (and the .elsh format version read) and exit\n"
     "  --help              this text\n"
     "exit status: 0 done; 2 a bad argument, model or input (a message on stderr); 1 out of memory\n"
@@ -678,6 +699,218 @@ static int parse_bytes(const char *s, size_t *out)
     return 0;
 }
 
+/* ---------------------------------------------------------------- --train: options */
+
+#define TRAIN_ALL 0     /* train_layers: every layer; N > 0: the last N */
+#define DEFAULT_LR 0.01 /* edge_lsh.finetune.FixedTrainer's lr (tests/test_finetune_entry.py checks) */
+
+typedef struct {
+    const char *samples, *out;
+    long epochs;
+    int32_t train_layers;
+    int adagrad;
+    int has_lr;
+    float lr;
+    uint32_t seed;
+    int given; /* any fine-tuning option seen */
+} train_opts;
+
+/* One fine-tuning option and its value into o. Returns 0, or 1 after saying what is wrong. */
+static int parse_train_option(train_opts *o, const char *a, const char *v)
+{
+    char *end;
+    errno = 0;
+    o->given = 1;
+    if (!strcmp(a, "--train")) {
+        o->samples = v;
+    } else if (!strcmp(a, "--out")) {
+        o->out = v;
+    } else if (!strcmp(a, "--epochs")) {
+        o->epochs = strtol(v, &end, 10);
+        if (*end || errno || end == v || o->epochs < 1 || o->epochs > 1000000) {
+            fprintf(stderr, "edge-lsh-run: --epochs must be 1..1000000, got %s\n", v);
+            return 1;
+        }
+    } else if (!strcmp(a, "--train-layers")) {
+        if (!strcmp(v, "all")) {
+            o->train_layers = TRAIN_ALL;
+        } else if (!strcmp(v, "last")) {
+            o->train_layers = 1;
+        } else {
+            long n = strtol(v, &end, 10);
+            if (*end || errno || end == v || n < 1 || n > 1000) {
+                fprintf(stderr, "edge-lsh-run: --train-layers must be all, last or a number of last layers, got %s\n",
+                        v);
+                return 1;
+            }
+            o->train_layers = (int32_t)n;
+        }
+    } else if (!strcmp(a, "--optimizer")) {
+        if (strcmp(v, "sgd") && strcmp(v, "adagrad")) {
+            fprintf(stderr, "edge-lsh-run: --optimizer must be sgd or adagrad, got %s\n", v);
+            return 1;
+        }
+        o->adagrad = !strcmp(v, "adagrad");
+    } else if (!strcmp(a, "--lr")) {
+        o->lr = strtof(v, &end);
+        if (*end || errno || end == v || !(o->lr >= 0.0f && o->lr < 1e30f)) {
+            fprintf(stderr, "edge-lsh-run: --lr must be a finite number >= 0, got %s\n", v);
+            return 1;
+        }
+        o->has_lr = 1;
+    } else {
+        unsigned long s = strtoul(v, &end, 10);
+        if (*end || errno || end == v || v[0] == '-' || s > 0xFFFFFFFFul) {
+            fprintf(stderr, "edge-lsh-run: --seed must be 0..4294967295, got %s\n", v);
+            return 1;
+        }
+        o->seed = (uint32_t)s;
+    }
+    return 0;
+}
+
+/* --out, before any training: not a folder, in a folder that exists and can be written.
+ * Returns 0, or 1 after saying what is wrong. */
+static int check_output_path(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "edge-lsh-run: --out %s is a folder; expected a file path\n", path);
+        return 1;
+    }
+    char folder[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (n >= sizeof folder) {
+        fprintf(stderr, "edge-lsh-run: --out %s: the path is too long\n", path);
+        return 1;
+    }
+    if (slash && n == 0) n = 1; /* "/name": the root */
+    memcpy(folder, slash ? path : ".", slash ? n : 1);
+    folder[slash ? n : 1] = '\0';
+    if (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "edge-lsh-run: --out %s: the folder %s does not exist\n", path, folder);
+        return 1;
+    }
+    if (access(folder, W_OK | X_OK) != 0) {
+        fprintf(stderr, "edge-lsh-run: --out %s: cannot write in %s: %s\n", path, folder, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- --train: fine-tuning */
+
+/* Fine-tune net on the rows (each labelled) and write the trained model to o->out: the
+ * fixed-point trainer of edge_lsh_finetune.h, one step per row in file order, epoch after
+ * epoch; the same steps `edge-lsh finetune` (edge_lsh.finetune) takes, so the same bytes. The
+ * learning rates come from --lr by elsh_qtrain_rates, as the Python trainer derives them. The
+ * file is written by atomic_file.c (temp file, fsync, rename, fsync of the folder).
+ * Returns 0 or an exit status after saying why. */
+#if !defined(ELSH_RUN_NO_TRAIN) /* (a build without a POSIX file system refuses --train) */
+static int train_and_save(elsh_qnet *net, const rows *r, const train_opts *o, const char *name)
+{
+    elsh_qnet_summary shape;
+    elsh_qnet_info(net, &shape);
+    for (int64_t i = 0; i < r->n; i++) {
+        if (r->label[i] < 0) {
+            fprintf(stderr, "edge-lsh-run: %s:%lld: no label; --train needs n_in + 1 values a row\n", name,
+                    (long long)r->line[i]);
+            return EXIT_BAD;
+        }
+    }
+    int rc = EXIT_FAIL;
+    void *arena_raw = NULL;
+    int8_t *xq = NULL;
+    uint8_t *file = NULL;
+    elsh_qtrain_config cfg;
+    elsh_qtrain tr;
+    size_t need = 0, bytes = 0;
+    int st = elsh_qtrain_config_default(&cfg, net);
+    cfg.optimizer = o->adagrad ? ELSH_QTRAIN_ADAGRAD : ELSH_QTRAIN_SGD;
+    cfg.train_layers = o->train_layers;
+    cfg.seed = o->seed;
+    if (st == ELSH_OK && o->train_layers > shape.n_layers) {
+        fprintf(stderr, "edge-lsh-run: --train-layers %d: the model has %d layers\n", (int)o->train_layers,
+                (int)shape.n_layers);
+        return EXIT_BAD;
+    }
+    xq = (int8_t *)malloc((size_t)shape.n_in * (size_t)r->n);
+    if (!xq) {
+        fprintf(stderr, "edge-lsh-run: out of memory\n");
+        goto done;
+    }
+    if (st == ELSH_OK) st = elsh_qtrain_rates(net, cfg.optimizer, o->has_lr ? (double)o->lr : DEFAULT_LR, &cfg);
+    if (st == ELSH_OK) st = elsh_qtrain_plan(net, &cfg, &need);
+    if (st != ELSH_OK) {
+        fprintf(stderr, "edge-lsh-run: cannot fine-tune this model with these settings: %s\n", elsh_status_str(st));
+        rc = EXIT_BAD;
+        goto done;
+    }
+    void *arena = xmalloc_aligned(need ? need : 1, 64, &arena_raw);
+    if (!arena) {
+        fprintf(stderr, "edge-lsh-run: cannot allocate %zu bytes of training arena\n", need);
+        goto done;
+    }
+    for (int64_t i = 0; i < r->n; i++) {
+        st = elsh_qnet_quantize_input(net, r->x + i * shape.n_in, xq + i * shape.n_in);
+        if (st != ELSH_OK) {
+            fprintf(stderr, "edge-lsh-run: %s:%lld: %s\n", name, (long long)r->line[i], elsh_status_str(st));
+            rc = EXIT_BAD;
+            goto done;
+        }
+    }
+    int64_t correct_before = 0, correct = 0;
+    for (int64_t i = 0; i < r->n; i++) correct_before += elsh_qnet_forward(net, xq + i * shape.n_in) == r->label[i];
+    st = elsh_qtrain_attach(&tr, net, &cfg, arena, need);
+    double t0 = now_us();
+    for (long e = 0; e < o->epochs && st == ELSH_OK; e++) {
+        for (int64_t i = 0; i < r->n; i++) {
+            int p = elsh_qtrain_step(&tr, xq + i * shape.n_in, r->label[i]);
+            if (p < 0) {
+                st = p;
+                break;
+            }
+        }
+        fprintf(stderr, "edge-lsh-run: epoch %ld/%ld done\n", e + 1, o->epochs);
+    }
+    double seconds = (now_us() - t0) * 1e-6;
+    if (st == ELSH_OK) st = elsh_qtrain_save(&tr, NULL, 0, &bytes);
+    file = st == ELSH_OK ? (uint8_t *)malloc(bytes ? bytes : 1) : NULL;
+    if (st == ELSH_OK && !file) {
+        fprintf(stderr, "edge-lsh-run: out of memory\n");
+        goto done;
+    }
+    if (st == ELSH_OK) st = elsh_qtrain_save(&tr, file, bytes, &bytes);
+    if (st != ELSH_OK) {
+        fprintf(stderr, "edge-lsh-run: fine-tuning failed: %s\n", elsh_status_str(st));
+        rc = EXIT_BAD;
+        goto done;
+    }
+    for (int64_t i = 0; i < r->n; i++) correct += elsh_qnet_forward(net, xq + i * shape.n_in) == r->label[i];
+    char err[600];
+    if (elsh_atomic_write_file(o->out, file, bytes, err, sizeof err) != 0) {
+        fprintf(stderr, "edge-lsh-run: %s\n", err);
+        goto done;
+    }
+    char layers[24] = "all";
+    if (o->train_layers) snprintf(layers, sizeof layers, "the last %d", (int)o->train_layers);
+    printf("# fine-tuned: %lld samples x %ld epochs in %.2f s (%.0f samples/s), %s, train layers %s, arena %zu + %zu "
+           "bytes\n",
+           (long long)r->n, o->epochs, seconds, seconds > 0 ? (double)r->n * (double)o->epochs / seconds : 0.0,
+           o->adagrad ? "adagrad" : "sgd", layers, shape.arena_bytes, need);
+    printf("# accuracy on the samples: before %.2f%%, after %.2f%%\n", 100.0 * (double)correct_before / (double)r->n,
+           100.0 * (double)correct / (double)r->n);
+    printf("# saved: %s (%zu bytes)\n", o->out, bytes);
+    rc = 0;
+done:
+    free(file);
+    free(xq);
+    free(arena_raw);
+    return rc;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     const char *model_path = NULL, *input_path = NULL;
@@ -686,6 +919,11 @@ int main(int argc, char **argv)
     float active = 0.0f;
     long repeat = 1;
     size_t max_arena = DEFAULT_MAX_ARENA;
+    train_opts topt;
+    memset(&topt, 0, sizeof topt);
+    topt.adagrad = 1; /* the default optimizer, as edge_lsh.finetune's */
+    topt.epochs = 1;
+    topt.train_layers = TRAIN_ALL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -707,6 +945,14 @@ int main(int argc, char **argv)
             no_preprocess = 1;
         } else if (!strcmp(a, "--info")) {
             info_only = 1;
+        } else if (!strcmp(a, "--train") || !strcmp(a, "--out") || !strcmp(a, "--epochs") ||
+                   !strcmp(a, "--train-layers") || !strcmp(a, "--optimizer") || !strcmp(a, "--lr") ||
+                   !strcmp(a, "--seed")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "edge-lsh-run: %s needs a value\n%s", a, usage);
+                return EXIT_BAD;
+            }
+            if (parse_train_option(&topt, a, argv[++i])) return EXIT_BAD;
         } else if (!strcmp(a, "--active") || !strcmp(a, "--repeat") || !strcmp(a, "--max-arena") ||
                    !strcmp(a, "--label-column")) {
             if (i + 1 >= argc) {
@@ -756,6 +1002,37 @@ int main(int argc, char **argv)
     if (!model_path) {
         fputs(usage, stderr);
         return EXIT_BAD;
+    }
+    if (topt.given && !topt.samples) {
+        fprintf(stderr, "edge-lsh-run: --out, --epochs, --train-layers, --optimizer, --lr and --seed go with "
+                        "--train SAMPLES.csv\n");
+        return EXIT_BAD;
+    }
+    if (topt.samples) {
+#if defined(ELSH_RUN_NO_TRAIN)
+        /* firmware_tests' bare-metal ARM1176 harness: newlib over semihosting has no folders,
+         * so no atomic save */
+        fprintf(stderr, "edge-lsh-run: --train is not in this build (no POSIX file system to save to)\n");
+        return EXIT_BAD;
+#endif
+        const char *clash = input_path     ? "an INPUT file"
+                            : show_logits  ? "--logits"
+                            : show_probs   ? "--probs"
+                            : dense        ? "--dense"
+                            : active > 0.f ? "--active"
+                            : repeat != 1  ? "--repeat"
+                            : info_only    ? "--info"
+                                           : NULL;
+        if (clash) {
+            fprintf(stderr, "edge-lsh-run: --train fine-tunes and saves; %s is for classifying\n", clash);
+            return EXIT_BAD;
+        }
+        if (!topt.out) {
+            fprintf(stderr, "edge-lsh-run: --train needs --out PATH, the file to write the fine-tuned model to\n");
+            return EXIT_BAD;
+        }
+        if (check_output_path(topt.out)) return EXIT_BAD;
+        input_path = topt.samples; /* read as the inputs to classify are */
     }
 
     /* everything below is freed at `out`, on every path (LeakSanitizer checks error exits too) */
@@ -834,6 +1111,12 @@ int main(int argc, char **argv)
     }
     if (!no_preprocess) preprocess(&shape, &r);
     range_warning(&shape, &r, name, no_preprocess);
+#if !defined(ELSH_RUN_NO_TRAIN)
+    if (topt.samples) {
+        rc = train_and_save(&net, &r, &topt, name);
+        goto out;
+    }
+#endif
 
     if ((uint64_t)r.n * (uint64_t)repeat > (uint64_t)SIZE_MAX / sizeof(double)) {
         fprintf(stderr, "edge-lsh-run: %lld inputs times --repeat %ld is too many to time\n", (long long)r.n, repeat);

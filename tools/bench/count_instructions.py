@@ -103,7 +103,8 @@ def count_log(path: Path) -> int:
 def build(cc: str, flags: list[str], out: Path) -> None:
     sources = sorted(str(p) for p in (NATIVE / "src").glob("*.c"))
     cmd = [cc, *CFLAGS, *flags, f"-I{NATIVE / 'include'}", f"-I{NATIVE / 'src'}"]
-    cmd += [*sources, str(NATIVE / "runner" / "edge_lsh_run.c"), "-lm", "-o", str(out)]
+    runner = sorted(str(p) for p in (NATIVE / "runner").glob("*.c"))  # edge_lsh_run.c, its parts
+    cmd += [*sources, *runner, "-lm", "-o", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"build failed: {' '.join(cmd)}\n{res.stderr}")
