@@ -383,3 +383,46 @@ def test_finetune_recovers_a_rotation_on_digits(tmp_path, capsys):
     )
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert s["accuracy"] > s["accuracy_before"] + 0.15, s
+
+
+@pytest.mark.skipif(not have("arm-none-eabi-gcc", "qemu-system-arm"), reason="no Cortex-M tools")
+def test_deploy_pico2_finetune_trains_over_the_uart_and_saves_the_hosts_bytes(tmp_path, capsys):
+    """deploy --target pico2 --finetune --check: the QEMU image trains on rows sent over its
+    UART, answers each with the host's class and saves to a slot the host's bytes (the check
+    raises otherwise); the bundle holds the board image as .uf2 and its README says what is not
+    done (the RP2350 flash driver)."""
+    out = tmp_path / "p2"
+    rc = main(
+        [
+            "deploy",
+            str(MODEL),
+            "--target",
+            "pico2",
+            "--finetune",
+            "--train-layers",
+            "all",
+            "--check",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    from edge_lsh.deploy.finetune_fw import N_CHECK_ROWS
+
+    assert summary["checked"] == N_CHECK_ROWS
+    names = {Path(f).name for f in summary["files"]}
+    assert {"firmware-finetune-rp2350.uf2", "firmware-finetune-qemu-an505.elf"} <= names
+    assert (out / "model.elsh").read_bytes() == MODEL.read_bytes()
+    readme = (out / "README.md").read_text()
+    assert "flash_range_program" in readme and "trained on 24 rows" in readme
+    uf2 = (out / "firmware-finetune-rp2350.uf2").read_bytes()
+    assert len(uf2) % 512 == 0 and uf2[:4] == b"UF2\n"
+
+
+def test_deploy_finetune_is_for_pico2_only(tmp_path):
+    rc, err = run_cli(
+        ["deploy", str(MODEL), "--target", "pi4", "--finetune", "--out", str(tmp_path / "x")]
+    )
+    assert rc == 2 and "edge-lsh-run --train" in err and "Traceback" not in err

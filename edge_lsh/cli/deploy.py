@@ -42,6 +42,20 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="write into a non-empty DIR, replacing the bundle's files one by one (others in DIR "
         "are kept; a symbolic link DIR is followed, so the files land in the folder it names)",
     )
+    d.add_argument(
+        "--finetune",
+        action="store_true",
+        help="pico2: build the firmware that fine-tunes the model on the device (rows sent over "
+        "the UART, saved to A/B flash slots) instead of the inference image; a Pi's runner "
+        "fine-tunes already (edge-lsh-run --train)",
+    )
+    d.add_argument(
+        "--train-layers",
+        default="last",
+        help="with --finetune: all, last or N, the layers that learn",
+    )
+    d.add_argument("--optimizer", choices=["sgd", "adagrad"], default="sgd", help="with --finetune")
+    d.add_argument("--lr", type=float, default=0.01, help="with --finetune: the learning rate")
     d.add_argument("--json", action="store_true", help="print the result as one JSON object")
     d.set_defaults(func=run)
     return d
@@ -60,7 +74,18 @@ def run(args: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    r = deploy(args.model, args.target, args.out, check=args.check, force=args.force, progress=say)
+    finetune = None
+    if args.finetune:
+        finetune = {"train_layers": args.train_layers, "optimizer": args.optimizer, "lr": args.lr}
+    r = deploy(
+        args.model,
+        args.target,
+        args.out,
+        check=args.check,
+        force=args.force,
+        progress=say,
+        finetune=finetune,
+    )
     if args.json:
         result = {
             "target": r.target,
@@ -76,7 +101,12 @@ def run(args: argparse.Namespace) -> int:
     for f in r.files:
         what = f"folder, {_bytes(f):,} bytes of files" if f.is_dir() else f"{_bytes(f):,} bytes"
         print(f"{f}{'/' if f.is_dir() else ''}  {what}")
-    if r.checked:
+    if r.checked and args.finetune:
+        print(
+            f"checked under QEMU: {r.checked} rows trained over the UART; the answers and the "
+            "saved slot equal the host's fine-tuning byte for byte"
+        )
+    elif r.checked:
         print(f"checked under QEMU: {r.checked} inputs, predictions and logits bit-exact")
     print(f"next: see {r.out_dir / 'README.md'}")
     return 0

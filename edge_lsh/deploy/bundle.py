@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,8 +108,11 @@ def deploy(
     check: bool = False,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    finetune: dict[str, Any] | None = None,
 ) -> DeployResult:
-    """Build for target_name and write out_dir (see the module docstring)."""
+    """Build for target_name and write out_dir (see the module docstring). finetune (pico2
+    only): build the fine-tuning firmware instead, with these FixedTrainer settings
+    (train_layers, optimizer, lr)."""
     say = progress or (lambda _msg: None)
     if target_name not in TARGETS:
         raise DeployError(f"unknown target {target_name!r}; choose from {', '.join(TARGETS)}")
@@ -125,7 +129,14 @@ def deploy(
         raise DeployError(str(exc)) from None
     if out.is_dir() and any(out.iterdir()) and not force:
         raise DeployError(f"{out} exists and is not empty (pass --force to replace its files)")
-    if target.firmware is not None:
+    if finetune is not None and target.firmware is None:
+        raise DeployError(
+            f"--finetune builds Pico 2 firmware; for --target {target.name} the runner "
+            "fine-tunes already (edge-lsh-run --train)"
+        )
+    if finetune is not None:
+        pass  # build_finetune_firmware checks the training arena against the board
+    elif target.firmware is not None:
         from edge_lsh.deploy.firmware import check_fits
 
         check_fits(model, target, CHECK_INPUTS)
@@ -136,7 +147,7 @@ def deploy(
     pred, logits = model.predict_logits(x)
     args = (blob, model, model_path.name, target, root, out, x, pred, logits, check, say)
     try:
-        return _deploy_into(*args)
+        return _deploy_into(*args, finetune)
     except OSError as exc:
         raise DeployError(f"cannot write {out}: {exc}") from exc
 
@@ -153,11 +164,22 @@ def _deploy_into(
     logits: np.ndarray,
     check: bool,
     say: Callable[[str], None],
+    finetune: dict[str, Any] | None = None,
 ) -> DeployResult:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp_s:
         tmp = Path(tmp_s)
         result = DeployResult(target=target.name, out_dir=out)
-        if target.kind == "linux":
+        if finetune is not None:
+            from edge_lsh.deploy.finetune_fw import build_finetune_firmware
+
+            ft = build_finetune_firmware(blob, target, root, tmp, finetune, check, say)
+            (tmp / "model.elsh").write_bytes(blob)
+            names = [*ft.files, "model.elsh", "README.md"]
+            result.checked = ft.checked
+            result.binary_bytes = (tmp / names[0]).stat().st_size
+            result.flash_bytes, result.ram_bytes = ft.flash_bytes, ft.ram_bytes
+            (tmp / "README.md").write_text(_readme_finetune(model, model_name, result, ft))
+        elif target.kind == "linux":
             say(f"building edge-lsh-run for {target.name} with {target.cc}")
             binary = tmp / "edge-lsh-run"
             _build_linux(target, root, binary)
@@ -185,7 +207,8 @@ def _deploy_into(
             names = [*fw.files, "sample.csv", "README.md"]
             result.binary_bytes = (tmp / names[0]).stat().st_size
             result.flash_bytes, result.ram_bytes = fw.flash_bytes, fw.ram_bytes
-        (tmp / "README.md").write_text(_readme(target, model, model_name, result))
+        if finetune is None:
+            (tmp / "README.md").write_text(_readme(target, model, model_name, result))
         # Every file is complete in tmp; none of the bundle's files may be a folder in out, nor
         # its folders (pico2's pico-sdk/) a file (that would fail halfway through the renames
         # below), so check them all before the first one.
@@ -252,6 +275,43 @@ def _readme(target: DeployTarget, model: FixedPointModel, model_name: str, r: De
         "./edge-lsh-run model2.elsh test.csv           # the accuracy now\n"
         "```\n\n"
         f"Notes: {target.notes}\n"
+    )
+
+
+def _readme_finetune(model: FixedPointModel, model_name: str, r: DeployResult, ft: Any) -> str:
+    checked = (
+        f"Checked before shipping: `firmware-finetune-qemu-an505.elf` (the same program and\n"
+        f"kernel, linked for QEMU's mps2-an505) trained on {r.checked} rows sent over the\n"
+        "emulated UART, answered each with the host's class, and saved to a slot exactly the\n"
+        "bytes the host's fine-tuning (edge_lsh.finetune) writes. The board image has not run on\n"
+        "a board here.\n"
+        if r.checked
+        else "Not checked under QEMU (run `edge-lsh deploy ... --finetune --check` for that).\n"
+    )
+    return (
+        "# edge-lsh fine-tuning firmware for pico2: Raspberry Pi Pico 2 (RP2350)\n\n"
+        f"Model: `{model_name}` ({model.model_bytes:,} bytes, {model.n_in} inputs, "
+        f"{model.n_classes} classes), in flash, executed in place. Training arena "
+        f"{ft.arena_bytes:,} bytes (model and trainer), static; no malloc. Static RAM "
+        f"{r.ram_bytes:,} bytes with the stack; the board image takes {r.flash_bytes:,} bytes "
+        "of the lower 2 MB of flash; the upper 2 MB hold two model slots (A/B).\n\n"
+        f"{checked}\n"
+        "## What is here\n\n"
+        "- `firmware-finetune-rp2350.uf2`: the image to flash (hold BOOTSEL, plug in, copy it)\n"
+        "- `firmware-finetune-rp2350.elf`: the same image as an ELF (debuggers)\n"
+        "- `firmware-finetune-qemu-an505.elf`: the program for QEMU's mps2-an505 (`--check`)\n"
+        f"- `model.elsh`: the factory model (`{model_name}`) the images embed\n"
+        "- `README.md`: this file\n\n"
+        "## Use\n\n"
+        "Wire UART0 (GPIO 0/1, 115200 8N1) as for the inference image. At boot the firmware\n"
+        "takes the newest valid slot, else the factory model, then answers `# ready`. Send one\n"
+        "labelled row a line (n_in numbers, then the class, commas or spaces): it trains on it\n"
+        "at once (integer arithmetic, the host's `edge-lsh finetune` step) and answers the class\n"
+        "it predicted before the step. `save` writes the model to the other slot; `quit` ends.\n\n"
+        "Not done: the RP2350 flash driver (the bootrom's flash_range_erase and\n"
+        "flash_range_program, run from RAM with XIP off). Without it the board image trains and\n"
+        "answers but `save` reports that it cannot write flash; the slot code and its power-cut\n"
+        "safety are checked under QEMU with a RAM flash that keeps NOR flash's rules.\n"
     )
 
 

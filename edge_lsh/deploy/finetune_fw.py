@@ -7,16 +7,18 @@ whose result the firmware must reproduce byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edge_lsh.fileio import atomic_write
 
-__all__ = ["FirmwareRun", "write_finetune_c"]
+__all__ = ["FinetuneBuild", "FirmwareRun", "build_finetune_firmware", "write_finetune_c"]
 
 CONFIG_ARRAYS = ("lr_w", "lr_w_shift", "lr_b", "lr_b_shift")
 
@@ -110,3 +112,197 @@ def write_finetune_c(path: Path, run: FirmwareRun) -> None:
     ]
     with atomic_write(path) as f:
         f.write("\n".join(parts).encode())
+
+
+# ----------------------------------------------------------------------------- deploy --finetune
+
+SLOTS_AT = 0x10200000  # rp2350_finetune.ld, mps2_an505_finetune.ld: the upper 2 MB of the 4 MB
+SLOTS_BYTES = 2 << 20
+CODE_FLASH = 2 << 20  # the lower 2 MB: code, constants, the factory model
+BOARD_ELF = "firmware-finetune-rp2350.elf"
+BOARD_UF2 = "firmware-finetune-rp2350.uf2"
+QEMU_ELF = "firmware-finetune-qemu-an505.elf"
+N_CHECK_ROWS = 24  # rows --check sends over the UART (each a training step)
+
+
+@dataclass(frozen=True)
+class FinetuneBuild:
+    files: list[str]
+    flash_bytes: int  # the board image's loadable bytes
+    ram_bytes: int  # static RAM: .data + .bss (both arenas) + the stack
+    arena_bytes: int  # model arena + training arena
+    checked: int  # rows trained over the emulated UART with the host's answers (0: no check)
+
+
+def build_finetune_firmware(
+    blob: bytes,
+    target: Any,
+    root: Path,
+    tmp: Path,
+    trainer_args: dict[str, Any],
+    check: bool,
+    say: Callable[[str], None],
+) -> FinetuneBuild:
+    """The fine-tuning images of `deploy --target pico2 --finetune` into tmp: the board image
+    (UART0; it trains on the rows it receives, but has no RP2350 flash driver, so `save` says
+    it cannot) and the mps2-an505 image --check runs (the same program over QEMU's UART, the
+    slots behind the NOR-rules RAM driver, the region dumped to the host at the end)."""
+    from edge_lsh.deploy import toolchain, uf2
+    from edge_lsh.errors import DeployError
+    from edge_lsh.finetune import FixedTrainer
+
+    fw = target.firmware
+    tr = FixedTrainer(blob, **trainer_args)
+    model = tr.model
+    stack = fw.stack_bytes
+    ram_need = (
+        model.arena_bytes + tr.train_arena_bytes + stack + fw.static_ram_bytes + 5 * model.n_in
+    )
+    if ram_need > fw.board.ram_bytes:
+        raise DeployError(
+            f"--target {target.name} --finetune: training needs {ram_need:,} bytes of SRAM (model "
+            f"arena {model.arena_bytes:,} + training arena {tr.train_arena_bytes:,} + stack and "
+            f"firmware data), {ram_need - fw.board.ram_bytes:,} over the board's "
+            f"{fw.board.ram_bytes:,}: train fewer layers (--train-layers last) or use sgd "
+            "(Adagrad keeps 4 more bytes per trainable weight)"
+        )
+    if len(blob) + fw.code_flash_bytes > CODE_FLASH or len(blob) > SLOTS_BYTES // 2 - 4096:
+        raise DeployError(
+            f"--target {target.name} --finetune: the {len(blob):,}-byte model must fit the lower "
+            f"2 MB of flash with the firmware and a slot of {SLOTS_BYTES // 2:,} bytes"
+        )
+    run = FirmwareRun(
+        name="factory",
+        model=blob,
+        n_in=model.n_in,
+        n_classes=model.n_classes,
+        config=dataclasses.asdict(tr.config),
+        train_xq=np.zeros((0, model.n_in), dtype=np.int8),
+        train_y=np.zeros(0, dtype=np.int16),
+        order=np.zeros(0, dtype=np.int64),
+        test_xq=np.zeros((0, model.n_in), dtype=np.int8),
+        test_y=np.zeros(0, dtype=np.int16),
+        model_arena_bytes=model.arena_bytes,
+        train_arena_bytes=tr.train_arena_bytes,
+    )
+    write_finetune_c(tmp / "finetune_data.c", run)
+    cc = toolchain.need(target.cc, target, "the cross-compiler")
+    tool = str(Path(cc).with_name(target.tool_prefix + "{}"))
+    native = root / "native"
+    src = native / "firmware"
+    obj = tmp / "ft_obj"
+    obj.mkdir()
+    from edge_lsh.deploy.targets import COMMON_CFLAGS
+
+    flags = [*COMMON_CFLAGS, "-Wall", "-Wextra", *target.cflags]
+    flags += [f"-I{native / 'include'}", f"-I{src}"]
+
+    def compile_c(source: Path, name: str, *defines: str) -> str:
+        out = obj / f"{name}.o"
+        toolchain.run(
+            [cc, *flags, *defines, "-c", str(source), "-o", str(out)], f"compiling {name}"
+        )
+        return str(out)
+
+    say(f"building the fine-tuning firmware with {target.cc} (arena {tr.arena_bytes:,} bytes)")
+    kernel = [compile_c(s, f"k_{s.stem}") for s in sorted((native / "src").glob("*.c"))]
+    lib = str(obj / "libedge_lsh.a")
+    toolchain.run([tool.format("ar"), "rcs", lib, *kernel], "archiving the kernel")
+    serial = ("-DFW_SERIAL", f"-DFW_SERIAL_MAX_IN={model.n_in}")
+    common = [compile_c(src / "startup.c", "startup"), compile_c(tmp / "finetune_data.c", "data")]
+    images = {
+        BOARD_ELF: (
+            "rp2350_finetune.ld",
+            [
+                compile_c(src / "fw_finetune.c", "fw_board", *serial, "-DFW_NO_FLASH_DRIVER"),
+                compile_c(src / "platform_rp2350.c", "platform_rp2350"),
+                compile_c(src / "image_def_rp2350.c", "image_def_rp2350"),
+            ],
+        ),
+        QEMU_ELF: (
+            "mps2_an505_finetune.ld",
+            [
+                compile_c(src / "fw_finetune.c", "fw_qemu", *serial, '-DFW_DUMP_SLOTS="slots.bin"'),
+                compile_c(src / "platform_an505_uart.c", "platform_an505_uart"),
+            ],
+        ),
+    }
+    for name, (script, parts) in images.items():
+        link = [cc, *target.cflags, f"-L{src}", "-T", str(src / script), *common, *parts, lib]
+        toolchain.run([*link, *target.ldflags, "-o", str(tmp / name)], f"linking {name}")
+        nm = toolchain.run([tool.format("nm"), str(tmp / name)], "listing symbols").stdout
+        if {"malloc", "free", "_sbrk"} & set(nm.split()):
+            raise DeployError(f"{name} links a heap: refusing to ship it")
+    elf = (tmp / BOARD_ELF).read_bytes()
+    try:
+        image = uf2.elf_to_uf2(elf, fw.board.flash_origin, CODE_FLASH, fw.uf2_family_id)
+    except uf2.UF2Error as exc:
+        raise DeployError(f"{BOARD_ELF}: {exc}") from None
+    (tmp / BOARD_UF2).write_bytes(image)
+    flash = sum(len(d) for _, d in uf2.elf_load_segments(elf))
+    ram = model.arena_bytes + tr.train_arena_bytes + stack
+    checked = _check_qemu(tmp, target, blob, trainer_args, say) if check else 0
+    (tmp / "finetune_data.c").unlink()
+    return FinetuneBuild([BOARD_UF2, BOARD_ELF, QEMU_ELF], flash, ram, tr.arena_bytes, checked)
+
+
+def check_rows(n_in: int, n_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Rows --check trains on: inputs in [0, 1) and labels, drawn from a seeded generator."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((N_CHECK_ROWS, n_in), dtype=np.float32)
+    return x, rng.integers(0, n_classes, N_CHECK_ROWS).astype(np.int32)
+
+
+def _check_qemu(
+    tmp: Path, target: Any, blob: bytes, trainer_args: dict[str, Any], say: Callable[[str], None]
+) -> int:
+    """Boot the QEMU image on erased flash, send rows (n_in numbers and the label) then `save`
+    and `quit` over its UART: each answer (the class before the step) and the slot region it
+    saved must equal the host's fine-tuning of the same rows."""
+    import subprocess
+
+    from edge_lsh.deploy import slots, toolchain
+    from edge_lsh.errors import DeployError
+    from edge_lsh.finetune import FixedTrainer
+
+    tr = FixedTrainer(blob, **trainer_args)
+    x, y = check_rows(tr.model.n_in, tr.model.n_classes)
+    rows = np.column_stack([x, y.astype(np.float32)])
+    feed = "".join(",".join(f"{v:.9g}" for v in r[:-1]) + f",{int(r[-1])}\n" for r in rows)
+    want = [str(tr.step_q(q, int(label))) for q, label in zip(tr.model.quantize_input(x), y)]
+    geometry = slots.Geometry(SLOTS_BYTES)
+    erased = tmp / "ft_erased.bin"
+    erased.write_bytes(bytes([slots.ERASED]) * SLOTS_BYTES)
+    region = bytearray(erased.read_bytes())
+    slots.save(region, tr.save_bytes(), geometry)
+    qemu = toolchain.need(target.qemu[0], target, "QEMU, for --check")
+    say(f"checking under {' '.join(target.qemu)}: {N_CHECK_ROWS} training rows over the UART")
+    loader = f"loader,file={erased},addr=0x{SLOTS_AT:08x},force-raw=on"
+    cmd = [qemu, *target.qemu[1:], str(tmp / QEMU_ELF), "-device", loader]
+    try:
+        res = subprocess.run(
+            cmd,
+            input=feed + "save\nquit\n",
+            capture_output=True,
+            text=True,
+            timeout=toolchain.QEMU_TIMEOUT_S,
+            cwd=tmp,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise DeployError("the fine-tuning firmware did not finish under QEMU") from exc
+    lines = (res.stdout + res.stderr).splitlines()
+    if res.returncode != 0 or "FINETUNE DONE" not in lines:
+        tail = "\n".join(lines[-10:])
+        raise DeployError(f"the fine-tuning firmware check failed (exit {res.returncode}):\n{tail}")
+    ready = next(i for i, line in enumerate(lines) if line.startswith("# ready"))
+    got = [ln for ln in lines[ready + 1 :] if ln and ln[0].isdigit()][: len(want)]
+    if got != want:
+        raise DeployError(
+            f"the firmware's answers {got[:8]}... differ from the host's {want[:8]}..."
+        )
+    dump = (tmp / "slots.bin").read_bytes()
+    (tmp / "slots.bin").unlink()
+    erased.unlink()
+    if dump != bytes(region):
+        raise DeployError("the slot the firmware saved differs from the host's fine-tuning")
+    return N_CHECK_ROWS

@@ -2,11 +2,11 @@
 
     python make_finetune_data.py MODEL.elsh OUTDIR [--data digits] [--train N] [--test M]
         [--epochs E] [--optimizer sgd] [--lr 0.01] [--train-layers all] [--shift rotate25]
-        [--region BYTES] [--dense]
+        [--region BYTES] [--dense] [--offset K]
 
 Writes into OUTDIR:
   fw_finetune_data.c   the factory model, the trainer's integer configuration, N training rows
-                       of the data set's train split (quantized to int8 by the host's
+                       of the data set's train split (from row K) (quantized to int8 by the host's
                        elsh_qnet_quantize_input) and their order (E epochs, in order), M test
                        rows, the arenas sized by elsh_model_open and elsh_qtrain_plan
   erased.bin           the slot region as a fresh flash holds it (0xFF), loaded at boot 1
@@ -61,6 +61,7 @@ def main() -> int:
     p.add_argument("out")
     p.add_argument("--data", default="digits")
     p.add_argument("--train", type=int, default=200)
+    p.add_argument("--offset", type=int, default=0, help="skip this many training rows first")
     p.add_argument("--test", type=int, default=100)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--optimizer", default="sgd")
@@ -74,7 +75,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     model = Path(args.model).read_bytes()
     d = load(args.data, seed=0)
-    x, y = d.x_train[: args.train], d.y_train[: args.train]
+    rows = slice(args.offset, args.offset + args.train)
+    x, y = d.x_train[rows], d.y_train[rows]
     xt, yt = d.x_test[: args.test], d.y_test[: args.test]
     if args.shift:
         x, xt = shift.apply(args.shift, x), shift.apply(args.shift, xt)

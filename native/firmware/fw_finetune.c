@@ -15,9 +15,9 @@
  *   4. the trained model written as an .elsh file into the slot that was not picked, with the
  *      next sequence number (elsh_slots_save_from: erase, payload, header last), a part at a
  *      time from elsh_qtrain_save_part, so the file never needs RAM of its size;
- *   5. with -DFW_DUMP_SLOTS=\"path\" (QEMU only): the whole slot region written to that host
- *      file by semihosting, so the test reads the slot back and compares it byte for byte with
- *      the host's fine-tuning of the same samples;
+ *   5. with -DFW_DUMP_SLOTS=\"path\" (QEMU only), at the end: the whole slot region written to
+ *      that host file by semihosting, so the test compares it byte for byte with the host's
+ *      fine-tuning of the same samples;
  *   6. with -DFW_DENSE: every neuron computed (the dense baseline the instruction counts are
  *      compared with);
  *   7. with -DFW_SERIAL: samples over the serial line, one per line (n_in numbers then the
@@ -222,6 +222,10 @@ static int dump_slots(void)
 
 #include "fw_parse.h"
 
+#ifndef FW_SERIAL_MAX_IN
+#define FW_SERIAL_MAX_IN 1024 /* inputs per line at most; deploy sets the model's n_in */
+#endif
+
 static float serial_x[FW_SERIAL_MAX_IN + 1];
 static int8_t serial_xq[FW_SERIAL_MAX_IN];
 
@@ -288,11 +292,13 @@ static int serial_loop(void)
 int main(void)
 {
     if (boot()) return 1;
-    put_percent("accuracy before: ", accuracy());
-    put_str(" on ");
-    put_i32(fw_ft.n_test);
-    put_str(" held-out samples");
-    flush();
+    if (fw_ft.n_test) {
+        put_percent("accuracy before: ", accuracy());
+        put_str(" on ");
+        put_i32(fw_ft.n_test);
+        put_str(" held-out samples");
+        flush();
+    }
     int bad = 0;
     for (int32_t s = 0; s < fw_ft.n_steps && !bad; s++) {
         uint32_t i = fw_ft.order[s];
@@ -306,9 +312,14 @@ int main(void)
     put_i32(fw_ft.n_train);
     put_str(" embedded samples");
     flush();
-    put_percent("accuracy after: ", accuracy());
-    flush();
+    if (fw_ft.n_test) {
+        put_percent("accuracy after: ", accuracy());
+        flush();
+    }
     if (fw_ft.n_steps && save()) return 1;
+#if defined(FW_SERIAL)
+    if (serial_loop()) return 1;
+#endif
 #if defined(FW_DUMP_SLOTS)
     if (have_slots && dump_slots()) return 1;
 #endif
@@ -318,9 +329,6 @@ int main(void)
     put_u32((uint32_t)((uintptr_t)_estack - (uintptr_t)_sstack), 0);
     put_str(" B");
     flush();
-#if defined(FW_SERIAL)
-    if (serial_loop()) return 1;
-#endif
     put_str("FINETUNE DONE");
     flush();
     return 0;
