@@ -59,25 +59,16 @@ def save_npz(
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
 
 
-def one(
-    dataset: str, shift_name: str, args: argparse.Namespace, work: Path, log: list[str]
-) -> dict[str, Any]:
+def make_base(
+    dataset: str, hidden: int, base_epochs: int, work: Path, log: list[str]
+) -> tuple[Path, Path, Path, int]:
+    """The upright base of a data set (trained on half A of its training split, exported to
+    .elsh), made once per work folder: (float model, .elsh, upright npz, rows in half A)."""
     data = load(dataset, seed=0)
     half = data.x_train.shape[0] // 2
-    a = slice(0, half)
-    b = slice(half, min(2 * half, half + args.finetune_samples))
-    tag = f"{dataset}-{shift_name}"
     upright = work / f"{dataset}-upright.npz"
-    shifted = work / f"{tag}.npz"
     if not upright.exists():
-        save_npz(upright, data.x_train[a], data.y_train[a], data.x_test, data.y_test)
-    save_npz(
-        shifted,
-        shift.apply(shift_name, data.x_train[b]),
-        data.y_train[b],
-        shift.apply(shift_name, data.x_test),
-        data.y_test,
-    )
+        save_npz(upright, data.x_train[:half], data.y_train[:half], data.x_test, data.y_test)
     base = work / f"{dataset}-base.npz"
     base_elsh = work / f"{dataset}-base.elsh"
     if not base_elsh.exists():
@@ -87,9 +78,9 @@ def one(
                 "--data",
                 f"npz:{upright}",
                 "--hidden",
-                str(args.hidden),
+                str(hidden),
                 "--epochs",
-                str(args.base_epochs),
+                str(base_epochs),
                 "--seed",
                 "0",
                 "--out",
@@ -99,6 +90,24 @@ def one(
             log,
         )
         run_cli(["export", str(base), "--out", str(base_elsh)], log)
+    return base, base_elsh, upright, half
+
+
+def one(
+    dataset: str, shift_name: str, args: argparse.Namespace, work: Path, log: list[str]
+) -> dict[str, Any]:
+    data = load(dataset, seed=0)
+    base, base_elsh, upright, half = make_base(dataset, args.hidden, args.base_epochs, work, log)
+    b = slice(half, min(2 * half, half + args.finetune_samples))
+    tag = f"{dataset}-{shift_name}"
+    shifted = work / f"{tag}.npz"
+    save_npz(
+        shifted,
+        shift.apply(shift_name, data.x_train[b]),
+        data.y_train[b],
+        shift.apply(shift_name, data.x_test),
+        data.y_test,
+    )
     up_float = run_cli(["eval", str(base), "--data", f"npz:{upright}"], log)["accuracy"]
     up_fixed = run_cli(["eval", str(base_elsh), "--data", f"npz:{upright}"], log)["accuracy"]
     epochs = str(args.epochs)
@@ -137,6 +146,10 @@ def one(
             [
                 "finetune",
                 str(base_elsh),
+                "--optimizer",
+                args.fixed_optimizer,
+                "--lr",
+                str(args.fixed_lr),
                 "--data",
                 f"npz:{shifted}",
                 "--epochs",
@@ -185,7 +198,9 @@ def markdown(
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in {seconds:.0f} s (a shared "
         "2-core machine, other jobs running). Base: hidden "
         f"{args.hidden}, LSH 5% (defaults), {args.base_epochs} epochs on upright half A; "
-        f"fine-tuning: {args.epochs} epochs on the shifted half B; accuracy on the shifted "
+        f"fine-tuning: {args.epochs} epochs on the shifted half B (float: `train --from` with "
+        f"its defaults; fixed: `finetune --optimizer {args.fixed_optimizer} --lr "
+        f"{args.fixed_lr:g}`, all layers); accuracy on the shifted "
         "test split (the base's held-out images, shifted). `upright`: the base on the upright "
         "test split; `recovered` = (after - before) / (upright - before).",
         "",
@@ -242,6 +257,8 @@ def main() -> int:
         help="shifted training samples at most (half B is smaller for digits)",
     )
     p.add_argument("--no-fixed", action="store_true", help="the float path only")
+    p.add_argument("--fixed-optimizer", default="sgd", help="finetune's --optimizer")
+    p.add_argument("--fixed-lr", type=float, default=0.01, help="finetune's --lr")
     p.add_argument("--out", default="-", help="markdown results (- for stdout)")
     p.add_argument("--json", help="also write the rows as JSON here")
     p.add_argument("--work", help="folder for the data and models (default: a temporary one)")
