@@ -426,3 +426,30 @@ def test_deploy_finetune_is_for_pico2_only(tmp_path):
         ["deploy", str(MODEL), "--target", "pi4", "--finetune", "--out", str(tmp_path / "x")]
     )
     assert rc == 2 and "edge-lsh-run --train" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("train_layers", ["all", "last"])
+def test_save_in_parts_equals_the_whole_save(train_layers):
+    """elsh_qtrain_save_crc + elsh_qtrain_save_part (what the firmware streams into a flash
+    slot) give, in pieces of any size, exactly the bytes of elsh_qtrain_save."""
+    d = load("digits", seed=0, limit=150)
+    for path in sorted(GOLDEN.glob("*.elsh")):
+        tr = ft.FixedTrainer(path, train_layers=train_layers)
+        if tr.model.n_in != 64:
+            continue
+        tr.fit(d.x_train, d.y_train, epochs=1)
+        whole = tr.save_bytes()
+        crc = ffi.new("uint32_t *")
+        assert lib.elsh_qtrain_save_crc(tr._tr, crc) == 0
+        for piece in (1, 97, 4096):
+            got = bytearray()
+            for at in range(0, len(whole), piece):
+                n = min(piece, len(whole) - at)
+                buf = ffi.new("uint8_t[]", n)
+                assert lib.elsh_qtrain_save_part(tr._tr, crc[0], at, buf, n) == 0
+                got += ffi.buffer(buf, n)
+            assert bytes(got) == whole, (path.name, piece)
+        buf = ffi.new("uint8_t[]", 2)
+        assert (
+            lib.elsh_qtrain_save_part(tr._tr, crc[0], len(whole) - 1, buf, 2) == lib.ELSH_ERR_CONFIG
+        )
