@@ -10,6 +10,7 @@ from edge_lsh.errors import (
     NativeError,
     OutputPathError,
 )
+from edge_lsh.finetune import FixedTrainer
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.network import EpochReport, LSHConfig, Network, TrainConfig
 
@@ -19,6 +20,7 @@ __all__ = [
     "TrainConfig",
     "EpochReport",
     "FixedPointModel",
+    "FixedTrainer",
     "EdgeLshError",
     "DataError",
     "ModelFileError",

@@ -15,12 +15,18 @@
  *
  *   size_t need, tneed;
  *   elsh_model_open(&net, file, n, &need);  elsh_model_attach(&net, arena, need);
- *   elsh_qtrain_config cfg;  elsh_qtrain_config_default(&cfg, &net);   // then set lr etc.
+ *   elsh_qtrain_config cfg;  elsh_qtrain_config_default(&cfg, &net);   // Adagrad, all layers
+ *   elsh_qtrain_rates(&net, ELSH_QTRAIN_ADAGRAD, 0.01, &cfg);          // integer rates
  *   elsh_qtrain_plan(&net, &cfg, &tneed);                              // exact bytes
  *   elsh_qtrain_attach(&tr, &net, &cfg, tarena, tneed);
  *   for each sample: elsh_qnet_quantize_input(&net, x, xq); elsh_qtrain_step(&tr, xq, label);
  *   elsh_qnet_forward(&net, xq) now predicts with the trained weights and tables;
  *   elsh_qtrain_save(&tr, NULL, 0, &size); elsh_qtrain_save(&tr, buf, size, &size);
+ *
+ * Arena (elsh_qtrain_plan), per trainable layer of n_out x n_in: 2 bytes per weight (masters),
+ * +1 (int8 inference copy), +4 with momentum (velocities), +4 with Adagrad (sums of squares),
+ * the biases and their state, deltas, and for an LSH layer a RAM copy of the file's tables
+ * (none when the tables were built at attach) and 1 bit per neuron and table (membership).
  *
  * Learning rates are integers (per layer: a multiplier and a right shift, for the weights and
  * for the biases; see train_q.c), so that no float is needed in the step; elsh_qtrain_rates
