@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--lr", type=positive_float, default=0.01, help="learning rate of both runs (default 0.01)"
     )
     p.add_argument("--train-layers", default="all", help="all, last or N (default all)")
+    p.add_argument(
+        "--momentum", type=float, default=0.0, help="momentum of the fixed run, 0..0.99 (default 0)"
+    )
     p.add_argument("--seed", type=int, default=1, help="network seed (default 1)")
     return p
 
@@ -75,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         train_layers_count(args.train_layers, 2)  # the network has 2 layers
     except ValueError as exc:
         parser.error(str(exc))
+    if not 0.0 <= args.momentum < 1.0:
+        parser.error(f"--momentum {args.momentum}: must be in [0, 1)")
     from scipy.ndimage import rotate
 
     ds = load(args.data, seed=0)
@@ -120,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| upright test | {upright:.4f} |")
     print(f"| rotated {args.angle:g} deg, before | {before:.4f} |")
     print(f"| after float fine-tuning ({args.epochs} epochs) | {float_acc:.4f} |")
-    print(f"| after fixed fine-tuning ({args.optimizer}, {args.train_layers}) | {fixed:.4f} |")
+    how = f"{args.optimizer}, momentum {args.momentum:g}, {args.train_layers} layers"
+    print(f"| after fixed fine-tuning ({how}) | {fixed:.4f} |")
     print(f"| fixed - float | {100 * (fixed - float_acc):+.2f} points |")
     print(
         f"| drop recovered by fixed | {(fixed - before) / drop if drop > 0 else float('nan'):.2f} |"
