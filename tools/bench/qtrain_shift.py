@@ -112,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     float_acc = float((fl.predict(te_x) == te_y).mean())
     print("fixed fine-tuning", file=sys.stderr)
     tr = FixedTrainer(
-        data, train_layers=args.train_layers, optimizer=args.optimizer, lr=args.lr, seed=0
+        data,
+        train_layers=args.train_layers,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+        seed=0,
     )
     t0 = time.perf_counter()
     tr.fit(ft_x, ft_y, epochs=args.epochs)
