@@ -153,10 +153,10 @@ void test_qtrain_random_models_keep_invariants_and_save(void)
                         derived = 0;
                     }
                 }
-                CHECK_MSG(derived, "iteration %d layer %d: inference weights not derived from masters", it, l);
+                CHECK_MSG(derived, "iteration %d layer %d: inference weights not derived from masters", it, (int)l);
             }
             if (L->use_lsh && L->hash.tables <= 64)
-                CHECK_MSG(tables_ok(L, sizes[l]), "iteration %d layer %d: tables broken", it, l);
+                CHECK_MSG(tables_ok(L, sizes[l]), "iteration %d layer %d: tables broken", it, (int)l);
         }
         /* the save: accepted by the reader, same predictions, same bytes from the same seed */
         size_t out_size = 0;
