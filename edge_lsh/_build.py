@@ -47,11 +47,33 @@ def cdef_from_header(text: str) -> str:
     return "\n".join(keep)
 
 
+# The binding's own clock for elsh_qnet_forward_stats (the kernel reads none): nanoseconds of
+# CLOCK_MONOTONIC, passed to the kernel as a C function pointer so timing costs no Python call.
+CLOCK_PRELUDE = """#if !defined(_POSIX_C_SOURCE) && !defined(_WIN32)
+#define _POSIX_C_SOURCE 199309L
+#endif
+#include <time.h>
+"""
+CLOCK_FUNCTION = """
+static uint64_t elsh_py_clock_ns(void *ctx)
+{
+    (void)ctx;
+#if defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#else
+    return (uint64_t)clock() * (1000000000u / CLOCKS_PER_SEC);
+#endif
+}
+"""
+
 ffibuilder = FFI()
 ffibuilder.cdef("\n".join(cdef_from_header(h.read_text()) for h in HEADERS))
+ffibuilder.cdef("static uint64_t elsh_py_clock_ns(void *ctx);")
 ffibuilder.set_source(
     "edge_lsh._native",
-    "".join(f'#include "{h.name}"\n' for h in HEADERS),
+    CLOCK_PRELUDE + "".join(f'#include "{h.name}"\n' for h in HEADERS) + CLOCK_FUNCTION,
     sources=[str(p.relative_to(ROOT)) for p in sorted((NATIVE / "src").glob("*.c"))],
     include_dirs=[
         str((NATIVE / "include").relative_to(ROOT)),

@@ -22,7 +22,7 @@ from edge_lsh.fileio import MAX_JSON_BYTES, check_input_file, loads_json
 from edge_lsh.native import aligned_empty, check, ffi, lib, ptr, status_message
 from edge_lsh.report import evaluation, ops_dict
 
-__all__ = ["FixedPointModel", "FORMAT_ERRORS"]
+__all__ = ["FixedPointModel", "FORMAT_ERRORS", "STEPS"]
 
 # C status -> the name FORMAT.md uses for it
 FORMAT_ERRORS: dict[int, str] = {
@@ -32,6 +32,8 @@ FORMAT_ERRORS: dict[int, str] = {
 }
 
 _PHASES = ("hash", "forward")
+# the steps elsh_qnet_forward_stats times, in the order of elsh_step
+STEPS = ("hash", "count", "select", "multiply")
 _MAX_FILE_BYTES = 1 << 31
 
 
@@ -298,6 +300,61 @@ class FixedPointModel:
 
         self._on_threads(x.shape[0], threads, rows)
         return probs
+
+    def selection_stats(
+        self, x: Any, timing: bool = True, recall: bool = True
+    ) -> list[dict[str, Any]]:
+        """Measure every layer's selection over the rows of x (floats, quantized here), with
+        elsh_qnet_forward_stats: per layer and per input the bucket entries read, the distinct
+        candidates, the active neurons, nanoseconds per step (hash, count, select, multiply;
+        the binding's monotonic clock, None with timing=False) and the recall of the exact
+        top-k (the k highest requantized pre-activations; LSH layers only, None elsewhere or
+        with recall=False, which skips computing every neuron). The predictions and op
+        counters are those of predict()."""
+        return self.selection_stats_q(self.quantize_input(x), timing, recall)
+
+    def selection_stats_q(
+        self, xq: Any, timing: bool = True, recall: bool = True
+    ) -> list[dict[str, Any]]:
+        """selection_stats of already-quantized int8 rows (n, n_in)."""
+        xq = np.ascontiguousarray(xq, dtype=np.int8)
+        if xq.ndim != 2 or xq.shape[1] != self.n_in:
+            raise ValueError(f"expected int8 rows of shape (n, {self.n_in}), got {xq.shape}")
+        n_layers = self.n_layers
+        stats = ffi.new("elsh_layer_stats[]", n_layers)
+        widest = max(int(self._layer(i).n_out) for i in range(n_layers))
+        pre = np.empty(widest, dtype=np.int32)
+        pre_ptr = ptr(pre, "int32_t *") if recall else ffi.NULL
+        clock = ffi.addressof(lib, "elsh_py_clock_ns") if timing else ffi.NULL
+        for r in range(xq.shape[0]):
+            check(
+                lib.elsh_qnet_forward_stats(
+                    self._net, ptr(xq[r], "int8_t *"), clock, ffi.NULL, pre_ptr, stats
+                ),
+                "forward",
+            )
+        out: list[dict[str, Any]] = []
+        for i in range(n_layers):
+            S = stats[i]
+            n = max(int(S.inputs), 1)
+            info = self._layer(i)
+            row: dict[str, Any] = {
+                "layer": i,
+                "n_in": int(info.n_in),
+                "n_out": int(info.n_out),
+                "lsh": bool(info.use_lsh) and not bool(self._net.dense),
+                "k": int(info.k),
+                "inputs": int(S.inputs),
+                "entries_per_input": int(S.entries) / n,
+                "candidates_per_input": int(S.candidates) / n,
+                "active_per_input": int(S.active) / n,
+                "recall": (int(S.topk_found) / int(S.topk)) if int(S.topk) else None,
+                "ns_per_input": (
+                    {step: int(S.ns[j]) / n for j, step in enumerate(STEPS)} if timing else None
+                ),
+            }
+            out.append(row)
+        return out
 
     def ops(self, total: bool = True) -> dict[str, dict[str, int]]:
         """Op counters (the sum over this model and its copies on other threads)."""

@@ -87,3 +87,24 @@ def print_summary(summary: dict[str, Any], as_json: bool) -> None:
         elif isinstance(value, float):
             value = f"{value:.6g}"
         print(f"{key:34s} {value}")
+
+
+def selection_markdown(stats: list[dict[str, Any]]) -> str:
+    """A Markdown table of FixedPointModel.selection_stats: a line per layer with its recall of
+    the exact top-k, bucket entries and candidates per input, and ns per step."""
+    lines = [
+        "| layer | k | recall of exact top-k | bucket entries | candidates | ns hash | ns count "
+        "| ns select | ns multiply |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for s in stats:
+        recall = "-" if s.get("recall") is None else f"{s['recall']:.3f}"
+        ns = s.get("ns_per_input") or {}
+        steps = ("hash", "count", "select", "multiply")
+        cells = [f"{ns[k]:,.0f}" if k in ns else "-" for k in steps]
+        k = s["k"] if s["lsh"] else f"{s['n_out']} (dense)"
+        lines.append(
+            f"| {s['layer']} | {k} | {recall} | {s['entries_per_input']:,.0f} | "
+            f"{s['candidates_per_input']:,.0f} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)

@@ -13,6 +13,7 @@ from edge_lsh.cli.common import HelpFormatter, add_label_column_arg, is_elsh, lo
 from edge_lsh.data import SPEC_HELP, data_record
 from edge_lsh.errors import DataError, ModelFileError
 from edge_lsh.fileio import check_output_file
+from edge_lsh.report import selection_markdown
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -128,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"## {layers} on {data.name}\n")
     print(table)
+    print()
+    print("Selection of the fixed-point LSH row (an untimed pass; ns per input, its own clock):")
+    print()
+    print(selection_markdown(result.rows["fixed_lsh"]["selection"]))
     print()
     for note in result.notes:
         print(f"- {note}")

@@ -16,9 +16,10 @@ from edge_lsh.cli.common import (
     load_model_data,
 )
 from edge_lsh.data import SPEC_HELP, Dataset
+from edge_lsh.errors import ModelFileError
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.network import Network
-from edge_lsh.report import SUMMARY_KEYS, print_summary
+from edge_lsh.report import SUMMARY_KEYS, print_summary, selection_markdown
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -36,6 +37,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="seed of the data split (default: the model's own split for its own data, else 0)",
     )
     add_thread_args(e, training=False)
+    e.add_argument(
+        "--selection-stats",
+        action="store_true",
+        help="an .elsh model: also measure each layer's selection on the test split: recall of "
+        "the exact top-k, bucket entries and candidates per input, ns per step (hash, count, "
+        'select, multiply); the key "selection" in the summary',
+    )
     e.set_defaults(func=run)
     return e
 
@@ -43,6 +51,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if is_elsh(args.model):
         return _eval_elsh(args)
+    if args.selection_stats:
+        raise ModelFileError(f"{args.model}: --selection-stats measures .elsh models only")
     net = Network.load(args.model)
     data = _data(args, net.data)
     data.check_fits(net.n_in, net.n_classes)
@@ -74,5 +84,10 @@ def _eval_elsh(args: argparse.Namespace) -> int:
         "inference_us_per_sample": ev["inference_us_per_sample"],
         "model_bytes": int(ev["model_bytes"]),
     }
+    selection = model.selection_stats(data.x_test) if args.selection_stats else None
+    if selection is not None and args.json:
+        summary["selection"] = selection
     print_summary(summary, args.json)
+    if selection is not None and not args.json:
+        print(selection_markdown(selection))
     return 0

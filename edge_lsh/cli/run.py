@@ -17,7 +17,7 @@ from edge_lsh.cli.common import HelpFormatter, add_label_column_arg, add_thread_
 from edge_lsh.data import DataError, data_record, input_range_warning, preprocess, split_labels
 from edge_lsh.fileio import check_input_file
 from edge_lsh.fixed import FixedPointModel
-from edge_lsh.report import format_accuracy
+from edge_lsh.report import format_accuracy, selection_markdown
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -50,6 +50,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="print one JSON object (predictions, logits with --logits, probabilities with "
         "--probs, accuracy) instead",
+    )
+    r.add_argument(
+        "--selection-stats",
+        action="store_true",
+        help="also measure each layer's selection in one more pass over the inputs: recall of "
+        "the exact top-k (every pre-activation computed), bucket entries and candidates per "
+        "input, ns per step (hash, count, select, multiply); a table on stderr, or the key "
+        '"selection" with --json',
     )
     add_label_column_arg(r)
     r.add_argument(
@@ -117,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     # as the C runner prints them (%.9g: every float32 exactly)
     prob_text = None if probs is None else [[f"{v:.9g}" for v in row] for row in probs.tolist()]
     accuracy = None if labels is None else float((pred == labels).mean())
+    selection = model.selection_stats(x) if args.selection_stats else None
     if args.json:
         result: dict[str, Any] = {"model": args.model, "predictions": pred.tolist()}
         if args.logits:
@@ -126,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         if labels is not None:
             result["accuracy"] = accuracy
             result["labelled"] = int(labels.size)
+        if selection is not None:
+            result["selection"] = selection
         print(json.dumps(result))
         return 0
     out = sys.stdout
@@ -142,4 +153,6 @@ def run(args: argparse.Namespace) -> int:
             f"{len(labels)})",
             file=sys.stderr,
         )
+    if selection is not None:
+        print(selection_markdown(selection), file=sys.stderr)
     return 0

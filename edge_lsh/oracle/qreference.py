@@ -13,6 +13,8 @@ of step 4 is saturated to int32.
     canonical_tables(layer)               the CSR tables of 5.6 (offsets, ids)
     layer_tables(layer)                   the layer's tables: stored, or built and cached
     select(layer, codes)                  the active set of one input, ascending
+    input_codes(layer, x)                 bucket ids of a batch of layer inputs
+    selection_measures(qm, Xq)            entries, candidates and top-k recall per layer
     requantize(acc, multiplier, shift)    step 4 before the activation
     forward(qm, xq)                       logits, prediction, per-layer active sets
     logits_batch(qm, Xq), predict(qm, Xq) many inputs at once
@@ -56,7 +58,9 @@ __all__ = [
     "select",
     "wrap_int32",
     "requantize",
+    "input_codes",
     "layer_forward",
+    "selection_measures",
     "forward",
     "logits_batch",
     "predict",
@@ -170,6 +174,16 @@ def requantize(acc: Any, multiplier: Any, shift: Any) -> np.ndarray:
     return np.clip(y, INT32_MIN, INT32_MAX)
 
 
+def input_codes(layer: QLayer, x: np.ndarray) -> np.ndarray:
+    """The bucket ids (n, L) of a batch of layer inputs x (a_i - in_zero_point, 0 at absent
+    indices): sum-pooled, centered when the layer says so, hashed."""
+    h = pool(np.asarray(x, dtype=np.int64), layer.pool, layer.hash_dim)
+    if layer.center:
+        assert layer.center_q is not None
+        h = h - layer.center_q.astype(np.int64)[None, :]
+    return hash_codes(layer, h)
+
+
 def layer_forward(
     layer: QLayer, x: np.ndarray, active: list[np.ndarray] | None = None
 ) -> np.ndarray:
@@ -182,11 +196,7 @@ def layer_forward(
     n = x.shape[0]
     mask = np.ones((n, layer.n_out), dtype=bool)
     if layer.use_lsh:
-        h = pool(x, layer.pool, layer.hash_dim)
-        if layer.center:
-            assert layer.center_q is not None
-            h = h - layer.center_q.astype(np.int64)[None, :]
-        codes = hash_codes(layer, h)
+        codes = input_codes(layer, x)
         mask[:] = False
         for r in range(n):
             act = select(layer, codes[r])
@@ -224,6 +234,56 @@ def _run(qm: QModel, Xq: Any, keep_active: bool) -> tuple[np.ndarray, list[list[
             nxt = qm.layers[li + 1]
             x = out - int(nxt.in_zero_point)  # inactive neurons hold out_zero_point: x = 0
     return out, actives
+
+
+def selection_measures(qm: QModel, Xq: Any) -> list[dict[str, int]]:
+    """What elsh_qnet_forward_stats counts, summed over int8 input rows, per layer: inputs,
+    bucket entries read (top-k: every entry of the input's L buckets; union: up to the k-th
+    neuron taken), candidates (top-k: neurons that collided; union: neurons taken from the
+    tables), active neurons, and for LSH layers topk (k per input) and topk_found: how many of
+    the k highest requantized pre-activations (ties to the lower id) the active set holds."""
+    X = np.asarray(Xq)
+    x = X.astype(np.int64) - int(qm.layers[0].in_zero_point)
+    out: list[dict[str, int]] = []
+    for li, layer in enumerate(qm.layers):
+        m = {"inputs": int(x.shape[0]), "entries": 0, "candidates": 0, "active": 0}
+        m.update(topk=0, topk_found=0)
+        active: list[np.ndarray] = []
+        y = layer_forward(layer, x, active)
+        if layer.use_lsh:
+            offsets, ids = layer_tables(layer)
+            B = 1 << layer.bits
+            w = layer.weights.astype(np.int64)
+            pre = requantize(
+                wrap_int32(layer.bias.astype(np.int64)[None, :] + x @ w.T),
+                layer.multiplier[None, :],
+                layer.shift[None, :],
+            )
+            for r, codes in enumerate(input_codes(layer, x)):
+                starts = [t * B + int(c) for t, c in enumerate(codes)]
+                spans = [(int(offsets[i]), int(offsets[i + 1])) for i in starts]
+                got = [ids[a:b] for a, b in spans]
+                if layer.select_mode == SELECT_UNION:
+                    seen: set[int] = set()
+                    for j in np.concatenate(got).tolist() if got else []:
+                        if len(seen) >= layer.k:
+                            break
+                        m["entries"] += 1
+                        seen.add(j)
+                    m["candidates"] += len(seen)
+                else:
+                    m["entries"] += sum(b - a for a, b in spans)
+                    m["candidates"] += int(np.unique(np.concatenate(got)).size) if got else 0
+                ranked = np.lexsort((np.arange(layer.n_out), -pre[r]))[: layer.k]
+                m["topk"] += layer.k
+                m["topk_found"] += int(np.isin(active[r], ranked).sum())
+        else:
+            m["candidates"] = layer.n_out * int(x.shape[0])
+        m["active"] = sum(int(a.size) for a in active)
+        out.append(m)
+        if not layer.is_output:
+            x = y - int(qm.layers[li + 1].in_zero_point)
+    return out
 
 
 def forward(qm: QModel, xq: Any) -> tuple[np.ndarray, int, list[np.ndarray]]:

@@ -338,6 +338,48 @@ int elsh_qnet_probs(const elsh_qnet *net, float *probs);
  * many (*n_active). NULL (and *n_active 0) before attach or for a layer that does not exist. */
 const int32_t *elsh_qnet_last_active(const elsh_qnet *net, int32_t layer, int32_t *n_active);
 
+/* ---------------------------------------------------------------- measuring selection (stats_q.c)
+ *
+ * elsh_qnet_forward_stats runs the same stages as elsh_qnet_forward (same outputs, same op
+ * counters) one at a time and measures each layer's selection: how many bucket entries it read,
+ * how many distinct neurons collided, how long each step took (with a clock the caller passes:
+ * the kernel reads no clock, so it needs none on bare metal) and, given scratch for every
+ * pre-activation, the recall of the exact top-k. The recall pass computes every neuron of an
+ * LSH layer after the timed steps; elsh_qnet_forward never does. */
+
+/* The steps of a fixed-point layer's forward, as timed. */
+typedef enum {
+    ELSH_STEP_HASH = 0,     /* input minus its zero point, pooling, hashing */
+    ELSH_STEP_COUNT = 1,    /* reading the input's L buckets: collision counts (union: the marks) */
+    ELSH_STEP_SELECT = 2,   /* the cut-off count, padding, the active ids in order */
+    ELSH_STEP_MULTIPLY = 3, /* the active neurons' dot products, requantization, activation */
+    ELSH_STEPS = 4
+} elsh_step;
+
+/* A caller's clock: nanoseconds from any fixed origin. */
+typedef uint64_t (*elsh_clock_ns_fn)(void *ctx);
+
+/* One layer's measurements, summed over the inputs measured (divide by inputs). */
+typedef struct {
+    uint64_t inputs;          /* forwards measured */
+    uint64_t ns[ELSH_STEPS];  /* time in each step (0 without a clock; dense layers: HASH is the
+                                 input conversion, COUNT and SELECT 0) */
+    uint64_t entries;         /* bucket entries read */
+    uint64_t candidates;      /* distinct neurons that collided (union: taken from the tables) */
+    uint64_t active;          /* neurons computed */
+    uint64_t topk;            /* k, summed over the inputs whose recall was measured */
+    uint64_t topk_found;      /* of those true top-k (the k highest requantized pre-activations,
+                                 ties to the lower id), how many were in the active set */
+} elsh_layer_stats;
+
+/* Forward one quantized input as elsh_qnet_forward does (the same return value, logits, active
+ * sets and op counters), adding layer l's measurements into stats[l] (n_layers of them, zeroed
+ * by the caller before the first input). clock: NULL for no times. preact: NULL for no recall,
+ * else int32 scratch of the widest layer's n_out; recall is measured for LSH layers only (not
+ * with dense set). */
+int elsh_qnet_forward_stats(elsh_qnet *net, const int8_t *xq, elsh_clock_ns_fn clock, void *clock_ctx,
+                            int32_t *preact, elsh_layer_stats *stats);
+
 /* CRC-32 (IEEE 802.3, zlib's crc32), continued from crc (0 to start). */
 uint32_t elsh_crc32(uint32_t crc, const void *data, size_t n);
 

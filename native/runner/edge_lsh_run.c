@@ -65,6 +65,10 @@ static const char *usage =
     "  --dense             compute every neuron (the dense int8 baseline)\n"
     "  --active F          active fraction of every LSH layer (0 < F <= 1; default: the file's)\n"
     "  --repeat N          run the inputs N times (latency measurements; default 1)\n"
+    "  --stats             after the run, measure each layer's selection in one more pass over the\n"
+    "                      inputs (untimed by the latency above): bucket entries read, distinct\n"
+    "                      candidates, recall of the exact top-k (every pre-activation computed),\n"
+    "                      nanoseconds per step (hash, count, select, multiply)\n"
     "  --max-arena BYTES   refuse a model whose arena (RAM beside the model file) needs more, before\n"
     "                      allocating it; a number with an optional K, M or G suffix (powers of\n"
     "                      1024); default 256M (fits a 512 MB Pi Zero); 0: no limit\n"
@@ -609,6 +613,13 @@ static double now_us(void)
 #endif
 }
 
+/* elsh_qnet_forward_stats's clock: nanoseconds, any origin */
+static uint64_t clock_ns(void *ctx)
+{
+    (void)ctx;
+    return (uint64_t)(now_us() * 1e3);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -677,6 +688,46 @@ static void range_warning(const elsh_qnet_summary *m, const rows *r, const char 
                 "edge-lsh-run: warning: %s: inputs span only [%.4g, %.4g] after preprocessing, against the "
                 "training range [%.4g, %.4g]: were they scaled already?%s\n",
                 name, xlo, xhi, lo, hi, hint);
+}
+
+/* --stats: one more pass over the inputs through elsh_qnet_forward_stats, then a line per layer.
+ * The buffers go to *preact and *lstats (freed by the caller). */
+static int print_stats(elsh_qnet *net, const elsh_qnet_summary *shape, const rows *r, int8_t *xq,
+                       int32_t **preact, elsh_layer_stats **lstats)
+{
+    int32_t widest = 1;
+    for (int32_t l = 0; l < shape->n_layers; l++) {
+        elsh_qlayer_summary L;
+        elsh_qnet_layer_info(net, l, &L);
+        if (L.n_out > widest) widest = L.n_out;
+    }
+    *preact = (int32_t *)malloc((size_t)widest * sizeof(int32_t));
+    *lstats = (elsh_layer_stats *)calloc((size_t)shape->n_layers, sizeof(elsh_layer_stats));
+    if (!*preact || !*lstats) {
+        fprintf(stderr, "edge-lsh-run: out of memory\n");
+        return EXIT_FAIL;
+    }
+    for (int64_t i = 0; i < r->n; i++) {
+        /* the rows were quantized once already: no error here */
+        elsh_qnet_quantize_input(net, r->x + i * shape->n_in, xq);
+        elsh_qnet_forward_stats(net, xq, clock_ns, NULL, *preact, *lstats);
+    }
+    for (int32_t l = 0; l < shape->n_layers; l++) {
+        const elsh_layer_stats *S = &(*lstats)[l];
+        double n = (double)S->inputs;
+        printf("# layer %d selection: ", (int)l);
+        if (S->topk)
+            printf("recall %.4f of the exact top-%.0f, ", (double)S->topk_found / (double)S->topk,
+                   (double)S->topk / n);
+        else
+            printf("every neuron computed, ");
+        printf("%.1f bucket entries, %.1f candidates, %.1f active per input; ns per input: hash %.0f, "
+               "count %.0f, select %.0f, multiply %.0f\n",
+               (double)S->entries / n, (double)S->candidates / n, (double)S->active / n,
+               (double)S->ns[ELSH_STEP_HASH] / n, (double)S->ns[ELSH_STEP_COUNT] / n,
+               (double)S->ns[ELSH_STEP_SELECT] / n, (double)S->ns[ELSH_STEP_MULTIPLY] / n);
+    }
+    return 0;
 }
 
 /* --max-arena: a number of bytes with an optional K, M or G suffix (powers of 1024). */
@@ -915,7 +966,7 @@ int main(int argc, char **argv)
 {
     const char *model_path = NULL, *input_path = NULL;
     int show_logits = 0, show_probs = 0, quiet = 0, dense = 0, info_only = 0, label_first = 0;
-    int no_preprocess = 0;
+    int no_preprocess = 0, stats = 0;
     float active = 0.0f;
     long repeat = 1;
     size_t max_arena = DEFAULT_MAX_ARENA;
@@ -941,6 +992,8 @@ int main(int argc, char **argv)
             quiet = 1;
         } else if (!strcmp(a, "--dense")) {
             dense = 1;
+        } else if (!strcmp(a, "--stats")) {
+            stats = 1;
         } else if (!strcmp(a, "--no-preprocess")) {
             no_preprocess = 1;
         } else if (!strcmp(a, "--info")) {
@@ -1041,6 +1094,8 @@ int main(int argc, char **argv)
     int8_t *xq = NULL;
     float *probs = NULL;
     double *lat = NULL;
+    int32_t *preact = NULL;
+    elsh_layer_stats *lstats = NULL;
     FILE *f = NULL;
     rows r;
     memset(&r, 0, sizeof r);
@@ -1188,12 +1243,18 @@ int main(int argc, char **argv)
     printf("# memory: model %zu bytes (used in place), arena %zu bytes; load %.0f us "
            "(validate %.0f us, attach %.0f us)\n",
            model_bytes, arena_bytes, t_load, t_open, t_load - t_open);
+    if (stats) {
+        rc = print_stats(&net, &shape, &r, xq, &preact, &lstats);
+        if (rc) goto out;
+    }
     rc = 0;
 out:
     if (f && f != stdin) fclose(f);
     free(xq);
     free(probs);
     free(lat);
+    free(preact);
+    free(lstats);
     rows_free(&r);
     free(npy_raw);
     free(arena_raw);

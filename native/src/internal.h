@@ -160,8 +160,23 @@ typedef struct {
     int32_t *active;             /* [n_out] out: the active ids, ascending */
 } elsh_select_job;
 
-/* Returns the number of active neurons; *n_candidates gets how many collided. */
+/* Returns the number of active neurons; *n_candidates gets how many collided. The two stages
+ * below in a row. */
 int32_t elsh_select_run(const elsh_select_job *job, int32_t *n_candidates, elsh_ops *ops);
+
+/* What the count stage hands the choose stage (and the measurements: elsh_qnet_forward_stats). */
+typedef struct {
+    int32_t n_touched;  /* neurons with a non-zero counts[] entry, listed in touched[] */
+    int32_t n_selected; /* union: neurons taken from the tables */
+    uint64_t entries;   /* bucket entries read */
+} elsh_select_state;
+/* Count stage: read the input's L buckets into counts[] (top-k: collisions; union: the first k
+ * neurons marked). */
+void elsh_select_count(const elsh_select_job *job, elsh_select_state *st, elsh_ops *ops);
+/* Choose stage: the active ids into active[] ascending (padding when too few collided), counts[]
+ * zeroed again. Returns how many; *n_candidates gets how many collided. */
+int32_t elsh_select_choose(const elsh_select_job *job, elsh_select_state *st, int32_t *n_candidates,
+                           elsh_ops *ops);
 
 /* ---------------------------------------------------------------- trained state (FORMAT.md 4.2) */
 
@@ -346,5 +361,20 @@ uint32_t elsh_dot_q8_dense_sdot(const int8_t *w, const int8_t *a, int32_t zero, 
  * ops->last[ELSH_PHASE_HASH] and ops->last[ELSH_PHASE_FORWARD] (the network's counters). */
 void elsh_qlayer_forward(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n, int dense,
                          elsh_counters *ops);
+/* The predicted class after a forward: the first highest logit (net_q.c). */
+int32_t elsh_qnet_argmax(const elsh_qnet *net);
+/* Its stages, in order (elsh_qnet_forward_stats times them one by one): the input minus its
+ * zero point into L->x; for an LSH layer the hashing (elsh_qhash_input) and the selection
+ * (elsh_select_count, elsh_select_choose on the job elsh_qlayer_job fills), else every neuron
+ * active; then the active neurons' dot products and requantization. */
+void elsh_qlayer_input(elsh_qlayer *L, const int8_t *a, int32_t n, elsh_ops *fops);
+void elsh_qlayer_job(elsh_qlayer *L, elsh_select_job *job);
+void elsh_qlayer_all_active(elsh_qlayer *L);
+void elsh_qlayer_multiply(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n,
+                          elsh_ops *fops);
+/* Neuron j's requantized pre-activation (before ReLU and the zero point) for the input in L->x
+ * (and a): what the multiply stage computes for an active neuron. */
+int32_t elsh_qlayer_preact(const elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n,
+                           int32_t j);
 
 #endif

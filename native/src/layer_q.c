@@ -9,57 +9,70 @@
  * products live in dot_q.c (portable) and dot_q_neon.c (NEON, sdot), chosen at compile time. */
 #include "internal.h"
 
-static void select_active(elsh_qlayer *L, elsh_ops *ops)
+void elsh_qlayer_job(elsh_qlayer *L, elsh_select_job *J)
 {
     /* the model's tables: read-only CSR */
-    const elsh_select_job J = {.hash = &L->hash, .n_out = L->n_out, .k = L->k, .codes = L->codes,
-                               .pad_order = L->pad_order, .ids = L->tab_ids,
-                               .csr_offsets = L->tab_offsets, .counts = L->counts,
-                               .touched = L->touched, .hist = L->hist, .active = L->active};
-    L->n_active = elsh_select_run(&J, &L->n_candidates, ops);
+    *J = (elsh_select_job){.hash = &L->hash, .n_out = L->n_out, .k = L->k, .codes = L->codes,
+                           .pad_order = L->pad_order, .ids = L->tab_ids,
+                           .csr_offsets = L->tab_offsets, .counts = L->counts,
+                           .touched = L->touched, .hist = L->hist, .active = L->active};
 }
 
-void elsh_qlayer_forward(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n, int dense,
-                         elsh_counters *ops)
+void elsh_qlayer_input(elsh_qlayer *L, const int8_t *a, int32_t n, elsh_ops *fops)
 {
-    elsh_ops *hops = &ops->last[ELSH_PHASE_HASH], *fops = &ops->last[ELSH_PHASE_FORWARD];
     for (int32_t q = 0; q < n; q++) L->x[q] = (int16_t)(a[q] - L->in_zero);
     fops->add += (uint64_t)n;
+}
 
-    if (L->use_lsh && !dense) {
-        elsh_qhash_input(L, L->x, idx, n, hops);
-        select_active(L, hops);
+void elsh_qlayer_all_active(elsh_qlayer *L)
+{
+    for (int32_t j = 0; j < L->n_out; j++) L->active[j] = j;
+    L->n_active = L->n_out;
+    L->n_candidates = L->n_out;
+}
+
+/* acc_j (bias included), modulo 2^32, from the input in L->x (and a, for sdot) */
+static uint32_t neuron_acc(const elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n,
+                           int32_t j)
+{
+    uint32_t acc;
+    int32_t n_in = L->n_in;
+    if (L->weight_bits == 8) {
+        const int8_t *row = L->w8 + (size_t)j * (size_t)n_in;
+        if (idx)
+            acc = elsh_dot_q8_sparse_c(row, L->x, idx, n);
+        else
+#if ELSH_USE_SDOT
+            acc = elsh_dot_q8_dense_sdot(row, a, L->in_zero, n);
+#elif ELSH_USE_NEON
+            acc = elsh_dot_q8_dense_neon(row, L->x, n);
+#else
+            acc = elsh_dot_q8_dense_c(row, L->x, n);
+#endif
     } else {
-        for (int32_t j = 0; j < L->n_out; j++) L->active[j] = j;
-        L->n_active = L->n_out;
-        L->n_candidates = L->n_out;
+        const int16_t *row = L->w16 + (size_t)j * (size_t)n_in;
+        acc = idx ? elsh_dot_q16_sparse_c(row, L->x, idx, n) : elsh_dot_q16_dense_c(row, L->x, n);
     }
+    (void)a;
+    return acc + (uint32_t)L->bias[j];
+}
 
-    int32_t n_in = L->n_in, z = L->out_zero;
+int32_t elsh_qlayer_preact(const elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n,
+                           int32_t j)
+{
+    /* uint32 -> int32 keeps the bits (modulo 2^32) on every compiler we target */
+    return elsh_requantize((int32_t)neuron_acc(L, a, idx, n, j), L->multiplier[j], L->shift[j]);
+}
+
+void elsh_qlayer_multiply(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n,
+                          elsh_ops *fops)
+{
+    int32_t z = L->out_zero;
     if (L->is_output)
         for (int32_t j = 0; j < L->n_out; j++) L->logits[j] = INT32_MIN;
     for (int32_t q = 0; q < L->n_active; q++) {
         int32_t j = L->active[q];
-        uint32_t acc;
-        if (L->weight_bits == 8) {
-            const int8_t *row = L->w8 + (size_t)j * (size_t)n_in;
-            if (idx)
-                acc = elsh_dot_q8_sparse_c(row, L->x, idx, n);
-            else
-#if ELSH_USE_SDOT
-                acc = elsh_dot_q8_dense_sdot(row, a, L->in_zero, n);
-#elif ELSH_USE_NEON
-                acc = elsh_dot_q8_dense_neon(row, L->x, n);
-#else
-                acc = elsh_dot_q8_dense_c(row, L->x, n);
-#endif
-        } else {
-            const int16_t *row = L->w16 + (size_t)j * (size_t)n_in;
-            acc = idx ? elsh_dot_q16_sparse_c(row, L->x, idx, n) : elsh_dot_q16_dense_c(row, L->x, n);
-        }
-        acc += (uint32_t)L->bias[j];
-        /* uint32 -> int32 keeps the bits (modulo 2^32) on every compiler we target */
-        int32_t y = elsh_requantize((int32_t)acc, L->multiplier[j], L->shift[j]);
+        int32_t y = elsh_qlayer_preact(L, a, idx, n, j);
         if (L->is_output) {
             L->logits[j] = y;
         } else {
@@ -72,4 +85,20 @@ void elsh_qlayer_forward(elsh_qlayer *L, const int8_t *a, const int32_t *idx, in
     fops->add += macs + 2u * (uint64_t)L->n_active;   /* + bias and rounding */
     fops->cmp += 2u * (uint64_t)L->n_active;
     fops->weight_bytes += macs * (uint64_t)(L->weight_bits / 8) + 9u * (uint64_t)L->n_active;
+}
+
+void elsh_qlayer_forward(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n, int dense,
+                         elsh_counters *ops)
+{
+    elsh_ops *hops = &ops->last[ELSH_PHASE_HASH], *fops = &ops->last[ELSH_PHASE_FORWARD];
+    elsh_qlayer_input(L, a, n, fops);
+    if (L->use_lsh && !dense) {
+        elsh_select_job J;
+        elsh_qlayer_job(L, &J);
+        elsh_qhash_input(L, L->x, idx, n, hops);
+        L->n_active = elsh_select_run(&J, &L->n_candidates, hops);
+    } else {
+        elsh_qlayer_all_active(L);
+    }
+    elsh_qlayer_multiply(L, a, idx, n, fops);
 }

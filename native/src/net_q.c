@@ -20,6 +20,11 @@ int elsh_qnet_forward(elsh_qnet *net, const int8_t *xq)
         idx = L->n_active < L->n_out ? L->active : NULL;
     }
     for (int p = 0; p < ELSH_PHASE_COUNT; p++) counters_end(&net->ops, p);
+    return elsh_qnet_argmax(net);
+}
+
+int32_t elsh_qnet_argmax(const elsh_qnet *net)
+{
     const elsh_qlayer *out = &net->layers[net->n_layers - 1];
     int32_t best = 0;
     for (int32_t j = 1; j < out->n_out; j++)

@@ -26,7 +26,9 @@ static const uint16_t *input_bucket(const elsh_select_job *J, int32_t t, int32_t
     return J->ids + bi * (size_t)J->capacity;
 }
 
-static int32_t gather_counts(const elsh_select_job *J, elsh_ops *ops)
+/* Count stage, top-k: counts[j] = in how many of the input's buckets neuron j lies; touched[]
+ * lists the neurons counted, each once. */
+static void gather_counts(const elsh_select_job *J, elsh_select_state *st, elsh_ops *ops)
 {
     int32_t n_touched = 0;
     uint64_t scanned = 0;
@@ -43,10 +45,12 @@ static int32_t gather_counts(const elsh_select_job *J, elsh_ops *ops)
     }
     ops->add += scanned;
     ops->table_bytes += scanned * 2u;
-    return n_touched;
+    st->n_touched = n_touched;
+    st->entries = scanned;
 }
 
-static int32_t mark_union(const elsh_select_job *J, int32_t *n_selected, elsh_ops *ops)
+/* Count stage, union: mark neurons SELECTED in table order, bucket order, until k. */
+static void mark_union(const elsh_select_job *J, elsh_select_state *st, elsh_ops *ops)
 {
     int32_t n_touched = 0, n_sel = 0;
     uint64_t scanned = 0;
@@ -64,8 +68,9 @@ static int32_t mark_union(const elsh_select_job *J, int32_t *n_selected, elsh_op
     }
     ops->cmp += scanned;
     ops->table_bytes += scanned * 2u;
-    *n_selected = n_sel;
-    return n_touched;
+    st->n_touched = n_touched;
+    st->n_selected = n_sel;
+    st->entries = scanned;
 }
 
 /* Mark padding neurons until k are selected. */
@@ -87,19 +92,28 @@ static int32_t pad_selection(const elsh_select_job *J, int32_t n_sel, int32_t n_
     return n_touched;
 }
 
-int32_t elsh_select_run(const elsh_select_job *J, int32_t *n_candidates, elsh_ops *ops)
+void elsh_select_count(const elsh_select_job *J, elsh_select_state *st, elsh_ops *ops)
 {
-    int32_t n_out = J->n_out, k = J->k, n_act = 0, n_touched;
+    st->n_touched = st->n_selected = 0;
+    st->entries = 0;
+    if (J->hash->select_mode == ELSH_SELECT_UNION)
+        mark_union(J, st, ops);
+    else
+        gather_counts(J, st, ops);
+}
+
+int32_t elsh_select_choose(const elsh_select_job *J, elsh_select_state *st, int32_t *n_candidates,
+                           elsh_ops *ops)
+{
+    int32_t n_out = J->n_out, k = J->k, n_act = 0, n_touched = st->n_touched;
     if (J->hash->select_mode == ELSH_SELECT_UNION) {
-        int32_t n_sel;
-        n_touched = mark_union(J, &n_sel, ops);
+        int32_t n_sel = st->n_selected;
         *n_candidates = n_sel;
         if (n_sel < k) n_touched = pad_selection(J, n_sel, n_touched, ops);
         for (int32_t j = 0; j < n_out; j++)
             if (J->counts[j] == SELECTED) J->active[n_act++] = j;
         ops->cmp += (uint64_t)n_out;
     } else {
-        n_touched = gather_counts(J, ops);
         *n_candidates = n_touched;
         if (n_touched <= k) {
             for (int32_t q = 0; q < n_touched; q++) J->counts[J->touched[q]] = SELECTED;
@@ -123,7 +137,15 @@ int32_t elsh_select_run(const elsh_select_job *J, int32_t *n_candidates, elsh_op
         ops->cmp += (uint64_t)n_out;
     }
     for (int32_t q = 0; q < n_touched; q++) J->counts[J->touched[q]] = 0;
+    st->n_touched = 0;
     return n_act;
+}
+
+int32_t elsh_select_run(const elsh_select_job *J, int32_t *n_candidates, elsh_ops *ops)
+{
+    elsh_select_state st;
+    elsh_select_count(J, &st, ops);
+    return elsh_select_choose(J, &st, n_candidates, ops);
 }
 
 void elsh_select(elsh_layer *L, int32_t force, elsh_ops *ops)
