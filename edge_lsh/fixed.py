@@ -40,7 +40,15 @@ _MAX_FILE_BYTES = 1 << 31
 class FixedPointModel:
     """A quantized edge-lsh network read from an ``.elsh`` file."""
 
-    def __init__(self, data: bytes | bytearray | memoryview | np.ndarray, name: str = "<bytes>"):
+    def __init__(
+        self,
+        data: bytes | bytearray | memoryview | np.ndarray,
+        name: str = "<bytes>",
+        fast: bool = False,
+    ):
+        """fast=True attaches with elsh_model_attach_fast: bucket bitmaps, a dense hash matrix
+        and row sums in a larger arena; the same outputs, cheaper selection (the op counters
+        then count the work of that path)."""
         raw = np.frombuffer(data, dtype=np.uint8)
         self.name = name
         self._file = aligned_empty(max(raw.size, 1))
@@ -50,8 +58,18 @@ class FixedPointModel:
         status = lib.elsh_model_open(self._net, ptr(self._file, "void *"), raw.size, need)
         if status != lib.ELSH_OK:
             raise _file_error(name, status)
-        self._arena = aligned_empty(max(int(need[0]), 64))
-        status = lib.elsh_model_attach(self._net, ptr(self._arena, "void *"), self._arena.size)
+        extra = ffi.new("size_t *")
+        if fast:
+            check(lib.elsh_model_fast_bytes(self._net, extra), "fast arena")
+        self.fast = fast and int(extra[0]) > 0
+        if self.fast:
+            base = -(-int(need[0]) // 64) * 64  # the additions start at a 64-byte boundary
+            self._arena = aligned_empty(base + int(extra[0]))
+            attach = lib.elsh_model_attach_fast
+        else:
+            self._arena = aligned_empty(max(int(need[0]), 64))
+            attach = lib.elsh_model_attach
+        status = attach(self._net, ptr(self._arena, "void *"), self._arena.size)
         if status != lib.ELSH_OK:
             raise _file_error(name, status)
         self._summary = ffi.new("elsh_qnet_summary *")
@@ -67,7 +85,7 @@ class FixedPointModel:
         return self._file[: self.model_bytes].tobytes()
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> FixedPointModel:
+    def load(cls, path: str | os.PathLike[str], fast: bool = False) -> FixedPointModel:
         """Read and validate an ``.elsh`` file. Raises ModelFileError naming what is wrong."""
         try:
             path = check_input_file(path, "model file")
@@ -83,7 +101,7 @@ class FixedPointModel:
             data = path.read_bytes()
         except OSError as exc:
             raise ModelFileError(f"{path}: cannot read ({exc})") from exc
-        return cls(data, str(path))
+        return cls(data, str(path), fast=fast)
 
     # ------------------------------------------------------------------ description
     @property

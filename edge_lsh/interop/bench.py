@@ -2,7 +2,8 @@
 process and one run.
 
 Methods (rows):
-  fixed_lsh     the fixed-point LSH kernel on the .elsh file (its own k)
+  fixed_lsh     the fixed-point LSH kernel on the .elsh file (its own k), attached with the
+                faster selection's arena (elsh_model_attach_fast), as edge-lsh-run does
   dense_int8    the same kernel computing every neuron (set_active(dense=True))
   float_lsh     the float LSH network the .elsh was exported from (.npz), in the float kernel
   numpy_dense   numpy float32 matmuls on the .elsh weights dequantized (BLAS)
@@ -119,7 +120,8 @@ def _fixed_methods(
 ) -> list[Method]:
     out = []
     for key, dense in (("fixed_lsh", False), ("dense_int8", True)):
-        m = FixedPointModel.load(fixed_path)
+        # the LSH row with the faster selection's arena (elsh_model_attach_fast), as edge-lsh-run
+        m = FixedPointModel.load(fixed_path, fast=not dense)
         m.set_active(None, dense=dense)
         ev = m.evaluate(xa, y)
         pred = np.empty(x.shape[0], np.int32)
@@ -280,7 +282,7 @@ def bench(
     progress: Callable[[str], None] = lambda m: None,
 ) -> BenchResult:
     """Measure every method (see the module docstring) on the first `samples` test rows."""
-    fixed = FixedPointModel.load(elsh_path)
+    fixed = FixedPointModel.load(elsh_path, fast=True)
     xa = np.ascontiguousarray(x_test, dtype=np.float32)
     y = np.asarray(y_test)
     n = min(samples, xa.shape[0])

@@ -228,6 +228,15 @@ typedef struct {
     int32_t *logits;             /* [n_out] output layer: every class, inactive INT32_MIN */
     int32_t n_active, n_candidates;
     const uint8_t *state;        /* the LAYER_STATE section (FORMAT.md 4.2) or NULL */
+    /* elsh_model_attach_fast's additions, beyond the arena's first arena_bytes (else NULL) */
+    const uint64_t *bitmaps;     /* [L][2^K][bitmap_words] bucket bitmaps */
+    uint64_t *planes;            /* [levels + 2][bitmap_words] scratch of the bit-sliced counts */
+    int32_t bitmap_words;
+    const int8_t *hash_t;        /* [hash_dim][hash_cols] SimHash/ternary coefficients, transposed */
+    int32_t *hash_sums;          /* [hash_cols] scratch: every projection of the input */
+    int32_t hash_cols;           /* L * K rounded up to a multiple of 16 */
+    uint32_t hash_norm;          /* the largest sum of |coefficients| of a projection */
+    const int32_t *row_sums;     /* [n_out] int8 weights: each row's sum (targets with sdot) */
 } elsh_qlayer;
 
 /* An opened model. Declared here so that a caller can allocate it (statically on a
@@ -260,6 +269,22 @@ int elsh_model_open(elsh_qnet *net, const void *file, size_t file_bytes, size_t 
  * functions and padding order from the seed where the file does not store them, finish
  * validating the hash functions and tables, and build the canonical tables the file omits. */
 int elsh_model_attach(elsh_qnet *net, void *arena, size_t arena_bytes);
+
+/* Optional, faster hashing and selection for more RAM (attach_fast.c):
+ *  - each bucket of an LSH top-k layer with K <= 5 bits also kept as a bitmap over the layer's
+ *    neurons, so that an input's collision counts are a bit-sliced sum of L bitmaps (SIMD where
+ *    the target has it) instead of one increment per bucket entry; an input whose buckets hold
+ *    few entries still counts them one by one;
+ *  - the SimHash or ternary projections of a layer as one dense int8 matrix, so that all L * K
+ *    projections of an input are one matrix-vector product in int32 (vectorized), used when
+ *    the input's magnitude proves that no sum can leave int32 (else the int64 path runs).
+ * The outputs are the same bit for bit; the op counters say which way each input went.
+ * After elsh_model_open: *extra_bytes gets the arena these need beyond arena_bytes (0 when no
+ * layer qualifies). Then elsh_model_attach_fast(net, arena, bytes), with bytes at least
+ * arena_bytes rounded up to a multiple of 64 plus extra_bytes, attaches as elsh_model_attach
+ * does and builds them at that 64-byte boundary. */
+int elsh_model_fast_bytes(const elsh_qnet *net, size_t *extra_bytes);
+int elsh_model_attach_fast(elsh_qnet *net, void *arena, size_t arena_bytes);
 
 /* Requantize an int32 accumulator: round(acc * multiplier * 2^(shift - 31)), half up,
  * saturated to int32 (FORMAT.md 6.2 step 4). */

@@ -65,8 +65,14 @@ static const char *usage =
     "  --dense             compute every neuron (the dense int8 baseline)\n"
     "  --active F          active fraction of every LSH layer (0 < F <= 1; default: the file's)\n"
     "  --repeat N          run the inputs N times (latency measurements; default 1)\n"
-    "  --stats             after the run, measure each layer's selection in one more pass over the\n"
-    "                      inputs (untimed by the latency above): bucket entries read, distinct\n"
+    "  --quantized         the inputs are the network's int8 inputs already (integers -128..127, e.g.\n"
+    "                      an int8 .npy of quantized rows): no preprocessing, no quantization, so\n"
+    "                      latency and instruction counts cover the network alone\n"
+    "  --compact           only the arena the model file asks for: by default the runner also gives\n"
+    "                      the kernel the arena of elsh_model_attach_fast when --max-arena allows\n"
+    "                      (bucket bitmaps, a hash matrix, row sums: the same outputs, faster)\n"
+    "  --stats             after the run, measure each layer's selection in one more run over the\n"
+    "                      inputs, --repeat times (untimed by the latency above): bucket entries read, distinct\n"
     "                      candidates, recall of the exact top-k (every pre-activation computed),\n"
     "                      nanoseconds per step (hash, count, select, multiply)\n"
     "  --max-arena BYTES   refuse a model whose arena (RAM beside the model file) needs more, before\n"
@@ -692,8 +698,8 @@ static void range_warning(const elsh_qnet_summary *m, const rows *r, const char 
 
 /* --stats: one more pass over the inputs through elsh_qnet_forward_stats, then a line per layer.
  * The buffers go to *preact and *lstats (freed by the caller). */
-static int print_stats(elsh_qnet *net, const elsh_qnet_summary *shape, const rows *r, int8_t *xq,
-                       int32_t **preact, elsh_layer_stats **lstats)
+static int print_stats(elsh_qnet *net, const elsh_qnet_summary *shape, const rows *r, long repeat,
+                       int quantized, int8_t *xq, int32_t **preact, elsh_layer_stats **lstats)
 {
     int32_t widest = 1;
     for (int32_t l = 0; l < shape->n_layers; l++) {
@@ -707,10 +713,11 @@ static int print_stats(elsh_qnet *net, const elsh_qnet_summary *shape, const row
         fprintf(stderr, "edge-lsh-run: out of memory\n");
         return EXIT_FAIL;
     }
-    for (int64_t i = 0; i < r->n; i++) {
+    for (int64_t i = 0; i < r->n * repeat; i++) {
+        const int8_t *row = quantized ? xq + (i % r->n) * shape->n_in : xq;
         /* the rows were quantized once already: no error here */
-        elsh_qnet_quantize_input(net, r->x + i * shape->n_in, xq);
-        elsh_qnet_forward_stats(net, xq, clock_ns, NULL, *preact, *lstats);
+        if (!quantized) elsh_qnet_quantize_input(net, r->x + (i % r->n) * shape->n_in, xq);
+        elsh_qnet_forward_stats(net, row, clock_ns, NULL, *preact, *lstats);
     }
     for (int32_t l = 0; l < shape->n_layers; l++) {
         const elsh_layer_stats *S = &(*lstats)[l];
@@ -966,7 +973,7 @@ int main(int argc, char **argv)
 {
     const char *model_path = NULL, *input_path = NULL;
     int show_logits = 0, show_probs = 0, quiet = 0, dense = 0, info_only = 0, label_first = 0;
-    int no_preprocess = 0, stats = 0;
+    int no_preprocess = 0, stats = 0, bitmaps = 1, quantized = 0;
     float active = 0.0f;
     long repeat = 1;
     size_t max_arena = DEFAULT_MAX_ARENA;
@@ -992,6 +999,10 @@ int main(int argc, char **argv)
             quiet = 1;
         } else if (!strcmp(a, "--dense")) {
             dense = 1;
+        } else if (!strcmp(a, "--quantized")) {
+            quantized = 1;
+        } else if (!strcmp(a, "--compact")) {
+            bitmaps = 0;
         } else if (!strcmp(a, "--stats")) {
             stats = 1;
         } else if (!strcmp(a, "--no-preprocess")) {
@@ -1061,6 +1072,11 @@ int main(int argc, char **argv)
                         "--train SAMPLES.csv\n");
         return EXIT_BAD;
     }
+    if (topt.samples && (quantized || stats)) {
+        fprintf(stderr, "edge-lsh-run: --quantized and --stats classify inputs; --train takes the training "
+                        "file's raw rows\n");
+        return EXIT_BAD;
+    }
     if (topt.samples) {
 #if defined(ELSH_RUN_NO_TRAIN)
         /* firmware_tests' bare-metal ARM1176 harness: newlib over semihosting has no folders,
@@ -1119,14 +1135,25 @@ int main(int argc, char **argv)
         rc = EXIT_BAD;
         goto out;
     }
-    void *arena = xmalloc_aligned(arena_bytes ? arena_bytes : 1, 64, &arena_raw);
+    size_t bitmap_bytes = 0;
+    if (bitmaps) { /* elsh_model_attach_fast's arena when it fits --max-arena */
+        elsh_model_fast_bytes(&net, &bitmap_bytes);
+        size_t start = (arena_bytes + 63u) / 64u * 64u;
+        if (bitmap_bytes == 0 || bitmap_bytes > SIZE_MAX - start ||
+            (max_arena && start + bitmap_bytes > max_arena))
+            bitmaps = 0;
+        else
+            bitmap_bytes = start + bitmap_bytes - arena_bytes;
+    }
+    size_t total_arena = arena_bytes + (bitmaps ? bitmap_bytes : 0);
+    void *arena = xmalloc_aligned(total_arena ? total_arena : 1, 64, &arena_raw);
     if (!arena) {
-        fprintf(stderr, "edge-lsh-run: cannot allocate %zu bytes of arena\n", arena_bytes);
+        fprintf(stderr, "edge-lsh-run: cannot allocate %zu bytes of arena\n", total_arena);
         rc = EXIT_FAIL;
         goto out;
     }
     t_load = now_us();
-    rc = elsh_model_attach(&net, arena, arena_bytes);
+    rc = bitmaps ? elsh_model_attach_fast(&net, arena, total_arena) : elsh_model_attach(&net, arena, arena_bytes);
     t_load = now_us() - t_load + t_open; /* validation (CRC included) + attach */
     if (rc) {
         fprintf(stderr, "edge-lsh-run: %s: %s\n", model_path, elsh_status_str(rc));
@@ -1164,8 +1191,8 @@ int main(int argc, char **argv)
         rc = EXIT_BAD;
         goto out;
     }
-    if (!no_preprocess) preprocess(&shape, &r);
-    range_warning(&shape, &r, name, no_preprocess);
+    if (!quantized && !no_preprocess) preprocess(&shape, &r);
+    if (!quantized) range_warning(&shape, &r, name, no_preprocess);
 #if !defined(ELSH_RUN_NO_TRAIN)
     if (topt.samples) {
         rc = train_and_save(&net, &r, &topt, name);
@@ -1178,7 +1205,8 @@ int main(int argc, char **argv)
         rc = EXIT_BAD;
         goto out;
     }
-    xq = (int8_t *)malloc((size_t)shape.n_in);
+    /* --quantized: every row as int8 before the timed loop */
+    xq = (int8_t *)malloc(quantized ? (size_t)r.n * (size_t)shape.n_in : (size_t)shape.n_in);
     probs = (float *)malloc((size_t)shape.n_classes * sizeof(float));
     lat = (double *)malloc((size_t)r.n * (size_t)repeat * sizeof(double));
     if (!xq || !probs || !lat) {
@@ -1186,18 +1214,31 @@ int main(int argc, char **argv)
         rc = EXIT_FAIL;
         goto out;
     }
+    if (quantized) {
+        for (size_t e = 0; e < (size_t)r.n * (size_t)shape.n_in; e++) {
+            float v = r.x[e];
+            if (!(v >= -128.0f && v <= 127.0f && v == (float)(int32_t)v)) {
+                fprintf(stderr, "edge-lsh-run: %s: --quantized inputs must be integers -128..127, row %lld holds %g\n",
+                        name, (long long)(e / (size_t)shape.n_in) + 1, (double)v);
+                rc = EXIT_BAD;
+                goto out;
+            }
+            xq[e] = (int8_t)(int32_t)v;
+        }
+    }
     elsh_qnet_reset_counters(&net);
     int64_t correct = 0, n_lat = 0;
     for (long rep = 0; rep < repeat; rep++) {
         for (int64_t i = 0; i < r.n; i++) {
             double t0 = now_us();
-            rc = elsh_qnet_quantize_input(&net, r.x + i * shape.n_in, xq);
+            const int8_t *row = quantized ? xq + i * shape.n_in : xq;
+            rc = quantized ? 0 : elsh_qnet_quantize_input(&net, r.x + i * shape.n_in, xq);
             if (rc) {
                 fprintf(stderr, "edge-lsh-run: %s: row %lld: %s\n", name, (long long)i + 1, elsh_status_str(rc));
                 rc = EXIT_BAD;
                 goto out;
             }
-            int p = elsh_qnet_forward(&net, xq);
+            int p = elsh_qnet_forward(&net, row);
             lat[n_lat++] = now_us() - t0;
             if (p < 0) {
                 fprintf(stderr, "edge-lsh-run: %s: row %lld: %s\n", name, (long long)i + 1, elsh_status_str(p));
@@ -1232,19 +1273,19 @@ int main(int argc, char **argv)
     if (r.n_labels)
         printf("# accuracy: %.2f%% (%lld of %lld labelled rows)\n", 100.0 * (double)correct / (double)r.n_labels,
                (long long)correct, (long long)r.n_labels);
-    printf("# latency_us: median %.2f, p90 %.2f, min %.2f (per input, quantization included)\n",
-           lat[n_lat / 2], lat[(n_lat * 9) / 10], lat[0]);
+    printf("# latency_us: median %.2f, p90 %.2f, min %.2f (per input, %s)\n", lat[n_lat / 2],
+           lat[(n_lat * 9) / 10], lat[0], quantized ? "inputs quantized already" : "quantization included");
     printf("# per input: %.0f multiplications (%.2f%% of dense %llu), %.0f additions, %.0f comparisons, "
            "%.0f weight bytes, %.0f table bytes\n",
            (double)(h.mul + fw.mul) / (double)runs, 100.0 * (double)(h.mul + fw.mul) / (double)runs / (double)dense_macs,
            (unsigned long long)dense_macs, (double)(h.add + fw.add) / (double)runs,
            (double)(h.cmp + fw.cmp) / (double)runs, (double)(h.weight_bytes + fw.weight_bytes) / (double)runs,
            (double)h.table_bytes / (double)runs);
-    printf("# memory: model %zu bytes (used in place), arena %zu bytes; load %.0f us "
-           "(validate %.0f us, attach %.0f us)\n",
-           model_bytes, arena_bytes, t_load, t_open, t_load - t_open);
+    printf("# memory: model %zu bytes (used in place), arena %zu bytes", model_bytes, arena_bytes);
+    if (bitmaps) printf(" + %zu for faster selection", bitmap_bytes);
+    printf("; load %.0f us (validate %.0f us, attach %.0f us)\n", t_load, t_open, t_load - t_open);
     if (stats) {
-        rc = print_stats(&net, &shape, &r, xq, &preact, &lstats);
+        rc = print_stats(&net, &shape, &r, repeat, quantized, xq, &preact, &lstats);
         if (rc) goto out;
     }
     rc = 0;

@@ -48,3 +48,21 @@ uint32_t elsh_dot_q16_sparse_c(const int16_t *w, const int16_t *x, const int32_t
     for (; q < n; q++) s0 += (uint32_t)((int32_t)w[idx[q]] * x[q]);
     return s0 + s1;
 }
+
+void elsh_dot_q8_sparse4_c(const int8_t *const w[4], const int16_t *x, const int32_t *idx, int32_t n,
+                           uint32_t acc[4])
+{
+    const int8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+    uint32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int32_t q = 0; q < n; q++) { /* one index and input value serve four rows */
+        int32_t i = idx[q], v = x[q];
+        s0 += (uint32_t)(w0[i] * v);
+        s1 += (uint32_t)(w1[i] * v);
+        s2 += (uint32_t)(w2[i] * v);
+        s3 += (uint32_t)(w3[i] * v);
+    }
+    acc[0] = s0;
+    acc[1] = s1;
+    acc[2] = s2;
+    acc[3] = s3;
+}

@@ -42,6 +42,23 @@ uint32_t elsh_dot_q8_dense_neon(const int8_t *w, const int16_t *x, int32_t n)
 }
 
 #if ELSH_USE_SDOT
+/* With the row's sum of weights known (elsh_model_attach_fast): one sdot per 16 weights, two
+ * accumulators. */
+uint32_t elsh_dot_q8_dense_sdot_rowsum(const int8_t *w, const int8_t *a, int32_t zero, int32_t row_sum,
+                                       int32_t n)
+{
+    int32x4_t s0 = vdupq_n_s32(0), s1 = vdupq_n_s32(0);
+    int32_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = vdotq_s32(s0, vld1q_s8(w + i), vld1q_s8(a + i));
+        s1 = vdotq_s32(s1, vld1q_s8(w + i + 16), vld1q_s8(a + i + 16));
+    }
+    for (; i + 16 <= n; i += 16) s0 = vdotq_s32(s0, vld1q_s8(w + i), vld1q_s8(a + i));
+    uint32_t s = sum_lanes(vaddq_s32(s0, s1));
+    for (; i < n; i++) s += (uint32_t)(w[i] * a[i]);
+    return s - (uint32_t)zero * (uint32_t)row_sum;
+}
+
 uint32_t elsh_dot_q8_dense_sdot(const int8_t *w, const int8_t *a, int32_t zero, int32_t n)
 {
     int32x4_t wa = vdupq_n_s32(0), ws = vdupq_n_s32(0);

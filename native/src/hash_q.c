@@ -30,6 +30,41 @@ uint32_t elsh_qhash_code(const elsh_qlayer *L, const int32_t *h, int32_t t, elsh
         }                                                                                    \
     } while (0)
 
+/* s[c] += row[c] * v for c < n (a multiple of 16); restrict: the int8 row cannot alias the sums,
+ * so the compiler vectorizes it */
+static void add_scaled_row(int32_t *restrict s, const int8_t *restrict row, int32_t v, int32_t n)
+{
+    int32_t n16 = n & ~15;
+    for (int32_t c = 0; c < n16; c++) s[c] += (int32_t)row[c] * v;
+}
+
+/* Every projection at once when the layer has its dense matrix (elsh_model_attach_fast) and
+ * no sum can leave int32: |sum| <= hash_norm * max |h_i|. Returns 0 (nothing done) otherwise. */
+static int hash_matrix(elsh_qlayer *L, const int32_t *h, elsh_ops *ops)
+{
+    int32_t d = L->hash.hash_dim, cols = L->hash_cols, K = L->hash.bits;
+    int64_t biggest = 0;
+    for (int32_t i = 0; i < d; i++) {
+        int64_t v = h[i] < 0 ? -(int64_t)h[i] : (int64_t)h[i];
+        if (v > biggest) biggest = v;
+    }
+    if (!L->hash_t || biggest * (int64_t)L->hash_norm > INT32_MAX) return 0;
+    int32_t *s = L->hash_sums, c16 = cols & ~15; /* cols is a multiple of 16: say so */
+    for (int32_t c = 0; c < c16; c++) s[c] = 0;
+    for (int32_t i = 0; i < d; i++) add_scaled_row(s, L->hash_t + (size_t)i * (size_t)cols, h[i], c16);
+    for (int32_t t = 0; t < L->hash.tables; t++) {
+        uint32_t code = 0;
+        for (int32_t b = 0; b < K; b++) code |= (uint32_t)(s[t * K + b] > 0) << b;
+        L->codes[t] = code;
+    }
+    uint64_t P = (uint64_t)L->hash.tables * (uint64_t)K;
+    ops->mul += (uint64_t)cols * (uint64_t)d;
+    ops->add += (uint64_t)cols * (uint64_t)d;
+    ops->cmp += P + (uint64_t)d;
+    ops->weight_bytes += (uint64_t)cols * (uint64_t)d;
+    return 1;
+}
+
 void elsh_qhash_input(elsh_qlayer *L, const int16_t *x, const int32_t *idx, int32_t n, elsh_ops *ops)
 {
     int32_t pool = L->hash.pool, d = L->hash.hash_dim;
@@ -45,6 +80,7 @@ void elsh_qhash_input(elsh_qlayer *L, const int16_t *x, const int32_t *idx, int3
         for (int32_t g = 0; g < d; g++) h[g] -= L->center[g];
         ops->add += (uint64_t)d;
     }
+    if (hash_matrix(L, h, ops)) return;
     for (int32_t t = 0; t < L->hash.tables; t++) L->codes[t] = hash_code(L, h, t, ops);
 }
 

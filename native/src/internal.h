@@ -158,6 +158,10 @@ typedef struct {
     uint16_t *touched;           /* [n_out + 1] scratch */
     int32_t *hist;               /* [tables + 1] scratch */
     int32_t *active;             /* [n_out] out: the active ids, ascending */
+    /* optional (top-k only): bucket bitmaps, and the count planes' scratch (count_planes.h) */
+    const uint64_t *bitmaps;     /* [tables][n_buckets][words] or NULL */
+    uint64_t *planes;            /* [elsh_bits_levels(tables) + 2][words] */
+    int32_t words;               /* 64-bit words a bitmap: ceil(n_out / 256) * 4 */
 } elsh_select_job;
 
 /* Returns the number of active neurons; *n_candidates gets how many collided. The two stages
@@ -168,7 +172,8 @@ int32_t elsh_select_run(const elsh_select_job *job, int32_t *n_candidates, elsh_
 typedef struct {
     int32_t n_touched;  /* neurons with a non-zero counts[] entry, listed in touched[] */
     int32_t n_selected; /* union: neurons taken from the tables */
-    uint64_t entries;   /* bucket entries read */
+    uint64_t entries;   /* bucket entries in the input's buckets (read unless bitmap) */
+    int32_t bitmap;     /* 1: counted from the bucket bitmaps into job->planes */
 } elsh_select_state;
 /* Count stage: read the input's L buckets into counts[] (top-k: collisions; union: the first k
  * neurons marked). */
@@ -348,12 +353,49 @@ uint32_t elsh_dot_q8_dense_c(const int8_t *w, const int16_t *x, int32_t n);
 uint32_t elsh_dot_q16_dense_c(const int16_t *w, const int16_t *x, int32_t n);
 uint32_t elsh_dot_q8_sparse_c(const int8_t *w, const int16_t *x, const int32_t *idx, int32_t n);
 uint32_t elsh_dot_q16_sparse_c(const int16_t *w, const int16_t *x, const int32_t *idx, int32_t n);
+/* Four int8 rows against the same sparse input: acc[u] = the sparse dot product of row w[u]. */
+void elsh_dot_q8_sparse4_c(const int8_t *const w[4], const int16_t *x, const int32_t *idx, int32_t n,
+                           uint32_t acc[4]);
 #if ELSH_USE_NEON
 uint32_t elsh_dot_q8_dense_neon(const int8_t *w, const int16_t *x, int32_t n);
 #endif
 #if ELSH_USE_SDOT
 /* a: the raw int8 input, zero: its zero point */
 uint32_t elsh_dot_q8_dense_sdot(const int8_t *w, const int8_t *a, int32_t zero, int32_t n);
+/* the same given row_sum = the sum of the row's n weights */
+uint32_t elsh_dot_q8_dense_sdot_rowsum(const int8_t *w, const int8_t *a, int32_t zero, int32_t row_sum,
+                                       int32_t n);
+#endif
+
+/* Bit-sliced collision counting over bucket bitmaps (count_planes.h, count_planes.c,
+ * count_planes_simd.c): an LSH top-k layer with K <= ELSH_BITMAP_MAX_BITS may keep each
+ * bucket as a bitmap over its neurons (elsh_model_attach_fast); the counts of one input are
+ * then the bit-sliced sum of its L bitmaps, a few logic operations per 64 neurons and table,
+ * instead of an increment per bucket entry. SIMD from the target: AVX2, SSE2 or NEON. */
+#define ELSH_BITMAP_MAX_BITS 5
+#define ELSH_BITMAP_WORD_ALIGN 4 /* bitmaps are whole 256-bit vectors */
+#define ELSH_BITS_MAX_LEVELS 11  /* counts <= ELSH_MAX_TABLES = 1024 < 2^11 */
+/* an input's counts come from the bitmaps when its buckets hold more entries than the words
+ * of its L bitmaps divided by this (else by one increment per entry): an increment and its
+ * bookkeeping cost about as much as the adder tree's work on two words (measured,
+ * tools/bench/TUNING.md "Selection speed") */
+#define ELSH_BITMAP_WORDS_PER_ENTRY 2u
+#if defined(__AVX2__) && !defined(ELSH_NO_SIMD)
+#define ELSH_USE_AVX2 1
+#else
+#define ELSH_USE_AVX2 0
+#endif
+#if (defined(__SSE2__) || defined(_M_X64)) && !defined(ELSH_NO_SIMD)
+#define ELSH_USE_SSE2 1
+#else
+#define ELSH_USE_SSE2 0
+#endif
+#define ELSH_USE_SIMD_PLANES (ELSH_USE_AVX2 || ELSH_USE_SSE2 || ELSH_USE_NEON)
+int32_t elsh_bits_levels(int32_t L);
+void elsh_count_planes_c(const uint64_t *bitmaps, const int32_t *offsets, int32_t L, int32_t W, uint64_t *planes);
+#if ELSH_USE_SIMD_PLANES
+void elsh_count_planes_simd(const uint64_t *bitmaps, const int32_t *offsets, int32_t L, int32_t W,
+                            uint64_t *planes);
 #endif
 
 /* Fixed-point layer forward (layer_q.c): input values a (int8) at positions idx (NULL: dense,

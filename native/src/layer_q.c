@@ -15,12 +15,21 @@ void elsh_qlayer_job(elsh_qlayer *L, elsh_select_job *J)
     *J = (elsh_select_job){.hash = &L->hash, .n_out = L->n_out, .k = L->k, .codes = L->codes,
                            .pad_order = L->pad_order, .ids = L->tab_ids,
                            .csr_offsets = L->tab_offsets, .counts = L->counts,
-                           .touched = L->touched, .hist = L->hist, .active = L->active};
+                           .touched = L->touched, .hist = L->hist, .active = L->active,
+                           .bitmaps = L->bitmaps, .planes = L->planes, .words = L->bitmap_words};
+}
+
+/* x = a - zero; restrict: the int8 input cannot alias x, so the compiler vectorizes it */
+static void minus_zero(int16_t *restrict x, const int8_t *restrict a, int32_t zero, int32_t n)
+{
+    int32_t n16 = n & ~15, q;
+    for (q = 0; q < n16; q++) x[q] = (int16_t)(a[q] - zero);
+    for (; q < n; q++) x[q] = (int16_t)(a[q] - zero);
 }
 
 void elsh_qlayer_input(elsh_qlayer *L, const int8_t *a, int32_t n, elsh_ops *fops)
 {
-    for (int32_t q = 0; q < n; q++) L->x[q] = (int16_t)(a[q] - L->in_zero);
+    minus_zero(L->x, a, L->in_zero, n);
     fops->add += (uint64_t)n;
 }
 
@@ -43,7 +52,8 @@ static uint32_t neuron_acc(const elsh_qlayer *L, const int8_t *a, const int32_t 
             acc = elsh_dot_q8_sparse_c(row, L->x, idx, n);
         else
 #if ELSH_USE_SDOT
-            acc = elsh_dot_q8_dense_sdot(row, a, L->in_zero, n);
+            acc = L->row_sums ? elsh_dot_q8_dense_sdot_rowsum(row, a, L->in_zero, L->row_sums[j], n)
+                              : elsh_dot_q8_dense_sdot(row, a, L->in_zero, n);
 #elif ELSH_USE_NEON
             acc = elsh_dot_q8_dense_neon(row, L->x, n);
 #else
@@ -64,22 +74,37 @@ int32_t elsh_qlayer_preact(const elsh_qlayer *L, const int8_t *a, const int32_t 
     return elsh_requantize((int32_t)neuron_acc(L, a, idx, n, j), L->multiplier[j], L->shift[j]);
 }
 
+/* Active neuron q's output from its pre-activation y: the logit, or ReLU and the zero point. */
+static void finish(elsh_qlayer *L, int32_t q, int32_t y)
+{
+    if (L->is_output) {
+        L->logits[L->active[q]] = y;
+    } else {
+        int32_t z = L->out_zero;
+        int64_t o = (int64_t)y + z;
+        L->out[q] = (int8_t)(o > 127 ? 127 : o < z ? z : o);
+    }
+}
+
 void elsh_qlayer_multiply(elsh_qlayer *L, const int8_t *a, const int32_t *idx, int32_t n,
                           elsh_ops *fops)
 {
-    int32_t z = L->out_zero;
     if (L->is_output)
         for (int32_t j = 0; j < L->n_out; j++) L->logits[j] = INT32_MIN;
-    for (int32_t q = 0; q < L->n_active; q++) {
-        int32_t j = L->active[q];
-        int32_t y = elsh_qlayer_preact(L, a, idx, n, j);
-        if (L->is_output) {
-            L->logits[j] = y;
-        } else {
-            int64_t o = (int64_t)y + z;
-            L->out[q] = (int8_t)(o > 127 ? 127 : o < z ? z : o);
+    int32_t q = 0;
+    if (idx && L->weight_bits == 8) /* sparse input: four rows share each index load */
+        for (; q + 4 <= L->n_active; q += 4) {
+            const int8_t *rows[4];
+            uint32_t acc[4];
+            for (int u = 0; u < 4; u++) rows[u] = L->w8 + (size_t)L->active[q + u] * (size_t)L->n_in;
+            elsh_dot_q8_sparse4_c(rows, L->x, idx, n, acc);
+            for (int u = 0; u < 4; u++) {
+                int32_t j = L->active[q + u];
+                uint32_t s = acc[u] + (uint32_t)L->bias[j]; /* to int32 below: the bits, mod 2^32 */
+                finish(L, q + u, elsh_requantize((int32_t)s, L->multiplier[j], L->shift[j]));
+            }
         }
-    }
+    for (; q < L->n_active; q++) finish(L, q, elsh_qlayer_preact(L, a, idx, n, L->active[q]));
     uint64_t macs = (uint64_t)L->n_active * (uint64_t)n;
     fops->mul += macs + (uint64_t)L->n_active;        /* + one requantizing multiply each */
     fops->add += macs + 2u * (uint64_t)L->n_active;   /* + bias and rounding */

@@ -92,19 +92,155 @@ static int32_t pad_selection(const elsh_select_job *J, int32_t n_sel, int32_t n_
     return n_touched;
 }
 
+/* ---------------------------------------------------------------- bucket bitmaps */
+
+/* Set bits of v; the position of the lowest set bit of v != 0. */
+#if defined(__GNUC__)
+static int32_t popcount64(uint64_t v)
+{
+    return __builtin_popcountll(v);
+}
+static int32_t lowest_bit(uint64_t v)
+{
+    return __builtin_ctzll(v);
+}
+#else
+static int32_t popcount64(uint64_t v)
+{
+    v = v - ((v >> 1) & 0x5555555555555555u);
+    v = (v & 0x3333333333333333u) + ((v >> 2) & 0x3333333333333333u);
+    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0Fu;
+    return (int32_t)((v * 0x0101010101010101u) >> 56);
+}
+static int32_t lowest_bit(uint64_t v)
+{
+    return popcount64((v & (0u - v)) - 1u);
+}
+#endif
+
+/* Bucket entries of the input's L buckets, from the CSR offsets alone. */
+static uint64_t bucket_entries(const elsh_select_job *J)
+{
+    uint64_t n = 0;
+    const uint32_t *off = J->csr_offsets;
+    for (int32_t t = 0, nb = J->hash->n_buckets; t < J->hash->tables; t++) {
+        size_t bi = (size_t)t * (size_t)nb + J->codes[t];
+        n += off[bi + 1] - off[bi];
+    }
+    return n;
+}
+
+/* Count stage from the bitmaps: the counts' bit planes into J->planes. */
+static void count_bitmaps(const elsh_select_job *J, elsh_select_state *st, elsh_ops *ops)
+{
+    int32_t L = J->hash->tables, W = J->words, *offsets = J->hist; /* hist: unused by this path */
+    for (int32_t t = 0; t < L; t++) /* < L * 2^5 * 1024 words: fits int32 */
+        offsets[t] = (t * J->hash->n_buckets + (int32_t)J->codes[t]) * W;
+#if ELSH_USE_SIMD_PLANES
+    elsh_count_planes_simd(J->bitmaps, offsets, L, W, J->planes);
+#else
+    elsh_count_planes_c(J->bitmaps, offsets, L, W, J->planes);
+#endif
+    uint64_t words = (uint64_t)L * (uint64_t)W;
+    ops->add += words; /* one bit-sliced add of 64 neurons a table and word */
+    ops->table_bytes += words * 8u;
+    st->bitmap = 1;
+}
+
+/* Choose stage from the planes: the cut-off count c by a radix select from the top plane down
+ * (cand: the neurons whose count agrees with c on the planes seen; greater: counts above c),
+ * then every neuron above c and the lowest ids at c, ascending: the top-k of the counts, ties
+ * to the lower id, as the histogram path chooses. */
+static int32_t choose_bitmaps(const elsh_select_job *J, elsh_select_state *st, int32_t *n_candidates,
+                              elsh_ops *ops)
+{
+    int32_t W = J->words, levels = elsh_bits_levels(J->hash->tables), k = J->k, n_act = 0;
+    const uint64_t *planes = J->planes;
+    uint64_t *cand = J->planes + (size_t)levels * (size_t)W, *greater = cand + W;
+    int32_t n_touched = 0;
+    for (int32_t w = 0; w < W; w++) {
+        uint64_t any = 0;
+        for (int32_t p = 0; p < levels; p++) any |= planes[(size_t)p * (size_t)W + w];
+        cand[w] = any;
+        greater[w] = 0;
+        n_touched += popcount64(any);
+    }
+    ops->cmp += (uint64_t)W * (uint64_t)(levels + 1);
+    *n_candidates = n_touched;
+    if (n_touched <= k) { /* every candidate, then padding, as the histogram path does */
+        int32_t n = 0;
+        for (int32_t w = 0; w < W; w++)
+            for (uint64_t m = cand[w]; m; m &= m - 1u) {
+                int32_t j = w * 64 + lowest_bit(m);
+                J->counts[j] = SELECTED;
+                J->touched[n++] = (uint16_t)j;
+            }
+        n = pad_selection(J, n_touched, n, ops);
+        for (int32_t j = 0; j < J->n_out; j++)
+            if (J->counts[j] == SELECTED) J->active[n_act++] = j;
+        ops->cmp += (uint64_t)J->n_out;
+        for (int32_t q = 0; q < n; q++) J->counts[J->touched[q]] = 0;
+        st->bitmap = 0;
+        return n_act;
+    }
+    int32_t above = 0;
+    for (int32_t p = levels - 1; p >= 0; p--) {
+        const uint64_t *plane = planes + (size_t)p * (size_t)W;
+        int32_t n1 = 0;
+        for (int32_t w = 0; w < W; w++) n1 += popcount64(cand[w] & plane[w]);
+        if (above + n1 >= k) {
+            for (int32_t w = 0; w < W; w++) cand[w] &= plane[w];
+        } else {
+            above += n1;
+            for (int32_t w = 0; w < W; w++) {
+                greater[w] |= cand[w] & plane[w];
+                cand[w] &= ~plane[w];
+            }
+        }
+    }
+    ops->cmp += (uint64_t)W * (uint64_t)levels;
+    int32_t take_at_c = k - above;
+    for (int32_t w = 0; w < W; w++) {
+        uint64_t at_c = cand[w], m = greater[w];
+        while (at_c && take_at_c > 0) { /* the lowest ids at the cut-off */
+            uint64_t low = at_c & (0u - at_c);
+            m |= low;
+            at_c ^= low;
+            take_at_c--;
+        }
+        for (; m; m &= m - 1u) J->active[n_act++] = w * 64 + lowest_bit(m);
+    }
+    ops->cmp += (uint64_t)W;
+    st->bitmap = 0;
+    return n_act;
+}
+
+/* ---------------------------------------------------------------- the two stages */
+
 void elsh_select_count(const elsh_select_job *J, elsh_select_state *st, elsh_ops *ops)
 {
     st->n_touched = st->n_selected = 0;
     st->entries = 0;
-    if (J->hash->select_mode == ELSH_SELECT_UNION)
+    st->bitmap = 0;
+    if (J->hash->select_mode == ELSH_SELECT_UNION) {
         mark_union(J, st, ops);
-    else
+    } else if (J->bitmaps) {
+        uint64_t entries = bucket_entries(J);
+        if (entries * ELSH_BITMAP_WORDS_PER_ENTRY > (uint64_t)J->hash->tables * (uint64_t)J->words) {
+            count_bitmaps(J, st, ops);
+            st->entries = entries;
+        } else {
+            gather_counts(J, st, ops);
+        }
+    } else {
         gather_counts(J, st, ops);
+    }
 }
 
 int32_t elsh_select_choose(const elsh_select_job *J, elsh_select_state *st, int32_t *n_candidates,
                            elsh_ops *ops)
 {
+    if (st->bitmap) return choose_bitmaps(J, st, n_candidates, ops);
     int32_t n_out = J->n_out, k = J->k, n_act = 0, n_touched = st->n_touched;
     if (J->hash->select_mode == ELSH_SELECT_UNION) {
         int32_t n_sel = st->n_selected;

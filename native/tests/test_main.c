@@ -58,6 +58,8 @@
     X(test_tables_update_moves_dirty)                                                        \
     X(test_tables_update_stress)                                                             \
     X(test_tables_count)                                                                     \
+    /* test_count_planes.c */                                                                \
+    X(test_count_planes_versions)                                                            \
     /* test_select.c */                                                                      \
     X(test_select_topk_exact)                                                                \
     X(test_select_topk_ties_lower_id)                                                        \
