@@ -206,7 +206,7 @@ class FixedPointModel:
         if not (1 <= threads <= lib.ELSH_MAX_THREADS):
             raise ValueError(f"threads={threads}: must be in 1..{lib.ELSH_MAX_THREADS}")
         while len(self._replicas) < threads - 1:
-            replica = FixedPointModel(self.file_bytes(), self.name)
+            replica = FixedPointModel(self.file_bytes(), self.name, fast=self.fast)
             replica.set_active(*self._active)
             self._replicas.append(replica)
         return [self, *self._replicas[: threads - 1]]
@@ -325,7 +325,8 @@ class FixedPointModel:
         """Measure every layer's selection over the rows of x (floats, quantized here), with
         elsh_qnet_forward_stats: per layer and per input the bucket entries read, the distinct
         candidates, the active neurons, nanoseconds per step (hash, count, select, multiply;
-        the binding's monotonic clock, None with timing=False) and the recall of the exact
+        the binding's monotonic clock: the median over inputs, and the mean in
+        ns_mean_per_input; None with timing=False) and the recall of the exact
         top-k (the k highest requantized pre-activations; LSH layers only, None elsewhere or
         with recall=False, which skips computing every neuron). The predictions and op
         counters are those of predict()."""
@@ -344,6 +345,9 @@ class FixedPointModel:
         pre = np.empty(widest, dtype=np.int32)
         pre_ptr = ptr(pre, "int32_t *") if recall else ffi.NULL
         clock = ffi.addressof(lib, "elsh_py_clock_ns") if timing else ffi.NULL
+        # per input and step, for medians: a preempted input on a busy machine moves a mean
+        ns = np.zeros((xq.shape[0], n_layers, len(STEPS)), dtype=np.int64)
+        before = np.zeros((n_layers, len(STEPS)), dtype=np.int64)
         for r in range(xq.shape[0]):
             check(
                 lib.elsh_qnet_forward_stats(
@@ -351,6 +355,9 @@ class FixedPointModel:
                 ),
                 "forward",
             )
+            now = np.array([[int(v) for v in stats[i].ns] for i in range(n_layers)])
+            ns[r] = now - before
+            before = now
         out: list[dict[str, Any]] = []
         for i in range(n_layers):
             S = stats[i]
@@ -368,6 +375,11 @@ class FixedPointModel:
                 "active_per_input": int(S.active) / n,
                 "recall": (int(S.topk_found) / int(S.topk)) if int(S.topk) else None,
                 "ns_per_input": (
+                    {step: float(np.median(ns[:, i, j])) for j, step in enumerate(STEPS)}
+                    if timing and xq.shape[0]
+                    else None
+                ),
+                "ns_mean_per_input": (
                     {step: int(S.ns[j]) / n for j, step in enumerate(STEPS)} if timing else None
                 ),
             }

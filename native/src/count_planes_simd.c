@@ -1,6 +1,7 @@
 /* count_planes_simd.c - bit-sliced collision counting (count_planes.h) with SIMD registers,
  * chosen at compile time from the target: AVX2 (__AVX2__, 4 words a register), SSE2 (__SSE2__,
- * every x86-64; 2 words), NEON (2 words); compiled to nothing without any (the portable
+ * every x86-64; 2 words), NEON (aarch64: a pair of q registers, 4 words; 32-bit ARM: 2 words);
+ * compiled to nothing without any (the portable
  * count_planes.c runs). Bitwise operations only: the same planes as the portable version, bit
  * for bit (tests: test_count_planes_versions). No -march=native: a wheel built for x86-64
  * gets SSE2; -mavx2 (or -march=x86-64-v3) turns on AVX2. */
@@ -28,6 +29,33 @@
 #define VAND(a, b) _mm_and_si128((a), (b))
 #define VOR(a, b) _mm_or_si128((a), (b))
 #define VXOR(a, b) _mm_xor_si128((a), (b))
+#define COUNT_PLANES elsh_count_planes_simd
+#include "count_planes.h"
+#elif ELSH_USE_NEON && defined(__aarch64__)
+/* aarch64: two q registers a step (32 of them hold the state twice over), loaded by one ld1 */
+#include <arm_neon.h>
+static inline uint64x2x2_t pair_zero(void)
+{
+    uint64x2x2_t r = {{vdupq_n_u64(0), vdupq_n_u64(0)}};
+    return r;
+}
+#define PAIR_OP(name, op)                                                                    \
+    static inline uint64x2x2_t name(uint64x2x2_t a, uint64x2x2_t b)                          \
+    {                                                                                        \
+        uint64x2x2_t r = {{op(a.val[0], b.val[0]), op(a.val[1], b.val[1])}};                 \
+        return r;                                                                            \
+    }
+PAIR_OP(pair_and, vandq_u64)
+PAIR_OP(pair_or, vorrq_u64)
+PAIR_OP(pair_xor, veorq_u64)
+#define VEC uint64x2x2_t
+#define VWORDS 4
+#define VZERO() pair_zero()
+#define VLOAD(p) vld1q_u64_x2(p)
+#define VSTORE(p, v) vst1q_u64_x2((p), (v))
+#define VAND(a, b) pair_and((a), (b))
+#define VOR(a, b) pair_or((a), (b))
+#define VXOR(a, b) pair_xor((a), (b))
 #define COUNT_PLANES elsh_count_planes_simd
 #include "count_planes.h"
 #elif ELSH_USE_NEON
