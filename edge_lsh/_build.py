@@ -80,7 +80,10 @@ ffibuilder.set_source(
         str((NATIVE / "src").relative_to(ROOT)),
         str((NATIVE / "tests").relative_to(ROOT)),
     ],
-    extra_compile_args=["-std=c99", "-O2", "-ffp-contract=off"],
+    # -fno-wrapv: Python's own CFLAGS carry -fwrapv, which cost the kernel 5-15 % in the
+    # runner's build (tools/bench/TUNING.md); the kernel has no signed overflow (UBSan: make -C
+    # native test-asan) and every other build of it goes without
+    extra_compile_args=["-std=c99", "-O2", "-fno-wrapv", "-ffp-contract=off"],
     libraries=["m", "pthread"],  # pthread: training threads (train_threads_f32.c)
 )
 
