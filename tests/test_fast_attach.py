@@ -87,3 +87,33 @@ def test_fast_is_only_taken_when_a_layer_qualifies():
     path = next(p for p in GOLDEN if p.stem == "dwta_sparse_union")  # DWTA, union: nothing to add
     m = FixedPointModel.load(path, fast=True)
     assert m.fast is False
+
+
+class FastModel(FixedPointModel):
+    """FixedPointModel attached with elsh_model_attach_fast whatever the caller asks."""
+
+    def __init__(self, data, name="<bytes>", fast=False):  # noqa: ARG002
+        super().__init__(data, name, fast=True)
+
+
+def test_training_a_fast_attached_model_drops_the_stale_additions(monkeypatch):
+    """elsh_qtrain_attach on a network attached with elsh_model_attach_fast: training changes
+    weights and tables, so the bitmaps and row sums are dropped and every step and prediction
+    is that of the compact network."""
+    import edge_lsh.finetune as finetune
+
+    qm = random_qmodel(np.random.default_rng(9), extreme=False)
+    path = next(p for p in GOLDEN if p.stem == "ternary_seed_tables")
+    rng = np.random.default_rng(2)
+    for data in (path.read_bytes(), elsh_bytes(qm)):
+        model = FixedPointModel(data)
+        X = special_inputs(read_elsh(data), rng, 24)
+        labels = rng.integers(0, model.n_classes, X.shape[0])
+        compact = finetune.FixedTrainer(data, optimizer="sgd", lr=0.5)
+        monkeypatch.setattr(finetune, "FixedPointModel", FastModel)
+        quick = finetune.FixedTrainer(data, optimizer="sgd", lr=0.5)
+        monkeypatch.undo()
+        assert quick.model.fast or not FixedPointModel(data, fast=True).fast
+        for row, label in zip(X, labels, strict=True):
+            assert quick.step_q(row, int(label)) == compact.step_q(row, int(label))
+            assert np.array_equal(quick.model.forward_q(row)[1], compact.model.forward_q(row)[1])

@@ -287,6 +287,13 @@ int elsh_qtrain_attach(elsh_qtrain *tr, elsh_qnet *net, const elsh_qtrain_config
                 tr->member[l][(uint64_t)t * row + (j >> 3)] |= (uint8_t)(1u << (j & 7));
             }
     }
+    /* elsh_model_attach_fast's additions describe the weights and tables as attached, which
+     * training changes: drop them (the compact paths give the same outputs) */
+    for (int32_t l = 0; l < net->n_layers; l++) {
+        elsh_qlayer *L = &net->layers[l];
+        L->bitmaps = NULL;
+        L->row_sums = NULL;
+    }
     tr->attached = 1;
     return ELSH_OK;
 }
