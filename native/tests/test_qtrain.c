@@ -46,6 +46,17 @@ static int train_model(trained *t, const uint8_t *bytes, size_t size, const elsh
     return 0;
 }
 
+/* The generator's file in a 16-byte aligned buffer (malloc aligns to 8 on 32-bit targets);
+ * free(*raw) releases it. */
+static uint8_t *aligned_file(elsh_prng *r, const gen_model *m, size_t *size, void **raw)
+{
+    uint8_t *g = gen_file_of(m, r, size);
+    uint8_t *b = aligned_zalloc(*size, raw);
+    memcpy(b, g, *size);
+    free(g);
+    return b;
+}
+
 static void free_trained(trained *t)
 {
     free(t->arena_raw);
@@ -99,12 +110,13 @@ void test_qtrain_random_models_keep_invariants_and_save(void)
         gen_model m;
         gen_random_model(&r, &m, 0);
         size_t size;
-        uint8_t *bytes = gen_file_of(&m, &r, &size);
+        void *bytes_raw;
+        uint8_t *bytes = aligned_file(&r, &m, &size, &bytes_raw);
         elsh_qnet probe;
         size_t need;
         if (elsh_model_open(&probe, bytes, size, &need) != ELSH_OK) { /* gen makes valid files */
             CHECK_MSG(0, "iteration %d: the generator's file was rejected", it);
-            free(bytes);
+            free(bytes_raw);
             continue;
         }
         elsh_qtrain_config cfg;
@@ -125,7 +137,7 @@ void test_qtrain_random_models_keep_invariants_and_save(void)
         rc = train_model(&t, bytes, size, &cfg, (uint64_t)it, 12);
         CHECK_EQ_INT(rc, 0);
         if (rc) {
-            free(bytes);
+            free(bytes_raw);
             continue;
         }
         trained_models++;
@@ -229,7 +241,7 @@ void test_qtrain_random_models_keep_invariants_and_save(void)
         free(raw_b);
         free_trained(&t2);
         free_trained(&t);
-        free(bytes);
+        free(bytes_raw);
     }
     CHECK(trained_models >= 50);
     CHECK_EQ_INT(saved_ok, trained_models);
@@ -242,7 +254,8 @@ void test_qtrain_guards(void)
     gen_model m;
     gen_random_model(&r, &m, 0);
     size_t size;
-    uint8_t *bytes = gen_file_of(&m, &r, &size);
+    void *bytes_raw;
+    uint8_t *bytes = aligned_file(&r, &m, &size, &bytes_raw);
     elsh_qtrain_config cfg;
     elsh_qtrain tr;
     memset(&tr, 0, sizeof tr);
@@ -303,5 +316,5 @@ void test_qtrain_guards(void)
     CHECK_EQ_INT(elsh_qtrain_plan(&t.net, &rc, &rneed), ELSH_OK);
     free(raw);
     free_trained(&t);
-    free(bytes);
+    free(bytes_raw);
 }
