@@ -220,7 +220,7 @@ def float_model(tmp_path_factory) -> Path:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["finetune", str(MODEL), "--out", "{tmp}/o.elsh"], "--data SPEC is required"),
+        (["finetune", str(MODEL), "--out", "{tmp}/o.elsh"], "--data"),
         (["finetune", str(MODEL), "--data", "digits", "--out", "{tmp}/no/o.elsh"], "no"),
         (
             ["finetune", "{tmp}/missing.elsh", "--data", "digits", "--out", "{tmp}/o.elsh"],

@@ -12,7 +12,7 @@ from typing import Any
 from edge_lsh.cli.argtypes import positive_int
 from edge_lsh.cli.common import HelpFormatter, add_data_args, is_elsh, plural
 from edge_lsh.data import SPEC_HELP, load
-from edge_lsh.errors import DataError, ModelFileError
+from edge_lsh.errors import ModelFileError
 from edge_lsh.fileio import check_input_file, check_output_file
 from edge_lsh.finetune import FixedTrainer
 from edge_lsh.fixed import FixedPointModel
@@ -66,7 +66,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     f.add_argument("model", metavar="MODEL", help="the .elsh file to start from")
     add_data_args(f, default=None)
-    f.set_defaults(data=None)
+    for action in f._actions:  # the shared --data option, required here: nothing to default to
+        if action.dest == "data":
+            action.required = True
+            action.help = "the labelled samples to fine-tune on (see Data specs)"
     f.add_argument(
         "--epochs", type=positive_int, default=1, help="passes over the data set's training split"
     )
@@ -109,8 +112,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     # everything a user can get wrong is checked before any training
-    if args.data is None:
-        raise DataError("--data SPEC is required: the samples to fine-tune on")
     check_output_file(args.out, "model")
     try:
         check_input_file(args.model, "model file")
