@@ -72,3 +72,11 @@ def hidden_sizes(text: str) -> list[int]:
     if not sizes or any(s < 1 for s in sizes):
         raise argparse.ArgumentTypeError(f"{text!r}: expected positive sizes like 1000,1000")
     return sizes
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    value = _number(text)
+    if not (0.0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text}: must be a finite number > 0")
+    return value

@@ -18,7 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from edge_lsh.cli.argtypes import fraction, non_negative_float, non_negative_int, positive_int
+from edge_lsh.cli.argtypes import (
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from edge_lsh.cli.common import HelpFormatter, add_label_column_arg, is_elsh, load_model_data
 from edge_lsh.data import SPEC_HELP
 from edge_lsh.energy.measure import fit_costs, measure
@@ -35,16 +41,6 @@ NO_FIXED_TRAINING = (
     "fixed-point training does not exist yet: energy per training step is the float "
     "network's (give the .npz model)"
 )
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
-    if not (0.0 < value < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text}: must be a finite number > 0")
-    return value
 
 
 def profile_name(text: str) -> str:

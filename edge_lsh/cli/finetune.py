@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from edge_lsh.cli.argtypes import positive_int
+from edge_lsh.cli.argtypes import positive_float, positive_int
 from edge_lsh.cli.common import HelpFormatter, add_data_args, is_elsh, plural
 from edge_lsh.data import SPEC_HELP, load
 from edge_lsh.errors import ModelFileError
@@ -27,17 +27,6 @@ samples and seed. The inputs are the data set's features, quantized as inference
 
 This is the device path. `edge-lsh train --from MODEL` is the float path: it continues training
 a float model (from `train --out`) on this machine, which you then export again."""
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
-    if not (0.0 < value < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text}: must be a finite number > 0")
-    return value
 
 
 def train_layers(text: str) -> str:
