@@ -53,11 +53,15 @@ int elsh_train_config_ok(const elsh_train_config *tc)
            tc->momentum_end >= 0.0f && tc->momentum_end < 1.0f && tc->momentum_epochs >= 0;
 }
 
-static const elsh_layer_passes plain_passes = {elsh_layer_forward_f32, elsh_layer_backward_f32};
-
 int elsh_train_sample(elsh_net *net, const elsh_train_config *tc, int32_t epoch,
                       const float *x, int32_t label, float *loss)
 {
+    /* on the stack and set field by field, not a static table or an initializer: the kernel
+     * keeps no static data, and position-independent code would put the function addresses of
+     * either in a relocated data section */
+    elsh_layer_passes plain_passes;
+    plain_passes.forward = elsh_layer_forward_f32;
+    plain_passes.backward = elsh_layer_backward_f32;
     return elsh_train_sample_with(net, tc, epoch, x, label, loss, &plain_passes);
 }
 

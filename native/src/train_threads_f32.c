@@ -228,14 +228,13 @@ static const float *row_of(const job *jb, int64_t pos, int32_t *label)
     return jb->x + (size_t)row * (size_t)jb->net->cfg.n_in;
 }
 
-#if ELSH_THREADS
-static const elsh_layer_passes shared_passes = {elsh_layer_forward_f32_shared, elsh_layer_backward_f32_shared};
-#endif
-static const elsh_layer_passes snapshot_passes = {elsh_layer_forward_f32, elsh_layer_backprop_f32};
-
 static void async_share(job *jb, int32_t w)
 {
 #if ELSH_THREADS
+    /* passes on the stack: no static data in the kernel (see elsh_train_sample) */
+    elsh_layer_passes shared_passes;
+    shared_passes.forward = elsh_layer_forward_f32_shared;
+    shared_passes.backward = elsh_layer_backward_f32_shared;
     elsh_net *me = &jb->workers[w];
     elsh_train_stats *st = &jb->worker_stats[w];
     for (int64_t s = w; s < jb->count; s += jb->n_workers) {
@@ -259,6 +258,9 @@ static void async_share(job *jb, int32_t w)
 /* Phase 1: the shard's samples against the snapshot, recorded. */
 static void record_share(job *jb, int32_t w)
 {
+    elsh_layer_passes snapshot_passes;
+    snapshot_passes.forward = elsh_layer_forward_f32;
+    snapshot_passes.backward = elsh_layer_backprop_f32;
     elsh_net *me = &jb->workers[w];
     int64_t lo = jb->count * w / jb->n_workers, hi = jb->count * (w + 1) / jb->n_workers;
     for (int64_t s = lo; s < hi; s++) {
