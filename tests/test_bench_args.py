@@ -98,6 +98,7 @@ def test_bad_value_is_exit_2(script):
         (["--split-seed", "some"], "expected a seed >= 0 or 'each'"),
         (["--compare", "sparse"], "invalid choice"),
         (["--json", "no/such/folder/out.json"], "does not exist"),
+        (["--save", "README.md"], "--save README.md: not a folder"),
     ],
 )
 def test_accuracy_bad_input_before_training(args, message):
@@ -158,6 +159,39 @@ def test_accuracy_tiny_run(tmp_path):
     net = Network(data.n_features, [32], data.n_classes, defaults.LSH, seed=1)
     net.fit(data.x_train, data.y_train, epochs=1, train=defaults.TRAIN)
     assert net.evaluate(data.x_test, data.y_test)["accuracy"] == summary["lsh_accuracies"][1]
+
+
+def test_accuracy_save_writes_the_networks_export_takes(tmp_path, capsys):
+    """--save DIR keeps each float network as `edge-lsh train --out` would; the LSH one loads
+    with its data record, predicts as measured, and `edge-lsh export` turns it into an .elsh
+    file whose fixed-point accuracy is the run's --compare fixed figure."""
+    pytest.importorskip("sklearn")
+    from edge_lsh.cli import main as cli_main
+    from edge_lsh.data import load
+    from edge_lsh.network import Network
+
+    args = ["--data", "digits", "--hidden", "32", "--epochs", "1", "--seeds", "2"]
+    out = tmp_path / "acc.json"
+    res = run_script(
+        "accuracy.py", *args, "--compare", "both", "--save", str(tmp_path), "--json", str(out)
+    )
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(out.read_text())
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == ["dense-seed2.npz", "lsh-seed2.npz"]
+    data = load("digits", seed=0)
+    for kind in ("lsh", "dense"):
+        net = Network.load(tmp_path / f"{kind}-seed2.npz")
+        assert net.data is not None and net.data["n_train"] == data.x_train.shape[0]
+        assert (net.lsh is None) == (kind == "dense")
+        acc = net.evaluate(data.x_test, data.y_test)["accuracy"]
+        assert acc == summary[f"{kind}_accuracies"][0]
+        assert summary["per_seed"][0][kind]["saved"] == str(tmp_path / f"{kind}-seed2.npz")
+    elsh = tmp_path / "m.elsh"
+    capsys.readouterr()
+    assert cli_main(["export", str(tmp_path / "lsh-seed2.npz"), "--out", str(elsh), "--json"]) == 0
+    fixed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert fixed["fixed_accuracy"] == summary["fixed_accuracies"][0]
+    assert fixed["float_accuracy"] == summary["lsh_accuracies"][0]
 
 
 def test_accuracy_json_on_stdout():

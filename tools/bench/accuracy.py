@@ -18,6 +18,8 @@ The Markdown table goes to stdout, progress to stderr.
   python tools/bench/accuracy.py --compare none --hidden 1000 --seeds 0,1,2,3,4 --set tables=50
   python tools/bench/accuracy.py --data idx:MNIST_FOLDER --limit 10000 --hidden 1000 \
       --epochs 5 --dense-from dense.json --set warm_fraction=0.2 --set warm_epochs=1
+  python tools/bench/accuracy.py --data idx:MNIST_FOLDER --hidden 1000,1000 --epochs 2 \
+      --seeds 0 --compare both --save models/    # then: edge-lsh export models/lsh-seed0.npz
 """
 
 from __future__ import annotations
@@ -142,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="take the dense networks' results from an earlier run's --json FILE (same data, "
         "split, limit, layers, epochs, seeds and optimizer settings; checked) instead of "
         "training them again",
+    )
+    p.add_argument(
+        "--save",
+        metavar="DIR",
+        help="also save every float network trained here as DIR/KIND-seedS.npz (KIND lsh or "
+        "dense), as `edge-lsh train --out` saves one: `edge-lsh export` and `eval` take it",
     )
     p.add_argument(
         "--set",
@@ -271,6 +279,12 @@ def measure(
                 progress(f"seed {seed} lsh: recall of the exact top-k {recall_by_epoch[-1]}")
         out[kind] = net.evaluate(data.x_test, data.y_test)
         out[kind]["train_seconds"] = seconds
+        if args.save:
+            net.data = data.record()  # as `edge-lsh train --out` keeps it: export calibrates on it
+            saved = Path(args.save) / f"{kind}-seed{seed}.npz"
+            net.save(saved)
+            out[kind]["saved"] = str(saved)
+            progress(f"seed {seed} {kind}: saved {saved}")
         if kind == "lsh" and args.recall:
             out["lsh"]["recall"] = recall_by_epoch[-1]
             out["lsh"]["recall_by_epoch"] = recall_by_epoch
@@ -418,6 +432,8 @@ def render(summary: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     lsh, train_config = configs(args.set)
+    if args.save and not Path(args.save).is_dir():
+        raise ValueError(f"--save {args.save}: not a folder")
     if args.dense_from and args.split_seed == EACH:
         raise ValueError("--dense-from needs one split for every seed, not --split-seed each")
     if args.dense_from and "dense" not in COMPARE[args.compare]:
