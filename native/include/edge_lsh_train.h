@@ -226,6 +226,11 @@ int elsh_shuffle(elsh_net *net, int32_t *order, int64_t n); /* n <= INT32_MAX */
  * thread; the workers stop at a barrier there and one thread updates the tables alone.
  * With threads == 1 it is elsh_train_batch itself, bit for bit.
  *
+ * ELSH_THREADS_ASYNC_SHARED: the asynchronous mode's code path even on one thread (the
+ * workers, barriers and relaxed atomic layer passes that ELSH_THREADS_ASYNC takes from two
+ * threads up): what sharing the parameters costs, measured without a second core
+ * (tools/bench/bench_threads.py). Results as ELSH_THREADS_ASYNC; without threads it is it.
+ *
  * ELSH_THREADS_DETERMINISTIC: mini-batches of `batch` consecutive samples of the call. Every
  * sample of a batch is trained (forward, loss, backward deltas) against the same snapshot of
  * the parameters, the batch's samples split among the workers; then the optimizer steps are
@@ -242,7 +247,11 @@ int elsh_shuffle(elsh_net *net, int32_t *order, int64_t n); /* n <= INT32_MAX */
 #define ELSH_MAX_THREADS 64
 #define ELSH_MAX_BATCH 65536
 
-typedef enum { ELSH_THREADS_ASYNC = 0, ELSH_THREADS_DETERMINISTIC = 1 } elsh_thread_mode;
+typedef enum {
+    ELSH_THREADS_ASYNC = 0,
+    ELSH_THREADS_DETERMINISTIC = 1,
+    ELSH_THREADS_ASYNC_SHARED = 2
+} elsh_thread_mode;
 
 typedef struct {
     int32_t threads;         /* workers, 1..ELSH_MAX_THREADS */

@@ -10,6 +10,10 @@
  *   PARAM_STORE(p, v)  *p = v for a float
  *   MARK_DIRTY(p)      *p = 1 for a uint8_t (a neuron's dirty flag)
  *   LAYER_FN(name)     the name of an exported function in this variant
+ * and, to move the parameters of the dense dot products and the optimizer step in blocks
+ * (the shared variant: see "Blocks" below), also
+ *   PARAM_LOAD_BLOCK(dst, src, n)   dst[k] = the float src[k] for k < n (dst: local scratch)
+ *   PARAM_STORE_BLOCK(dst, src, n)  the float dst[k] = src[k] for k < n
  * Everything that only reads or writes one thread's scratch (active sets, activations, deltas,
  * hashing and selection) is plain in both. Summation order is fixed in both, so the plain
  * variant is bit-identical to what this code was before it was shared. */
@@ -17,6 +21,7 @@
 /* Dot products with several independent accumulators, combined in a fixed order: the same
  * result on every platform (no reassociation is left to the compiler), and enough independent
  * work per iteration for the CPU to overlap, or for the compiler to put in SIMD lanes. */
+#ifndef PARAM_LOAD_BLOCK
 static float dot_dense(const float *row, const float *x, int32_t n)
 {
     float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
@@ -34,6 +39,50 @@ static float dot_dense(const float *row, const float *x, int32_t n)
     for (; i < n; i++) s0 += PARAM_LOAD(&row[i]) * x[i];
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
 }
+#endif
+
+#ifdef PARAM_LOAD_BLOCK
+/* Blocks (the shared variant). Relaxed atomic accesses are single loads and stores, but a
+ * compiler vectorizes none of them: a dot product or optimizer step written on them runs one
+ * float at a time (sqrt and div included), where the plain variant's compiler uses SIMD. So
+ * here the parameters move between the shared arrays and local scratch in blocks of
+ * PARAM_BLOCK floats (PARAM_LOAD_BLOCK may move two at a time), and the arithmetic runs on
+ * the scratch, where the compiler is free to vectorize it. The arithmetic of each float is
+ * the plain variant's, operation for operation, and sums keep its order: on one thread the
+ * result is bit for bit the plain one (test_threads.c checks it). What changes is only when
+ * each float is loaded and stored within a row, which relaxed atomics leave free anyway.
+ * The includer defines PARAM_BLOCK (a multiple of 8) and SQRT_BLOCK(r, g): r[k] = sqrtf(g[k])
+ * for k < PARAM_BLOCK (sqrtf itself, a library call that may set errno, is vectorized by no
+ * compiler under the default -fmath-errno). */
+
+/* dot_dense on blocks: the same eight accumulators fed in the same order */
+static float dot_dense_blocks(const float *row, const float *x, int32_t n)
+{
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    float r[PARAM_BLOCK];
+    int32_t i = 0;
+    while (i + 8 <= n) {
+        int32_t m = n - i < PARAM_BLOCK ? (n - i) & ~7 : PARAM_BLOCK;
+        PARAM_LOAD_BLOCK(r, row + i, m);
+        for (int32_t k = 0; k < m; k += 8) {
+            s0 += r[k] * x[i + k];
+            s1 += r[k + 1] * x[i + k + 1];
+            s2 += r[k + 2] * x[i + k + 2];
+            s3 += r[k + 3] * x[i + k + 3];
+            s4 += r[k + 4] * x[i + k + 4];
+            s5 += r[k + 5] * x[i + k + 5];
+            s6 += r[k + 6] * x[i + k + 6];
+            s7 += r[k + 7] * x[i + k + 7];
+        }
+        i += m;
+    }
+    for (; i < n; i++) s0 += PARAM_LOAD(&row[i]) * x[i];
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+}
+#define DOT_DENSE dot_dense_blocks
+#else
+#define DOT_DENSE dot_dense
+#endif
 
 static float dot_sparse(const float *row, const int32_t *idx, const float *val, int32_t n)
 {
@@ -52,7 +101,7 @@ static float dot_sparse(const float *row, const int32_t *idx, const float *val, 
 static float dot_row(const float *row, const float *bias, const float *in_val, const int32_t *in_idx,
                      int32_t in_n)
 {
-    return PARAM_LOAD(bias) + (in_idx ? dot_sparse(row, in_idx, in_val, in_n) : dot_dense(row, in_val, in_n));
+    return PARAM_LOAD(bias) + (in_idx ? dot_sparse(row, in_idx, in_val, in_n) : DOT_DENSE(row, in_val, in_n));
 }
 
 /* a ranks above b: higher score, ties to the lower id */
@@ -137,6 +186,87 @@ static inline void adagrad_step(float *w, float *g2, float *vel, float w_now, fl
     PARAM_STORE(w, flush_tiny(w_now + vel_new));
 }
 
+#ifdef PARAM_LOAD_BLOCK
+/* flush_tiny without a branch, which the vectorizer takes: the same values (|v| < TINY
+ * compares as the integers of the bits for every non-NaN; a NaN's bits are above TINY's, so a
+ * NaN is kept, as flush_tiny keeps it; -0 and +0 both come out +0) */
+static inline float flush_tiny_bits(float v)
+{
+    const float tiny = TINY;
+    uint32_t u, t;
+    memcpy(&u, &v, 4);
+    memcpy(&t, &tiny, 4);
+    u &= (u & 0x7fffffffu) < t ? 0u : ~0u;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+/* adagrad_step on PARAM_BLOCK parameters in scratch (w, g2, vel updated in place), with the
+ * gradient d * x[k] + l2 * w[k]: the same operations as step_row's, in two vectorizable loops
+ * around SQRT_BLOCK */
+static void adagrad_block(float *w, float *g2, float *vel, const float *x, float d, float l2, float lr,
+                          float mom, float eps)
+{
+    float grad[PARAM_BLOCK], root[PARAM_BLOCK];
+    for (int32_t k = 0; k < PARAM_BLOCK; k++) {
+        float gr = flush_tiny_bits(d * x[k] + l2 * w[k]);
+        grad[k] = gr;
+        g2[k] = g2[k] + gr * gr;
+    }
+    SQRT_BLOCK(root, g2);
+    for (int32_t k = 0; k < PARAM_BLOCK; k++) {
+        float v = flush_tiny_bits(mom * vel[k] - lr * grad[k] / (root[k] + eps));
+        vel[k] = v;
+        w[k] = flush_tiny_bits(w[k] + v);
+    }
+}
+
+/* step_row on blocks: up to PARAM_BLOCK active inputs at a time are loaded (gathered when the
+ * input is sparse) into scratch, stepped by adagrad_block and stored back; unused lanes of the
+ * last block hold zeros (their step is 0 and is not stored) */
+static void step_row_blocks(elsh_layer *L, int32_t j, float d, const float *in_val, const int32_t *in_idx,
+                            int32_t in_n, float *prev_delta, float lr, float mom, float l2, float eps)
+{
+    size_t off = (size_t)j * (size_t)L->n_in;
+    float *row = L->w + off, *g2 = L->w_g2 + off, *vel = L->w_vel + off;
+    float w[PARAM_BLOCK], g[PARAM_BLOCK], v[PARAM_BLOCK], x[PARAM_BLOCK];
+    for (int32_t q0 = 0; q0 < in_n; q0 += PARAM_BLOCK) {
+        int32_t m = in_n - q0 < PARAM_BLOCK ? in_n - q0 : PARAM_BLOCK;
+        if (in_idx) {
+            for (int32_t k = 0; k < m; k++) {
+                int32_t i = in_idx[q0 + k];
+                w[k] = PARAM_LOAD(&row[i]);
+                g[k] = PARAM_LOAD(&g2[i]);
+                v[k] = PARAM_LOAD(&vel[i]);
+            }
+        } else {
+            PARAM_LOAD_BLOCK(w, row + q0, m);
+            PARAM_LOAD_BLOCK(g, g2 + q0, m);
+            PARAM_LOAD_BLOCK(v, vel + q0, m);
+        }
+        memcpy(x, in_val + q0, (size_t)m * sizeof(float));
+        for (int32_t k = m; k < PARAM_BLOCK; k++) w[k] = g[k] = v[k] = x[k] = 0.0f;
+        if (prev_delta)
+            for (int32_t k = 0; k < m; k++) prev_delta[q0 + k] += w[k] * d;
+        adagrad_block(w, g, v, x, d, l2, lr, mom, eps);
+        if (in_idx) {
+            for (int32_t k = 0; k < m; k++) {
+                int32_t i = in_idx[q0 + k];
+                PARAM_STORE(&g2[i], g[k]);
+                PARAM_STORE(&vel[i], v[k]);
+                PARAM_STORE(&row[i], w[k]);
+            }
+        } else {
+            PARAM_STORE_BLOCK(g2 + q0, g, m);
+            PARAM_STORE_BLOCK(vel + q0, v, m);
+            PARAM_STORE_BLOCK(row + q0, w, m);
+        }
+    }
+    adagrad_step(&L->b[j], &L->b_g2[j], &L->b_vel[j], PARAM_LOAD(&L->b[j]), d, lr, mom, eps);
+    if (L->use_lsh) MARK_DIRTY(&L->dirty[j]);
+}
+#define STEP_ROW step_row_blocks
+#else
 /* One row j of the layer with dL/dz_j = d: an Adagrad + momentum step on w[j][i] for each
  * active input i and on b[j]; adds w[j][i] * d (the weight before its step) into prev_delta
  * unless it is NULL; marks the neuron dirty for the tables. */
@@ -161,6 +291,8 @@ static void step_row(elsh_layer *L, int32_t j, float d, const float *in_val, con
     adagrad_step(&L->b[j], &L->b_g2[j], &L->b_vel[j], PARAM_LOAD(&L->b[j]), d, lr, mom, eps);
     if (L->use_lsh) MARK_DIRTY(&L->dirty[j]);
 }
+#define STEP_ROW step_row
+#endif
 
 /* ops per parameter step: grad (2 mul, 1 add), g2 (1 mul, 1 add), step (2 mul, 1 sqrt, 1 div
  * counted as mul, 1 add), momentum (1 mul, 1 add), weight (1 add) */
@@ -194,7 +326,7 @@ void LAYER_FN(elsh_layer_backward_f32)(elsh_layer *L, const float *in_val, const
     elsh_ops *up = counters_begin(&L->ops, ELSH_PHASE_UPDATE);
     if (prev_delta) memset(prev_delta, 0, (size_t)in_n * sizeof(float));
     for (int32_t a = 0; a < L->n_active; a++)
-        step_row(L, L->active[a], L->delta[a], in_val, in_idx, in_n, prev_delta, lr, mom, l2, eps);
+        STEP_ROW(L, L->active[a], L->delta[a], in_val, in_idx, in_n, prev_delta, lr, mom, l2, eps);
     count_backprop(bw, L->n_active, in_n, prev_delta != NULL);
     count_update(up, L->n_active, in_n);
     counters_end(&L->ops, ELSH_PHASE_BACKWARD);

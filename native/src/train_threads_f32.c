@@ -49,7 +49,8 @@ int32_t elsh_threads_available(void) { return ELSH_THREADS ? ELSH_MAX_THREADS : 
 static int thread_config_ok(const elsh_thread_config *th)
 {
     return th->threads >= 1 && th->threads <= ELSH_MAX_THREADS &&
-           (th->mode == ELSH_THREADS_ASYNC || th->mode == ELSH_THREADS_DETERMINISTIC) &&
+           (th->mode == ELSH_THREADS_ASYNC || th->mode == ELSH_THREADS_DETERMINISTIC ||
+            th->mode == ELSH_THREADS_ASYNC_SHARED) &&
            th->batch >= 1 && th->batch <= ELSH_MAX_BATCH;
 }
 
@@ -493,12 +494,13 @@ int elsh_train_batch_threads(elsh_net *net, const elsh_train_config *tc, const e
     if (!net || !tc || !th || !work || !x || !labels) return ELSH_ERR_NULL;
     if (!net->arena) return ELSH_ERR_STATE;
     if (!thread_config_ok(th) || !elsh_train_config_ok(tc) || epoch < 0 || n < 0) return ELSH_ERR_CONFIG;
-    if (th->mode == ELSH_THREADS_ASYNC && workers_for(th) == 1)
+    if ((th->mode == ELSH_THREADS_ASYNC || (th->mode == ELSH_THREADS_ASYNC_SHARED && !ELSH_THREADS)) &&
+        workers_for(th) == 1)
         return elsh_train_batch(net, tc, epoch, n_epoch, x, labels, order, n, stats);
     job jb;
     int rc = start_job(&jb, net, th, work, work_bytes);
     if (rc != ELSH_OK) return rc;
-    jb.kind = th->mode == ELSH_THREADS_ASYNC ? JOB_ASYNC : JOB_DETERMINISTIC;
+    jb.kind = th->mode == ELSH_THREADS_DETERMINISTIC ? JOB_DETERMINISTIC : JOB_ASYNC;
     jb.tc = tc;
     jb.epoch = epoch;
     jb.x = x;

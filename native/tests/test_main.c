@@ -125,6 +125,8 @@
     X(test_threads_deterministic_same_bytes)                                                 \
     X(test_threads_deterministic_batch_one_is_serial)                                        \
     X(test_threads_async_one_thread_is_serial)                                               \
+    X(test_threads_async_shared_one_thread_is_serial)                                        \
+    X(test_threads_async_wide_trains)                                                        \
     X(test_threads_async_trains)                                                             \
     X(test_threads_predict_identical)                                                        \
     X(test_threads_bad_arguments)

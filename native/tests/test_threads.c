@@ -15,15 +15,20 @@
 
 enum { TN = 600, TN_IN = 24, TN_CLASSES = 4 };
 
-static float *tx;
-static int32_t tlabels[TN];
+/* wider data for the shared layer passes' blocks (layer_f32_body.h): an odd input width, so
+ * that rows alternate between 8-byte aligned and not, and more active inputs than a block */
+enum { WN_IN = 77 };
+static float *tx, *wx;
+static int32_t tlabels[TN], wlabels[TN];
 
 static void data_once(void)
 {
     if (tx) return;
     tx = malloc((size_t)TN * TN_IN * sizeof(float));
-    if (!tx) abort();
+    wx = malloc((size_t)TN * WN_IN * sizeof(float));
+    if (!tx || !wx) abort();
     make_blobs(tx, tlabels, TN, TN_IN, TN_CLASSES, 4.0f, 4242u);
+    make_blobs(wx, wlabels, TN, WN_IN, TN_CLASSES, 4.0f, 4243u);
 }
 
 /* 24 - 64 (LSH, 25%) - 32 (LSH, 25%) - 4: two LSH layers, so that sparse inputs, the ReLU mask
@@ -45,13 +50,35 @@ static void train_cfg(elsh_train_config *tc)
     tc->l2 = 1e-4f;
 }
 
+/* 77 - 160 (LSH, 25%: 40 active) - 48 (LSH, 25%) - 4 */
+static void wide_cfg(elsh_net_config *cfg, uint64_t seed)
+{
+    cfg_init(cfg, WN_IN, 3, seed);
+    cfg_lsh(&cfg->layers[0], 160, 0.25f, ELSH_HASH_SIMHASH, 4, 16);
+    cfg_lsh(&cfg->layers[1], 48, 0.25f, ELSH_HASH_TERNARY, 3, 12);
+    cfg_dense(&cfg->layers[2], TN_CLASSES);
+}
+
+static int train_net_on(tnet *t, int wide, int threads, int mode, int batch, int epochs, elsh_train_stats *st);
+
 /* Train a fresh network for `epochs` epochs: one thread (threads 0) or elsh_train_batch_threads
  * with the given settings. *t is left for the caller to inspect and destroy. */
 static int train_net(tnet *t, int threads, int mode, int batch, int epochs, elsh_train_stats *st)
 {
+    return train_net_on(t, 0, threads, mode, batch, epochs, st);
+}
+
+/* train_net on the 24-input network (wide 0) or the 77-input one (wide 1) */
+static int train_net_on(tnet *t, int wide, int threads, int mode, int batch, int epochs, elsh_train_stats *st)
+{
     data_once();
     elsh_net_config cfg;
-    threads_cfg(&cfg, 99u);
+    if (wide)
+        wide_cfg(&cfg, 99u);
+    else
+        threads_cfg(&cfg, 99u);
+    const float *x = wide ? wx : tx;
+    const int32_t *labels = wide ? wlabels : tlabels;
     int rc = tnet_create(t, &cfg);
     if (rc != ELSH_OK) return rc;
     elsh_train_config tc;
@@ -71,9 +98,9 @@ static int train_net(tnet *t, int threads, int mode, int batch, int epochs, elsh
         /* two calls an epoch, as the Python binding makes calls of 256 samples */
         for (int half = 0; half < 2 && rc == ELSH_OK; half++) {
             const int32_t *o = order + half * (TN / 2);
-            rc = threads > 0 ? elsh_train_batch_threads(&t->net, &tc, &th, work, bytes, e, TN, tx, tlabels, o,
+            rc = threads > 0 ? elsh_train_batch_threads(&t->net, &tc, &th, work, bytes, e, TN, x, labels, o,
                                                         TN / 2, st)
-                             : elsh_train_batch(&t->net, &tc, e, TN, tx, tlabels, o, TN / 2, st);
+                             : elsh_train_batch(&t->net, &tc, e, TN, x, labels, o, TN / 2, st);
         }
     }
     free(raw);
@@ -172,6 +199,45 @@ void test_threads_async_one_thread_is_serial(void)
     CHECK_EQ_INT(train_net(&t, 1, ELSH_THREADS_ASYNC, 64, 2, &st), ELSH_OK);
     CHECK(same_state(&ref, &t));
     CHECK(st.loss_sum == st_ref.loss_sum && st.correct == st_ref.correct);
+    tnet_destroy(&t);
+    tnet_destroy(&ref);
+}
+
+void test_threads_async_shared_one_thread_is_serial(void)
+{
+    /* the asynchronous mode's shared path (workers, barriers, the relaxed atomic layer passes
+     * with their blocks) on one thread: the one-thread trainer bit for bit, on both networks
+     * (dense first layers of 24 and 77 inputs, sparse inputs of 16 and 40 active neurons) */
+    for (int wide = 0; wide < 2; wide++) {
+        tnet ref, t;
+        elsh_train_stats st_ref, st;
+        CHECK_EQ_INT(train_net_on(&ref, wide, 0, 0, 0, 2, &st_ref), ELSH_OK);
+        CHECK_EQ_INT(train_net_on(&t, wide, 1, ELSH_THREADS_ASYNC_SHARED, 64, 2, &st), ELSH_OK);
+        CHECK_MSG(same_state(&ref, &t), "network %d: the shared path is not the one-thread result", wide);
+        CHECK(st.loss_sum == st_ref.loss_sum && st.correct == st_ref.correct && st.rebuilds == st_ref.rebuilds);
+        for (int p = 0; p < ELSH_PHASE_COUNT; p++) {
+            elsh_ops a = elsh_net_ops(&ref.net, p, 1), b = elsh_net_ops(&t.net, p, 1);
+            CHECK_MSG(a.mul == b.mul && a.add == b.add && a.weight_bytes == b.weight_bytes,
+                      "network %d: phase %d counted differently", wide, p);
+        }
+        tnet_destroy(&t);
+        tnet_destroy(&ref);
+    }
+}
+
+void test_threads_async_wide_trains(void)
+{
+    /* the blocks under contention: 3 threads on the 77-input network train it and leave a
+     * valid state */
+    tnet ref, t;
+    elsh_train_stats st_ref, st;
+    CHECK_EQ_INT(train_net_on(&ref, 1, 0, 0, 0, 3, &st_ref), ELSH_OK);
+    CHECK_EQ_INT(train_net_on(&t, 1, 3, ELSH_THREADS_ASYNC, 64, 3, &st), ELSH_OK);
+    CHECK_EQ_INT(st.samples, 3 * TN);
+    CHECK_EQ_INT(elsh_net_check(&t.net), ELSH_OK);
+    for (int32_t l = 0; l < 2; l++) CHECK_EQ_INT(tables_problems(&t.net.layers[l], 0), 0);
+    double acc = accuracy(&t.net, wx, wlabels, TN), acc_ref = accuracy(&ref.net, wx, wlabels, TN);
+    CHECK_MSG(acc > 0.8 && acc > acc_ref - 0.1, "3 threads: accuracy %.3f, one thread %.3f", acc, acc_ref);
     tnet_destroy(&t);
     tnet_destroy(&ref);
 }
@@ -284,7 +350,7 @@ void test_threads_bad_arguments(void)
     memcpy(labels, tlabels, sizeof(labels));
     x[37 * TN_IN + 3] = NAN;
     labels[301] = TN_CLASSES;
-    for (int mode = 0; mode < 2; mode++) {
+    for (int mode = 0; mode < 3; mode++) {
         th.mode = mode;
         CHECK_EQ_INT(elsh_train_batch_threads(&t.net, &tc, &th, work, bytes, 0, TN, x, tlabels, NULL, 100, NULL),
                      ELSH_ERR_INPUT);
