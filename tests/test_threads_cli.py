@@ -233,11 +233,14 @@ def test_bench_threads_tiny_run(tmp_path):
         "async",
         "deterministic",
         "1 thread, no table maintenance",
+        "async, 1 thread",
     }
     assert all(v > 0 for v in tp["median_samples_per_second"].values())
-    assert set(tp["speedup"]) == {"async", "deterministic"}
+    assert set(tp["speedup"]) == {"async", "deterministic", "async, 1 thread"}
     assert all(v > 0 for v in tp["median_cpu_us_per_sample"].values())
     assert all(0.0 <= a <= 1.0 for v in result["accuracy"]["test_accuracy"].values() for a in v)
     det = result["determinism"]
     assert det["identical"] and det["identical_to_one_thread"] and len(det["sha256"]) == 2
+    # the asynchronous code path on one thread is the one-thread trainer bit for bit
+    assert det["async_one_thread_identical_to_one_thread"]
     assert "samples/s (median)" in res.stdout

@@ -100,6 +100,14 @@ static inline void sqrt_block(float *r, const float *g)
 }
 #define SQRT_BLOCK(r, g) sqrt_block((r), (g))
 
+/* A neuron's dirty flag set, stored only when it is not set yet: hot neurons are stepped by
+ * every worker many times between two table updates, and a store each time would move the
+ * flag's cache line between the cores where a load leaves it shared. */
+static inline void mark_dirty_relaxed(uint8_t *p)
+{
+    if (!__atomic_load_n(p, __ATOMIC_RELAXED)) __atomic_store_n(p, (uint8_t)1, __ATOMIC_RELAXED);
+}
+
 #ifdef ELSH_PLANT_RACE /* tsan-selftest only: plain accesses, which ThreadSanitizer must report */
 #define PARAM_LOAD(p) (*(p))
 #define PARAM_STORE(p, v) (*(p) = (v))
@@ -109,7 +117,7 @@ static inline void sqrt_block(float *r, const float *g)
 #else
 #define PARAM_LOAD(p) load_relaxed(p)
 #define PARAM_STORE(p, v) store_relaxed((p), (v))
-#define MARK_DIRTY(p) __atomic_store_n((p), (uint8_t)1, __ATOMIC_RELAXED)
+#define MARK_DIRTY(p) mark_dirty_relaxed(p)
 #define PARAM_LOAD_BLOCK(dst, src, n) load_block_relaxed((dst), (src), (n))
 #define PARAM_STORE_BLOCK(dst, src, n) store_block_relaxed((dst), (src), (n))
 #endif

@@ -237,20 +237,25 @@ static void async_share(job *jb, int32_t w)
     shared_passes.forward = elsh_layer_forward_f32_shared;
     shared_passes.backward = elsh_layer_backward_f32_shared;
     elsh_net *me = &jb->workers[w];
-    elsh_train_stats *st = &jb->worker_stats[w];
+    /* the statistics summed here and stored once: the workers' entries of worker_stats share a
+     * cache line, which a store per sample from each worker would pass back and forth */
+    elsh_train_stats st = jb->worker_stats[w];
+    int rc = 0;
     for (int64_t s = w; s < jb->count; s += jb->n_workers) {
         int32_t label;
         const float *x = row_of(jb, jb->start + s, &label);
         float loss = 0.0f;
         int pred = elsh_train_sample_with(me, jb->tc, jb->epoch, x, label, &loss, &shared_passes);
         if (pred < 0) {
-            jb->worker_rc[w] = pred;
-            return;
+            rc = pred;
+            break;
         }
-        st->loss_sum += loss;
-        st->correct += pred == label;
-        st->samples++;
+        st.loss_sum += loss;
+        st.correct += pred == label;
+        st.samples++;
     }
+    jb->worker_stats[w] = st;
+    if (rc < 0) jb->worker_rc[w] = rc;
 #else
     (void)jb, (void)w; /* never called: one worker trains with elsh_train_batch */
 #endif

@@ -3,8 +3,11 @@ accuracy at 1 and --threads threads over several seeds, and the deterministic mo
 over repeated runs. Default: 784-1000-10 at 5 % active on MNIST-5k (4,000 train / 1,000 test).
 
 1. Throughput. One epoch of a fresh network (seed --seed) per measurement, in round robin
-   over the kinds (one thread; --threads async; --threads deterministic; and one thread with
-   table maintenance switched off, which says what share of an epoch maintenance is), --rounds
+   over the kinds (one thread; --threads async; --threads deterministic; one thread with
+   table maintenance switched off, which says what share of an epoch maintenance is; and
+   "async, 1 thread": the asynchronous mode's shared code path (workers, barriers, relaxed
+   atomic layer passes) on one thread, bit for bit the one-thread result, which says what
+   sharing costs apart from a second core), --rounds
    rounds; samples per second from the epoch's own clock (Network.fit), medians, and each
    threaded kind's speedup as the ratio of its median to the one-thread median. Also the
    process's CPU time per sample (all threads): the work a kind does per sample, whatever
@@ -14,7 +17,8 @@ over repeated runs. Default: 784-1000-10 at 5 % active on MNIST-5k (4,000 train 
 3. Determinism. --repeats runs of --threads deterministic (1 epoch): the SHA-256 of the
    network's whole state after each, and whether they are all the same (and the same as the
    deterministic mode on one thread, which it must equal: the mode does not depend on the
-   thread count).
+   thread count). Also whether "async, 1 thread" leaves the one-thread trainer's weights,
+   biases and tables, bit for bit.
 
 The machine's load average is recorded: on a busy machine threads wait for cores, so the
 speedups there are lower bounds. Progress to stderr, a Markdown summary to stdout.
@@ -27,11 +31,12 @@ speedups there are lower bounds. Progress to stderr, a Markdown summary to stdou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import common
@@ -53,9 +58,14 @@ from common import (
 from edge_lsh import defaults
 from edge_lsh.cli.argtypes import fraction, thread_count
 from edge_lsh.data import Dataset
-from edge_lsh.network import DEFAULT_THREAD_BATCH, LSHConfig, Network, TrainConfig
+from edge_lsh.native import lib
+from edge_lsh.network import DEFAULT_THREAD_BATCH, THREAD_MODES, LSHConfig, Network, TrainConfig
 
 PROG = "bench_threads.py"
+
+# ELSH_THREADS_ASYNC_SHARED: the asynchronous code path even on one thread. A measuring mode,
+# not one of the package's THREAD_MODES (nor the CLI's): registered only while it trains.
+SHARED_ONE = "async-shared"
 
 # (name, threads is --threads?, thread_mode, table maintenance on)
 KINDS = (
@@ -63,7 +73,23 @@ KINDS = (
     ("async", True, "async", True),
     ("deterministic", True, "deterministic", True),
     ("1 thread, no table maintenance", False, "async", False),
+    ("async, 1 thread", False, SHARED_ONE, True),
 )
+# the kinds whose accuracy is measured ("async, 1 thread" is the one-thread result bit for bit)
+ACCURACY_KINDS = KINDS[:3]
+
+
+@contextlib.contextmanager
+def thread_mode_known(mode: str) -> Iterator[None]:
+    """THREAD_MODES with SHARED_ONE in it while the block runs, when `mode` is it."""
+    if mode != SHARED_ONE:
+        yield
+        return
+    THREAD_MODES[SHARED_ONE] = lib.ELSH_THREADS_ASYNC_SHARED
+    try:
+        yield
+    finally:
+        del THREAD_MODES[SHARED_ONE]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,7 +134,7 @@ def fit(
     if threads is None:
         threads = args.threads if threaded else 1
     cpu = time.process_time()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), thread_mode_known(mode):
         warnings.simplefilter("ignore", RuntimeWarning)  # early-epoch loss warnings
         reports = net.fit(
             data.x_train,
@@ -138,7 +164,9 @@ def throughput(data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "samples_per_second": rates,
         "median_samples_per_second": med,
-        "speedup": {name: med[name] / one for name in ("async", "deterministic")},
+        "speedup": {
+            name: med[name] / one for name in ("async", "deterministic", "async, 1 thread")
+        },
         "cpu_us_per_sample": cpu_us,
         "median_cpu_us_per_sample": {name: median(v) for name, v in cpu_us.items()},
         "table_maintenance_share": 1.0 - one / med["1 thread, no table maintenance"],
@@ -146,9 +174,9 @@ def throughput(data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def accuracy(data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
-    acc: dict[str, list[float]] = {k[0]: [] for k in KINDS[:3]}
+    acc: dict[str, list[float]] = {k[0]: [] for k in ACCURACY_KINDS}
     for seed in args.seeds:
-        for kind in KINDS[:3]:
+        for kind in ACCURACY_KINDS:
             net = new_net(data, args, seed)
             fit(net, data, args, kind, args.epochs)
             a = float((net.predict(data.x_test, threads=args.threads) == data.y_test).mean())
@@ -164,6 +192,14 @@ def accuracy(data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def state_bytes(net: Network) -> bytes:
+    """Every layer's weights, biases and table placement (not the arena's scratch, which
+    training on worker threads leaves as it was)."""
+    keys = ("w", "b", "neuron_bucket", "bucket_len")
+    arrays = [net.layer_arrays(i) for i in range(net.n_layers)]
+    return b"".join(a[k].tobytes() for a in arrays for k in keys if k in a)
+
+
 def determinism(data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
     kind = KINDS[2]
     digests = []
@@ -175,11 +211,17 @@ def determinism(data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
     one = new_net(data, args, args.seed)
     fit(one, data, args, kind, 1, threads=1)
     digest_one = hashlib.sha256(one._arena.tobytes()).hexdigest()
+    serial, shared = new_net(data, args, args.seed), new_net(data, args, args.seed)
+    fit(serial, data, args, KINDS[0], 1)
+    fit(shared, data, args, KINDS[4], 1)
+    same_serial = state_bytes(serial) == state_bytes(shared)
+    progress(f"async, 1 thread: {'the same' if same_serial else 'OTHER'} state as 1 thread")
     return {
         "sha256": digests,
         "identical": len(set(digests)) == 1,
         "sha256_on_one_thread": digest_one,
         "identical_to_one_thread": digests[0] == digest_one,
+        "async_one_thread_identical_to_one_thread": same_serial,
     }
 
 
@@ -224,6 +266,9 @@ def summary(result: dict[str, Any], args: argparse.Namespace) -> str:
         f"deterministic, {args.repeats} runs on {args.threads} threads: "
         f"{'identical' if det['identical'] else 'DIFFERENT'} bytes"
         f" ({'equal' if det['identical_to_one_thread'] else 'NOT equal'} to 1 thread)",
+        "async, 1 thread: "
+        f"{'the same' if det['async_one_thread_identical_to_one_thread'] else 'OTHER'}"
+        " parameters and tables as 1 thread",
     ]
     return "\n".join(lines)
 
