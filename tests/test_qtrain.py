@@ -147,9 +147,27 @@ def test_random_networks_match_the_oracle(optimizer: int, momentum: int) -> None
     assert changed > 0 and moved > 0, (changed, moved)  # the steps did change weights and tables
 
 
-def test_saturation_huge_rates_and_int16_limits() -> None:
+def test_saturation_huge_rates_and_int16_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(7)
     hits = 0
+    # hidden outputs at the int8 clamp (127): the gradient passes only when it lowers them
+    clamp = {"passed": 0, "blocked": 0}
+    backprop = QTrainer._backprop
+
+    def counting(
+        self: QTrainer, li: int, act_h: np.ndarray, act_u: np.ndarray, d_u: np.ndarray
+    ) -> np.ndarray:
+        back = backprop(self, li, act_h, act_u, d_u)
+        w = self.qm.layers[li + 1].weights.astype(np.int64)[np.ix_(act_u, act_h)]
+        raw = (d_u[:, None] * w).sum(axis=0)
+        at = self._out[li] == 127
+        assert np.array_equal(back[at & (raw > 0)], raw[at & (raw > 0)])
+        assert not back[at & (raw < 0)].any()
+        clamp["passed"] += int((at & (raw > 0)).sum())
+        clamp["blocked"] += int((at & (raw < 0)).sum())
+        return back
+
+    monkeypatch.setattr(QTrainer, "_backprop", counting)
     for case in range(6):
         qm = random_qmodel(rng, extreme=case % 2 == 0)
         for L in qm.layers:  # weights at the limits of their type
@@ -163,6 +181,7 @@ def test_saturation_huge_rates_and_int16_limits() -> None:
         for st in orc.state.values():
             hits += int((np.abs(st.master) == 32767).sum())
     assert hits > 0  # masters did reach the clamp
+    assert clamp["passed"] > 0 and clamp["blocked"] > 0, clamp
 
 
 def test_dense_k_equals_n_out_and_label_at_an_inactive_class() -> None:

@@ -269,7 +269,8 @@ class QTrainer:
         a = self._out[li]  # the outputs at the active positions
         w = U.weights.astype(np.int64)[np.ix_(act_u, act_h)]  # (|A_u|, |A_h|)
         back = (d_u[:, None] * w).sum(axis=0)
-        ok = (a > int(H.out_zero_point)) & (a < 127)
+        # ReLU; at the int8 clamp (127) only a gradient that lowers the output passes
+        ok = (a > int(H.out_zero_point)) & ((a < 127) | (back > 0))
         return np.where(ok, back, 0)
 
     def _hidden_deltas(self, li: int, act: np.ndarray, back: np.ndarray) -> np.ndarray:

@@ -33,7 +33,9 @@
  *    Hidden layer l below a trainable layer l + 1: grad_exp_l = grad_exp_{l+1} - maxshift_l - 4;
  *    for each active position q of l (neuron i): back_q = sum over the active j of l + 1 of
  *    delta_j * w_{l+1}[j][i] (int64, before layer l + 1 is updated); back_q = 0 unless the
- *    output a_q satisfies out_zero < a_q < 127 (ReLU and its clamp); then
+ *    output a_q > out_zero (ReLU), and back_q = 0 if a_q = 127 and back_q < 0: an output at
+ *    its int8 clamp passes only the gradient that lowers it (back_q > 0), else a neuron
+ *    pushed to 127 by one large step would never learn again (float ReLU has no clamp); then
  *    delta_q = sat32(fs(clamp(back_q, +-(2^31 - 1)) * mult_i, 35 + maxshift_l - shift_i)).
  * 4. Update of layer l (from the output down): for each active neuron j (ascending) and each
  *    input position p (the layer's input: all n_in, or the previous layer's active ids), with
@@ -372,7 +374,7 @@ static void backprop(elsh_qtrain *tr, int32_t l, elsh_ops *bops)
         int32_t i = H->active[q];
         int8_t a = H->out[q];
         int64_t sum = 0;
-        if (a > H->out_zero && a < 127) {
+        if (a > H->out_zero) {
             for (int32_t r = 0; r < U->n_active; r++) {
                 size_t w = (size_t)U->active[r] * (size_t)U->n_in + (size_t)i;
                 int32_t wv = U->weight_bits == 8 ? U->w8[w] : U->w16[w];
@@ -381,6 +383,7 @@ static void backprop(elsh_qtrain *tr, int32_t l, elsh_ops *bops)
             bops->mul += (uint64_t)U->n_active;
             bops->add += (uint64_t)U->n_active;
             bops->weight_bytes += (uint64_t)U->n_active * (uint64_t)(U->weight_bits / 8);
+            if (a == 127 && sum < 0) sum = 0; /* at the clamp: only what lowers it passes */
         }
         bops->cmp += 2u;
         back[q] = sum;
