@@ -65,7 +65,13 @@ def rows(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize(
     "extra",
-    [[], ["--optimizer", "sgd", "--lr", "0.05", "--seed", "3"], ["--train-layers", "last"]],
+    [
+        [],
+        ["--optimizer", "sgd", "--lr", "0.05", "--seed", "3"],
+        ["--train-layers", "last"],
+        ["--optimizer", "sgd", "--momentum", "0.25"],
+        ["--momentum", "0"],
+    ],
 )
 def test_cli_json_and_the_same_bytes_as_the_api_and_the_runner(
     tmp_path, capsys, rows, runner, extra
@@ -76,6 +82,7 @@ def test_cli_json_and_the_same_bytes_as_the_api_and_the_runner(
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert JSON_KEYS <= set(summary)
     assert summary["epochs"] == 2 and summary["model"] == str(out)
+    assert summary["momentum"] == float(dict(zip(extra[::2], extra[1::2])).get("--momentum", 0.5))
     assert 0 < summary["multiplications_per_sample"] < summary["dense_multiplications_per_sample"]
     assert summary["samples_per_second"] > 0 and summary["train_seconds"] > 0
     # the file: a valid model whose accuracy is the one reported
@@ -89,7 +96,8 @@ def test_cli_json_and_the_same_bytes_as_the_api_and_the_runner(
         MODEL,
         train_layers=opts.get("--train-layers", "all"),
         optimizer=opts.get("--optimizer", "adagrad"),
-        lr=float(opts.get("--lr", 0.01)),
+        lr=float(opts.get("--lr", ft.DEFAULT_LR)),
+        momentum=float(opts.get("--momentum", ft.DEFAULT_MOMENTUM)),
         seed=int(opts.get("--seed", 0)),
     )
     tr.fit(d.x_train, d.y_train, epochs=2)
@@ -123,7 +131,8 @@ def test_cli_json_and_the_same_bytes_as_the_api_and_the_runner(
 
 
 def test_defaults_agree():
-    """The CLI's, the runner's and the Python API's default optimizer and learning rate."""
+    """The CLI's, the runner's and the Python API's default optimizer, learning rate and
+    momentum; the momentum is the float trainer's (what `train --from` fine-tunes with)."""
     sig = inspect.signature(ft.FixedTrainer).parameters
     parser = __import__("argparse").ArgumentParser()
     sub = parser.add_subparsers()
@@ -136,6 +145,13 @@ def test_defaults_agree():
     m = re.search(r"#define DEFAULT_LR ([0-9.e-]+)", src)
     assert m and float(m.group(1)) == sig["lr"].default
     assert "topt.adagrad = 1;" in src and sig["optimizer"].default == "adagrad"
+    assert p.get_default("momentum") == sig["momentum"].default
+    m = re.search(r"#define DEFAULT_MOMENTUM ([0-9.e-]+)", src)
+    assert m and float(m.group(1)) == sig["momentum"].default
+    assert "topt.momentum = DEFAULT_MOMENTUM;" in src
+    from edge_lsh import defaults
+
+    assert defaults.TRAIN.momentum_start == defaults.TRAIN.momentum_end == sig["momentum"].default
 
 
 @pytest.mark.skipif(not have("aarch64-linux-gnu-gcc", "qemu-aarch64"), reason="no aarch64 tools")
@@ -278,6 +294,19 @@ def float_model(tmp_path_factory) -> Path:
             ["finetune", str(MODEL), "--data", "digits", "--epochs", "0", "--out", "{tmp}/o.elsh"],
             "--epochs",
         ),
+        (
+            [
+                "finetune",
+                str(MODEL),
+                "--data",
+                "digits",
+                "--momentum",
+                "1",
+                "--out",
+                "{tmp}/o.elsh",
+            ],
+            "--momentum",
+        ),
         (["finetune", str(MODEL), "--data", "digits"], "--out"),
     ],
 )
@@ -306,6 +335,10 @@ def test_runner_bad_input_is_one_line_and_status_2(tmp_path, runner, rows):
         (["--train", str(csv), "--out", out, "--train-layers", "9"], "the model has 2 layers"),
         (["--train", str(csv), "--out", out, "--optimizer", "adam"], "--optimizer"),
         (["--train", str(csv), "--out", out, "--lr", "nan"], "--lr"),
+        (["--train", str(csv), "--out", out, "--momentum", "1"], "--momentum"),
+        (["--train", str(csv), "--out", out, "--momentum", "-0.1"], "--momentum"),
+        (["--train", str(csv), "--out", out, "--momentum", "nan"], "--momentum"),
+        (["--momentum", "0.5"], "go with --train"),
         (["--train", str(csv), "--out", out, "--seed", "-1"], "--seed"),
         (["--train", str(csv), "--out", out, "--logits"], "--logits"),
         (["--train", str(csv), "--out", str(tmp_path / "nope" / "o.elsh")], "does not exist"),

@@ -80,3 +80,11 @@ def positive_float(text: str) -> float:
     if not (0.0 < value < float("inf")):
         raise argparse.ArgumentTypeError(f"{text}: must be a finite number > 0")
     return value
+
+
+def momentum(text: str) -> float:
+    """A momentum: a number in [0, 1)."""
+    value = _number(text)
+    if not (0.0 <= value < 1.0):  # also NaN
+        raise argparse.ArgumentTypeError(f"{text}: must be in [0, 1)")
+    return value

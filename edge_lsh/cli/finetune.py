@@ -9,12 +9,12 @@ import sys
 import time
 from typing import Any
 
-from edge_lsh.cli.argtypes import positive_float, positive_int
+from edge_lsh.cli.argtypes import momentum, positive_float, positive_int
 from edge_lsh.cli.common import HelpFormatter, add_data_args, is_elsh, plural
 from edge_lsh.data import SPEC_HELP, load
 from edge_lsh.errors import ModelFileError
 from edge_lsh.fileio import check_input_file, check_output_file
-from edge_lsh.finetune import FixedTrainer
+from edge_lsh.finetune import DEFAULT_LR, DEFAULT_MOMENTUM, FixedTrainer
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.report import print_summary
 
@@ -84,8 +84,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     f.add_argument(
         "--lr",
         type=positive_float,
-        default=0.01,
+        default=DEFAULT_LR,
         help="learning rate, turned into each layer's integer rate as the device gets it",
+    )
+    f.add_argument(
+        "--momentum",
+        type=momentum,
+        default=DEFAULT_MOMENTUM,
+        help="momentum, 0 <= M < 1 (0: none, and no velocity in RAM: 4 bytes less per "
+        "trainable weight; the default is `train`'s)",
     )
     f.add_argument(
         "--seed",
@@ -116,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         train_layers=args.train_layers,
         optimizer=args.optimizer,
         lr=args.lr,
+        momentum=args.momentum,
         seed=args.seed,
     )
     data = load(
@@ -127,8 +135,9 @@ def run(args: argparse.Namespace) -> int:
     before = FixedPointModel.load(args.model).evaluate(data.x_test, data.y_test)["accuracy"]
     if not args.quiet:
         print(
-            f"fine-tuning {args.model} in fixed point ({args.optimizer}, lr {args.lr:g}, train "
-            f"layers {args.train_layers}, arena {trainer.arena_bytes:,} B) on {data.name}: "
+            f"fine-tuning {args.model} in fixed point ({args.optimizer}, lr {args.lr:g}, "
+            f"momentum {args.momentum:g}, train layers {args.train_layers}, arena "
+            f"{trainer.arena_bytes:,} B) on {data.name}: "
             f"{data.x_train.shape[0]} train / {data.x_test.shape[0]} test, "
             f"{plural(args.epochs, 'epoch')}; test accuracy before {before * 100:.2f}%",
             file=sys.stderr,
@@ -148,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         "train_layers": args.train_layers,
         "optimizer": args.optimizer,
         "lr": args.lr,
+        "momentum": args.momentum,
         "accuracy_before": before,
         "accuracy": ev["accuracy"],
         "train_seconds": fit["train_seconds"],

@@ -112,7 +112,7 @@ def deploy(
 ) -> DeployResult:
     """Build for target_name and write out_dir (see the module docstring). finetune (pico2
     only): build the fine-tuning firmware instead, with these FixedTrainer settings
-    (train_layers, optimizer, lr)."""
+    (train_layers, optimizer, lr, momentum)."""
     say = progress or (lambda _msg: None)
     if target_name not in TARGETS:
         raise DeployError(f"unknown target {target_name!r}; choose from {', '.join(TARGETS)}")

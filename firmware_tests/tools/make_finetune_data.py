@@ -47,7 +47,12 @@ def host_run(
 ) -> tuple[FixedTrainer, dict]:
     """The host's fine-tuning: the steps the firmware takes. Also its work per step."""
     tr = FixedTrainer(
-        model, train_layers=args.train_layers, optimizer=args.optimizer, lr=args.lr, seed=0
+        model,
+        train_layers=args.train_layers,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+        seed=0,
     )
     if args.dense:
         tr.model.set_active(dense=True)
@@ -66,6 +71,7 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--optimizer", default="sgd")
     p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--momentum", type=float, default=0.0, help="0: no velocity (the Pico's RAM)")
     p.add_argument("--train-layers", default="all")
     p.add_argument("--shift", choices=shift.SHIFTS)
     p.add_argument("--region", type=int, default=REGION_BYTES)
@@ -84,7 +90,13 @@ def main() -> int:
     host1 = first.save_bytes()
     second, _ = host_run(host1, args, x, y)
     host2 = second.save_bytes()
-    base = FixedTrainer(model, train_layers=args.train_layers, optimizer=args.optimizer, lr=args.lr)
+    base = FixedTrainer(
+        model,
+        train_layers=args.train_layers,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+    )
     if args.dense:
         base.model.set_active(dense=True)
     run = FirmwareRun(

@@ -91,6 +91,8 @@ static const char *usage =
     "                      the file and need no RAM\n"
     "  --optimizer sgd|adagrad    (default adagrad)\n"
     "  --lr X              learning rate (default 0.01)\n"
+    "  --momentum M        momentum, 0 <= M < 1 (default 0.5, as edge-lsh train's; 0: none, and\n"
+    "                      4 bytes less of RAM per trainable weight)\n"
     "  --seed N            seed of the sample order and the stochastic rounding (default 0)\n"
     "  --version           print the version (and the .elsh format version read) and exit\n"
     "  --help              this text\n"
@@ -760,7 +762,9 @@ static int parse_bytes(const char *s, size_t *out)
 /* ---------------------------------------------------------------- --train: options */
 
 #define TRAIN_ALL 0     /* train_layers: every layer; N > 0: the last N */
-#define DEFAULT_LR 0.01 /* edge_lsh.finetune.FixedTrainer's lr (tests/test_finetune_entry.py checks) */
+/* edge_lsh.finetune.FixedTrainer's lr and momentum (tests/test_finetune_entry.py checks) */
+#define DEFAULT_LR 0.01
+#define DEFAULT_MOMENTUM 0.5
 
 typedef struct {
     const char *samples, *out;
@@ -769,6 +773,7 @@ typedef struct {
     int adagrad;
     int has_lr;
     float lr;
+    double momentum;
     uint32_t seed;
     int given; /* any fine-tuning option seen */
 } train_opts;
@@ -816,6 +821,12 @@ static int parse_train_option(train_opts *o, const char *a, const char *v)
             return 1;
         }
         o->has_lr = 1;
+    } else if (!strcmp(a, "--momentum")) {
+        o->momentum = strtod(v, &end);
+        if (*end || errno || end == v || !(o->momentum >= 0.0 && o->momentum < 1.0)) {
+            fprintf(stderr, "edge-lsh-run: --momentum must be a number in [0, 1), got %s\n", v);
+            return 1;
+        }
     } else {
         unsigned long s = strtoul(v, &end, 10);
         if (*end || errno || end == v || v[0] == '-' || s > 0xFFFFFFFFul) {
@@ -859,13 +870,24 @@ static int check_output_path(const char *path)
 
 /* ---------------------------------------------------------------- --train: fine-tuning */
 
+#if !defined(ELSH_RUN_NO_TRAIN) /* (a build without a POSIX file system refuses --train) */
+/* A momentum in [0, 1) as the step's Q15 factor, as edge_lsh.finetune.FixedTrainer rounds it:
+ * m 2^15 to the nearest integer, ties to even (Python's round), at most 32767. */
+static int32_t momentum_q15(double m)
+{
+    double v = m * 32768.0; /* exact: a power of two */
+    int32_t q = (int32_t)v; /* v >= 0: the floor */
+    double f = v - (double)q;
+    if (f > 0.5 || (f == 0.5 && (q & 1))) q++;
+    return q > 32767 ? 32767 : q;
+}
+
 /* Fine-tune net on the rows (each labelled) and write the trained model to o->out: the
  * fixed-point trainer of edge_lsh_finetune.h, one step per row in file order, epoch after
  * epoch; the same steps `edge-lsh finetune` (edge_lsh.finetune) takes, so the same bytes. The
  * learning rates come from --lr by elsh_qtrain_rates, as the Python trainer derives them. The
  * file is written by atomic_file.c (temp file, fsync, rename, fsync of the folder).
  * Returns 0 or an exit status after saying why. */
-#if !defined(ELSH_RUN_NO_TRAIN) /* (a build without a POSIX file system refuses --train) */
 static int train_and_save(elsh_qnet *net, const rows *r, const train_opts *o, const char *name)
 {
     elsh_qnet_summary shape;
@@ -888,6 +910,7 @@ static int train_and_save(elsh_qnet *net, const rows *r, const train_opts *o, co
     cfg.optimizer = o->adagrad ? ELSH_QTRAIN_ADAGRAD : ELSH_QTRAIN_SGD;
     cfg.train_layers = o->train_layers;
     cfg.seed = o->seed;
+    cfg.momentum_q15 = momentum_q15(o->momentum);
     if (st == ELSH_OK && o->train_layers > shape.n_layers) {
         fprintf(stderr, "edge-lsh-run: --train-layers %d: the model has %d layers\n", (int)o->train_layers,
                 (int)shape.n_layers);
@@ -980,6 +1003,7 @@ int main(int argc, char **argv)
     train_opts topt;
     memset(&topt, 0, sizeof topt);
     topt.adagrad = 1; /* the default optimizer, as edge_lsh.finetune's */
+    topt.momentum = DEFAULT_MOMENTUM;
     topt.epochs = 1;
     topt.train_layers = TRAIN_ALL;
     for (int i = 1; i < argc; i++) {
@@ -1011,7 +1035,7 @@ int main(int argc, char **argv)
             info_only = 1;
         } else if (!strcmp(a, "--train") || !strcmp(a, "--out") || !strcmp(a, "--epochs") ||
                    !strcmp(a, "--train-layers") || !strcmp(a, "--optimizer") || !strcmp(a, "--lr") ||
-                   !strcmp(a, "--seed")) {
+                   !strcmp(a, "--momentum") || !strcmp(a, "--seed")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "edge-lsh-run: %s needs a value\n%s", a, usage);
                 return EXIT_BAD;
@@ -1068,8 +1092,8 @@ int main(int argc, char **argv)
         return EXIT_BAD;
     }
     if (topt.given && !topt.samples) {
-        fprintf(stderr, "edge-lsh-run: --out, --epochs, --train-layers, --optimizer, --lr and --seed go with "
-                        "--train SAMPLES.csv\n");
+        fprintf(stderr, "edge-lsh-run: --out, --epochs, --train-layers, --optimizer, --lr, --momentum and --seed go "
+                        "with --train SAMPLES.csv\n");
         return EXIT_BAD;
     }
     if (topt.samples && (quantized || stats)) {
