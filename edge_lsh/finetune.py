@@ -219,8 +219,8 @@ class FixedTrainer:
     @property
     def ops(self) -> dict[str, Any]:
         """Work per training sample since the trainer was made: the phases' totals divided by
-        the samples, the multiplications of all phases together, and the dense network's
-        multiplications per sample (forward, backward and update of every weight)."""
+        the samples, the multiplications of all phases together, and the dense trainer's
+        multiplications per sample (dense_multiplications)."""
         n = max(self._samples, 1)
         per = {
             p: {k: v / n for k, v in ops_dict(lib.elsh_qnet_ops(self.model._net, i, 1)).items()}
@@ -230,8 +230,24 @@ class FixedTrainer:
         return {
             "phases": per,
             "multiplications_per_sample": mults,
-            "dense_multiplications_per_sample": float(3 * self.model.dense_multiplications()),
+            "dense_multiplications_per_sample": float(self.dense_multiplications()),
         }
+
+    def dense_multiplications(self) -> int:
+        """Multiplications per sample of the same step with every neuron active, for the same
+        trainable layers: the forward pass through every weight; the backward pass through
+        the weights of each trainable layer above the lowest trainable one; and the update of
+        each trainable weight (its gradient, the optimizer's 4 for Adagrad or 1 for SGD, 1
+        more with momentum). Per-neuron terms (requantization, deltas, biases) are left out.
+        Frozen layers cost only their forward pass."""
+        sizes = [
+            int(L.n_in) * int(L.n_out) for L in map(self.model._layer, range(self.model.n_layers))
+        ]
+        first = len(sizes) - (self.config.train_layers or len(sizes))
+        per_weight = 1 + (4 if self.config.optimizer == ADAGRAD else 1)
+        per_weight += 1 if self.config.momentum_q15 > 0 else 0
+        trainable = sizes[first:]
+        return sum(sizes) + per_weight * sum(trainable) + sum(trainable[1:])
 
     def layer_state(self, layer: int) -> dict[str, Any]:
         """Copies of layer `layer`'s state (elsh_qtrain_layer_state): weights, bias, and for a

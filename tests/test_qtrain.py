@@ -344,6 +344,43 @@ def test_ops_count_the_training_phases() -> None:
     assert ops["multiplications_per_sample"] > 0
 
 
+def test_dense_multiplications_count_the_trainable_layers_only() -> None:
+    """FixedTrainer.dense_multiplications is what the same step does with every neuron active
+    (checked against the C counters of a dense run, without its table upkeep, within the
+    per-neuron terms it leaves out and the backward pass it counts for every neuron, ReLU-off
+    ones included), for the layers that train: freezing the hidden layer makes it smaller."""
+    rng = np.random.default_rng(21)
+    qm = random_qmodel(rng, extreme=False)
+    while qm.n_layers < 2:
+        qm = random_qmodel(rng, extreme=False)
+    data = elsh_bytes(qm)
+    sizes = [L.n_in * L.n_out for L in qm.layers]
+    xs = _inputs(qm, rng, 4)
+    counted = {}
+    for tl in (0, 1):
+        for opt, momentum in ((ADAGRAD, 16384), (SGD, 0)):
+            cfg = _config(rng, opt, momentum, tl)
+            ft = FixedTrainer(data, config=cfg)
+            per_weight = 1 + (4 if opt == ADAGRAD else 1) + (1 if momentum else 0)
+            trainable = sizes[-1:] if tl == 1 else sizes
+            want = sum(sizes) + per_weight * sum(trainable) + sum(trainable[1:])
+            assert ft.dense_multiplications() == want
+            ft.model.set_active(dense=True)
+            for x in xs:
+                ft.step_q(x, int(rng.integers(0, qm.n_classes)))
+            ops = ft.ops
+            assert ops["dense_multiplications_per_sample"] == want
+            # a dense trainer keeps no tables: its forward, backward and update phases
+            measured = sum(ops["phases"][p]["mul"] for p in ("forward", "backward", "update"))
+            neurons = sum(L.n_out for L in qm.layers)
+            upper_backward = sum(trainable[1:])
+            # per neuron at most: requantization 1, output delta 4, hidden delta 1, bias step 6
+            assert want - upper_backward <= measured <= want + 12 * neurons, (tl, opt, measured)
+            counted[(tl, opt)] = want
+    for opt in (ADAGRAD, SGD):
+        assert counted[(1, opt)] < counted[(0, opt)]
+
+
 # ----------------------------------------------------------------------------- trained state
 
 
