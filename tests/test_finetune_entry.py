@@ -308,6 +308,20 @@ def float_model(tmp_path_factory) -> Path:
             "--momentum",
         ),
         (["finetune", str(MODEL), "--data", "digits"], "--out"),
+        (
+            [
+                "deploy",
+                str(MODEL),
+                "--target",
+                "pico2",
+                "--finetune",
+                "--momentum",
+                "1",
+                "--out",
+                "{tmp}/o.elsh",
+            ],
+            "--momentum",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_line_and_status_2(tmp_path, float_model, args, message):
