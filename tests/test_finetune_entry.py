@@ -437,7 +437,7 @@ def test_deploy_pico2_finetune_trains_over_the_uart_and_saves_the_hosts_bytes(tm
     """deploy --target pico2 --finetune --check: the QEMU image trains on rows sent over its
     UART, answers each with the host's class and saves to a slot the host's bytes (the check
     raises otherwise); the bundle holds the board image as .uf2 and its README says what is not
-    done (the RP2350 flash driver)."""
+    verified on a board here (the RP2350 flash driver)."""
     out = tmp_path / "p2"
     rc = main(
         [

@@ -308,10 +308,15 @@ def _readme_finetune(model: FixedPointModel, model_name: str, r: DeployResult, f
         "labelled row a line (n_in numbers, then the class, commas or spaces): it trains on it\n"
         "at once (integer arithmetic, the host's `edge-lsh finetune` step) and answers the class\n"
         "it predicted before the step. `save` writes the model to the other slot; `quit` ends.\n\n"
-        "Not done: the RP2350 flash driver (the bootrom's flash_range_erase and\n"
-        "flash_range_program, run from RAM with XIP off). Without it the board image trains and\n"
-        "answers but `save` reports that it cannot write flash; the slot code and its power-cut\n"
-        "safety are checked under QEMU with a RAM flash that keeps NOR flash's rules.\n"
+        "On the board `save` writes the slot through the RP2350 bootrom's flash_range_erase and\n"
+        "flash_range_program, run from SRAM with XIP off and interrupts masked\n"
+        "(native/firmware/flash_rp2350.c). Not verified on a board here: that driver was checked\n"
+        "on the linked image (it sits in SRAM and reads nothing from flash while XIP is off) and\n"
+        "against a simulated bootrom and NOR flash on the host; the slot code and its power-cut\n"
+        "safety under QEMU with a RAM flash that keeps NOR flash's rules. To check it on a\n"
+        "board: train a few rows, `save` (answer `saved: slot A, sequence 1, ...`), power-cycle:\n"
+        "the boot line must say `boot: slot A, sequence 1`. A second `save` in the same boot\n"
+        "after booting from a slot is refused (it would erase the running model): reset first.\n"
     )
 
 

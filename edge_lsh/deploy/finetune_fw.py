@@ -144,9 +144,9 @@ def build_finetune_firmware(
     say: Callable[[str], None],
 ) -> FinetuneBuild:
     """The fine-tuning images of `deploy --target pico2 --finetune` into tmp: the board image
-    (UART0; it trains on the rows it receives, but has no RP2350 flash driver, so `save` says
-    it cannot) and the mps2-an505 image --check runs (the same program over QEMU's UART, the
-    slots behind the NOR-rules RAM driver, the region dumped to the host at the end)."""
+    (UART0; it trains on the rows it receives and `save` writes a flash slot through the
+    bootrom, flash_rp2350.c) and the mps2-an505 image --check runs (the same program over QEMU's
+    UART, the slots behind the NOR-rules RAM driver, the region dumped to the host at the end)."""
     from edge_lsh.deploy import toolchain, uf2
     from edge_lsh.errors import DeployError
     from edge_lsh.finetune import FixedTrainer
@@ -214,7 +214,8 @@ def build_finetune_firmware(
         BOARD_ELF: (
             "rp2350_finetune.ld",
             [
-                compile_c(src / "fw_finetune.c", "fw_board", *serial, "-DFW_NO_FLASH_DRIVER"),
+                compile_c(src / "fw_finetune.c", "fw_board", *serial, "-DFW_FLASH_RP2350"),
+                compile_c(src / "flash_rp2350.c", "flash_rp2350"),
                 compile_c(src / "platform_rp2350.c", "platform_rp2350"),
                 compile_c(src / "image_def_rp2350.c", "image_def_rp2350"),
             ],

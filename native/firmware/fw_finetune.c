@@ -29,9 +29,9 @@
  * The flash: on QEMU's mps2-an505 the slot region is the top of the 4 MB code memory (RAM in
  * QEMU, where a Pico 2 has its XIP flash), written through elsh_flash_ram (flash_ram.c), which
  * keeps NOR flash's rules (erase to 0xFF by 4 KB sectors, programming 256-byte pages can only
- * clear bits). On a real RP2350 the same region is XIP flash and needs the bootrom's
- * flash_range_erase / flash_range_program (run from RAM, XIP off): that driver is not written
- * here, so the board image trains and reports but does not save (it says so).
+ * clear bits). On a real RP2350 (-DFW_FLASH_RP2350, the board image) the same region is XIP
+ * flash, written by flash_rp2350.c: the bootrom's flash_range_erase / flash_range_program, run
+ * from SRAM with XIP off and interrupts masked.
  *
  * No malloc; no float in the training step (the FPU is used only to parse serial input). */
 #include <stdint.h>
@@ -47,6 +47,9 @@
 #if defined(FW_DUMP_SLOTS)
 #include "semihost.h"
 #endif
+#if defined(FW_FLASH_RP2350)
+#include "flash_rp2350.h"
+#endif
 
 extern uint8_t _slots_start[], _slots_end[]; /* the slot region (the linker script) */
 extern const uint32_t _sstack[], _estack[];
@@ -55,7 +58,11 @@ uint32_t fw_stack_used(void);
 static elsh_qnet net;
 static elsh_qtrain trainer;
 static elsh_flash flash;
+#if defined(FW_FLASH_RP2350)
+static fw_flash_rp2350 flash_rp2350; /* in .bss (SRAM): read while XIP is off */
+#else
 static elsh_flash_ram flash_ram;
+#endif
 static elsh_slot_info boot_slot;
 static int have_slots;
 
@@ -77,7 +84,11 @@ static int boot(void)
     const uint8_t *model = fw_ft.elsh;
     uint32_t model_bytes = fw_ft.elsh_bytes;
     uint32_t region = (uint32_t)(_slots_end - _slots_start);
+#if defined(FW_FLASH_RP2350)
+    int rc = fw_flash_rp2350_init(&flash, &flash_rp2350, _slots_start, region);
+#else
     int rc = elsh_flash_ram_init(&flash, &flash_ram, _slots_start, region, 4096u, 256u);
+#endif
     if (rc != ELSH_SLOTS_OK) return fail("slot region", rc, elsh_slots_status_str);
     have_slots = 1;
     rc = elsh_slots_pick(&flash, &boot_slot);
@@ -171,14 +182,18 @@ static int save(void)
     int rc = elsh_qtrain_save(&trainer, NULL, 0, &bytes);
     if (rc == ELSH_OK) rc = elsh_qtrain_save_crc(&trainer, &crc);
     if (rc != ELSH_OK) return fail("save", rc, elsh_status_str);
-#if defined(FW_NO_FLASH_DRIVER)
-    put_str("# trained model: ");
-    put_u32((uint32_t)bytes, 0);
-    put_str(" B; not saved: this image has no flash driver for the board");
-    flush();
-    return 0;
-#else
-    elsh_slot_info saved;
+    /* The model runs in place from the slot it booted from, and a save writes the slot that is
+     * not the newest: after one save in this boot, that is the running model's own slot (the
+     * trap in edge_lsh_slots.h, elsh_slots_source). Refuse instead of erasing it. */
+    elsh_slot_info now, saved;
+    int32_t target = elsh_slots_pick(&flash, &now) == ELSH_SLOTS_OK ? 1 - now.slot : 0;
+    if (boot_slot.slot >= 0 && target == boot_slot.slot) {
+        put_str("# not saved: the model runs from slot ");
+        put_str(boot_slot.slot ? "B" : "A");
+        put_str(", which this save would overwrite; reset the board (it boots the last save) to save again");
+        flush();
+        return 0;
+    }
     rc = elsh_slots_save_from(&flash, trained_part, &crc, (uint32_t)bytes, &saved);
     if (rc != ELSH_SLOTS_OK) return fail("slot save", rc, elsh_slots_status_str);
     put_str("saved: slot ");
@@ -191,7 +206,6 @@ static int save(void)
     put_u32(saved.payload_crc, 1);
     flush();
     return 0;
-#endif
 }
 
 #if defined(FW_DUMP_SLOTS)
