@@ -10,10 +10,13 @@
  *   PARAM_STORE(p, v)  *p = v for a float
  *   MARK_DIRTY(p)      *p = 1 for a uint8_t (a neuron's dirty flag)
  *   LAYER_FN(name)     the name of an exported function in this variant
- * and, to move the parameters of the dense dot products and the optimizer step in blocks
- * (the shared variant: see "Blocks" below), also
- *   PARAM_LOAD_BLOCK(dst, src, n)   dst[k] = the float src[k] for k < n (dst: local scratch)
- *   PARAM_STORE_BLOCK(dst, src, n)  the float dst[k] = src[k] for k < n
+ * and, to do the dense dot products and the optimizer step four floats at a time (the shared
+ * variant: see "Vectors" below), also
+ *   vec4, ivec4                     GCC/Clang vectors of 4 floats and of 4 int32_t
+ *   PARAM_PAIRS_FIT(p)              the `paired` argument for a row that starts at p
+ *   PARAM_LOAD4(p, paired)          the floats p[0..3] as a vec4
+ *   PARAM_STORE4(p, v, paired)      the floats p[0..3] = v
+ *   SQRT4(v)                        sqrtf of each lane (the IEEE square root)
  * Everything that only reads or writes one thread's scratch (active sets, activations, deltas,
  * hashing and selection) is plain in both. Summation order is fixed in both, so the plain
  * variant is bit-identical to what this code was before it was shared. */
@@ -21,7 +24,7 @@
 /* Dot products with several independent accumulators, combined in a fixed order: the same
  * result on every platform (no reassociation is left to the compiler), and enough independent
  * work per iteration for the CPU to overlap, or for the compiler to put in SIMD lanes. */
-#ifndef PARAM_LOAD_BLOCK
+#ifndef PARAM_LOAD4
 static float dot_dense(const float *row, const float *x, int32_t n)
 {
     float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
@@ -41,45 +44,37 @@ static float dot_dense(const float *row, const float *x, int32_t n)
 }
 #endif
 
-#ifdef PARAM_LOAD_BLOCK
-/* Blocks (the shared variant). Relaxed atomic accesses are single loads and stores, but a
- * compiler vectorizes none of them: a dot product or optimizer step written on them runs one
- * float at a time (sqrt and div included), where the plain variant's compiler uses SIMD. So
- * here the parameters move between the shared arrays and local scratch in blocks of
- * PARAM_BLOCK floats (PARAM_LOAD_BLOCK may move two at a time), and the arithmetic runs on
- * the scratch, where the compiler is free to vectorize it. The arithmetic of each float is
- * the plain variant's, operation for operation, and sums keep its order: on one thread the
- * result is bit for bit the plain one (test_threads.c checks it). What changes is only when
- * each float is loaded and stored within a row, which relaxed atomics leave free anyway.
- * The includer defines PARAM_BLOCK (a multiple of 8) and SQRT_BLOCK(r, g): r[k] = sqrtf(g[k])
- * for k < PARAM_BLOCK (sqrtf itself, a library call that may set errno, is vectorized by no
- * compiler under the default -fmath-errno). */
+#ifdef PARAM_LOAD4
+/* Vectors (the shared variant). Relaxed atomic accesses are single loads and stores, which a
+ * compiler vectorizes never: a dot product or optimizer step written on them runs one float at
+ * a time (sqrt and div included), where the plain variant's compiler vectorizes the dot
+ * products. So here the parameters are loaded and stored four at a time as vectors
+ * (PARAM_LOAD4: relaxed atomics into a vector register) and the arithmetic is written on the
+ * vectors. The arithmetic of each float is the plain variant's, operation for operation (lane
+ * k of a vector operation is the scalar operation on lane k's floats), and sums keep its
+ * order: on one thread the result is bit for bit the plain one (test_threads.c checks it).
+ * Only when each float is loaded and stored within a row changes, which relaxed atomics leave
+ * free anyway. */
 
-/* dot_dense on blocks: the same eight accumulators fed in the same order */
-static float dot_dense_blocks(const float *row, const float *x, int32_t n)
+/* dot_dense on vectors of four (vec4, from the includer) read with PARAM_LOAD4(p, paired):
+ * lanes 0-3 of `lo` and `hi` are the eight accumulators, fed in the same order */
+static float dot_dense_vec(const float *row, const float *x, int32_t n)
 {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-    float r[PARAM_BLOCK];
+    int paired = PARAM_PAIRS_FIT(row);
+    vec4 lo = {0.0f, 0.0f, 0.0f, 0.0f}, hi = lo;
     int32_t i = 0;
-    while (i + 8 <= n) {
-        int32_t m = n - i < PARAM_BLOCK ? (n - i) & ~7 : PARAM_BLOCK;
-        PARAM_LOAD_BLOCK(r, row + i, m);
-        for (int32_t k = 0; k < m; k += 8) {
-            s0 += r[k] * x[i + k];
-            s1 += r[k + 1] * x[i + k + 1];
-            s2 += r[k + 2] * x[i + k + 2];
-            s3 += r[k + 3] * x[i + k + 3];
-            s4 += r[k + 4] * x[i + k + 4];
-            s5 += r[k + 5] * x[i + k + 5];
-            s6 += r[k + 6] * x[i + k + 6];
-            s7 += r[k + 7] * x[i + k + 7];
-        }
-        i += m;
+    for (; i + 8 <= n; i += 8) {
+        vec4 x0, x1;
+        memcpy(&x0, x + i, sizeof(x0));
+        memcpy(&x1, x + i + 4, sizeof(x1));
+        lo += PARAM_LOAD4(row + i, paired) * x0;
+        hi += PARAM_LOAD4(row + i + 4, paired) * x1;
     }
+    float s0 = lo[0], s1 = lo[1], s2 = lo[2], s3 = lo[3], s4 = hi[0], s5 = hi[1], s6 = hi[2], s7 = hi[3];
     for (; i < n; i++) s0 += PARAM_LOAD(&row[i]) * x[i];
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
 }
-#define DOT_DENSE dot_dense_blocks
+#define DOT_DENSE dot_dense_vec
 #else
 #define DOT_DENSE dot_dense
 #endif
@@ -186,86 +181,85 @@ static inline void adagrad_step(float *w, float *g2, float *vel, float w_now, fl
     PARAM_STORE(w, flush_tiny(w_now + vel_new));
 }
 
-#ifdef PARAM_LOAD_BLOCK
-/* flush_tiny without a branch, which the vectorizer takes: the same values (|v| < TINY
- * compares as the integers of the bits for every non-NaN; a NaN's bits are above TINY's, so a
- * NaN is kept, as flush_tiny keeps it; -0 and +0 both come out +0) */
-static inline float flush_tiny_bits(float v)
+#ifdef PARAM_LOAD4
+static inline vec4 broadcast4(float v)
+{
+    vec4 r = {v, v, v, v};
+    return r;
+}
+
+/* flush_tiny of each lane, without a branch: the same values (|v| < TINY compares as the
+ * integers of the bits for every non-NaN; a NaN's bits are above TINY's, so a NaN is kept,
+ * as flush_tiny keeps it; -0 and +0 both come out +0) */
+static inline vec4 flush_tiny4(vec4 v)
 {
     const float tiny = TINY;
-    uint32_t u, t;
-    memcpy(&u, &v, 4);
+    int32_t t;
     memcpy(&t, &tiny, 4);
-    u &= (u & 0x7fffffffu) < t ? 0u : ~0u;
-    memcpy(&v, &u, 4);
-    return v;
+    ivec4 u = (ivec4)v;
+    ivec4 keep = (u & 0x7fffffff) >= t; /* -1 (all ones) where kept, 0 where flushed */
+    return (vec4)(u & keep);
 }
 
-/* adagrad_step on PARAM_BLOCK parameters in scratch (w, g2, vel updated in place), with the
- * gradient d * x[k] + l2 * w[k]: the same operations as step_row's, in two vectorizable loops
- * around SQRT_BLOCK */
-static void adagrad_block(float *w, float *g2, float *vel, const float *x, float d, float l2, float lr,
-                          float mom, float eps)
-{
-    float grad[PARAM_BLOCK], root[PARAM_BLOCK];
-    for (int32_t k = 0; k < PARAM_BLOCK; k++) {
-        float gr = flush_tiny_bits(d * x[k] + l2 * w[k]);
-        grad[k] = gr;
-        g2[k] = g2[k] + gr * gr;
-    }
-    SQRT_BLOCK(root, g2);
-    for (int32_t k = 0; k < PARAM_BLOCK; k++) {
-        float v = flush_tiny_bits(mom * vel[k] - lr * grad[k] / (root[k] + eps));
-        vel[k] = v;
-        w[k] = flush_tiny_bits(w[k] + v);
-    }
-}
-
-/* step_row on blocks: up to PARAM_BLOCK active inputs at a time are loaded (gathered when the
- * input is sparse) into scratch, stepped by adagrad_block and stored back; unused lanes of the
- * last block hold zeros (their step is 0 and is not stored) */
-static void step_row_blocks(elsh_layer *L, int32_t j, float d, const float *in_val, const int32_t *in_idx,
-                            int32_t in_n, float *prev_delta, float lr, float mom, float l2, float eps)
+/* step_row four active inputs at a time: w, g2 and vel of inputs q..q+3 loaded as vectors
+ * (gathered from four places when the input is sparse), adagrad_step's operations on them,
+ * stored back; the last in_n % 4 one at a time as step_row does */
+static void step_row_vec(elsh_layer *L, int32_t j, float d, const float *in_val, const int32_t *in_idx,
+                         int32_t in_n, float *prev_delta, float lr, float mom, float l2, float eps)
 {
     size_t off = (size_t)j * (size_t)L->n_in;
     float *row = L->w + off, *g2 = L->w_g2 + off, *vel = L->w_vel + off;
-    float w[PARAM_BLOCK], g[PARAM_BLOCK], v[PARAM_BLOCK], x[PARAM_BLOCK];
-    for (int32_t q0 = 0; q0 < in_n; q0 += PARAM_BLOCK) {
-        int32_t m = in_n - q0 < PARAM_BLOCK ? in_n - q0 : PARAM_BLOCK;
+    int paired = PARAM_PAIRS_FIT(row); /* w, w_g2 and w_vel have the same layout */
+    vec4 dv = broadcast4(d), l2v = broadcast4(l2), lrv = broadcast4(lr), momv = broadcast4(mom);
+    vec4 epsv = broadcast4(eps);
+    int32_t q = 0;
+    for (; q + 4 <= in_n; q += 4) {
+        vec4 w, g, v, x;
         if (in_idx) {
-            for (int32_t k = 0; k < m; k++) {
-                int32_t i = in_idx[q0 + k];
-                w[k] = PARAM_LOAD(&row[i]);
-                g[k] = PARAM_LOAD(&g2[i]);
-                v[k] = PARAM_LOAD(&vel[i]);
+            const int32_t *i = in_idx + q;
+            vec4 wg = {PARAM_LOAD(&row[i[0]]), PARAM_LOAD(&row[i[1]]), PARAM_LOAD(&row[i[2]]), PARAM_LOAD(&row[i[3]])};
+            vec4 gg = {PARAM_LOAD(&g2[i[0]]), PARAM_LOAD(&g2[i[1]]), PARAM_LOAD(&g2[i[2]]), PARAM_LOAD(&g2[i[3]])};
+            vec4 vg = {PARAM_LOAD(&vel[i[0]]), PARAM_LOAD(&vel[i[1]]), PARAM_LOAD(&vel[i[2]]), PARAM_LOAD(&vel[i[3]])};
+            w = wg, g = gg, v = vg;
+        } else {
+            w = PARAM_LOAD4(row + q, paired);
+            g = PARAM_LOAD4(g2 + q, paired);
+            v = PARAM_LOAD4(vel + q, paired);
+        }
+        memcpy(&x, in_val + q, sizeof(x));
+        if (prev_delta) {
+            vec4 pd;
+            memcpy(&pd, prev_delta + q, sizeof(pd));
+            pd += w * dv;
+            memcpy(prev_delta + q, &pd, sizeof(pd));
+        }
+        vec4 grad = flush_tiny4(dv * x + l2v * w);
+        g = g + grad * grad;
+        v = flush_tiny4(momv * v - lrv * grad / (SQRT4(g) + epsv));
+        w = flush_tiny4(w + v);
+        if (in_idx) {
+            const int32_t *i = in_idx + q;
+            for (int k = 0; k < 4; k++) {
+                PARAM_STORE(&g2[i[k]], g[k]);
+                PARAM_STORE(&vel[i[k]], v[k]);
+                PARAM_STORE(&row[i[k]], w[k]);
             }
         } else {
-            PARAM_LOAD_BLOCK(w, row + q0, m);
-            PARAM_LOAD_BLOCK(g, g2 + q0, m);
-            PARAM_LOAD_BLOCK(v, vel + q0, m);
+            PARAM_STORE4(g2 + q, g, paired);
+            PARAM_STORE4(vel + q, v, paired);
+            PARAM_STORE4(row + q, w, paired);
         }
-        memcpy(x, in_val + q0, (size_t)m * sizeof(float));
-        for (int32_t k = m; k < PARAM_BLOCK; k++) w[k] = g[k] = v[k] = x[k] = 0.0f;
-        if (prev_delta)
-            for (int32_t k = 0; k < m; k++) prev_delta[q0 + k] += w[k] * d;
-        adagrad_block(w, g, v, x, d, l2, lr, mom, eps);
-        if (in_idx) {
-            for (int32_t k = 0; k < m; k++) {
-                int32_t i = in_idx[q0 + k];
-                PARAM_STORE(&g2[i], g[k]);
-                PARAM_STORE(&vel[i], v[k]);
-                PARAM_STORE(&row[i], w[k]);
-            }
-        } else {
-            PARAM_STORE_BLOCK(g2 + q0, g, m);
-            PARAM_STORE_BLOCK(vel + q0, v, m);
-            PARAM_STORE_BLOCK(row + q0, w, m);
-        }
+    }
+    for (; q < in_n; q++) {
+        int32_t i = in_idx ? in_idx[q] : q;
+        float w = PARAM_LOAD(&row[i]);
+        if (prev_delta) prev_delta[q] += w * d;
+        adagrad_step(&row[i], &g2[i], &vel[i], w, d * in_val[q] + l2 * w, lr, mom, eps);
     }
     adagrad_step(&L->b[j], &L->b_g2[j], &L->b_vel[j], PARAM_LOAD(&L->b[j]), d, lr, mom, eps);
     if (L->use_lsh) MARK_DIRTY(&L->dirty[j]);
 }
-#define STEP_ROW step_row_blocks
+#define STEP_ROW step_row_vec
 #else
 /* One row j of the layer with dL/dz_j = d: an Adagrad + momentum step on w[j][i] for each
  * active input i and on b[j]; adds w[j][i] * d (the weight before its step) into prev_delta

@@ -33,72 +33,80 @@ static inline float load_relaxed(const float *p)
 
 static inline void store_relaxed(float *p, float v) { __atomic_store(p, &v, __ATOMIC_RELAXED); }
 
-/* Blocks of parameters (layer_f32_body.h, "Blocks"): floats moved between the shared arrays
- * and a thread's scratch. On 64-bit targets two floats at a time, as one relaxed atomic 64-bit
- * load or store where the address is 8-byte aligned (one ordinary move on x86-64 and aarch64;
- * a float pair is then read or written whole, which relaxed atomics on each would allow too),
- * with a float before and after as needed. On 32-bit targets (armv7: a 64-bit atomic there is
- * ldrexd/strexd or a libatomic call) one float at a time. */
-#define PARAM_BLOCK 32
+/* Vectors of parameters (layer_f32_body.h, "Vectors"): four floats loaded into or stored from
+ * a vector register at a time. On 64-bit targets, where a row is 8-byte aligned, as two
+ * relaxed atomic 64-bit loads or stores (one ordinary move each on x86-64 and aarch64; a float
+ * pair is then read or written whole, which relaxed atomics on each float allow too);
+ * otherwise (32-bit targets, where a 64-bit atomic is ldrexd/strexd or a libatomic call, and
+ * rows of an odd width) as four 32-bit ones. */
+typedef float vec4 __attribute__((vector_size(16)));
+typedef int32_t ivec4 __attribute__((vector_size(16)));
 
 #if __SIZEOF_POINTER__ == 8
 typedef uint64_t __attribute__((may_alias)) float_pair;
+typedef uint64_t pair2 __attribute__((vector_size(16)));
 
-static inline int pair_aligned(const float *p) { return ((uintptr_t)p & 7u) == 0; }
-
-static inline void load_block_relaxed(float *dst, const float *src, int32_t n)
-{
-    int32_t k = 0;
-    if (n > 0 && !pair_aligned(src)) {
-        dst[0] = load_relaxed(src);
-        k = 1;
-    }
-    for (; k + 2 <= n; k += 2) {
-        uint64_t u = __atomic_load_n((const float_pair *)(const void *)(src + k), __ATOMIC_RELAXED);
-        memcpy(dst + k, &u, 8);
-    }
-    if (k < n) dst[k] = load_relaxed(src + k);
-}
-
-static inline void store_block_relaxed(float *dst, const float *src, int32_t n)
-{
-    int32_t k = 0;
-    if (n > 0 && !pair_aligned(dst)) {
-        store_relaxed(dst, src[0]);
-        k = 1;
-    }
-    for (; k + 2 <= n; k += 2) {
-        uint64_t u;
-        memcpy(&u, src + k, 8);
-        __atomic_store_n((float_pair *)(void *)(dst + k), u, __ATOMIC_RELAXED);
-    }
-    if (k < n) store_relaxed(dst + k, src[k]);
-}
+static inline int pairs_fit(const float *p) { return ((uintptr_t)p & 7u) == 0; }
 #else
-static inline void load_block_relaxed(float *dst, const float *src, int32_t n)
-{
-    for (int32_t k = 0; k < n; k++) dst[k] = load_relaxed(src + k);
-}
-
-static inline void store_block_relaxed(float *dst, const float *src, int32_t n)
-{
-    for (int32_t k = 0; k < n; k++) store_relaxed(dst + k, src[k]);
-}
+static inline int pairs_fit(const float *p) { return (void)p, 0; }
 #endif
 
-/* r[k] = sqrtf(g[k]) for a block: the IEEE square root instruction (SSE sqrtps, NEON fsqrt),
- * the value sqrtf returns, four at a time; elsewhere sqrtf */
-static inline void sqrt_block(float *r, const float *g)
+/* p[0..3], with 64-bit loads when `paired` (p 8-byte aligned) */
+static inline vec4 load4_relaxed(const float *p, int paired)
+{
+#if __SIZEOF_POINTER__ == 8
+    if (paired) {
+        pair2 u = {__atomic_load_n((const float_pair *)(const void *)p, __ATOMIC_RELAXED),
+                   __atomic_load_n((const float_pair *)(const void *)(p + 2), __ATOMIC_RELAXED)};
+        return (vec4)u;
+    }
+#else
+    (void)paired;
+#endif
+    vec4 v = {load_relaxed(p), load_relaxed(p + 1), load_relaxed(p + 2), load_relaxed(p + 3)};
+    return v;
+}
+
+static inline void store4_relaxed(float *p, vec4 v, int paired)
+{
+#if __SIZEOF_POINTER__ == 8
+    if (paired) {
+        pair2 u = (pair2)v;
+        __atomic_store_n((float_pair *)(void *)p, u[0], __ATOMIC_RELAXED);
+        __atomic_store_n((float_pair *)(void *)(p + 2), u[1], __ATOMIC_RELAXED);
+        return;
+    }
+#else
+    (void)paired;
+#endif
+    store_relaxed(p, v[0]);
+    store_relaxed(p + 1, v[1]);
+    store_relaxed(p + 2, v[2]);
+    store_relaxed(p + 3, v[3]);
+}
+
+/* tsan-selftest: the same with plain accesses */
+static inline vec4 load4_plain(const float *p)
+{
+    vec4 v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* sqrtf of each lane: the IEEE square root instruction (SSE sqrtps, NEON fsqrt), the value
+ * sqrtf returns; elsewhere sqrtf (which itself, a library call that may set errno, is
+ * vectorized by no compiler under the default -fmath-errno) */
+static inline vec4 sqrt4(vec4 v)
 {
 #if defined(__SSE__)
-    for (int32_t k = 0; k < PARAM_BLOCK; k += 4) _mm_storeu_ps(r + k, _mm_sqrt_ps(_mm_loadu_ps(g + k)));
+    return (vec4)_mm_sqrt_ps((__m128)v);
 #elif defined(__aarch64__) && defined(__ARM_NEON)
-    for (int32_t k = 0; k < PARAM_BLOCK; k += 4) vst1q_f32(r + k, vsqrtq_f32(vld1q_f32(g + k)));
+    return (vec4)vsqrtq_f32((float32x4_t)v);
 #else
-    for (int32_t k = 0; k < PARAM_BLOCK; k++) r[k] = sqrtf(g[k]);
+    vec4 r = {sqrtf(v[0]), sqrtf(v[1]), sqrtf(v[2]), sqrtf(v[3])};
+    return r;
 #endif
 }
-#define SQRT_BLOCK(r, g) sqrt_block((r), (g))
 
 /* A neuron's dirty flag set, stored only when it is not set yet: hot neurons are stepped by
  * every worker many times between two table updates, and a store each time would move the
@@ -112,15 +120,18 @@ static inline void mark_dirty_relaxed(uint8_t *p)
 #define PARAM_LOAD(p) (*(p))
 #define PARAM_STORE(p, v) (*(p) = (v))
 #define MARK_DIRTY(p) (*(p) = 1)
-#define PARAM_LOAD_BLOCK(dst, src, n) memcpy((dst), (src), (size_t)(n) * sizeof(float))
-#define PARAM_STORE_BLOCK(dst, src, n) memcpy((dst), (src), (size_t)(n) * sizeof(float))
+#define PARAM_PAIRS_FIT(p) 0
+#define PARAM_LOAD4(p, paired) ((void)(paired), load4_plain(p))
+#define PARAM_STORE4(p, v, paired) ((void)(paired), memcpy((p), &(v), sizeof(vec4)))
 #else
 #define PARAM_LOAD(p) load_relaxed(p)
 #define PARAM_STORE(p, v) store_relaxed((p), (v))
 #define MARK_DIRTY(p) mark_dirty_relaxed(p)
-#define PARAM_LOAD_BLOCK(dst, src, n) load_block_relaxed((dst), (src), (n))
-#define PARAM_STORE_BLOCK(dst, src, n) store_block_relaxed((dst), (src), (n))
+#define PARAM_PAIRS_FIT(p) pairs_fit(p)
+#define PARAM_LOAD4(p, paired) load4_relaxed((p), (paired))
+#define PARAM_STORE4(p, v, paired) store4_relaxed((p), (v), (paired))
 #endif
+#define SQRT4(v) sqrt4(v)
 #define LAYER_FN(name) name##_shared
 #include "layer_f32_body.h"
 
