@@ -7,6 +7,9 @@
 #include "internal.h"
 
 #include <string.h>
+#if ELSH_USE_SSE2
+#include <emmintrin.h>
+#endif
 
 #define HASH_LAYER elsh_qlayer
 #define HASH_VALUE int32_t
@@ -20,12 +23,15 @@ uint32_t elsh_qhash_code(const elsh_qlayer *L, const int32_t *h, int32_t t, elsh
 }
 
 /* Sum-pool n values (all n_in of them, in order) into h[hash_dim], a window at a time so that
- * no division runs per value. */
+ * no division runs per value; each window's sum over a multiple of 16 values first, a count
+ * the compiler can see, so that it vectorizes it, then the rest. */
 #define POOL_DENSE(h, row, n, pool)                                                          \
     do {                                                                                     \
         for (int32_t g_ = 0, i_ = 0; i_ < (n); g_++) {                                       \
             int32_t end_ = i_ + (pool) < (n) ? i_ + (pool) : (n), s_ = 0;                    \
-            for (; i_ < end_; i_++) s_ += (row)[i_];                                         \
+            int32_t n16_ = (end_ - i_) & ~15;                                                \
+            for (int32_t q_ = 0; q_ < n16_; q_++) s_ += (row)[i_ + q_];                      \
+            for (i_ += n16_; i_ < end_; i_++) s_ += (row)[i_];                               \
             (h)[g_] = s_;                                                                    \
         }                                                                                    \
     } while (0)
@@ -37,6 +43,47 @@ static void add_scaled_row(int32_t *restrict s, const int8_t *restrict row, int3
     int32_t n16 = n & ~15;
     for (int32_t c = 0; c < n16; c++) s[c] += (int32_t)row[c] * v;
 }
+
+/* The same for |v| <= 32767: an int16 times int16 product, which SSE2 multiplies 8 lanes at a
+ * time (pmullw, pmulhw) where an int32 product takes shuffles and two pmuludq per 4 lanes. */
+static void add_scaled_row16(int32_t *restrict s, const int8_t *restrict row, int16_t v, int32_t n)
+{
+    int32_t n16 = n & ~15;
+    for (int32_t c = 0; c < n16; c++) s[c] += (int16_t)row[c] * v;
+}
+
+/* Table t's code from the signs of its K sums s[t K .. t K + K - 1] (bit b: s[t K + b] > 0). */
+#if ELSH_USE_SSE2
+/* SSE2: the signs of 16 sums at a time as a 16-bit mask (pcmpgtd, packs, pmovmskb) into a bit
+ * stream, from which the codes are taken K bits at a time: no loop over single bits. */
+static void codes_from_sums(const int32_t *s, int32_t cols16, int32_t K, int32_t tables, uint32_t *codes)
+{
+    const __m128i zero = _mm_setzero_si128();
+    uint64_t stream = 0; /* < K + 16 <= 31 bits pending */
+    int32_t pending = 0, t = 0;
+    uint32_t low = (1u << K) - 1u;
+    for (int32_t c = 0; c < cols16 && t < tables; c += 16) {
+        __m128i a = _mm_cmpgt_epi32(_mm_loadu_si128((const __m128i *)(const void *)(s + c)), zero);
+        __m128i b = _mm_cmpgt_epi32(_mm_loadu_si128((const __m128i *)(const void *)(s + c + 4)), zero);
+        __m128i d = _mm_cmpgt_epi32(_mm_loadu_si128((const __m128i *)(const void *)(s + c + 8)), zero);
+        __m128i e = _mm_cmpgt_epi32(_mm_loadu_si128((const __m128i *)(const void *)(s + c + 12)), zero);
+        __m128i bytes = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(d, e));
+        stream |= (uint64_t)(uint32_t)_mm_movemask_epi8(bytes) << pending;
+        pending += 16;
+        for (; pending >= K && t < tables; pending -= K, stream >>= K) codes[t++] = (uint32_t)stream & low;
+    }
+}
+#else
+static void codes_from_sums(const int32_t *s, int32_t cols16, int32_t K, int32_t tables, uint32_t *codes)
+{
+    (void)cols16;
+    for (int32_t t = 0; t < tables; t++) {
+        uint32_t code = 0;
+        for (int32_t b = 0; b < K; b++) code |= (uint32_t)(s[t * K + b] > 0) << b;
+        codes[t] = code;
+    }
+}
+#endif
 
 /* Every projection at once when the layer has its dense matrix (elsh_model_attach_fast) and
  * no sum can leave int32: |sum| <= hash_norm * max |h_i|. Returns 0 (nothing done) otherwise. */
@@ -51,12 +98,12 @@ static int hash_matrix(elsh_qlayer *L, const int32_t *h, elsh_ops *ops)
     if (!L->hash_t || biggest * (int64_t)L->hash_norm > INT32_MAX) return 0;
     int32_t *s = L->hash_sums, c16 = cols & ~15; /* cols is a multiple of 16: say so */
     for (int32_t c = 0; c < c16; c++) s[c] = 0;
-    for (int32_t i = 0; i < d; i++) add_scaled_row(s, L->hash_t + (size_t)i * (size_t)cols, h[i], c16);
-    for (int32_t t = 0; t < L->hash.tables; t++) {
-        uint32_t code = 0;
-        for (int32_t b = 0; b < K; b++) code |= (uint32_t)(s[t * K + b] > 0) << b;
-        L->codes[t] = code;
-    }
+    if (biggest <= INT16_MAX)
+        for (int32_t i = 0; i < d; i++)
+            add_scaled_row16(s, L->hash_t + (size_t)i * (size_t)cols, (int16_t)h[i], c16);
+    else
+        for (int32_t i = 0; i < d; i++) add_scaled_row(s, L->hash_t + (size_t)i * (size_t)cols, h[i], c16);
+    codes_from_sums(s, c16, K, L->hash.tables, L->codes);
     uint64_t P = (uint64_t)L->hash.tables * (uint64_t)K;
     ops->mul += (uint64_t)cols * (uint64_t)d;
     ops->add += (uint64_t)cols * (uint64_t)d;
@@ -71,7 +118,13 @@ void elsh_qhash_input(elsh_qlayer *L, const int16_t *x, const int32_t *idx, int3
     int32_t *h = L->hash_in;
     if (idx) {
         memset(h, 0, (size_t)d * sizeof(int32_t));
-        for (int32_t q = 0; q < n; q++) h[idx[q] / pool] += x[q];
+        /* one division per pooling window entered, not per value: idx is ascending in the
+         * forward pass (any order gives the same sums) */
+        for (int32_t q = 0, g = 0, lo = 0; q < n; q++) {
+            int32_t i = idx[q];
+            if (i < lo || i - lo >= pool) g = i / pool, lo = g * pool;
+            h[g] += x[q];
+        }
     } else {
         POOL_DENSE(h, x, n, pool);
     }
