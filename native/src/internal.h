@@ -391,6 +391,41 @@ uint32_t elsh_dot_q8_dense_sdot_rowsum(const int8_t *w, const int8_t *a, int32_t
 #define ELSH_USE_SSE2 0
 #endif
 #define ELSH_USE_SIMD_PLANES (ELSH_USE_AVX2 || ELSH_USE_SSE2 || ELSH_USE_NEON)
+/* Run-time dispatch on x86-64 (GCC, Clang): a few kernels have AVX2 versions, compiled with
+ * AVX2 turned on for their functions alone (ELSH_TARGET_AVX2_BEGIN/END around them) in
+ * files of their own (count_planes_avx2.c, dot_q_avx2.c), and called only when
+ * elsh_cpu_avx2() says the CPU has AVX2: the portable build (SSE2) gets them where they run.
+ * The choice is read from the compiler's CPU model (libgcc / compiler-rt set it once, before
+ * main) at each call, a load and a test: the kernel stores nothing (no .data, no .bss). The
+ * AVX2 versions give the same bits as the portable ones (integer arithmetic; C tests). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(ELSH_NO_SIMD)
+#define ELSH_X86_DISPATCH 1
+#else
+#define ELSH_X86_DISPATCH 0
+#endif
+#if ELSH_X86_DISPATCH
+#if defined(__clang__)
+#define ELSH_TARGET_AVX2_BEGIN                                                                  \
+    _Pragma("clang attribute push (__attribute__((target(\"avx2,popcnt\"))), apply_to = function)")
+#define ELSH_TARGET_AVX2_END _Pragma("clang attribute pop")
+#else
+#define ELSH_TARGET_AVX2_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,popcnt\")")
+#define ELSH_TARGET_AVX2_END _Pragma("GCC pop_options")
+#endif
+static inline int elsh_cpu_avx2(void)
+{
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+}
+void elsh_count_planes_avx2(const uint64_t *bitmaps, const int32_t *offsets, int32_t L, int32_t W,
+                            uint64_t *planes);
+int32_t elsh_popcount_and_avx2(const uint64_t *a, const uint64_t *b, int32_t W);
+uint32_t elsh_dot_q8_dense_avx2(const int8_t *w, const int16_t *x, int32_t n);
+#else
+static inline int elsh_cpu_avx2(void)
+{
+    return 0;
+}
+#endif
 int32_t elsh_bits_levels(int32_t L);
 void elsh_count_planes_c(const uint64_t *bitmaps, const int32_t *offsets, int32_t L, int32_t W, uint64_t *planes);
 #if ELSH_USE_SIMD_PLANES

@@ -56,6 +56,8 @@ static uint32_t neuron_acc(const elsh_qlayer *L, const int8_t *a, const int32_t 
                               : elsh_dot_q8_dense_sdot(row, a, L->in_zero, n);
 #elif ELSH_USE_NEON
             acc = elsh_dot_q8_dense_neon(row, L->x, n);
+#elif ELSH_X86_DISPATCH
+            acc = elsh_cpu_avx2() ? elsh_dot_q8_dense_avx2(row, L->x, n) : elsh_dot_q8_dense_c(row, L->x, n);
 #else
             acc = elsh_dot_q8_dense_c(row, L->x, n);
 #endif

@@ -118,6 +118,20 @@ static int32_t lowest_bit(uint64_t v)
 }
 #endif
 
+/* Neurons set in both a and b over W words (b NULL: in a): popcnt where the CPU has it. */
+static int32_t popcount_and(const uint64_t *a, const uint64_t *b, int32_t W)
+{
+#if ELSH_X86_DISPATCH
+    if (elsh_cpu_avx2()) return elsh_popcount_and_avx2(a, b, W);
+#endif
+    int32_t n = 0;
+    if (b)
+        for (int32_t w = 0; w < W; w++) n += popcount64(a[w] & b[w]);
+    else
+        for (int32_t w = 0; w < W; w++) n += popcount64(a[w]);
+    return n;
+}
+
 /* Bucket entries of the input's L buckets, from the CSR offsets alone. */
 static uint64_t bucket_entries(const elsh_select_job *J)
 {
@@ -136,7 +150,12 @@ static void count_bitmaps(const elsh_select_job *J, elsh_select_state *st, elsh_
     int32_t L = J->hash->tables, W = J->words, *offsets = J->hist; /* hist: unused by this path */
     for (int32_t t = 0; t < L; t++) /* < L * 2^5 * 1024 words: fits int32 */
         offsets[t] = (t * J->hash->n_buckets + (int32_t)J->codes[t]) * W;
-#if ELSH_USE_SIMD_PLANES
+#if ELSH_X86_DISPATCH
+    if (elsh_cpu_avx2())
+        elsh_count_planes_avx2(J->bitmaps, offsets, L, W, J->planes);
+    else
+        elsh_count_planes_simd(J->bitmaps, offsets, L, W, J->planes);
+#elif ELSH_USE_SIMD_PLANES
     elsh_count_planes_simd(J->bitmaps, offsets, L, W, J->planes);
 #else
     elsh_count_planes_c(J->bitmaps, offsets, L, W, J->planes);
@@ -157,14 +176,13 @@ static int32_t choose_bitmaps(const elsh_select_job *J, elsh_select_state *st, i
     int32_t W = J->words, levels = elsh_bits_levels(J->hash->tables), k = J->k, n_act = 0;
     const uint64_t *planes = J->planes;
     uint64_t *cand = J->planes + (size_t)levels * (size_t)W, *greater = cand + W;
-    int32_t n_touched = 0;
     for (int32_t w = 0; w < W; w++) {
         uint64_t any = 0;
         for (int32_t p = 0; p < levels; p++) any |= planes[(size_t)p * (size_t)W + w];
         cand[w] = any;
         greater[w] = 0;
-        n_touched += popcount64(any);
     }
+    int32_t n_touched = popcount_and(cand, NULL, W);
     ops->cmp += (uint64_t)W * (uint64_t)(levels + 1);
     *n_candidates = n_touched;
     if (n_touched <= k) { /* every candidate, then padding, as the histogram path does */
@@ -186,8 +204,7 @@ static int32_t choose_bitmaps(const elsh_select_job *J, elsh_select_state *st, i
     int32_t above = 0;
     for (int32_t p = levels - 1; p >= 0; p--) {
         const uint64_t *plane = planes + (size_t)p * (size_t)W;
-        int32_t n1 = 0;
-        for (int32_t w = 0; w < W; w++) n1 += popcount64(cand[w] & plane[w]);
+        int32_t n1 = popcount_and(cand, plane, W);
         if (above + n1 >= k) {
             for (int32_t w = 0; w < W; w++) cand[w] &= plane[w];
         } else {

@@ -1,6 +1,7 @@
 /* test_count_planes.c - bit-sliced collision counting (count_planes.h): the portable and the
- * SIMD versions give the same planes, and the planes hold every neuron's count, for table
- * counts around the 16-table adder tree and up to ELSH_MAX_TABLES. */
+ * SIMD versions (compile-time; on x86-64 also AVX2, chosen at run time, and its popcounts) give
+ * the same planes, and the planes hold every neuron's count, for table counts around the
+ * 16-table adder tree and up to ELSH_MAX_TABLES. */
 #include "check.h"
 #include "internal.h"
 
@@ -35,6 +36,23 @@ static void check_planes(int32_t L, int32_t W, uint32_t seed)
               (int)W);
 #else
     (void)p_s;
+#endif
+#if ELSH_X86_DISPATCH
+    if (elsh_cpu_avx2()) { /* the run-time AVX2 version, where this CPU has it */
+        memset(p_s, 0xA5, (size_t)levels * (size_t)W * 8u);
+        elsh_count_planes_avx2(bitmaps, offsets, L, W, p_s);
+        CHECK_MSG(memcmp(p_c, p_s, (size_t)levels * (size_t)W * 8u) == 0, "AVX2 planes differ, L=%d W=%d",
+                  (int)L, (int)W);
+        /* the radix select's popcounts: planes 0 and 1 against a plain bit count */
+        int32_t want_and = 0, want_one = 0;
+        for (int32_t j = 0; j < W * 64; j++) {
+            uint64_t b0 = p_c[j / 64] >> (j % 64) & 1u, b1 = p_c[(size_t)W + (size_t)(j / 64)] >> (j % 64) & 1u;
+            want_one += (int32_t)b0;
+            want_and += (int32_t)(b0 & b1);
+        }
+        CHECK_EQ_INT(elsh_popcount_and_avx2(p_c, NULL, W), want_one);
+        CHECK_EQ_INT(elsh_popcount_and_avx2(p_c, p_c + W, W), want_and);
+    }
 #endif
     int bad = 0;
     for (int32_t j = 0; j < W * 64; j++) {

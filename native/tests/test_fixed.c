@@ -262,6 +262,9 @@ void test_dot_products_all_versions(void)
 #if ELSH_USE_SDOT
             CHECK_EQ_INT(elsh_dot_q8_dense_sdot(w8, a, z, len), (uint32_t)d8);
 #endif
+#if ELSH_X86_DISPATCH
+            if (elsh_cpu_avx2()) CHECK_EQ_INT(elsh_dot_q8_dense_avx2(w8, x, len), (uint32_t)d8);
+#endif
         }
     }
 }
