@@ -349,6 +349,9 @@ void elsh_qhash_row(const elsh_qlayer *L, const int8_t *row8, const int16_t *row
 #else
 #define ELSH_USE_SDOT 0
 #endif
+/* Input quantization (quant_q.c): the plain reference and, on x86, SSE2 (the same bytes). */
+int elsh_quantize_floats_c(const float *x, int32_t n, float inv, int32_t z, int8_t *xq);
+int elsh_quantize_floats_sse2(const float *x, int32_t n, float inv, int32_t z, int8_t *xq);
 uint32_t elsh_dot_q8_dense_c(const int8_t *w, const int16_t *x, int32_t n);
 uint32_t elsh_dot_q16_dense_c(const int16_t *w, const int16_t *x, int32_t n);
 uint32_t elsh_dot_q8_sparse_c(const int8_t *w, const int16_t *x, const int32_t *idx, int32_t n);

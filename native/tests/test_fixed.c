@@ -67,6 +67,42 @@ void test_quantize_input_edges(void)
     CHECK_EQ_INT(elsh_qnet_quantize_input(&net, NULL, q), ELSH_ERR_NULL);
 }
 
+/* The SSE2 input quantization writes the same bytes and returns the same status as the plain
+ * reference: random values of every magnitude, the rounding ties, the clamps, and a NaN or an
+ * infinity anywhere (the bytes before it written alike). */
+void test_quantize_input_versions(void)
+{
+#if ELSH_USE_SSE2
+    enum { N = 300 };
+    static float x[N];
+    static int8_t qc[N], qs[N];
+    elsh_prng rng;
+    elsh_prng_seed(&rng, 7);
+    float inf = 1e30f * 1e30f;
+    for (int trial = 0; trial < 400; trial++) {
+        int32_t n = (int32_t)elsh_prng_below(&rng, N + 1);
+        float inv = trial % 4 == 0 ? 1.0f : 255.0f / (float)(1u + elsh_prng_below(&rng, 1000));
+        int32_t z = (int32_t)elsh_prng_below(&rng, 256) - 128;
+        for (int32_t i = 0; i < n; i++) {
+            uint32_t r = elsh_prng_u32(&rng);
+            switch (r % 6) {
+            case 0: x[i] = (float)((int32_t)(r >> 8) % 2000 - 1000) * 0.5f; break; /* ties */
+            case 1: x[i] = (float)(r >> 8) * 1e-7f - 800.0f; break;
+            case 2: x[i] = ((float)(r >> 9) - 4194304.0f) * 1e26f; break; /* overflow to inf */
+            case 3: x[i] = (float)(r >> 20) * 1e-40f; break; /* subnormals */
+            default: x[i] = (float)(r >> 8) / 16777216.0f * (r & 1 ? 1.0f : -1.0f); break;
+            }
+        }
+        if (n > 0 && trial % 5 == 1) x[elsh_prng_below(&rng, (uint32_t)n)] = trial % 2 ? inf - inf : -inf;
+        memset(qc, 0x55, sizeof qc);
+        memset(qs, 0x55, sizeof qs);
+        int rc = elsh_quantize_floats_c(x, n, inv, z, qc), rs = elsh_quantize_floats_sse2(x, n, inv, z, qs);
+        CHECK_EQ_INT(rs, rc);
+        CHECK_MSG(memcmp(qc, qs, sizeof qc) == 0, "trial %d: SSE2 quantization differs", trial);
+    }
+#endif
+}
+
 /* A dense 4 -> 3 hidden layer and a dense 3 -> 2 output layer built by hand. */
 void test_qlayer_saturation_relu_and_wrap(void)
 {

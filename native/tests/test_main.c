@@ -88,6 +88,7 @@
     X(test_crc32_known_answers)                                                              \
     X(test_requantize_cases)                                                                 \
     X(test_quantize_input_edges)                                                             \
+    X(test_quantize_input_versions)                                                          \
     X(test_qlayer_saturation_relu_and_wrap)                                                  \
     X(test_select_csr_ties_padding_union)                                                    \
     X(test_model_open_first_checks)                                                          \
