@@ -28,6 +28,7 @@ BAD = {
     "qtrain_shift.py": ["--epochs", "0"],
     "reference_error.py": ["--inputs", "0"],
     "scaling_model.py": ["--active", "0"],
+    "selection_speed.py": ["--model", "m.elsh", "--rounds", "0"],
 }
 
 
