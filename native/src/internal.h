@@ -383,6 +383,9 @@ uint32_t elsh_dot_q8_dense_sdot_rowsum(const int8_t *w, const int8_t *a, int32_t
  * bookkeeping cost about as much as the adder tree's work on two words (measured,
  * tools/bench/TUNING.md "Selection speed") */
 #define ELSH_BITMAP_WORDS_PER_ENTRY 2u
+/* the same where the AVX2 adder tree runs (elsh_cpu_avx2): four words a step, half the cost
+ * (measured on x86-64 with 2, 4 and 8: 4 and 8 alike, 2 slower on inputs near the threshold) */
+#define ELSH_BITMAP_WORDS_PER_ENTRY_AVX2 4u
 #if defined(__AVX2__) && !defined(ELSH_NO_SIMD)
 #define ELSH_USE_AVX2 1
 #else

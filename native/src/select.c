@@ -243,7 +243,8 @@ void elsh_select_count(const elsh_select_job *J, elsh_select_state *st, elsh_ops
         mark_union(J, st, ops);
     } else if (J->bitmaps) {
         uint64_t entries = bucket_entries(J);
-        if (entries * ELSH_BITMAP_WORDS_PER_ENTRY > (uint64_t)J->hash->tables * (uint64_t)J->words) {
+        uint64_t per_entry = elsh_cpu_avx2() ? ELSH_BITMAP_WORDS_PER_ENTRY_AVX2 : ELSH_BITMAP_WORDS_PER_ENTRY;
+        if (entries * per_entry > (uint64_t)J->hash->tables * (uint64_t)J->words) {
             count_bitmaps(J, st, ops);
             st->entries = entries;
         } else {
