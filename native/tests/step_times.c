@@ -1,10 +1,11 @@
 /* step_times.c - the medians of each step of the fixed-point forward pass (hash, count, select,
  * multiply per layer) and of the whole forward, over int8 inputs, in C: no Python around the
  * clock, so steps of a microsecond are measured to a few percent. It runs the stages
- * elsh_qnet_forward runs (internal.h), in the same order, with elsh_model_attach_fast.
+ * elsh_qnet_forward runs (internal.h, hence here beside the unit tests; not one of them), in the
+ * same order, with elsh_model_attach_fast.
  *
  *   make -C native build/libedge_lsh.a
- *   cc -std=c99 -O2 -Inative/include -Inative/src tools/bench/step_times.c \
+ *   cc -std=c99 -O2 -Inative/include -Inative/src native/tests/step_times.c \
  *       native/build/libedge_lsh.a -lm -o /tmp/step_times
  *   /tmp/step_times MODEL.elsh INT8_ROWS.npy [REPEATS]
  *
