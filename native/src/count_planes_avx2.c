@@ -21,16 +21,13 @@ ELSH_TARGET_AVX2_BEGIN
 #define COUNT_PLANES elsh_count_planes_avx2
 #include "count_planes.h"
 
-/* Neurons set in both a and b over W words (a & b; b NULL: a alone): the radix select's
- * popcounts (select.c) with the popcnt instruction, which every AVX2 CPU has (the portable
- * build has none and calls libgcc's bit-twiddling __popcountdi2 instead). */
+/* Neurons set in both a and b over W words (the bits of a & b): the radix select's popcounts
+ * (select.c) with the popcnt instruction, which every AVX2 CPU has (the portable build has
+ * none and calls libgcc's bit-twiddling __popcountdi2 instead). */
 int32_t elsh_popcount_and_avx2(const uint64_t *a, const uint64_t *b, int32_t W)
 {
     int64_t n = 0;
-    if (b)
-        for (int32_t w = 0; w < W; w++) n += _mm_popcnt_u64(a[w] & b[w]);
-    else
-        for (int32_t w = 0; w < W; w++) n += _mm_popcnt_u64(a[w]);
+    for (int32_t w = 0; w < W; w++) n += _mm_popcnt_u64(a[w] & b[w]);
     return (int32_t)n;
 }
 ELSH_TARGET_AVX2_END

@@ -22,9 +22,15 @@ uint32_t elsh_qhash_code(const elsh_qlayer *L, const int32_t *h, int32_t t, elsh
     return hash_code(L, h, t, ops);
 }
 
+/* Targets with vector units get the code written for speed below; the others (Cortex-M) the
+ * smaller code, as before (the Pico 2 image's flash budget, tests/test_pico2_image.py). */
+#define HASH_VECTORS (ELSH_USE_SSE2 || ELSH_USE_NEON)
+
 /* Sum-pool n values (all n_in of them, in order) into h[hash_dim], a window at a time so that
- * no division runs per value; each window's sum over a multiple of 16 values first, a count
- * the compiler can see, so that it vectorizes it, then the rest. */
+ * no division runs per value. With vector units each window's sum runs over a multiple of 16
+ * values first, a count the compiler can see, so that it vectorizes it, then the rest. */
+
+#if HASH_VECTORS
 #define POOL_DENSE(h, row, n, pool)                                                          \
     do {                                                                                     \
         for (int32_t g_ = 0, i_ = 0; i_ < (n); g_++) {                                       \
@@ -35,6 +41,16 @@ uint32_t elsh_qhash_code(const elsh_qlayer *L, const int32_t *h, int32_t t, elsh
             (h)[g_] = s_;                                                                    \
         }                                                                                    \
     } while (0)
+#else
+#define POOL_DENSE(h, row, n, pool)                                                          \
+    do {                                                                                     \
+        for (int32_t g_ = 0, i_ = 0; i_ < (n); g_++) {                                       \
+            int32_t end_ = i_ + (pool) < (n) ? i_ + (pool) : (n), s_ = 0;                    \
+            for (; i_ < end_; i_++) s_ += (row)[i_];                                         \
+            (h)[g_] = s_;                                                                    \
+        }                                                                                    \
+    } while (0)
+#endif
 
 /* s[c] += row[c] * v for c < n (a multiple of 16); restrict: the int8 row cannot alias the sums,
  * so the compiler vectorizes it */
@@ -44,6 +60,7 @@ static void add_scaled_row(int32_t *restrict s, const int8_t *restrict row, int3
     for (int32_t c = 0; c < n16; c++) s[c] += (int32_t)row[c] * v;
 }
 
+#if HASH_VECTORS
 /* The same for |v| <= 32767: an int16 times int16 product, which SSE2 multiplies 8 lanes at a
  * time (pmullw, pmulhw) where an int32 product takes shuffles and two pmuludq per 4 lanes. */
 static void add_scaled_row16(int32_t *restrict s, const int8_t *restrict row, int16_t v, int32_t n)
@@ -51,6 +68,7 @@ static void add_scaled_row16(int32_t *restrict s, const int8_t *restrict row, in
     int32_t n16 = n & ~15;
     for (int32_t c = 0; c < n16; c++) s[c] += (int16_t)row[c] * v;
 }
+#endif
 
 /* Table t's code from the signs of its K sums s[t K .. t K + K - 1] (bit b: s[t K + b] > 0). */
 #if ELSH_USE_SSE2
@@ -98,10 +116,12 @@ static int hash_matrix(elsh_qlayer *L, const int32_t *h, elsh_ops *ops)
     if (!L->hash_t || biggest * (int64_t)L->hash_norm > INT32_MAX) return 0;
     int32_t *s = L->hash_sums, c16 = cols & ~15; /* cols is a multiple of 16: say so */
     for (int32_t c = 0; c < c16; c++) s[c] = 0;
+#if HASH_VECTORS
     if (biggest <= INT16_MAX)
         for (int32_t i = 0; i < d; i++)
             add_scaled_row16(s, L->hash_t + (size_t)i * (size_t)cols, (int16_t)h[i], c16);
     else
+#endif
         for (int32_t i = 0; i < d; i++) add_scaled_row(s, L->hash_t + (size_t)i * (size_t)cols, h[i], c16);
     codes_from_sums(s, c16, K, L->hash.tables, L->codes);
     uint64_t P = (uint64_t)L->hash.tables * (uint64_t)K;

@@ -118,17 +118,14 @@ static int32_t lowest_bit(uint64_t v)
 }
 #endif
 
-/* Neurons set in both a and b over W words (b NULL: in a): popcnt where the CPU has it. */
-static int32_t popcount_and(const uint64_t *a, const uint64_t *b, int32_t W)
+/* Neurons set in both a and b over W words: popcnt where the CPU has it. */
+static inline int32_t popcount_and(const uint64_t *a, const uint64_t *b, int32_t W)
 {
 #if ELSH_X86_DISPATCH
     if (elsh_cpu_avx2()) return elsh_popcount_and_avx2(a, b, W);
 #endif
     int32_t n = 0;
-    if (b)
-        for (int32_t w = 0; w < W; w++) n += popcount64(a[w] & b[w]);
-    else
-        for (int32_t w = 0; w < W; w++) n += popcount64(a[w]);
+    for (int32_t w = 0; w < W; w++) n += popcount64(a[w] & b[w]);
     return n;
 }
 
@@ -182,7 +179,7 @@ static int32_t choose_bitmaps(const elsh_select_job *J, elsh_select_state *st, i
         cand[w] = any;
         greater[w] = 0;
     }
-    int32_t n_touched = popcount_and(cand, NULL, W);
+    int32_t n_touched = popcount_and(cand, cand, W);
     ops->cmp += (uint64_t)W * (uint64_t)(levels + 1);
     *n_candidates = n_touched;
     if (n_touched <= k) { /* every candidate, then padding, as the histogram path does */
