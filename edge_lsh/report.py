@@ -82,7 +82,9 @@ def print_summary(summary: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(summary), flush=True)
         return
     for key, value in summary.items():
-        if key.startswith("accuracy") or key.endswith("accuracy"):
+        if key.endswith("_points") and isinstance(value, float):  # already percentage points
+            value = f"{value:+.2f} points"
+        elif key.startswith("accuracy") or key.endswith("accuracy"):
             value = format_accuracy(value) if isinstance(value, float) else value
         elif isinstance(value, float):
             value = f"{value:.6g}"

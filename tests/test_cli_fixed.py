@@ -86,6 +86,17 @@ def test_export_without_tables_is_smaller_and_equal(trained, capsys):
     assert np.array_equal(ma.predict_logits(x)[1], mb.predict_logits(x)[1])
 
 
+def test_summary_shows_points_as_points(capsys):
+    """A *_points value is already in percentage points: shown as points, never scaled to a
+    percentage (export printed -4.18 points as "-417.83%")."""
+    from edge_lsh.report import print_summary
+
+    print_summary({"float_accuracy": 0.9, "accuracy_change_points": -4.18}, as_json=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["float_accuracy", "90.00%"]
+    assert lines[1].split() == ["accuracy_change_points", "-4.18", "points"]
+
+
 def test_run_npy_and_csv(trained, capsys):
     tmp, data, model, x, y = trained
     out = tmp / "r.elsh"
