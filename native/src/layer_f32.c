@@ -10,6 +10,7 @@
  * compiles it again with atomic ones); the two halves of the backward pass that training
  * threads in deterministic mode run apart (train_threads_f32.c) are at the end. */
 #include "internal.h"
+#include "vec4_f32.h"
 
 #include <math.h>
 #include <string.h>
@@ -45,6 +46,12 @@ void elsh_layer_hash_select(elsh_layer *L, const float *in_val, const int32_t *i
 #define PARAM_LOAD(p) (*(p))
 #define PARAM_STORE(p, v) (*(p) = (v))
 #define MARK_DIRTY(p) (*(p) = 1)
+#if ELSH_VEC4_F32 /* the dense dot products and the optimizer step four floats at a time */
+#define PARAM_PAIRS_FIT(p) ((void)(p), 0)
+#define PARAM_LOAD4(p, paired) ((void)(paired), load4_plain(p))
+#define PARAM_STORE4(p, v, paired) ((void)(paired), memcpy((p), &(v), sizeof(vec4)))
+#define SQRT4(v) sqrt4(v)
+#endif
 #define LAYER_FN(name) name
 #include "layer_f32_body.h"
 
@@ -74,7 +81,7 @@ void elsh_layer_update_rows_f32(elsh_layer *L, const int32_t *active, const floa
     int32_t n_rows = 0;
     for (int32_t a = 0; a < n_active; a++) {
         if (active[a] < lo || active[a] >= hi) continue;
-        step_row(L, active[a], delta[a], in_val, in_idx, in_n, NULL, lr, mom, l2, eps);
+        STEP_ROW(L, active[a], delta[a], in_val, in_idx, in_n, NULL, lr, mom, l2, eps);
         n_rows++;
     }
     count_update(up, n_rows, in_n);

@@ -10,8 +10,9 @@
  *   PARAM_STORE(p, v)  *p = v for a float
  *   MARK_DIRTY(p)      *p = 1 for a uint8_t (a neuron's dirty flag)
  *   LAYER_FN(name)     the name of an exported function in this variant
- * and, to do the dense dot products and the optimizer step four floats at a time (the shared
- * variant: see "Vectors" below), also
+ * and, to do the dense dot products and the optimizer step four floats at a time (see
+ * "Vectors" below: the shared variant always, the plain one where vec4_f32.h finds SSE or
+ * aarch64 NEON), also
  *   vec4, ivec4                     GCC/Clang vectors of 4 floats and of 4 int32_t
  *   PARAM_PAIRS_FIT(p)              the `paired` argument for a row that starts at p
  *   PARAM_LOAD4(p, paired)          the floats p[0..3] as a vec4
@@ -45,7 +46,7 @@ static float dot_dense(const float *row, const float *x, int32_t n)
 #endif
 
 #ifdef PARAM_LOAD4
-/* Vectors (the shared variant). Relaxed atomic accesses are single loads and stores, which a
+/* Vectors (the shared variant; the plain one too where ELSH_VEC4_F32). Relaxed atomic accesses are single loads and stores, which a
  * compiler vectorizes never: a dot product or optimizer step written on them runs one float at
  * a time (sqrt and div included), where the plain variant's compiler vectorizes the dot
  * products. So here the parameters are loaded and stored four at a time as vectors

@@ -12,17 +12,12 @@
  * arena's arrays _Atomic or compiling one file as C11. Compilers without the builtins build
  * without threads (ELSH_THREADS 0) and never include this code. */
 #include "internal.h"
+#include "vec4_f32.h"
 
 #include <math.h>
 #include <string.h>
 
 #if ELSH_THREADS
-
-#if defined(__SSE__)
-#include <xmmintrin.h>
-#elif defined(__aarch64__) && defined(__ARM_NEON)
-#include <arm_neon.h>
-#endif
 
 static inline float load_relaxed(const float *p)
 {
@@ -39,9 +34,6 @@ static inline void store_relaxed(float *p, float v) { __atomic_store(p, &v, __AT
  * pair is then read or written whole, which relaxed atomics on each float allow too);
  * otherwise (32-bit targets, where a 64-bit atomic is ldrexd/strexd or a libatomic call, and
  * rows of an odd width) as four 32-bit ones. */
-typedef float vec4 __attribute__((vector_size(16)));
-typedef int32_t ivec4 __attribute__((vector_size(16)));
-
 #if __SIZEOF_POINTER__ == 8
 typedef uint64_t __attribute__((may_alias)) float_pair;
 typedef uint64_t pair2 __attribute__((vector_size(16)));
@@ -83,29 +75,6 @@ static inline void store4_relaxed(float *p, vec4 v, int paired)
     store_relaxed(p + 1, v[1]);
     store_relaxed(p + 2, v[2]);
     store_relaxed(p + 3, v[3]);
-}
-
-/* tsan-selftest: the same with plain accesses */
-static inline vec4 load4_plain(const float *p)
-{
-    vec4 v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-/* sqrtf of each lane: the IEEE square root instruction (SSE sqrtps, NEON fsqrt), the value
- * sqrtf returns; elsewhere sqrtf (which itself, a library call that may set errno, is
- * vectorized by no compiler under the default -fmath-errno) */
-static inline vec4 sqrt4(vec4 v)
-{
-#if defined(__SSE__)
-    return (vec4)_mm_sqrt_ps((__m128)v);
-#elif defined(__aarch64__) && defined(__ARM_NEON)
-    return (vec4)vsqrtq_f32((float32x4_t)v);
-#else
-    vec4 r = {sqrtf(v[0]), sqrtf(v[1]), sqrtf(v[2]), sqrtf(v[3])};
-    return r;
-#endif
 }
 
 /* A neuron's dirty flag set, stored only when it is not set yet: hot neurons are stepped by

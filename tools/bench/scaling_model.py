@@ -106,15 +106,15 @@ the script also measures it here: fresh networks of the same seed at 1 and --thr
 each mode, one epoch each in round robin, medians, next to the prediction for this machine.
 
 What the model leaves out: that a thread's work per sample (t_par) can differ between the
-threaded code path and the one-thread trainer. The asynchronous workers run the shared layer
-passes (layer_f32_shared.c), which load and store the parameters four at a time as vectors
-and vectorize the optimizer step (sqrt and div) and the dense dot products; the one-thread
-trainer (layer_f32.c) does the optimizer step one float at a time. Both give the same bits,
-but the shared path needs about half the time for the optimizer step (single-thread
-microbenchmark on this machine, 50 rows of 785: 77 us against 148 us). So async at T threads
-over one thread is the model's scaling times that per-sample advantage:
-tools/bench/bench_threads.py measures the shared path alone on one thread ("async, 1
-thread"), and async(T) / "async, 1 thread" is the figure to hold against this model's
+threaded code path and the one-thread trainer. Both vectorize the dense dot products and the
+optimizer step (layer_f32_body.h, "Vectors"; the same bits), but the asynchronous workers
+(layer_f32_shared.c) must move the shared parameters as relaxed atomic 64-bit pairs, where the
+one-thread trainer (layer_f32.c) uses plain vector loads and stores: the shared optimizer step
+takes about 1.7x as long (single-thread microbenchmark on this machine, 50 rows of 785:
+80 us against 48 us, tools/bench/shared_step_micro.c). So async at T threads over one thread is
+the model's scaling divided by that per-sample cost: tools/bench/bench_threads.py measures the
+shared path alone on one thread ("async, 1 thread"), and async(T) / "async, 1 thread" is the
+figure to hold against this model's
 prediction.
 """
 
