@@ -13,9 +13,12 @@ trap 'rm -rf "$scratch"' EXIT INT TERM
 fails=0
 
 copy_tree() {  # $1: destination; the tracked and untracked-but-not-ignored files, as they are now
+    # One tar reads the whole list (-T): with xargs, a long list (say a virtual environment
+    # inside the clone that .gitignore does not name) started several tars whose archives the
+    # reader stopped after the first of, and the copy came out partial.
     mkdir -p "$1"
     (cd "$root" && git ls-files -z --cached --others --exclude-standard) |
-        (cd "$root" && xargs -0 -r tar cf - --no-recursion) | (cd "$1" && tar xf -)
+        (cd "$root" && tar cf - --null --no-recursion -T -) | (cd "$1" && tar xf -)
 }
 
 expect_failure() {  # $1: label, $2: directory, $3: text the log must contain, then the command
