@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -160,12 +159,8 @@ class FakeTools:
         board = deploy_fw.FirmwareBuild(flash_bytes=30000, ram_bytes=20000)
         monkeypatch.setattr(deploy_fw, "_check_board_image", lambda elf, nm, target: board)
         monkeypatch.setattr(deploy_fw.uf2, "elf_to_uf2", lambda *args: b"UF2\n fake")
-        fake_subprocess = types.SimpleNamespace(
-            run=self.run_firmware,
-            TimeoutExpired=subprocess.TimeoutExpired,
-            DEVNULL=subprocess.DEVNULL,
-        )
-        monkeypatch.setattr(deploy_fw, "subprocess", fake_subprocess)
+        # the firmware's QEMU run: its UART input is typed after `# ready` (serial_feed)
+        monkeypatch.setattr(deploy_fw.serial_feed, "run_after_marker", self.run_serial)
 
     def run(self, cmd, what, timeout=None):
         out = ""
@@ -194,6 +189,10 @@ class FakeTools:
         rows = [[str(p), *(str(v) for v in row)] for p, row in zip(pred, logits)]
         body = [" ".join(r) for r in self.damage(rows)]
         return "\n".join(["# model: fake header", *body, f"# inputs: {len(x)}"]) + "\n"
+
+    def run_serial(self, cmd, feed, timeout, **kwargs):
+        res = self.run_firmware(cmd, input=feed, timeout=timeout)
+        return res.returncode, res.stdout
 
     def run_firmware(self, cmd, input=None, **kwargs):
         self.qemu_runs += 1

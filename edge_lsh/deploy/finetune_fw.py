@@ -262,7 +262,7 @@ def _check_qemu(
     saved must equal the host's fine-tuning of the same rows."""
     import subprocess
 
-    from edge_lsh.deploy import slots, toolchain
+    from edge_lsh.deploy import serial_feed, slots, toolchain
     from edge_lsh.errors import DeployError
     from edge_lsh.finetune import FixedTrainer
 
@@ -281,20 +281,16 @@ def _check_qemu(
     loader = f"loader,file={erased},addr=0x{SLOTS_AT:08x},force-raw=on"
     cmd = [qemu, *target.qemu[1:], str(tmp / QEMU_ELF), "-device", loader]
     try:
-        res = subprocess.run(
-            cmd,
-            input=feed + "save\nquit\n",
-            capture_output=True,
-            text=True,
-            timeout=toolchain.QEMU_TIMEOUT_S,
-            cwd=tmp,
+        # typed only after `# ready`: the emulated UART drops what arrives before it listens
+        rc, output = serial_feed.run_after_marker(
+            cmd, feed + "save\nquit\n", toolchain.QEMU_TIMEOUT_S, cwd=tmp
         )
     except subprocess.TimeoutExpired as exc:
         raise DeployError("the fine-tuning firmware did not finish under QEMU") from exc
-    lines = (res.stdout + res.stderr).splitlines()
-    if res.returncode != 0 or "FINETUNE DONE" not in lines:
+    lines = output.splitlines()
+    if rc != 0 or "FINETUNE DONE" not in lines:
         tail = "\n".join(lines[-10:])
-        raise DeployError(f"the fine-tuning firmware check failed (exit {res.returncode}):\n{tail}")
+        raise DeployError(f"the fine-tuning firmware check failed (exit {rc}):\n{tail}")
     ready = next(i for i, line in enumerate(lines) if line.startswith("# ready"))
     got = [ln for ln in lines[ready + 1 :] if ln and ln[0].isdigit()][: len(want)]
     if got != want:

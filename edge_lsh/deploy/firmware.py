@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_lsh.deploy import toolchain, uf2
+from edge_lsh.deploy import serial_feed, toolchain, uf2
 from edge_lsh.deploy.targets import COMMON_CFLAGS, DeployTarget
 from edge_lsh.errors import DeployError
 from edge_lsh.fixed import FixedPointModel
@@ -333,21 +333,17 @@ def _run_qemu(
     say(f"checking under {' '.join(target.qemu)}: sample.csv over the emulated UART")
     feed = sample.read_text() + "quit\n"
     try:
-        res = subprocess.run(
-            [qemu, *target.qemu[1:], str(elf)],
-            input=feed,
-            capture_output=True,
-            text=True,
-            timeout=toolchain.QEMU_TIMEOUT_S,
+        # typed only after `# ready`: the emulated UART drops what arrives before it listens
+        rc, output = serial_feed.run_after_marker(
+            [qemu, *target.qemu[1:], str(elf)], feed, toolchain.QEMU_TIMEOUT_S
         )
     except subprocess.TimeoutExpired as exc:
         msg = f"the firmware did not finish under QEMU in {toolchain.QEMU_TIMEOUT_S} s"
         raise DeployError(msg) from exc
-    output = res.stdout + res.stderr  # semihosting output may land on either stream
     lines = output.splitlines()
-    if res.returncode != 0 or not any(line.startswith("ALL PASS") for line in lines):
+    if rc != 0 or not any(line.startswith("ALL PASS") for line in lines):
         tail = "\n".join(output.strip().splitlines()[-10:])
-        raise DeployError(f"the firmware check failed (exit {res.returncode}):\n{tail}")
+        raise DeployError(f"the firmware check failed (exit {rc}):\n{tail}")
     ready = [i for i, line in enumerate(lines) if line.startswith("# ready")]
     if not ready:
         raise DeployError("the firmware check failed: the serial loop never said it was ready")
