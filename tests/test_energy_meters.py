@@ -4,8 +4,8 @@ INA260, Raspberry Pi 5 PMIC text, a growing CSV log. None needs smbus2 or joules
 
 from __future__ import annotations
 
-import os
-import threading
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,45 +26,88 @@ from edge_lsh.energy.meters import (
 RANGE_UJ = 1_000_000  # the counter wraps at 1 J: at 3 W about every 0.33 s
 
 
+# The fake zone's writer, a process of its own: a thread of the test process shared the GIL with
+# the measured loop and, on a loaded machine, fell tens of milliseconds behind (a 2% check of
+# 1.5 s allows 30 ms), which failed the test now and then without any fault in the meter.
+_RAPL_WRITER = r"""
+import os, sys, time
+zone, idle_w, busy_w, step, total = sys.argv[1], *map(float, sys.argv[2:6])
+wrap = int(sys.argv[6])
+busy_flag, stop_flag = os.path.join(zone, ".busy"), os.path.join(zone, ".stop")
+wraps = 0
+print("ready", flush=True)
+last = time.monotonic()
+while not os.path.exists(stop_flag):
+    time.sleep(step)
+    now = time.monotonic()
+    watts = busy_w if os.path.exists(busy_flag) else idle_w
+    before = int(total) // wrap
+    total += watts * (now - last) * 1e6
+    if int(total) // wrap != before:
+        wraps += int(total) // wrap - before
+        with open(os.path.join(zone, ".wraps"), "w") as f:
+            f.write(str(wraps))
+    last = now
+    with open(os.path.join(zone, ".energy_uj.tmp"), "w") as f:
+        f.write(f"{int(total) % wrap}\n")
+    os.replace(os.path.join(zone, ".energy_uj.tmp"), os.path.join(zone, "energy_uj"))
+"""
+
+
+class _Flag:
+    """set()/clear()/is_set() like threading.Event, kept as a file the writer process sees."""
+
+    def __init__(self, path: Path):
+        self.path, self._set = path, False
+
+    def set(self) -> None:
+        if not self._set:
+            self.path.touch()
+            self._set = True
+
+    def clear(self) -> None:
+        if self._set:
+            self.path.unlink()
+            self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 class FakeRapl:
-    """A powercap zone whose energy_uj a thread advances at `watts` (idle or busy), wrapping
-    at max_energy_range_uj + 1, rewritten atomically every `step` seconds."""
+    """A powercap zone whose energy_uj a separate process advances at `watts` (idle or busy,
+    as `busy` says), wrapping at max_energy_range_uj + 1, rewritten atomically every `step`
+    seconds; `wraps` says how often the counter has wrapped so far."""
 
     def __init__(self, root: Path, idle_w: float, busy_w: float, step: float = 0.002):
         self.dir = root / "intel-rapl:0"
         self.dir.mkdir()
         (self.dir / "max_energy_range_uj").write_text(f"{RANGE_UJ - 1}\n")
         self.idle_w, self.busy_w, self.step = idle_w, busy_w, step
-        self.busy = threading.Event()
+        self.busy = _Flag(self.dir / ".busy")
         self.total_uj = 900_000.0  # starts close to the wrap
-        self.wraps = 0
-        self._write()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _write(self) -> None:
-        tmp = self.dir / ".energy_uj.tmp"
-        tmp.write_text(f"{int(self.total_uj) % RANGE_UJ}\n")
-        os.replace(tmp, self.dir / "energy_uj")
-
-    def _run(self) -> None:
-        last = time.monotonic()
-        while not self._stop.wait(self.step):
-            now = time.monotonic()
-            watts = self.busy_w if self.busy.is_set() else self.idle_w
-            before = int(self.total_uj) // RANGE_UJ
-            self.total_uj += watts * (now - last) * 1e6
-            self.wraps += int(self.total_uj) // RANGE_UJ - before
-            last = now
-            self._write()
+        (self.dir / "energy_uj").write_text(f"{int(self.total_uj) % RANGE_UJ}\n")
+        self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> FakeRapl:
-        self._thread.start()
+        args = [self.idle_w, self.busy_w, self.step, self.total_uj, RANGE_UJ]
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _RAPL_WRITER, str(self.dir), *map(str, args)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None and self._proc.stdout.readline() == "ready\n"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        assert self._proc is not None and self._proc.stdout is not None
+        (self.dir / ".stop").touch()
+        self._proc.wait(30)
+
+    @property
+    def wraps(self) -> int:
+        f = self.dir / ".wraps"
+        return int(f.read_text()) if f.exists() else 0
 
 
 def test_powercap_joules_per_inference_across_wraparound(tmp_path):
