@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         "training them again",
     )
     p.add_argument(
+        "--curve",
+        action="store_true",
+        help="also measure the test accuracy of every float network (LSH and dense) after "
+        "every epoch (accuracy_by_epoch in the JSON, and the gap after every epoch)",
+    )
+    p.add_argument(
         "--save",
         metavar="DIR",
         help="also save every float network trained here as DIR/KIND-seedS.npz (KIND lsh or "
@@ -269,7 +275,7 @@ def measure(
             out["dense"] = {**dense_done[seed], "from": args.dense_from}
             continue
         net = Network(data.n_features, args.hidden, data.n_classes, cfg, seed=seed)
-        seconds, recall_by_epoch = 0.0, []
+        seconds, recall_by_epoch, accuracy_by_epoch = 0.0, [], []
         for _ in range(args.epochs):  # an epoch at a time, to measure recall in between
             label = f"seed {seed} {kind}"
             reports = train(net, data, 1, label, total=args.epochs, config=train_config)
@@ -277,8 +283,13 @@ def measure(
             if kind == "lsh" and args.recall:
                 recall_by_epoch.append(exact_topk_recall(net, recall_x))
                 progress(f"seed {seed} lsh: recall of the exact top-k {recall_by_epoch[-1]}")
+            if args.curve:  # prediction only: it changes neither the weights nor the tables
+                accuracy_by_epoch.append(net.evaluate(data.x_test, data.y_test)["accuracy"])
+                progress(f"seed {seed} {kind}: test accuracy {accuracy_by_epoch[-1] * 100:.2f}%")
         out[kind] = net.evaluate(data.x_test, data.y_test)
         out[kind]["train_seconds"] = seconds
+        if args.curve:
+            out[kind]["accuracy_by_epoch"] = accuracy_by_epoch
         if args.save:
             net.data = data.record()  # as `edge-lsh train --out` keeps it: export calibrates on it
             saved = Path(args.save) / f"{kind}-seed{seed}.npz"
@@ -355,6 +366,23 @@ def summarise(
         summary["dense_train_seconds"] = mean("dense", "train_seconds")
         summary["dense_from"] = args.dense_from
     summary["lsh_train_seconds"] = mean("lsh", "train_seconds")
+    if args.curve:
+        summary["lsh_accuracy_by_epoch"] = curve_means(runs, "lsh")
+        if "dense" in COMPARE[args.compare] and all(
+            "accuracy_by_epoch" in r["dense"] for r in runs
+        ):  # an older --dense-from file may not have the dense curve
+            summary["dense_accuracy_by_epoch"] = curve_means(runs, "dense")
+            by_epoch = [
+                [
+                    (r["dense"]["accuracy_by_epoch"][e] - r["lsh"]["accuracy_by_epoch"][e]) * 100
+                    for r in runs
+                ]
+                for e in range(args.epochs)
+            ]
+            summary["gap_points_by_epoch"] = [statistics.mean(g) for g in by_epoch]
+            summary["gap_points_by_epoch_stdev"] = [
+                statistics.stdev(g) if len(g) > 1 else 0.0 for g in by_epoch
+            ]
     if args.recall:
         n_layers = len(runs[0]["lsh"]["recall"])
         summary["recall_inputs"] = min(args.recall, int(data.x_test.shape[0]))
@@ -372,6 +400,12 @@ def summarise(
         {"seed": r["seed"], **{k: r[k] for k in ("lsh", "dense", "fixed") if k in r}} for r in runs
     ]
     return summary
+
+
+def curve_means(runs: list[dict[str, Any]], kind: str) -> list[float]:
+    """The mean over seeds of the test accuracy of `kind` after every epoch."""
+    epochs = len(runs[0][kind]["accuracy_by_epoch"])
+    return [statistics.mean(r[kind]["accuracy_by_epoch"][e] for r in runs) for e in range(epochs)]
 
 
 def render(summary: dict[str, Any]) -> str:
@@ -473,6 +507,16 @@ def run(args: argparse.Namespace) -> int:
             f"({summary['fixed_change_points']:+.2f} points)"
         )
     print(f"{line}; seeds {args.seeds}")
+    if "gap_points_by_epoch" in summary:
+        print(
+            "gap after every epoch (points, mean +- sd over seeds): "
+            + ", ".join(
+                f"{e + 1}: {g:.2f} +- {sd:.2f}"
+                for e, (g, sd) in enumerate(
+                    zip(summary["gap_points_by_epoch"], summary["gap_points_by_epoch_stdev"])
+                )
+            )
+        )
     if args.json:
         write_json_atomic(args.json, summary)
     return 0
