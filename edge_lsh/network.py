@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import time
 import warnings
@@ -64,7 +65,9 @@ class LSHConfig:
     active_fraction: float = 0.05
     family: str = "ternary"  # simhash | ternary | dwta
     bits: int = 3  # K: bits per table
-    tables: int = 100  # L: number of tables
+    # L: number of tables; a tuple gives each LSH layer its own L, in layer order (its length
+    # must equal the network's number of LSH layers), e.g. (100, 25) for 784-1000-1000-10
+    tables: int | tuple[int, ...] = 100
     pool: int = 0  # inputs summed per hashed value; 0 = auto (about 8 hashed values), 1 = none
     bucket_capacity: int = 0  # 0 = min(128, layer width)
     insert: str = "fifo"  # fifo | reservoir, when a bucket is full
@@ -72,6 +75,24 @@ class LSHConfig:
     ternary_nnz: int = 0  # ternary: non-zeros per projection; 0 = a third of the inputs
     dwta_bin: int = 8  # DWTA: inputs per winner-take-all bin (power of two)
     center: bool = False  # hash (input - its mean over the training data): see fit_centers
+
+    def __post_init__(self) -> None:
+        # a list (a saved model's JSON, or a caller's) is kept as a tuple: the config stays
+        # hashable and compares equal whichever was given
+        if isinstance(self.tables, list):
+            object.__setattr__(self, "tables", tuple(self.tables))
+
+    def tables_for(self, lsh_layer: int) -> int:
+        """L of the `lsh_layer`-th LSH layer (counted from 0 over the LSH layers only)."""
+        if isinstance(self.tables, tuple):
+            return self.tables[lsh_layer]
+        return self.tables
+
+    def tables_text(self) -> str:
+        """L as the command line spells it: ``100``, or ``100,25`` per layer."""
+        if isinstance(self.tables, tuple):
+            return ",".join(str(t) for t in self.tables)
+        return str(self.tables)
 
     def validate(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -83,8 +104,14 @@ class LSHConfig:
             raise bad("family", f"must be one of {', '.join(FAMILIES)}")
         if not (1 <= self.bits <= lib.ELSH_MAX_BITS):
             raise bad("bits", f"must be in 1..{lib.ELSH_MAX_BITS}")
-        if not (1 <= self.tables <= lib.ELSH_MAX_TABLES):
-            raise bad("tables", f"must be in 1..{lib.ELSH_MAX_TABLES}")
+        per_layer = self.tables if isinstance(self.tables, tuple) else (self.tables,)
+        if not per_layer:
+            raise bad("tables", "needs at least one count")
+        for t in per_layer:
+            if isinstance(t, bool) or not isinstance(t, numbers.Integral):
+                raise bad("tables", "each count must be a whole number")
+            if not (1 <= t <= lib.ELSH_MAX_TABLES):
+                raise bad("tables", f"each count must be in 1..{lib.ELSH_MAX_TABLES}")
         if self.pool < 0:
             raise bad("pool", "must be >= 0 (0 = auto)")
         if not (0 <= self.bucket_capacity <= lib.ELSH_MAX_WIDTH):
@@ -258,7 +285,14 @@ class Network:
         self._cfg.n_in = self.n_in
         self._cfg.n_layers = len(hidden) + 1
         self._cfg.seed = self.seed
+        n_lsh_layers = 0 if lsh is None else len(hidden) + int(self.output_lsh)
+        if lsh is not None and isinstance(lsh.tables, tuple) and len(lsh.tables) != n_lsh_layers:
+            raise ValueError(
+                f"tables={lsh.tables_text()}: one count per LSH layer, and this network has "
+                f"{n_lsh_layers} LSH layer(s)"
+            )
         fan_in = self.n_in
+        lsh_index = 0
         for idx, width in enumerate([*hidden, self.n_classes]):
             lc = self._cfg.layers[idx]
             lc.n_out = width
@@ -270,7 +304,8 @@ class Network:
                 h = lc.hash
                 h.family = FAMILIES[lsh.family]
                 h.bits = lsh.bits
-                h.tables = lsh.tables
+                h.tables = lsh.tables_for(lsh_index)
+                lsh_index += 1
                 h.pool = lsh.pool_for(fan_in)
                 h.bucket_capacity = lsh.bucket_capacity
                 h.insert_policy = INSERT_POLICIES[lsh.insert]

@@ -36,6 +36,8 @@ CASES = [
     ("pool1", [40], dict(family="simhash", pool=1, bits=2, tables=6), False, 8, True),
     ("tiny-tables", [60], dict(family="ternary", bits=1, tables=1), False, 8, True),
     ("lsh-output", [48], dict(family="dwta", center=True, bits=3, tables=10), True, 8, True),
+    # L per LSH layer (LSHConfig.tables as a tuple): the LAYER sections hold each layer's own
+    ("per-layer-tables", [48, 40], dict(family="ternary", tables=(12, 3, 5)), True, 8, True),
     ("dense", [32], None, False, 8, True),
 ]
 

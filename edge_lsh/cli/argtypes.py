@@ -74,6 +74,21 @@ def hidden_sizes(text: str) -> list[int]:
     return sizes
 
 
+def table_counts(text: str) -> int | tuple[int, ...]:
+    """L, the number of hash tables: ``100`` for every LSH layer, or one count per LSH layer
+    such as ``100,25`` (LSHConfig.tables; the network checks that the count of layers fits)."""
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        counts = [int(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a number of tables like 100, or one per LSH layer like 100,25"
+        ) from None
+    if any(c < 1 for c in counts):
+        raise argparse.ArgumentTypeError(f"{text!r}: every number of tables must be >= 1")
+    return counts[0] if len(counts) == 1 else tuple(counts)
+
+
 def positive_float(text: str) -> float:
     """A finite number > 0."""
     value = _number(text)

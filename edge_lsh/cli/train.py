@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_lsh import defaults
-from edge_lsh.cli.argtypes import fraction, hidden_sizes, positive_int
+from edge_lsh.cli.argtypes import fraction, hidden_sizes, positive_int, table_counts
 from edge_lsh.cli.common import (
     HelpFormatter,
     add_data_args,
@@ -61,7 +61,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--active", type=fraction, default=d.active_fraction, help="active fraction per LSH layer"
     )
     t.add_argument("--bits", type=positive_int, default=d.bits, help="K: bits per hash table")
-    t.add_argument("--tables", type=positive_int, default=d.tables, help="L: number of hash tables")
+    t.add_argument(
+        "--tables",
+        type=table_counts,
+        default=d.tables,
+        help="L: number of hash tables, e.g. 100, or one per LSH layer, e.g. 100,25",
+    )
     t.add_argument("--hash", choices=sorted(FAMILIES), default=d.family, help="hash family")
     t.add_argument(
         "--pool", type=int, default=d.pool, help="inputs summed per hashed value (0 auto, 1 none)"
@@ -234,7 +239,7 @@ def _train(args: argparse.Namespace) -> int:
     net.data = data.record()
     train = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": args.lr})
     if not args.quiet:
-        kind = "dense" if lsh is None else f"LSH {args.hash} K={args.bits} L={args.tables}"
+        kind = "dense" if lsh is None else f"LSH {args.hash} K={args.bits} L={lsh.tables_text()}"
         print(
             f"training {'-'.join(map(str, net.layer_sizes))} ({kind}, active "
             f"{net.active_counts()}) on {data.name}: {data.x_train.shape[0]} train / "

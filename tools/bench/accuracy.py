@@ -16,6 +16,7 @@ The Markdown table goes to stdout, progress to stderr.
   python tools/bench/accuracy.py --data digits --seeds 0,1,2,3,4,5,6,7,8,9     # LSH vs dense
   python tools/bench/accuracy.py --data digits --compare fixed --split-seed each
   python tools/bench/accuracy.py --compare none --hidden 1000 --seeds 0,1,2,3,4 --set tables=50
+  python tools/bench/accuracy.py --compare none --hidden 1000,1000 --set tables=100,25  # per layer
   python tools/bench/accuracy.py --data idx:MNIST_FOLDER --limit 10000 --hidden 1000 \
       --epochs 5 --dense-from dense.json --set warm_fraction=0.2 --set warm_epochs=1
   python tools/bench/accuracy.py --data idx:MNIST_FOLDER --hidden 1000,1000 --epochs 2 \
@@ -50,6 +51,7 @@ from common import (
 )
 
 from edge_lsh import defaults
+from edge_lsh.cli.argtypes import table_counts
 from edge_lsh.data import Dataset
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.format import elsh_bytes
@@ -82,6 +84,8 @@ def setting(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(
             f"{text!r}: expected KEY=VALUE with KEY one of {', '.join(DEFAULTS)}"
         )
+    if key == "tables":  # a whole number, or one per LSH layer: 100,25
+        return key, table_counts(raw)
     try:
         value = json.loads(raw)
     except ValueError:
@@ -481,8 +485,8 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise(args, runs, split, lsh, train_config)
     print(
         f"**{args.data}, {layers_text(summary['layers'])}, {args.epochs} epoch(s), LSH "
-        f"{lsh.family} K={lsh.bits} L={lsh.tables} at {lsh.active_fraction * 100:g}% active, "
-        f"split seed {args.split_seed}**\n"
+        f"{lsh.family} K={lsh.bits} L={lsh.tables_text()} at {lsh.active_fraction * 100:g}% "
+        f"active, split seed {args.split_seed}**\n"
     )
     print(render(summary))
     line = (
