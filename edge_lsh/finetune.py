@@ -7,6 +7,11 @@ integer training step a device runs, driven from Python.
     tr.arena_bytes, tr.ops                          # RAM beyond the file; work per sample
     tr.save("m2.elsh")                              # atomic; the C kernel's bytes
 
+Threads: ``FixedTrainer(..., threads=N, thread_batch=B)`` trains in mini-batches of B samples
+(default DEFAULT_THREAD_BATCH when threads > 1) on N threads, deterministically: the same bytes
+for every N at a given B (train_q_threads.c; oracle edge_lsh.oracle.qtrain_batch). threads=1
+without thread_batch is the one-sample step (bit-identical to earlier releases).
+
 The step itself takes only integers. A float learning rate becomes, per layer, an integer
 multiplier and shift (``rates``, the C kernel's elsh_qtrain_rates): for Adagrad, the first
 step of a weight moves it by about lr / weight_scale int8 steps (its real value by about lr, as
@@ -44,6 +49,7 @@ from edge_lsh.report import ops_dict
 __all__ = [
     "DEFAULT_LR",
     "DEFAULT_MOMENTUM",
+    "DEFAULT_THREAD_BATCH",
     "FixedTrainer",
     "OPTIMIZERS",
     "train_layers_count",
@@ -56,6 +62,11 @@ PHASES = ("hash", "forward", "backward", "update", "tables")
 # momentum is the float trainer's (network.TrainConfig momentum_start = momentum_end)
 DEFAULT_LR = 0.01
 DEFAULT_MOMENTUM = 0.5
+# mini-batch size of the threaded (deterministic) fixed-point trainer when threads > 1 and no
+# batch is given: the float trainer's (elsh_thread_config_default)
+DEFAULT_THREAD_BATCH = 16
+MAX_THREADS = 64  # ELSH_MAX_THREADS
+MAX_BATCH = 65536  # ELSH_MAX_BATCH
 Progress = Callable[[int, int, int, int], None]  # epoch, epochs, samples done, samples
 
 
@@ -119,7 +130,22 @@ class FixedTrainer:
         seed: int = 0,
         config: QTrainConfig | None = None,
         resume: bool = False,
+        threads: int = 1,
+        thread_batch: int | None = None,
     ) -> None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+            raise ValueError(f"threads={threads!r} must be an integer in 1..{MAX_THREADS}")
+        if thread_batch is not None and (
+            isinstance(thread_batch, bool)
+            or not isinstance(thread_batch, int)
+            or not 1 <= thread_batch <= MAX_BATCH
+        ):
+            raise ValueError(f"thread_batch={thread_batch!r} must be an integer in 1..{MAX_BATCH}")
+        # 0: one sample per step (the serial trainer); else mini-batches of this many samples
+        self.batch = thread_batch if thread_batch is not None else (
+            DEFAULT_THREAD_BATCH if threads > 1 else 0
+        )
+        self.threads = threads
         if isinstance(model, (bytes, bytearray, memoryview)):
             self.model = FixedPointModel(model)
         else:
@@ -183,6 +209,8 @@ class FixedTrainer:
             cfg.lr_b_shift[i] = config.lr_b_shift[i]
         cfg.seed = config.seed & (2**64 - 1)
         cfg.resume = config.resume
+        cfg.batch = self.batch
+        cfg.threads = self.threads
         self._cfg = cfg
         need = ffi.new("size_t *")
         check(lib.elsh_qtrain_plan(self.model._net, cfg, need), "plan the training arena")
@@ -301,6 +329,32 @@ class FixedTrainer:
         self._samples += 1
         return pred
 
+    def steps_q(self, xq: Any, labels: Any) -> np.ndarray:
+        """Train on int8 rows with their labels (elsh_qtrain_steps: in mini-batches when the
+        trainer has a batch size, else one sample per step); the predictions before each step
+        (or before each sample's batch)."""
+        rows = np.ascontiguousarray(xq, dtype=np.int8)
+        if rows.ndim != 2 or rows.shape[1] != self.model.n_in:
+            raise ValueError(f"expected rows of {self.model.n_in} int8 values, got {rows.shape}")
+        lab = np.ascontiguousarray(labels, dtype=np.int32).reshape(-1)
+        if lab.shape[0] != rows.shape[0]:
+            raise ValueError(f"{rows.shape[0]} rows but {lab.shape[0]} labels")
+        if lab.size and (lab.min() < 0 or lab.max() >= self.model.n_classes):
+            raise ValueError(f"labels must be in 0..{self.model.n_classes - 1}")
+        pred = np.zeros(rows.shape[0], dtype=np.int32)
+        check(
+            lib.elsh_qtrain_steps(
+                self._tr,
+                ptr(rows, "int8_t *"),
+                ptr(lab, "int32_t *"),
+                rows.shape[0],
+                ptr(pred, "int32_t *"),
+            ),
+            "train steps",
+        )
+        self._samples += rows.shape[0]
+        return pred
+
     def fit(
         self,
         x: Any,
@@ -310,8 +364,9 @@ class FixedTrainer:
         shuffle_seed: int | None = None,
     ) -> dict[str, float]:
         """Train on float rows x (quantized as inference does) with int labels y, one sample at
-        a time, `epochs` passes (in order, or shuffled by shuffle_seed). progress(epoch,
-        epochs, done, n) is called after every 64 samples and at each epoch's end."""
+        a time (or in mini-batches on threads: see the class), `epochs` passes (in order, or
+        shuffled by shuffle_seed). progress(epoch, epochs, done, n) is called after every 64
+        samples (every 64 batches in mini-batches) and at each epoch's end."""
         xq = self.model.quantize_input(x)
         labels = np.asarray(y)
         if labels.shape != (xq.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
@@ -329,7 +384,15 @@ class FixedTrainer:
         for e in range(epochs):
             order = rng.permutation(n) if rng is not None else np.arange(n)
             correct = 0
-            for k, r in enumerate(order):
+            if self.batch > 0:
+                chunk = 64 * self.batch  # whole batches: the same result as one call
+                for k in range(0, n, chunk):
+                    rows = order[k : k + chunk]
+                    pred = self.steps_q(xq[rows], labels[rows])
+                    correct += int(np.count_nonzero(pred == labels[rows]))
+                    if progress is not None and k + chunk < n:
+                        progress(e, epochs, k + chunk, n)
+            for k, r in enumerate(order if self.batch == 0 else ()):
                 correct += self.step_q(xq[r], int(labels[r])) == labels[r]
                 if progress is not None and (k + 1) % 64 == 0:
                     progress(e, epochs, k + 1, n)

@@ -214,6 +214,17 @@ class QTrainer:
 
     # ------------------------------------------------------------------ the step
     def step(self, xq: np.ndarray, label: int) -> int:
+        pred, rows, delta = self._deltas(xq, label)
+        for li in range(self.qm.n_layers - 1, self.first - 1, -1):
+            self._update(li, rows[li], delta[li])
+        self.steps += 1
+        return pred
+
+    def _deltas(
+        self, xq: np.ndarray, label: int
+    ) -> tuple[int, list[tuple[np.ndarray | None, np.ndarray, np.ndarray]], dict[int, np.ndarray]]:
+        """Steps 1-3 (no parameter changes): the prediction, per layer (input positions, x,
+        active ids) and the deltas of every trainable layer."""
         qm = self.qm
         top = qm.n_layers - 1
         rows = self._forward(np.asarray(xq).reshape(-1))
@@ -228,15 +239,10 @@ class QTrainer:
             active = np.sort(np.append(active, label))
             rows[top] = (idx, x, active)
         delta = {top: self._output_deltas(OL, active, label)}
-        for li in range(top, self.first - 1, -1):
-            back = None
-            if li > self.first:
-                back = self._backprop(li - 1, rows[li - 1][2], rows[li][2], delta[li])
-            self._update(li, rows[li], delta[li])
-            if back is not None:
-                delta[li - 1] = self._hidden_deltas(li - 1, rows[li - 1][2], back)
-        self.steps += 1
-        return pred
+        for li in range(top, self.first, -1):
+            back = self._backprop(li - 1, rows[li - 1][2], rows[li][2], delta[li])
+            delta[li - 1] = self._hidden_deltas(li - 1, rows[li - 1][2], back)
+        return pred, rows, delta
 
     def _output_deltas(
         self,
@@ -297,9 +303,19 @@ class QTrainer:
             s = vel.copy()
         return s, vel, acc
 
+    def _draws(self, li: int, j: int, cols: np.ndarray, n: int) -> np.ndarray:
+        """The n stochastic-rounding draws of neuron j's step (cols: the input columns that
+        draw, n_in for the bias): the trainer's PRNG, in order."""
+        return np.array(self.prng.u32_array(n), dtype=np.int64)
+
     def _update(
-        self, li: int, row: tuple[np.ndarray | None, np.ndarray, np.ndarray], delta: np.ndarray
+        self,
+        li: int,
+        row: tuple[np.ndarray | None, np.ndarray, np.ndarray],
+        delta: np.ndarray,
+        tables: bool = True,
     ) -> None:
+        """Step 4 of layer li for one sample, and step 5 if tables (else the caller moves)."""
         L = self.qm.layers[li]
         st = self.state[li]
         cfg = self.cfg
@@ -333,7 +349,8 @@ class QTrainer:
             h = fs(allsteps, 16)
             f = allsteps - h * 65536
             draw = f > 0
-            u = self.prng.u32_array(int(draw.sum())).astype(np.int64) >> 16
+            all_cols = np.append(cols, L.n_in)
+            u = self._draws(li, j, all_cols[draw], int(draw.sum())) >> 16
             up = np.zeros(h.shape, dtype=bool)
             up[draw] = u < f[draw]
             h = h + up
@@ -345,7 +362,7 @@ class QTrainer:
                 L.weights[j, cols] = np.clip(fs(m + 128, 8), -127, 127)
             else:
                 L.weights[j, cols] = m
-            if L.use_lsh and not np.array_equal(old_row, L.weights[j].astype(np.int64)):
+            if tables and L.use_lsh and not np.array_equal(old_row, L.weights[j].astype(np.int64)):
                 self._move(L, st, j)
 
     def _move(self, L: QLayer, st: _State, j: int) -> None:

@@ -60,6 +60,16 @@ typedef struct {
                               * masters, velocities, sums, PRNG state and step count; the
                               * optimizer, train_layers and momentum (0 or not) must match
                               * the file's, else ELSH_ERR_CONFIG; seed is then unused */
+    /* Mini-batches (elsh_qtrain_steps; the arena grows by their records, elsh_qtrain_plan):
+     * 0 (the default) trains one sample per step, as elsh_qtrain_step. B > 0 (<= ELSH_MAX_BATCH)
+     * trains in mini-batches of B samples, deterministically on `threads` threads: every
+     * sample's forward pass and deltas against the weights as they were before the batch, then
+     * the updates in sample order, each parameter's stochastic rounding drawn from a stream
+     * keyed by (batch, layer, neuron, sample, input), then the moves of the changed neurons
+     * between buckets. The same bytes for any thread count (train_q_threads.c). */
+    int32_t batch;
+    int32_t threads;         /* 1..ELSH_MAX_THREADS workers for batch > 0 (0 counts as 1); one
+                              * without pthreads (bare metal), with the same result */
 } elsh_qtrain_config;
 
 /* One trainable layer's state, read through elsh_qtrain_layer_state. NULL arrays are absent
@@ -104,6 +114,7 @@ typedef struct {
     int16_t *row_old;           /* [max n_in] */
     uint32_t *codes_old, *codes_new; /* [max L] */
     int32_t attached;
+    struct elsh_qbatch *batch;  /* cfg.batch > 0: the work memory of mini-batches (train_q_threads.c) */
 } elsh_qtrain;
 
 /* Defaults: Adagrad, all layers, momentum 0, seed 0, and learning rates of zero (set them, or
@@ -129,6 +140,13 @@ int elsh_qtrain_attach(elsh_qtrain *tr, elsh_qnet *net, const elsh_qtrain_config
 /* One training step on a quantized input and its label. Returns the class the network
  * predicted for the input before the step (>= 0), or a negative status. */
 int elsh_qtrain_step(elsh_qtrain *tr, const int8_t *xq, int32_t label);
+
+/* n samples (rows of n_in int8 values in xq) and their labels, as consecutive mini-batches of
+ * cfg.batch samples (the last one shorter when n is not a multiple) on cfg.threads threads; a
+ * call with cfg.batch 0 is n elsh_qtrain_step calls. pred (NULL: not wanted) gets each sample's
+ * prediction before its batch. A bad label fails the call before any step (ELSH_ERR_INPUT);
+ * ELSH_ERR_STATE when the threads cannot be started (nothing trained). */
+int elsh_qtrain_steps(elsh_qtrain *tr, const int8_t *xq, const int32_t *labels, int64_t n, int32_t *pred);
 
 /* The state of layer `layer` (a frozen layer: trainable 0, NULL arrays). */
 int elsh_qtrain_layer_state(const elsh_qtrain *tr, int32_t layer, elsh_qtrain_layer_view *out);

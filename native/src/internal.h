@@ -324,6 +324,39 @@ int elsh_all_finite(const float *v, size_t n);
 /* Softmax over the output layer's active classes into net->probs (0 for inactive classes). */
 void elsh_net_softmax(elsh_net *net);
 
+/* ---------------------------------------------------------------- the fixed-point trainer's parts */
+
+/* Where a step's stochastic rounding draws come from (train_q.c step 4): the trainer's PRNG
+ * (rng), or, in mini-batches (rng NULL), a counter-based stream: the draw for input column col
+ * (n_in for the bias) is the high half of elsh_mix64(key ^ col), where key = the batch's key ^
+ * the (layer, neuron, sample) counter (train_q_threads.c). */
+typedef struct {
+    elsh_prng *rng;
+    uint64_t key;
+} elsh_qround;
+
+static inline uint32_t elsh_qround_draw(elsh_qround *r, uint32_t col)
+{
+    return r->rng ? elsh_prng_u32(r->rng) : (uint32_t)(elsh_mix64(r->key ^ (uint64_t)col) >> 32);
+}
+
+/* Steps 1-3 of a training step (train_q.c): the prediction; deltas in tr->delta, the layers'
+ * active sets and inputs in the network's scratch. Writes no parameter. */
+int32_t elsh_qtrain_deltas(elsh_qtrain *tr, const int8_t *xq, int32_t label);
+/* Step 4 for neuron j of layer l (weights at the input positions idx, NULL: dense, then bias). */
+void elsh_qtrain_update_row(const elsh_qtrain *tr, int32_t l, int32_t j, int64_t d, const int16_t *x,
+                            const int32_t *idx, int32_t n, elsh_qround *rnd, elsh_ops *uops);
+/* Step 5's parts: table membership, the inference row copied and compared, its codes, a move. */
+int elsh_qtrain_stores(const elsh_qtrain *tr, int32_t l, int32_t t, int32_t j);
+void elsh_qtrain_copy_row(const elsh_qtrain *tr, int32_t l, int32_t j, int16_t *row);
+int elsh_qtrain_row_changed(const elsh_qtrain *tr, int32_t l, int32_t j, const int16_t *row);
+void elsh_qtrain_row_codes(const elsh_qtrain *tr, int32_t l, int32_t j, int32_t *h, uint32_t *codes, elsh_ops *tops);
+void elsh_qtrain_move_neuron(elsh_qtrain *tr, int32_t l, int32_t t, int32_t j, uint32_t c_old, uint32_t c,
+                             elsh_ops *tops);
+/* The mini-batch work memory (train_q_threads.c), planned (a->base NULL) or carved, at the end
+ * of the training arena's layout when cfg->batch > 0. */
+void elsh_qtrain_layout_batch(elsh_qtrain *tr, const elsh_qnet *net, const elsh_qtrain_config *cfg, elsh_arena *a);
+
 /* ---------------------------------------------------------------- the fixed-point layer's stages */
 
 /* Fixed-point hashing (hash_q.c). h is the pooled, centered int32 vector of hash_dim. */

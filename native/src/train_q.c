@@ -111,6 +111,7 @@ static int config_ok(const elsh_qnet *net, const elsh_qtrain_config *cfg)
     if (cfg->optimizer != ELSH_QTRAIN_SGD && cfg->optimizer != ELSH_QTRAIN_ADAGRAD) return 0;
     if (cfg->train_layers < 0 || cfg->train_layers > net->n_layers) return 0;
     if (cfg->momentum_q15 < 0 || cfg->momentum_q15 > 32767 || cfg->resume < 0 || cfg->resume > 1) return 0;
+    if (cfg->batch < 0 || cfg->batch > ELSH_MAX_BATCH || cfg->threads < 0 || cfg->threads > ELSH_MAX_THREADS) return 0;
     if (cfg->resume) { /* the file's trained state must be of this kind */
         const uint8_t *p = net->train_state;
         if (!p || (int32_t)p[0] != cfg->optimizer || (int32_t)(p[4] | (p[5] << 8)) != cfg->train_layers ||
@@ -198,6 +199,8 @@ static void layout(elsh_qtrain *tr, const elsh_qnet *net, const elsh_qtrain_conf
     tr->row_old = (int16_t *)elsh_arena_take(a, (uint64_t)max_in, 2);
     tr->codes_old = (uint32_t *)elsh_arena_take(a, (uint64_t)max_tables, 4);
     tr->codes_new = (uint32_t *)elsh_arena_take(a, (uint64_t)max_tables, 4);
+    tr->batch = NULL;
+    if (cfg->batch > 0) elsh_qtrain_layout_batch(tr, net, cfg, a);
 }
 
 int elsh_qtrain_config_default(elsh_qtrain_config *cfg, const elsh_qnet *net)
@@ -205,6 +208,7 @@ int elsh_qtrain_config_default(elsh_qtrain_config *cfg, const elsh_qnet *net)
     if (!cfg) return ELSH_ERR_NULL;
     memset(cfg, 0, sizeof *cfg);
     cfg->optimizer = ELSH_QTRAIN_ADAGRAD;
+    cfg->threads = 1;
     (void)net;
     for (int32_t l = 0; l < ELSH_MAX_LAYERS; l++) cfg->lr_w_shift[l] = cfg->lr_b_shift[l] = 16;
     return ELSH_OK;
@@ -406,8 +410,8 @@ static void hidden_deltas(elsh_qtrain *tr, int32_t l, elsh_ops *bops)
 }
 
 /* Step 4 for one parameter: the step in 2^-16 units, rounded stochastically to an integer. */
-static int64_t param_step(elsh_qtrain *tr, int64_t g, int32_t lr, int32_t shift, int32_t *vel, uint32_t *acc,
-                          elsh_ops *uops)
+static int64_t param_step(const elsh_qtrain *tr, int64_t g, int32_t lr, int32_t shift, int32_t *vel, uint32_t *acc,
+                          elsh_qround *rnd, uint32_t col, elsh_ops *uops)
 {
     int64_t s;
     if (acc) {
@@ -433,14 +437,14 @@ static int64_t param_step(elsh_qtrain *tr, int64_t g, int32_t lr, int32_t shift,
         uops->add += 1u;
     }
     int64_t h = fs(s, 16), f = s - h * 65536;
-    if (f > 0 && (int64_t)(elsh_prng_u32(&tr->rng) >> 16) < f) h++;
+    if (f > 0 && (int64_t)(elsh_qround_draw(rnd, col) >> 16) < f) h++;
     uops->add += 2u;
     uops->cmp += 1u;
     return h;
 }
 
 /* Remove j from table t of layer l (it is there) and insert it into bucket c. */
-static void move_neuron(elsh_qtrain *tr, int32_t l, int32_t t, int32_t j, uint32_t c_old, uint32_t c, elsh_ops *tops)
+void elsh_qtrain_move_neuron(elsh_qtrain *tr, int32_t l, int32_t t, int32_t j, uint32_t c_old, uint32_t c, elsh_ops *tops)
 {
     const elsh_qlayer *L = &tr->net->layers[l];
     uint32_t *off = tr->offsets[l];
@@ -476,65 +480,97 @@ static void move_neuron(elsh_qtrain *tr, int32_t l, int32_t t, int32_t j, uint32
     }
 }
 
+/* Step 4 for neuron j of layer l: its weights at the n input positions idx (NULL: 0..n-1)
+ * with x the input minus its zero point there, then its bias; the inference row re-derived. */
+void elsh_qtrain_update_row(const elsh_qtrain *tr, int32_t l, int32_t j, int64_t d, const int16_t *x,
+                            const int32_t *idx, int32_t n, elsh_qround *rnd, elsh_ops *uops)
+{
+    const elsh_qlayer *L = &tr->net->layers[l];
+    int32_t lr_w = tr->cfg.lr_w[l], sh_w = tr->cfg.lr_w_shift[l];
+    int32_t lr_b = tr->cfg.lr_b[l], sh_b = tr->cfg.lr_b_shift[l];
+    size_t off = (size_t)j * (size_t)L->n_in;
+    int16_t *m = tr->master[l] + off;
+    int8_t *w8 = tr->w8[l] ? tr->w8[l] + off : NULL;
+    int32_t *vw = tr->vel_w[l] ? tr->vel_w[l] + off : NULL;
+    uint32_t *aw = tr->acc_w[l] ? tr->acc_w[l] + off : NULL;
+    for (int32_t p = 0; p < n; p++) {
+        int32_t i = idx ? idx[p] : p;
+        int64_t g = sat32(d * x[p]);
+        int64_t h = param_step(tr, g, lr_w, sh_w, vw ? vw + i : NULL, aw ? aw + i : NULL, rnd, (uint32_t)i, uops);
+        int64_t nm = (int64_t)m[i] + h;
+        if (nm > MASTER_MAX) nm = MASTER_MAX;
+        if (nm < -MASTER_MAX) nm = -MASTER_MAX;
+        m[i] = (int16_t)nm;
+        if (w8) {
+            int64_t v = fs(nm + 128, 8);
+            w8[i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        }
+    }
+    uops->mul += (uint64_t)n;
+    uops->add += (uint64_t)n;
+    uops->weight_bytes += (uint64_t)n * (uint64_t)(2 + (w8 ? 1 : 0) + (vw ? 4 : 0) + (aw ? 4 : 0));
+    int64_t hb = param_step(tr, d, lr_b, sh_b, tr->vel_b[l] ? tr->vel_b[l] + j : NULL,
+                            tr->acc_b[l] ? tr->acc_b[l] + j : NULL, rnd, (uint32_t)L->n_in, uops);
+    tr->bias[l][j] = sat32((int64_t)tr->bias[l][j] + hb);
+}
+
+/* 1 when neuron j of LSH layer l is stored in table t */
+int elsh_qtrain_stores(const elsh_qtrain *tr, int32_t l, int32_t t, int32_t j)
+{
+    return (tr->member[l][(uint64_t)t * member_row(&tr->net->layers[l]) + (uint64_t)(j >> 3)] >> (j & 7)) & 1u;
+}
+
+/* The inference row of neuron j of layer l into row (int16) */
+void elsh_qtrain_copy_row(const elsh_qtrain *tr, int32_t l, int32_t j, int16_t *row)
+{
+    int32_t n_in = tr->net->layers[l].n_in;
+    size_t off = (size_t)j * (size_t)n_in;
+    for (int32_t i = 0; i < n_in; i++) row[i] = tr->w8[l] ? tr->w8[l][off + (size_t)i] : tr->master[l][off + (size_t)i];
+}
+
+/* 1 when row (int16) differs from the inference row of neuron j of layer l */
+int elsh_qtrain_row_changed(const elsh_qtrain *tr, int32_t l, int32_t j, const int16_t *row)
+{
+    int32_t n_in = tr->net->layers[l].n_in;
+    size_t off = (size_t)j * (size_t)n_in;
+    for (int32_t i = 0; i < n_in; i++)
+        if (row[i] != (tr->w8[l] ? tr->w8[l][off + (size_t)i] : tr->master[l][off + (size_t)i])) return 1;
+    return 0;
+}
+
+/* The codes of neuron j's current inference row in every table of layer l (h: [hash_dim]). */
+void elsh_qtrain_row_codes(const elsh_qtrain *tr, int32_t l, int32_t j, int32_t *h, uint32_t *codes, elsh_ops *tops)
+{
+    const elsh_qlayer *L = &tr->net->layers[l];
+    size_t off = (size_t)j * (size_t)L->n_in;
+    elsh_qhash_row(L, tr->w8[l] ? tr->w8[l] + off : NULL, tr->w8[l] ? NULL : tr->master[l] + off, h, codes, tops);
+}
+
 static void update_layer(elsh_qtrain *tr, int32_t l, elsh_ops *uops, elsh_ops *tops)
 {
     elsh_qlayer *L = &tr->net->layers[l];
-    const int32_t *idx = tr->in_idx[l];
-    int32_t n = tr->in_n[l], n_in = L->n_in;
-    int32_t lr_w = tr->cfg.lr_w[l], sh_w = tr->cfg.lr_w_shift[l];
-    int32_t lr_b = tr->cfg.lr_b[l], sh_b = tr->cfg.lr_b_shift[l];
+    elsh_qround rnd = {&tr->rng, 0};
     for (int32_t q = 0; q < L->n_active; q++) {
         int32_t j = L->active[q];
-        int64_t d = tr->delta[l][q];
-        size_t off = (size_t)j * (size_t)n_in;
-        int16_t *m = tr->master[l] + off;
-        int8_t *w8 = tr->w8[l] ? tr->w8[l] + off : NULL;
-        int32_t *vw = tr->vel_w[l] ? tr->vel_w[l] + off : NULL;
-        uint32_t *aw = tr->acc_w[l] ? tr->acc_w[l] + off : NULL;
-        if (L->use_lsh) /* the inference row before the step, to find its buckets */
-            for (int32_t i = 0; i < n_in; i++) tr->row_old[i] = w8 ? w8[i] : m[i];
-        for (int32_t p = 0; p < n; p++) {
-            int32_t i = idx ? idx[p] : p;
-            int64_t g = sat32(d * L->x[p]);
-            int64_t h = param_step(tr, g, lr_w, sh_w, vw ? vw + i : NULL, aw ? aw + i : NULL, uops);
-            int64_t nm = (int64_t)m[i] + h;
-            if (nm > MASTER_MAX) nm = MASTER_MAX;
-            if (nm < -MASTER_MAX) nm = -MASTER_MAX;
-            m[i] = (int16_t)nm;
-            if (w8) {
-                int64_t v = fs(nm + 128, 8);
-                w8[i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
-            }
-        }
-        uops->mul += (uint64_t)n;
-        uops->add += (uint64_t)n;
-        uops->weight_bytes += (uint64_t)n * (uint64_t)(2 + (w8 ? 1 : 0) + (vw ? 4 : 0) + (aw ? 4 : 0));
-        int64_t hb = param_step(tr, d, lr_b, sh_b, tr->vel_b[l] ? tr->vel_b[l] + j : NULL,
-                                tr->acc_b[l] ? tr->acc_b[l] + j : NULL, uops);
-        tr->bias[l][j] = sat32((int64_t)tr->bias[l][j] + hb);
+        if (L->use_lsh) elsh_qtrain_copy_row(tr, l, j, tr->row_old); /* the row before the step, to find its buckets */
+        elsh_qtrain_update_row(tr, l, j, tr->delta[l][q], L->x, tr->in_idx[l], tr->in_n[l], &rnd, uops);
         if (!L->use_lsh) continue;
         /* step 5: re-hash a row whose inference weights changed, move it where its code did */
-        int changed = 0;
-        for (int32_t i = 0; i < n_in && !changed; i++) changed = tr->row_old[i] != (w8 ? w8[i] : m[i]);
-        tops->cmp += (uint64_t)n_in;
+        int changed = elsh_qtrain_row_changed(tr, l, j, tr->row_old);
+        tops->cmp += (uint64_t)L->n_in;
         if (!changed) continue;
         elsh_qhash_row(L, NULL, tr->row_old, L->hash_in, tr->codes_old, tops);
-        elsh_qhash_row(L, w8, w8 ? NULL : m, L->hash_in, tr->codes_new, tops);
-        uint64_t mrow = member_row(L);
-        for (int32_t t = 0; t < L->hash.tables; t++) {
-            if (!((tr->member[l][(uint64_t)t * mrow + (uint64_t)(j >> 3)] >> (j & 7)) & 1u)) continue;
-            move_neuron(tr, l, t, j, tr->codes_old[t], tr->codes_new[t], tops);
-        }
+        elsh_qtrain_row_codes(tr, l, j, L->hash_in, tr->codes_new, tops);
+        for (int32_t t = 0; t < L->hash.tables; t++)
+            if (elsh_qtrain_stores(tr, l, t, j)) elsh_qtrain_move_neuron(tr, l, t, j, tr->codes_old[t], tr->codes_new[t], tops);
     }
 }
 
-int elsh_qtrain_step(elsh_qtrain *tr, const int8_t *xq, int32_t label)
+/* Steps 1-3 (nothing is written but the network's and the trainer's scratch): returns the
+ * prediction; the deltas of every trainable layer in tr->delta, its active set in the layer. */
+int32_t elsh_qtrain_deltas(elsh_qtrain *tr, const int8_t *xq, int32_t label)
 {
-    if (!tr || !xq) return ELSH_ERR_NULL;
-    if (!tr->attached) return ELSH_ERR_STATE;
     elsh_qnet *net = tr->net;
-    if (label < 0 || label >= net->n_classes) return ELSH_ERR_INPUT;
-    for (int p = 0; p < ELSH_PHASE_COUNT; p++) counters_begin(&net->ops, p);
     /* 1. forward, as elsh_qnet_forward */
     const int8_t *a = xq;
     const int32_t *idx = NULL;
@@ -553,15 +589,27 @@ int elsh_qtrain_step(elsh_qtrain *tr, const int8_t *xq, int32_t label)
     for (int32_t j = 1; j < O->n_out; j++)
         if (O->logits[j] > O->logits[pred]) pred = j;
     force_label(O, label, tr->in_idx[top], tr->in_n[top], &net->ops.last[ELSH_PHASE_FORWARD]);
-    /* 2-5, from the output layer down */
-    elsh_ops *bops = &net->ops.last[ELSH_PHASE_BACKWARD], *uops = &net->ops.last[ELSH_PHASE_UPDATE];
-    elsh_ops *tops = &net->ops.last[ELSH_PHASE_TABLES];
+    /* 2-3, from the output layer down, against the weights before the step */
+    elsh_ops *bops = &net->ops.last[ELSH_PHASE_BACKWARD];
     output_deltas(tr, O, label, bops);
-    for (int32_t l = top; l >= tr->first; l--) {
-        if (l > tr->first) backprop(tr, l - 1, bops);
-        update_layer(tr, l, uops, tops);
-        if (l > tr->first) hidden_deltas(tr, l - 1, bops);
+    for (int32_t l = top; l > tr->first; l--) {
+        backprop(tr, l - 1, bops);
+        hidden_deltas(tr, l - 1, bops);
     }
+    return pred;
+}
+
+int elsh_qtrain_step(elsh_qtrain *tr, const int8_t *xq, int32_t label)
+{
+    if (!tr || !xq) return ELSH_ERR_NULL;
+    if (!tr->attached) return ELSH_ERR_STATE;
+    elsh_qnet *net = tr->net;
+    if (label < 0 || label >= net->n_classes) return ELSH_ERR_INPUT;
+    for (int p = 0; p < ELSH_PHASE_COUNT; p++) counters_begin(&net->ops, p);
+    int32_t pred = elsh_qtrain_deltas(tr, xq, label);
+    /* 4-5, from the output layer down */
+    for (int32_t l = net->n_layers - 1; l >= tr->first; l--)
+        update_layer(tr, l, &net->ops.last[ELSH_PHASE_UPDATE], &net->ops.last[ELSH_PHASE_TABLES]);
     for (int p = 0; p < ELSH_PHASE_COUNT; p++) counters_end(&net->ops, p);
     tr->steps++;
     return pred;
