@@ -133,7 +133,11 @@ class FixedTrainer:
         threads: int = 1,
         thread_batch: int | None = None,
     ) -> None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        if (
+            isinstance(threads, bool)
+            or not isinstance(threads, int)
+            or not 1 <= threads <= MAX_THREADS
+        ):
             raise ValueError(f"threads={threads!r} must be an integer in 1..{MAX_THREADS}")
         if thread_batch is not None and (
             isinstance(thread_batch, bool)
@@ -142,8 +146,10 @@ class FixedTrainer:
         ):
             raise ValueError(f"thread_batch={thread_batch!r} must be an integer in 1..{MAX_BATCH}")
         # 0: one sample per step (the serial trainer); else mini-batches of this many samples
-        self.batch = thread_batch if thread_batch is not None else (
-            DEFAULT_THREAD_BATCH if threads > 1 else 0
+        self.batch = (
+            thread_batch
+            if thread_batch is not None
+            else (DEFAULT_THREAD_BATCH if threads > 1 else 0)
         )
         self.threads = threads
         if isinstance(model, (bytes, bytearray, memoryview)):

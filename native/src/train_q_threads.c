@@ -16,9 +16,9 @@
  *             which order the workers go. A worker that first changes an inference row of an
  *             LSH layer in this batch keeps the codes of the row before (old_codes), and at
  *             the end of its share hashes the rows it changed into new_codes.
- *   tables    (after a barrier) the leader moves each changed neuron (ascending, output layer
- *             first; tables ascending) from its old bucket to its new one (train_q.c step 5):
- *             buckets stay sorted, so the tables are those of moving them one by one.
+ *   tables    (after a barrier) the leader moves each neuron whose inference row changed
+ *             (layers from the output down, ids ascending, tables ascending) from its old
+ *             bucket to the one of its new row (train_q.c step 5), in that fixed order.
  *
  * So the result is the same bytes for any T at a given B (the numpy oracle
  * edge_lsh/oracle/qtrain_batch.py computes it sample by sample), but not the bytes of B = 0

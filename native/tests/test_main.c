@@ -122,6 +122,9 @@
     /* test_qtrain.c */                                                                      \
     X(test_qtrain_random_models_keep_invariants_and_save)                                    \
     X(test_qtrain_guards)                                                                    \
+    /* test_qtrain_threads.c */                                                              \
+    X(test_qtrain_threads_same_bytes_any_thread_count)                                       \
+    X(test_qtrain_threads_batch_zero_is_the_step_and_guards)                                 \
     /* test_threads.c */                                                                     \
     X(test_threads_deterministic_same_bytes)                                                 \
     X(test_threads_deterministic_batch_one_is_serial)                                        \

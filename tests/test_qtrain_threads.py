@@ -1,0 +1,138 @@
+"""The fixed-point trainer in mini-batches on threads (native/src/train_q_threads.c,
+FixedTrainer(threads=, thread_batch=)) against the numpy oracle of the batch semantics
+(edge_lsh.oracle.qtrain_batch): 1, 2, 3 and 4 threads give the same bytes at a given batch size,
+equal bit for bit to the oracle in every weight, bias, optimizer state, PRNG state, table entry
+and prediction, on random networks of every hash family; threads=1 without a batch is the
+one-sample step; resuming continues a batched run; the arena is planned exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from test_qreference import random_qmodel
+from test_qtrain import _config, _families, _inputs, assert_same_state
+
+from edge_lsh.finetune import DEFAULT_THREAD_BATCH, FixedTrainer
+from edge_lsh.format import elsh_bytes
+from edge_lsh.format.reader import parse
+from edge_lsh.native import aligned_empty, ffi, lib, ptr
+from edge_lsh.oracle import qreference
+from edge_lsh.oracle.prng import mix64
+from edge_lsh.oracle.qtrain import ADAGRAD, SGD, QTrainer
+from edge_lsh.oracle.qtrain_batch import QBatchTrainer, keyed_draw
+
+
+@pytest.mark.parametrize("optimizer", [SGD, ADAGRAD])
+@pytest.mark.parametrize("momentum", [0, 29491])
+def test_any_thread_count_gives_the_oracles_bytes(optimizer: int, momentum: int) -> None:
+    rng = np.random.default_rng(700 + 10 * optimizer + momentum % 89)
+    seen: set[tuple[int, int]] = set()
+    moved = 0
+    for case in range(9):
+        qm = random_qmodel(rng, extreme=False)
+        kind = case % 3  # all, last, the last 2
+        cfg = _config(rng, optimizer, momentum, [0, 1, min(2, qm.n_layers)][kind])
+        data = elsh_bytes(qm, tables=case % 2 == 0)
+        n = 11
+        xs, ys = _inputs(qm, rng, n), rng.integers(0, qm.n_classes, n)
+        batch = int(rng.integers(1, 6))
+        orc = QBatchTrainer(parse(data), cfg, batch)
+        want = orc.train(xs, ys)
+        saved = []
+        for threads in (1, 2, 3, 4):
+            ft = FixedTrainer(data, config=cfg, threads=threads, thread_batch=batch)
+            got = ft.steps_q(xs, ys)
+            assert got.tolist() == want, f"case {case}, {threads} threads: predictions"
+            assert_same_state(ft, orc, f"case {case}, {threads} threads")
+            saved.append(ft.save_bytes())
+        assert saved[1:] == saved[:1] * 3, f"case {case}: thread counts differ"
+        seen |= {(f, kind) for f in _families(qm)}
+        before = parse(data)
+        for li in range(orc.first, qm.n_layers):
+            L = orc.qm.layers[li]
+            if L.use_lsh:
+                moved += int(
+                    (
+                        qreference.layer_tables(L)[1]
+                        != qreference.layer_tables(before.layers[li])[1]
+                    ).sum()
+                )
+    assert {f for f, _ in seen} == {0, 1, 2}, f"families covered: {seen}"
+    assert moved > 0  # the batches did move neurons between buckets
+
+
+def test_the_keyed_draw_is_mix64_of_the_counter() -> None:
+    key = 0x0123456789ABCDEF
+    assert (
+        keyed_draw(key, 2, 999, 17, 784)
+        == mix64(key ^ (2 << 56 | 999 << 40 | 17 << 20 | 784)) >> 32
+    )
+    draws = {keyed_draw(key, 1, j, s, c) for j in range(3) for s in range(3) for c in range(3)}
+    assert len(draws) == 27
+
+
+def test_one_thread_without_a_batch_is_the_serial_step() -> None:
+    rng = np.random.default_rng(3)
+    qm = random_qmodel(rng, extreme=False)
+    cfg = _config(rng, ADAGRAD, 20000, 0)
+    data = elsh_bytes(qm)
+    xs, ys = _inputs(qm, rng, 6), rng.integers(0, qm.n_classes, 6)
+    a = FixedTrainer(data, config=cfg)
+    b = FixedTrainer(data, config=cfg, threads=1)
+    orc = QTrainer(parse(data), cfg)
+    assert a.batch == b.batch == 0 and a.train_arena_bytes == b.train_arena_bytes
+    pa = [a.step_q(x, int(y)) for x, y in zip(xs, ys)]
+    pb = b.steps_q(xs, ys).tolist()
+    assert pa == pb == [orc.step(x, int(y)) for x, y in zip(xs, ys)]
+    assert a.save_bytes() == b.save_bytes()
+    assert FixedTrainer(data, config=cfg, threads=2).batch == DEFAULT_THREAD_BATCH
+
+
+def test_resume_continues_a_batched_run() -> None:
+    rng = np.random.default_rng(11)
+    qm = random_qmodel(rng, extreme=False)
+    cfg = _config(rng, ADAGRAD, 29491, 0)
+    data = elsh_bytes(qm)
+    xs, ys = _inputs(qm, rng, 12), rng.integers(0, qm.n_classes, 12)
+    straight = FixedTrainer(data, config=cfg, threads=2, thread_batch=3)
+    straight.steps_q(xs[:6], ys[:6])
+    saved = straight.save_bytes()
+    resumed = FixedTrainer(saved, resume=True, threads=3, thread_batch=3)
+    orc = QBatchTrainer(parse(saved), dataclasses.replace(cfg, resume=1), 3)
+    want = orc.train(xs[6:], ys[6:])
+    assert straight.steps_q(xs[6:], ys[6:]).tolist() == want
+    assert resumed.steps_q(xs[6:], ys[6:]).tolist() == want
+    assert_same_state(resumed, orc, "resumed")
+    assert straight.save_bytes() == resumed.save_bytes()
+
+
+def test_the_plan_counts_the_workers_and_batch_records_exactly() -> None:
+    rng = np.random.default_rng(5)
+    qm = random_qmodel(rng, extreme=False)
+    data = elsh_bytes(qm)
+    cfg = _config(rng, SGD, 0, 0)
+    sizes = {
+        (t, b): FixedTrainer(data, config=cfg, threads=t, thread_batch=b).train_arena_bytes
+        for t, b in ((1, 1), (1, 8), (2, 8), (4, 8))
+    }
+    serial = FixedTrainer(data, config=cfg).train_arena_bytes
+    assert serial < sizes[1, 1] < sizes[1, 8] < sizes[2, 8] < sizes[4, 8]
+    ft = FixedTrainer(data, config=cfg, threads=4, thread_batch=8)
+    need = sizes[4, 8]
+    arena = aligned_empty(need)
+    tr = ffi.new("elsh_qtrain *")
+    assert lib.elsh_qtrain_attach(tr, ft.model._net, ft._cfg, ptr(arena, "void *"), need - 1) == (
+        lib.ELSH_ERR_ARENA
+    )
+
+
+@pytest.mark.parametrize("bad", [0, -1, 65, 1.5, True])
+def test_bad_thread_values_are_refused(bad: object) -> None:
+    data = elsh_bytes(random_qmodel(np.random.default_rng(1), extreme=False))
+    with pytest.raises(ValueError):
+        FixedTrainer(data, threads=bad)  # type: ignore[arg-type]
+    if bad != 65:
+        with pytest.raises(ValueError):
+            FixedTrainer(data, threads=2, thread_batch=bad)  # type: ignore[arg-type]
