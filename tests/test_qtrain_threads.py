@@ -8,12 +8,19 @@ one-sample step; resuming continues a batched run; the arena is planned exactly.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from test_qreference import random_qmodel
 from test_qtrain import _config, _families, _inputs, assert_same_state
 
+from edge_lsh.cli import main
+from edge_lsh.data import load
 from edge_lsh.finetune import DEFAULT_THREAD_BATCH, FixedTrainer
 from edge_lsh.format import elsh_bytes
 from edge_lsh.format.reader import parse
@@ -136,3 +143,92 @@ def test_bad_thread_values_are_refused(bad: object) -> None:
     if bad != 65:
         with pytest.raises(ValueError):
             FixedTrainer(data, threads=2, thread_batch=bad)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- the entry points
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "export" / "golden" / "membership_tables.elsh"  # 64-96-10, digits-shaped
+
+
+@pytest.fixture(scope="module")
+def runner() -> Path:
+    build = subprocess.run(
+        ["make", "-s", "-C", str(ROOT / "native"), "runner"], capture_output=True, text=True
+    )
+    assert build.returncode == 0, build.stderr
+    return ROOT / "native" / "build" / "edge-lsh-run"
+
+
+def test_cli_runner_and_api_give_the_same_bytes_for_every_thread_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], runner: Path
+) -> None:
+    d = load("digits", seed=0, limit=200)
+    csv = tmp_path / "train.csv"
+    with open(csv, "w") as f:
+        for x, y in zip(d.x_train, d.y_train):
+            f.write(",".join(f"{v:.9g}" for v in x) + f",{int(y)}\n")
+    tr = FixedTrainer(MODEL, threads=3, thread_batch=8)
+    tr.fit(d.x_train, d.y_train, epochs=2)
+    api = tr.save_bytes()
+    assert api != MODEL.read_bytes()
+    serial = FixedTrainer(MODEL)
+    serial.fit(d.x_train, d.y_train, epochs=2)
+    assert serial.save_bytes() != api  # mini-batches are another trainer than one-sample steps
+    for threads in (1, 2, 4):
+        out = tmp_path / f"cli{threads}.elsh"
+        args = ["finetune", str(MODEL), "--data", "digits", "--limit", "200", "--epochs", "2"]
+        args += ["--threads", str(threads), "--thread-batch", "8", "--out", str(out)]
+        assert main([*args, "--json", "--quiet"]) == 0
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert summary["threads"] == threads and summary["thread_batch"] == 8
+        assert out.read_bytes() == api, f"CLI, {threads} threads"
+        c_out = tmp_path / f"run{threads}.elsh"
+        res = subprocess.run(
+            [str(runner), str(MODEL), "--train", str(csv), "--epochs", "2", "--out", str(c_out)]
+            + ["--no-preprocess", "--threads", str(threads), "--thread-batch", "8"],
+            capture_output=True,
+            text=True,
+        )
+        assert res.returncode == 0, res.stderr
+        assert c_out.read_bytes() == api, f"runner, {threads} threads"
+    # --threads 2 without a batch: the default batch
+    out = tmp_path / "default.elsh"
+    args = ["finetune", str(MODEL), "--data", "digits", "--limit", "200", "--threads", "2"]
+    assert main([*args, "--out", str(out), "--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["thread_batch"] == DEFAULT_THREAD_BATCH
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--threads", "0"], "--threads"),
+        (["--threads", "65"], "--threads"),
+        (["--threads", "two"], "--threads"),
+        (["--thread-batch", "0"], "--thread-batch"),
+        (["--thread-batch", "65537"], "--thread-batch"),
+    ],
+)
+def test_bad_thread_options_exit_2(
+    tmp_path: Path, runner: Path, extra: list[str], message: str
+) -> None:
+    out = tmp_path / "o.elsh"
+    cli = [sys.executable, "-c", "import sys; from edge_lsh.cli import main; sys.exit(main())"]
+    res = subprocess.run(
+        [*cli, "finetune", str(MODEL), "--data", "digits", "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
+    csv = tmp_path / "t.csv"
+    csv.write_text(",".join(["0"] * 64) + ",1\n")
+    res = subprocess.run(
+        [str(runner), str(MODEL), "--train", str(csv), "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 2 and message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists()

@@ -9,12 +9,18 @@ import sys
 import time
 from typing import Any
 
-from edge_lsh.cli.argtypes import momentum, positive_float, positive_int
+from edge_lsh.cli.argtypes import momentum, positive_float, positive_int, thread_count
 from edge_lsh.cli.common import HelpFormatter, add_data_args, is_elsh, plural
 from edge_lsh.data import SPEC_HELP, load
 from edge_lsh.errors import ModelFileError
 from edge_lsh.fileio import check_input_file, check_output_file
-from edge_lsh.finetune import DEFAULT_LR, DEFAULT_MOMENTUM, FixedTrainer
+from edge_lsh.finetune import (
+    DEFAULT_LR,
+    DEFAULT_MOMENTUM,
+    DEFAULT_THREAD_BATCH,
+    MAX_BATCH,
+    FixedTrainer,
+)
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.report import print_summary
 
@@ -26,7 +32,13 @@ and the Pico 2 firmware runs on the device; the result is byte-identical on each
 samples and seed. The inputs are the data set's features, quantized as inference does.
 
 This is the device path. `edge-lsh train --from MODEL` is the float path: it continues training
-a float model (from `train --out`) on this machine, which you then export again."""
+a float model (from `train --out`) on this machine, which you then export again.
+
+--threads N (N > 1) trains in deterministic mini-batches of --thread-batch samples: each
+sample's gradient against the weights of the batch's start, the steps applied in sample order
+with a stochastic rounding keyed by (batch, layer, neuron, sample, input). The result is the same
+bytes for every --threads at a given --thread-batch (--threads 1 --thread-batch B gives them on
+one thread), but not those of the default one-sample steps."""
 
 
 def train_layers(text: str) -> str:
@@ -42,6 +54,14 @@ def train_layers(text: str) -> str:
     if n < 1:
         raise argparse.ArgumentTypeError(f"{text}: the number of last layers must be >= 1")
     return str(n)
+
+
+def thread_batch(text: str) -> int:
+    """argparse type: a mini-batch size, 1..MAX_BATCH."""
+    value = positive_int(text)
+    if value > MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"{text}: at most {MAX_BATCH} samples per batch")
+    return value
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -101,6 +121,22 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="seed of the data split and of the stochastic rounding (the samples are taken in "
         "the split's order, as edge-lsh-run --train takes a file's rows)",
     )
+    f.add_argument(
+        "--threads",
+        type=thread_count,
+        default=1,
+        metavar="N",
+        help="cores to train on: N > 1 trains in deterministic mini-batches (the same bytes for "
+        "every N); 1 without --thread-batch is the one-sample trainer of the device",
+    )
+    f.add_argument(
+        "--thread-batch",
+        type=thread_batch,
+        default=None,
+        metavar="B",
+        help=f"samples per mini-batch (default {DEFAULT_THREAD_BATCH} when --threads > 1; given "
+        "with --threads 1: the same mini-batches on one thread)",
+    )
     f.add_argument("--quiet", action="store_true", help="no progress output")
     f.set_defaults(func=run)
     return f
@@ -125,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         momentum=args.momentum,
         seed=args.seed,
+        threads=args.threads,
+        thread_batch=args.thread_batch,
     )
     data = load(
         args.data, seed=args.seed, limit=args.limit, label_column=args.label_column or "last"
@@ -136,7 +174,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(
             f"fine-tuning {args.model} in fixed point ({args.optimizer}, lr {args.lr:g}, "
-            f"momentum {args.momentum:g}, train layers {args.train_layers}, arena "
+            f"momentum {args.momentum:g}, train layers {args.train_layers}, "
+            + (
+                f"{plural(args.threads, 'thread')} in batches of {trainer.batch}, "
+                if trainer.batch
+                else ""
+            )
+            + f"arena "
             f"{trainer.arena_bytes:,} B) on {data.name}: "
             f"{data.x_train.shape[0]} train / {data.x_test.shape[0]} test, "
             f"{plural(args.epochs, 'epoch')}; test accuracy before {before * 100:.2f}%",
@@ -158,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
         "optimizer": args.optimizer,
         "lr": args.lr,
         "momentum": args.momentum,
+        "threads": args.threads,
+        "thread_batch": trainer.batch,
         "accuracy_before": before,
         "accuracy": ev["accuracy"],
         "train_seconds": fit["train_seconds"],

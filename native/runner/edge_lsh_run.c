@@ -16,6 +16,7 @@
 #define _POSIX_C_SOURCE 199309L
 #include "edge_lsh.h"
 #include "edge_lsh_finetune.h"
+#include "edge_lsh_train.h" /* ELSH_MAX_THREADS, ELSH_MAX_BATCH */
 
 #if !defined(ELSH_RUN_NO_TRAIN)
 #include "atomic_file.h"
@@ -95,6 +96,10 @@ static const char *usage =
     "  --momentum M        momentum, 0 <= M < 1 (default 0.5, as edge-lsh train's; 0: none, and\n"
     "                      4 bytes less of RAM per trainable weight)\n"
     "  --seed N            seed of the sample order and the stochastic rounding (default 0)\n"
+    "  --threads N         cores to train on (default 1): N > 1 trains in deterministic mini-batches\n"
+    "                      of --thread-batch samples, the same bytes for every N (and as\n"
+    "                      `edge-lsh finetune --threads`); 1 without --thread-batch: one sample a step\n"
+    "  --thread-batch B    samples per mini-batch (default 16 when --threads > 1)\n"
     "  --version           print the version (and the .elsh format version read) and exit\n"
     "  --help              this text\n"
     "exit status: 0 done; 2 a bad argument, model or input (a message on stderr); 1 out of memory\n"
@@ -784,6 +789,8 @@ typedef struct {
     float lr;
     double momentum;
     uint32_t seed;
+    int32_t threads;      /* --threads (1) */
+    int32_t batch;        /* --thread-batch, 0: not given */
     int given; /* any fine-tuning option seen */
 } train_opts;
 
@@ -836,6 +843,16 @@ static int parse_train_option(train_opts *o, const char *a, const char *v)
             fprintf(stderr, "edge-lsh-run: --momentum must be a number in [0, 1), got %s\n", v);
             return 1;
         }
+    } else if (!strcmp(a, "--threads") || !strcmp(a, "--thread-batch")) {
+        int threads = !strcmp(a, "--threads");
+        long most = threads ? ELSH_MAX_THREADS : ELSH_MAX_BATCH;
+        long n = strtol(v, &end, 10);
+        if (*end || errno || end == v || n < 1 || n > most) {
+            fprintf(stderr, "edge-lsh-run: %s must be 1..%ld, got %s\n", a, most, v);
+            return 1;
+        }
+        if (threads) o->threads = (int32_t)n;
+        else o->batch = (int32_t)n;
     } else {
         unsigned long s = strtoul(v, &end, 10);
         if (*end || errno || end == v || v[0] == '-' || s > 0xFFFFFFFFul) {
@@ -920,6 +937,8 @@ static int train_and_save(elsh_qnet *net, const rows *r, const train_opts *o, co
     cfg.train_layers = o->train_layers;
     cfg.seed = o->seed;
     cfg.momentum_q15 = momentum_q15(o->momentum);
+    cfg.threads = o->threads;
+    cfg.batch = o->batch ? o->batch : o->threads > 1 ? 16 : 0; /* edge_lsh.finetune's default */
     if (st == ELSH_OK && o->train_layers > shape.n_layers) {
         fprintf(stderr, "edge-lsh-run: --train-layers %d: the model has %d layers\n", (int)o->train_layers,
                 (int)shape.n_layers);
@@ -955,11 +974,15 @@ static int train_and_save(elsh_qnet *net, const rows *r, const train_opts *o, co
     st = elsh_qtrain_attach(&tr, net, &cfg, arena, need);
     double t0 = now_us();
     for (long e = 0; e < o->epochs && st == ELSH_OK; e++) {
-        for (int64_t i = 0; i < r->n; i++) {
-            int p = elsh_qtrain_step(&tr, xq + i * shape.n_in, r->label[i]);
-            if (p < 0) {
-                st = p;
-                break;
+        if (cfg.batch > 0) {
+            st = elsh_qtrain_steps(&tr, xq, r->label, r->n, NULL);
+        } else {
+            for (int64_t i = 0; i < r->n; i++) {
+                int p = elsh_qtrain_step(&tr, xq + i * shape.n_in, r->label[i]);
+                if (p < 0) {
+                    st = p;
+                    break;
+                }
             }
         }
         fprintf(stderr, "edge-lsh-run: epoch %ld/%ld done\n", e + 1, o->epochs);
@@ -985,10 +1008,14 @@ static int train_and_save(elsh_qnet *net, const rows *r, const train_opts *o, co
     }
     char layers[24] = "all";
     if (o->train_layers) snprintf(layers, sizeof layers, "the last %d", (int)o->train_layers);
-    printf("# fine-tuned: %lld samples x %ld epochs in %.2f s (%.0f samples/s), %s, train layers %s, arena %zu + %zu "
-           "bytes\n",
+    char threads[64] = "";
+    if (cfg.batch > 0)
+        snprintf(threads, sizeof threads, ", %d thread%s in batches of %d", (int)cfg.threads, cfg.threads > 1 ? "s" : "",
+                 (int)cfg.batch);
+    printf("# fine-tuned: %lld samples x %ld epochs in %.2f s (%.0f samples/s), %s, train layers %s%s, arena %zu + "
+           "%zu bytes\n",
            (long long)r->n, o->epochs, seconds, seconds > 0 ? (double)r->n * (double)o->epochs / seconds : 0.0,
-           o->adagrad ? "adagrad" : "sgd", layers, shape.arena_bytes, need);
+           o->adagrad ? "adagrad" : "sgd", layers, threads, shape.arena_bytes, need);
     printf("# accuracy on the samples: before %.2f%%, after %.2f%%\n", 100.0 * (double)correct_before / (double)r->n,
            100.0 * (double)correct / (double)r->n);
     printf("# saved: %s (%zu bytes)\n", o->out, bytes);
@@ -1015,6 +1042,7 @@ int main(int argc, char **argv)
     topt.momentum = DEFAULT_MOMENTUM;
     topt.epochs = 1;
     topt.train_layers = TRAIN_ALL;
+    topt.threads = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -1044,7 +1072,8 @@ int main(int argc, char **argv)
             info_only = 1;
         } else if (!strcmp(a, "--train") || !strcmp(a, "--out") || !strcmp(a, "--epochs") ||
                    !strcmp(a, "--train-layers") || !strcmp(a, "--optimizer") || !strcmp(a, "--lr") ||
-                   !strcmp(a, "--momentum") || !strcmp(a, "--seed")) {
+                   !strcmp(a, "--momentum") || !strcmp(a, "--seed") || !strcmp(a, "--threads") ||
+                   !strcmp(a, "--thread-batch")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "edge-lsh-run: %s needs a value\n%s", a, usage);
                 return EXIT_BAD;
