@@ -22,6 +22,7 @@ BAD = {
     "bench_fixed.py": ["--hidden", "0"],
     "bench_fractions.py": ["--fractions", "5,0"],
     "bench_latency.py": ["--active", "200"],
+    "bench_qtrain_threads.py": ["--rounds", "0"],
     "bench_threads.py": ["--threads", "0"],
     "count_instructions.py": ["--model", "m.elsh", "--inputs", "1"],
     "get_mnist_idx.py": ["--to", "README.md"],  # a file, not a folder: refused before any download
