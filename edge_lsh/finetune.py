@@ -15,9 +15,11 @@ without thread_batch is the one-sample step (bit-identical to earlier releases).
 The step itself takes only integers. A float learning rate becomes, per layer, an integer
 multiplier and shift (``rates``, the C kernel's elsh_qtrain_rates): for Adagrad, the first
 step of a weight moves it by about lr / weight_scale int8 steps (its real value by about lr, as
-the float Adagrad of ``train`` does), the layer's mean weight scale standing for each
-neuron's; for SGD, the step is lr * dL/dw in real units, likewise. The numbers
-``FixedTrainer.config`` holds are exactly what a device is given (``elsh_qtrain_config``).
+the float Adagrad of ``train`` does): the rates are for the layer's mean weight scale, and the
+step scales them per neuron by mean / the neuron's own scale (train_q.c step 4); for SGD, the
+step is lr * dL/dw in real units, the layer's mean weight scale standing for each neuron's.
+The numbers ``FixedTrainer.config`` holds are exactly what a device is given
+(``elsh_qtrain_config``).
 
 The defaults: Adagrad, lr 0.01, momentum 0.5. The momentum is the float trainer's
 (``TrainConfig``, what ``train --from`` fine-tunes with); without it, the float path itself ends

@@ -528,3 +528,62 @@ def test_hostile_state_sections_get_the_same_code_from_both_readers() -> None:
     for name, (edit, want) in cases.items():
         c, p = _verdicts(rebuilt(edit))
         assert c == p == want, (name, c, p)
+
+
+def _rates_edge_model(rng: np.random.Generator) -> QModel:
+    """A random model whose trainable layers' REQUANT covers every branch of Adagrad's
+    per-neuron rate factor (train_q.c step 4): a zero multiplier, a neuron far below the
+    layer's largest shift (e > 32), one whose factor is capped at 2^20, and ordinary ones
+    above and below the layer's mean scale."""
+    qm = random_qmodel(rng, extreme=False)
+    for L in qm.layers:
+        mult = L.multiplier.astype(np.int64)
+        shift = L.shift.astype(np.int64)
+        top = int(shift.max())
+        n = L.n_out
+        if n >= 4:
+            mult[0] = 0
+            shift[1] = max(-31, top - 20)  # e = 16 + 20 > 32
+            mult[2], shift[2] = 2**31 - 1, top
+            shift[3] = max(-31, top - 8)  # 2^8 below the others: factor capped
+        L.multiplier = mult.astype(L.multiplier.dtype)
+        L.shift = shift.astype(L.shift.dtype)
+    return qm
+
+
+def test_adagrad_per_neuron_rates_every_branch(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(23)
+    branches = {"zero": 0, "far": 0, "capped": 0, "below": 0, "above": 0}
+    factor = QTrainer._rate_factor
+
+    def counting(self: QTrainer, L: Any, st: Any, j: int) -> int:
+        f = factor(self, L, st, j)
+        e = 16 + st.max_shift - int(L.shift[j])
+        if int(L.multiplier[j]) == 0:
+            branches["zero"] += 1
+        elif e > 32:
+            branches["far"] += 1
+        elif f == 1 << 20:
+            branches["capped"] += 1
+        else:
+            branches["below" if f < 1 << 16 else "above"] += 1
+        return f
+
+    monkeypatch.setattr(QTrainer, "_rate_factor", counting)
+    for case in range(8):
+        qm = _rates_edge_model(rng)
+        cfg = _config(rng, ADAGRAD, 29491 if case % 2 else 0, 0, big=case % 4 == 3)
+        labels = rng.integers(0, qm.n_classes, 6)
+        run_both(qm, cfg, _inputs(qm, rng, 6), labels, tables=case % 2 == 0)
+    assert all(v > 0 for v in branches.values()), branches
+
+
+def test_per_neuron_rates_planted_bug_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The oracle with one rate for the whole layer (the step before per-neuron rates): the
+    comparison with the C step must fail, so the tests above do check the factor."""
+    monkeypatch.setattr(QTrainer, "_rate_factor", lambda self, L, st, j: 1 << 16)
+    rng = np.random.default_rng(23)
+    qm = _rates_edge_model(rng)
+    cfg = _config(rng, ADAGRAD, 0, 0)
+    with pytest.raises(AssertionError):
+        run_both(qm, cfg, _inputs(qm, rng, 6), rng.integers(0, qm.n_classes, 6))

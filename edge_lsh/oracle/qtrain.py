@@ -10,9 +10,10 @@ The arithmetic, in short (train_q.c says it exactly): the forward pass of infere
 label forced into an LSH output layer's active set), an integer softmax (a fixed-point exp
 with a degree-5 polynomial for 2^f in Q30), deltas with respect to each layer's int32
 accumulator scaled by the layer's requantization multipliers in per-layer Q formats, SGD or
-Adagrad (an integer rsqrt: floor((2^32 - 1) / (isqrt(acc) + 1))) with optional momentum, all
-steps in 2^-16 units of the int16 master and rounded stochastically with the kernel's PRNG;
-the inference weights re-derived, and the neurons whose rows changed moved between buckets of
+Adagrad (an integer rsqrt: floor((2^32 - 1) / (isqrt(acc) + 1)); rates per neuron, scaled by
+the neuron's weight scale against the layer's mean) with optional momentum, all steps in
+2^-16 units of the int16 master and rounded stochastically with the kernel's PRNG; the
+inference weights re-derived, and the neurons whose rows changed moved between buckets of
 CSR tables whose sizes never change. Every value is an int64 (or Python int): no float.
 """
 
@@ -96,6 +97,7 @@ class _State:
     frac_bits: int
     max_shift: int
     grad_exp: int
+    scale_ref: int  # Adagrad's ws_ref (train_q.c step 4)
 
 
 class QTrainer:
@@ -159,6 +161,10 @@ class QTrainer:
 
             if saved is not None:
                 master = np.asarray(saved.master, np.int64).copy()
+            mult = L.multiplier.astype(np.int64)
+            pos = mult > 0
+            scaled = fs(mult[pos], ms - L.shift.astype(np.int64)[pos])
+            ref = int(scaled.sum()) // int(pos.sum()) if pos.any() else 0
             self.state[li] = _State(
                 master=master,
                 bias=L.bias.astype(np.int64),
@@ -170,6 +176,7 @@ class QTrainer:
                 frac_bits=8 if L.weight_bits == 8 else 0,
                 max_shift=ms,
                 grad_exp=ge,
+                scale_ref=ref if ref > 0 else 1,
             )
 
     # ------------------------------------------------------------------ forward
@@ -308,6 +315,16 @@ class QTrainer:
         draw, n_in for the bias): the trainer's PRNG, in order."""
         return np.array(self.prng.u32_array(n), dtype=np.int64)
 
+    def _rate_factor(self, L: QLayer, st: _State, j: int) -> int:
+        """Step 4's f_j: neuron j's Adagrad rate against the layer's, in Q16."""
+        mult = int(L.multiplier[j])
+        if mult <= 0:
+            return 1 << 16
+        e = 16 + st.max_shift - int(L.shift[j])
+        if e > 32:
+            return 1 << 20
+        return min(1 << 20, (st.scale_ref << e) // mult)
+
     def _update(
         self,
         li: int,
@@ -323,11 +340,15 @@ class QTrainer:
         cols = np.arange(L.n_in) if idx is None else idx
         for q, j in enumerate(active.tolist()):
             d = int(delta[q])
+            lr_w, lr_b = cfg.lr_w[li], cfg.lr_b[li]
+            if cfg.optimizer == ADAGRAD:  # the neuron's own rates
+                f = self._rate_factor(L, st, j)
+                lr_w, lr_b = (lr_w * f) >> 16, (lr_b * f) >> 16
             old_row = L.weights[j].astype(np.int64).copy()
             g = sat32(d * x)
             vel = None if st.vel_w is None else st.vel_w[j, cols]
             acc = None if st.acc_w is None else st.acc_w[j, cols]
-            s, vel, acc = self._steps(g, cfg.lr_w[li], cfg.lr_w_shift[li], vel, acc)
+            s, vel, acc = self._steps(g, lr_w, cfg.lr_w_shift[li], vel, acc)
             if vel is not None:
                 assert st.vel_w is not None
                 st.vel_w[j, cols] = vel
@@ -336,9 +357,7 @@ class QTrainer:
                 st.acc_w[j, cols] = acc
             vb = None if st.vel_b is None else st.vel_b[j : j + 1]
             ab = None if st.acc_b is None else st.acc_b[j : j + 1]
-            sb, vb, ab = self._steps(
-                np.array([d], np.int64), cfg.lr_b[li], cfg.lr_b_shift[li], vb, ab
-            )
+            sb, vb, ab = self._steps(np.array([d], np.int64), lr_b, cfg.lr_b_shift[li], vb, ab)
             if vb is not None:
                 assert st.vel_b is not None
                 st.vel_b[j] = vb[0]

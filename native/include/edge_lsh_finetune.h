@@ -49,8 +49,9 @@ typedef struct {
     int32_t optimizer;       /* ELSH_QTRAIN_SGD or ELSH_QTRAIN_ADAGRAD */
     int32_t train_layers;    /* the last N layers train (1 = the output layer only); 0 = all */
     int32_t momentum_q15;    /* momentum * 2^15, 0..32767; 0 keeps no velocity state */
-    /* per layer: weight step = g * lr_w >> lr_w_shift (Adagrad: of the normalized gradient),
-     * in 2^-16 units of the master weight; bias step likewise with lr_b, lr_b_shift */
+    /* per layer: weight step = g * lr_w >> lr_w_shift (Adagrad: of the normalized gradient,
+     * with lr_w scaled per neuron by its weight scale, train_q.c step 4), in 2^-16 units of
+     * the master weight; bias step likewise with lr_b, lr_b_shift */
     int32_t lr_w[ELSH_MAX_LAYERS];
     int32_t lr_w_shift[ELSH_MAX_LAYERS];
     int32_t lr_b[ELSH_MAX_LAYERS];
@@ -99,6 +100,7 @@ typedef struct {
     uint64_t steps;
     int32_t grad_exp[ELSH_MAX_LAYERS];
     int32_t max_shift[ELSH_MAX_LAYERS];
+    int64_t scale_ref[ELSH_MAX_LAYERS];  /* the mean weight scale the rates stand for (train_q.c 4) */
     int16_t *master[ELSH_MAX_LAYERS];
     int8_t *w8[ELSH_MAX_LAYERS];
     int32_t *bias[ELSH_MAX_LAYERS];

@@ -44,7 +44,18 @@
  *      SGD:      s = -fs(g * lr, shift)
  *      Adagrad:  r = clamp(fs(g, 16), -32767, 32767); acc = min(2^32 - 1, acc + r^2);
  *                rs = floor((2^32 - 1) / (isqrt(acc) + 1)) (the integer rsqrt; isqrt = floor
- *                of the square root); t = fs(g * rs, 32); s = -fs(t * lr, shift)
+ *                of the square root); t = fs(g * rs, 32); s = -fs(t * lr_j, shift)
+ *    Adagrad's rates are per neuron: lr_j = fs(lr * f_j, 16) (weights and bias alike), with
+ *    f_j = ws_ref / ws_j in Q16, so that a first step moves each weight's real value by about
+ *    the float lr, as float Adagrad does, whatever the neuron's own weight scale ws_j (the
+ *    rates, elsh_qtrain_rates, stand for the layer's mean scale ws_ref). In integers, with
+ *    v_k = fs(mult_k, maxshift - shift_k) (neuron k's scale relative to the largest shift):
+ *    ws_ref = floor(sum of v_k over the neurons with mult_k > 0 / their count) (at attach;
+ *    1 when that is 0); f_j = 2^16 when mult_j <= 0, else with e = 16 + maxshift - shift_j:
+ *    f_j = 2^20 when e > 32, else min(2^20, floor(ws_ref 2^e / mult_j)) (a neuron gets at
+ *    most 16 times the layer's rate). On MNIST-5k's 784-input layer the neurons' scales
+ *    spread over 0.2..3.3 times their mean; one rate for all cost 2 points against float
+ *    (tools/finetune/results/domain-shift-rates.md).
  *      momentum (mu = momentum_q15 > 0): v = sat32(fs(v * mu, 15) + s); s = v
  *    Stochastic rounding: h = fs(s, 16), f = s - 2^16 h; if f > 0 one PRNG draw u (elsh_prng,
  *    seeded with cfg.seed) and h += 1 when (u >> 16) < f. Master: m = clamp(m + h, -32767,
@@ -258,6 +269,13 @@ int elsh_qtrain_attach(elsh_qtrain *tr, elsh_qnet *net, const elsh_qtrain_config
             if (L->shift[j] > ms) ms = L->shift[j];
         tr->max_shift[l] = ms;
         tr->grad_exp[l] = elsh_grad_exp(L, l == net->n_layers - 1, l == net->n_layers - 1 ? 0 : tr->grad_exp[l + 1]);
+        int64_t sum = 0, count = 0; /* step 4's ws_ref */
+        for (int32_t j = 0; j < L->n_out; j++)
+            if (L->multiplier[j] > 0) {
+                sum += fs(L->multiplier[j], ms - L->shift[j]);
+                count++;
+            }
+        tr->scale_ref[l] = count && sum / count > 0 ? sum / count : 1;
         uint64_t nw = row_bytes(L);
         if (L->weight_bits == 8) {
             for (uint64_t w = 0; w < nw; w++) {
@@ -410,7 +428,7 @@ static void hidden_deltas(elsh_qtrain *tr, int32_t l, elsh_ops *bops)
 }
 
 /* Step 4 for one parameter: the step in 2^-16 units, rounded stochastically to an integer. */
-static int64_t param_step(const elsh_qtrain *tr, int64_t g, int32_t lr, int32_t shift, int32_t *vel, uint32_t *acc,
+static int64_t param_step(const elsh_qtrain *tr, int64_t g, int64_t lr, int32_t shift, int32_t *vel, uint32_t *acc,
                           elsh_qround *rnd, uint32_t col, elsh_ops *uops)
 {
     int64_t s;
@@ -421,8 +439,8 @@ static int64_t param_step(const elsh_qtrain *tr, int64_t g, int32_t lr, int32_t 
         uint64_t sum = (uint64_t)*acc + (uint64_t)(r * r);
         *acc = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
         uint32_t rs = UINT32_MAX / (isqrt32(*acc) + 1u);
-        int64_t t = fs(g * (int64_t)rs, 32);
-        s = -fs(t * lr, shift);
+        int64_t t = fs(g * (int64_t)rs, 32); /* |t| <= 2^16 + 1 */
+        s = -fs(t * lr, shift);               /* lr < 2^35 */
         uops->mul += 4u;
         uops->add += 20u; /* the isqrt's 16 rounds counted as adds */
     } else {
@@ -482,12 +500,30 @@ void elsh_qtrain_move_neuron(elsh_qtrain *tr, int32_t l, int32_t t, int32_t j, u
 
 /* Step 4 for neuron j of layer l: its weights at the n input positions idx (NULL: 0..n-1)
  * with x the input minus its zero point there, then its bias; the inference row re-derived. */
+/* Step 4's f_j: neuron j's Adagrad rate against the layer's, in Q16. */
+static int64_t rate_factor(const elsh_qtrain *tr, const elsh_qlayer *L, int32_t l, int32_t j)
+{
+    int64_t mult = L->multiplier[j];
+    if (mult <= 0) return INT64_C(1) << 16;
+    int32_t e = 16 + tr->max_shift[l] - L->shift[j];
+    if (e > 32) return INT64_C(1) << 20;
+    int64_t f = (tr->scale_ref[l] << e) / mult; /* ws_ref < 2^31, e <= 32 */
+    return f > (INT64_C(1) << 20) ? INT64_C(1) << 20 : f;
+}
+
 void elsh_qtrain_update_row(const elsh_qtrain *tr, int32_t l, int32_t j, int64_t d, const int16_t *x,
                             const int32_t *idx, int32_t n, elsh_qround *rnd, elsh_ops *uops)
 {
     const elsh_qlayer *L = &tr->net->layers[l];
-    int32_t lr_w = tr->cfg.lr_w[l], sh_w = tr->cfg.lr_w_shift[l];
-    int32_t lr_b = tr->cfg.lr_b[l], sh_b = tr->cfg.lr_b_shift[l];
+    int64_t lr_w = tr->cfg.lr_w[l], lr_b = tr->cfg.lr_b[l];
+    int32_t sh_w = tr->cfg.lr_w_shift[l], sh_b = tr->cfg.lr_b_shift[l];
+    if (tr->cfg.optimizer == ELSH_QTRAIN_ADAGRAD) { /* the neuron's own rates */
+        int64_t f = rate_factor(tr, L, l, j);
+        lr_w = fs(lr_w * f, 16);
+        lr_b = fs(lr_b * f, 16);
+        uops->mul += 3u; /* the division counted as one */
+        uops->cmp += 2u;
+    }
     size_t off = (size_t)j * (size_t)L->n_in;
     int16_t *m = tr->master[l] + off;
     int8_t *w8 = tr->w8[l] ? tr->w8[l] + off : NULL;

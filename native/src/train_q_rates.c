@@ -7,8 +7,9 @@
  * Per layer l, with ws = the mean over its neurons of the weight scale multiplier_j 2^(shift_j
  * - 31) out_scale / in_scale (the real value of one inference-weight step), frac = 8 (int8) or
  * 0 (int16) and the rate r given as m 2^-s (m in [2^20, 2^30) where the shift 0..62 allows):
- *   Adagrad  weights r = lr / ws 2^frac          (a first step moves a weight by about lr)
- *            biases  r = lr / (in_scale ws)
+ *   Adagrad  weights r = lr / ws 2^frac          (a first step moves a weight by about lr;
+ *            biases  r = lr / (in_scale ws)       the step scales both by ws / ws_j for
+ *                                                 neuron j, train_q.c step 4)
  *   SGD      weights r = lr / ws^2 u 2^(frac + 16), u = out_scale_top 2^(-15 - grad_exp_l)
  *            biases  r = lr / (in_scale ws)^2 u 2^16   (real SGD: dL/dw = g u / ws)      */
 #include "internal.h"
