@@ -229,6 +229,12 @@ int32_t elsh_tables_update(elsh_layer *layer);
  * names, in the order elsh_tables_update makes them (the same tables). */
 void elsh_tables_hash_dirty(elsh_layer *layer, int32_t lo, int32_t hi, uint32_t *codes);
 int32_t elsh_tables_update_from(elsh_layer *layer, const uint32_t *codes);
+/* The moves of elsh_tables_update_from in tables t_lo..t_hi-1 only, the dirty flags left as
+ * they are (the caller clears them once every table is done). Tables share no bucket, so
+ * threads moving disjoint ranges of tables at once make the tables elsh_tables_update_from
+ * makes. FIFO layers only (a full bucket under the reservoir policy draws from the layer's
+ * one generator, in the one-thread order of neurons and tables). */
+void elsh_tables_move_from(elsh_layer *layer, const uint32_t *codes, int32_t t_lo, int32_t t_hi);
 /* Number of neurons currently stored in table t (sum of bucket lengths). */
 int32_t elsh_tables_count(const elsh_layer *layer, int32_t t);
 

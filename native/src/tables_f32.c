@@ -114,6 +114,22 @@ static void move_neuron(elsh_layer *L, int32_t j, const uint32_t *codes)
     }
 }
 
+void elsh_tables_move_from(elsh_layer *L, const uint32_t *codes, int32_t t_lo, int32_t t_hi)
+{
+    counters_begin(&L->ops, ELSH_PHASE_TABLES);
+    size_t T = (size_t)L->hash.tables;
+    for (int32_t j = 0; j < L->n_out; j++) {
+        if (!L->dirty[j]) continue;
+        const uint32_t *code = codes + (size_t)j * T;
+        for (int32_t t = t_lo; t < t_hi; t++) { /* move_neuron on these tables */
+            if (L->neuron_bucket[(size_t)j * T + (size_t)t] == code[t]) continue;
+            remove_neuron(L, t, j);
+            insert_neuron(L, t, code[t], j);
+        }
+    }
+    counters_end(&L->ops, ELSH_PHASE_TABLES);
+}
+
 int32_t elsh_tables_update(elsh_layer *L)
 {
     elsh_ops *ops = counters_begin(&L->ops, ELSH_PHASE_TABLES);

@@ -34,6 +34,13 @@
 
 #include <string.h>
 
+/* PROFILE_MARK(w, PART): worker w ends a stretch of PART here. Nothing in the library; the
+ * measuring tool tools/bench/threads_split.c compiles this file with its own definition, which
+ * adds the time since the worker's previous mark to PART's total. */
+#ifndef PROFILE_MARK
+#define PROFILE_MARK(w, part) ((void)0)
+#endif
+
 void elsh_thread_config_default(elsh_thread_config *th)
 {
     if (!th) return;
@@ -77,6 +84,11 @@ typedef struct {
     int32_t *rec_active[ELSH_MAX_LAYERS]; /* [batch][active_capacity] */
     float *rec_act[ELSH_MAX_LAYERS];      /* [batch][active_capacity] */
     float *rec_delta[ELSH_MAX_LAYERS];    /* [batch][active_capacity] */
+    int32_t widest;                 /* the most neurons of a layer */
+    int32_t *touched;               /* [n_workers][widest] deterministic: steps of each row in the batch */
+    int64_t *row_end;               /* [n_workers][widest] deterministic: where each row's steps end */
+    uint64_t steps_capacity;        /* batch * the largest active_capacity */
+    int64_t *row_steps;             /* [n_workers][steps_capacity] deterministic: steps by row */
     /* training: the new codes of the dirty neurons of each LSH layer, hashed by all workers */
     uint32_t *codes[ELSH_MAX_LAYERS];     /* [n_out][tables] */
     /* the call */
@@ -89,7 +101,8 @@ typedef struct {
     float *probs;
     /* the current step, set by the leader */
     int64_t start, count;
-    int hashing;                    /* this step hashes dirty neurons instead of training */
+    int64_t next_sample;            /* deterministic phase 1: the next sample to take (atomic) */
+    int hash_after;                 /* this step's training is followed by hashing the dirty neurons */
     int stop;
     barrier bar;
 } job;
@@ -110,7 +123,17 @@ static void carve_work(job *jb, const elsh_net *net, const elsh_thread_config *t
         if (net->layers[l].use_lsh)
             jb->codes[l] = elsh_arena_take(a, (uint64_t)net->layers[l].n_out * (uint64_t)net->layers[l].hash.tables, 4);
     if (th->mode != ELSH_THREADS_DETERMINISTIC) return;
+    jb->widest = 0;
+    for (int32_t l = 0; l < net->n_layers; l++)
+        if (net->layers[l].n_out > jb->widest) jb->widest = net->layers[l].n_out;
+    jb->touched = elsh_arena_take(a, (uint64_t)T * (uint64_t)jb->widest, 4);
+    jb->row_end = elsh_arena_take(a, (uint64_t)T * (uint64_t)jb->widest, 8);
     uint64_t B = (uint64_t)th->batch;
+    jb->steps_capacity = 0;
+    for (int32_t l = 0; l < net->n_layers; l++)
+        if (B * (uint64_t)net->layers[l].active_capacity > jb->steps_capacity)
+            jb->steps_capacity = B * (uint64_t)net->layers[l].active_capacity;
+    jb->row_steps = elsh_arena_take(a, (uint64_t)T * jb->steps_capacity, 8);
     jb->rec_loss = elsh_arena_take(a, B, 4);
     jb->rec_pred = elsh_arena_take(a, B, 4);
     for (int32_t l = 0; l < net->n_layers; l++) {
@@ -205,15 +228,27 @@ static void async_share(job *jb, int32_t w)
 #endif
 }
 
-/* Phase 1: the shard's samples against the snapshot, recorded. */
+/* The next sample of the batch that no worker has taken yet (>= count: none left). */
+static int64_t take_sample(job *jb)
+{
+#if ELSH_THREADS
+    return __atomic_fetch_add(&jb->next_sample, 1, __ATOMIC_RELAXED);
+#else
+    return jb->next_sample++;
+#endif
+}
+
+/* Phase 1: samples of the batch against the snapshot, recorded. Each worker takes the next
+ * sample nobody has taken yet, so a worker the machine slows down takes fewer; which worker
+ * records a sample changes nothing in the record (every worker's scratch is rewritten by
+ * each sample, and the parameters are only read). */
 static void record_share(job *jb, int32_t w)
 {
     elsh_layer_passes snapshot_passes;
     snapshot_passes.forward = elsh_layer_forward_f32;
     snapshot_passes.backward = elsh_layer_backprop_f32;
     elsh_net *me = &jb->workers[w];
-    int64_t lo = jb->count * w / jb->n_workers, hi = jb->count * (w + 1) / jb->n_workers;
-    for (int64_t s = lo; s < hi; s++) {
+    for (int64_t s = take_sample(jb); s < jb->count; s = take_sample(jb)) {
         int32_t label;
         const float *x = row_of(jb, jb->start + s, &label);
         float loss = 0.0f;
@@ -235,31 +270,90 @@ static void record_share(job *jb, int32_t w)
     }
 }
 
-/* Phase 2: every recorded sample's optimizer step, in sample order, on this worker's rows. */
-static void apply_share(job *jb, int32_t w)
+/* Worker w's rows [*lo, *hi) of layer l in phase 2: the layer's rows cut into n_workers
+ * ranges of about the same number of optimizer steps in this batch (hot rows take a step
+ * for every sample that has them active). Every worker cuts the same way from the same
+ * records, so the ranges fit together without a word between the workers. */
+static void rows_of(job *jb, int32_t w, int32_t l, int32_t *lo, int32_t *hi)
+{
+    int32_t n_out = jb->net->layers[l].n_out, cap = jb->net->layers[l].active_capacity;
+    int32_t T = jb->n_workers;
+    int32_t *touched = jb->touched + (size_t)w * (size_t)jb->widest;
+    memset(touched, 0, (size_t)n_out * sizeof(int32_t));
+    int64_t total = 0;
+    for (int64_t s = 0; s < jb->count; s++) {
+        const int32_t *active = jb->rec_active[l] + (size_t)s * (size_t)cap;
+        int32_t n = jb->rec_n[l][s];
+        for (int32_t a = 0; a < n; a++) touched[active[a]]++;
+        total += n;
+    }
+    /* cut k (0 < k < T): the first row j with (steps of rows below j) * T >= total * k */
+    int64_t below = 0;
+    *lo = w == 0 ? 0 : -1;
+    *hi = w == T - 1 ? n_out : -1;
+    for (int32_t j = 0; j < n_out && (*lo < 0 || *hi < 0); j++) {
+        if (*lo < 0 && below * T >= total * w) *lo = j;
+        if (below * T >= total * (w + 1)) *hi = j;
+        below += touched[j];
+    }
+    if (*lo < 0) *lo = n_out;
+    if (*hi < 0) *hi = n_out;
+}
+
+/* Phase 2 on layer l: every recorded step of the rows [lo, hi), row after row, each row's
+ * steps in sample order. A row's steps read and write only that row's parameters and the
+ * records, so taking the rows one at a time gives the bits of taking the samples one at a
+ * time; but a hot row (active in most samples of the batch) stays in the core's cache for
+ * all its steps instead of being fetched once per sample. touched[] holds the steps per row
+ * (rows_of). */
+static void apply_rows(job *jb, int32_t w, int32_t l, int32_t lo, int32_t hi, float mom)
 {
     elsh_net *me = &jb->workers[w];
+    elsh_layer *L = &me->layers[l];
     const elsh_train_config *tc = jb->tc;
-    float mom = elsh_momentum_at(tc, jb->epoch);
+    size_t cap = (size_t)L->active_capacity;
+    const int32_t *touched = jb->touched + (size_t)w * (size_t)jb->widest;
+    int64_t *end = jb->row_end + (size_t)w * (size_t)jb->widest;
+    int64_t *steps = jb->row_steps + (size_t)w * jb->steps_capacity;
+    int64_t at = 0;
+    for (int32_t j = lo; j < hi; j++) { /* where row j's steps go; end[j] moves past them */
+        end[j] = at;
+        at += touched[j];
+    }
     for (int64_t s = 0; s < jb->count; s++) {
-        const float *x = row_of(jb, jb->start + s, NULL);
-        for (int32_t l = 0; l < me->n_layers; l++) {
-            elsh_layer *L = &me->layers[l];
-            int32_t lo = (int32_t)((int64_t)L->n_out * w / jb->n_workers);
-            int32_t hi = (int32_t)((int64_t)L->n_out * (w + 1) / jb->n_workers);
-            const float *in_val = x;
+        const int32_t *active = jb->rec_active[l] + (size_t)s * cap;
+        for (int32_t a = 0; a < jb->rec_n[l][s]; a++)
+            if (active[a] >= lo && active[a] < hi) steps[end[active[a]]++] = s * (int64_t)cap + a;
+    }
+    for (int32_t j = lo; j < hi; j++)
+        for (int64_t e = end[j] - touched[j]; e < end[j]; e++) {
+            int64_t s = steps[e] / (int64_t)cap;
+            const float *in_val = row_of(jb, jb->start + s, NULL);
             const int32_t *in_idx = NULL;
             int32_t in_n = me->cfg.n_in;
             if (l > 0) {
-                size_t at = (size_t)s * (size_t)me->layers[l - 1].active_capacity;
-                in_val = jb->rec_act[l - 1] + at;
-                in_idx = me->layers[l - 1].use_lsh ? jb->rec_active[l - 1] + at : NULL;
+                size_t in_at = (size_t)s * (size_t)me->layers[l - 1].active_capacity;
+                in_val = jb->rec_act[l - 1] + in_at;
+                in_idx = me->layers[l - 1].use_lsh ? jb->rec_active[l - 1] + in_at : NULL;
                 in_n = jb->rec_n[l - 1][s];
             }
-            size_t at = (size_t)s * (size_t)L->active_capacity;
-            elsh_layer_update_rows_f32(L, jb->rec_active[l] + at, jb->rec_delta[l] + at, jb->rec_n[l][s],
-                                       in_val, in_idx, in_n, lo, hi, tc->lr, mom, tc->l2, tc->adagrad_eps);
+            elsh_layer_update_rows_f32(L, jb->rec_active[l] + steps[e], jb->rec_delta[l] + steps[e], 1, in_val,
+                                       in_idx, in_n, lo, hi, tc->lr, mom, tc->l2, tc->adagrad_eps);
         }
+}
+
+/* Phase 2: every recorded sample's optimizer step on this worker's rows, in sample order per
+ * row; then, when the step ends with a table update, the new codes of this worker's dirty
+ * rows (rows only it has written in this step, so no barrier is needed before). */
+static void apply_share(job *jb, int32_t w)
+{
+    elsh_net *me = &jb->workers[w];
+    float mom = elsh_momentum_at(jb->tc, jb->epoch);
+    for (int32_t l = 0; l < me->n_layers; l++) {
+        int32_t lo, hi;
+        rows_of(jb, w, l, &lo, &hi);
+        apply_rows(jb, w, l, lo, hi, mom);
+        if (jb->hash_after && me->layers[l].use_lsh) elsh_tables_hash_dirty(&me->layers[l], lo, hi, jb->codes[l]);
     }
 }
 
@@ -302,20 +396,51 @@ static void hash_share(job *jb, int32_t w)
     }
 }
 
+/* FIFO layers move their dirty neurons in parallel: worker w the tables of its range. */
+static int moves_shared(const elsh_layer *L) { return L->use_lsh && L->insert_policy == ELSH_INSERT_FIFO; }
+
+/* After every worker has hashed its dirty rows (a barrier between): this worker's share of
+ * the moves. The leader clears the dirty flags after the step. */
+static void move_share(job *jb, int32_t w)
+{
+    barrier_wait(&jb->bar);
+    PROFILE_MARK(w, WAIT_MID);
+    elsh_net *me = &jb->workers[w];
+    for (int32_t l = 0; l < me->n_layers; l++) {
+        elsh_layer *L = &me->layers[l];
+        if (!moves_shared(L)) continue;
+        int32_t t_lo = (int32_t)((int64_t)L->hash.tables * w / jb->n_workers);
+        int32_t t_hi = (int32_t)((int64_t)L->hash.tables * (w + 1) / jb->n_workers);
+        elsh_tables_move_from(L, jb->codes[l], t_lo, t_hi);
+    }
+    PROFILE_MARK(w, MOVE);
+}
+
 /* Worker w's share of the current step (between the barriers that start and end it). */
 static void do_share(job *jb, int32_t w)
 {
-    if (jb->hashing) {
-        hash_share(jb, w);
-        return;
-    }
     switch (jb->kind) {
-    case JOB_ASYNC: async_share(jb, w); break;
+    case JOB_ASYNC:
+        async_share(jb, w);
+        PROFILE_MARK(w, ASYNC);
+        if (jb->hash_after) { /* every worker's writes of the step done first */
+            barrier_wait(&jb->bar);
+            PROFILE_MARK(w, WAIT_MID);
+            hash_share(jb, w);
+            PROFILE_MARK(w, HASH);
+            move_share(jb, w);
+        }
+        break;
     case JOB_PREDICT: predict_share(jb, w); break;
     default:
         record_share(jb, w);
+        PROFILE_MARK(w, RECORD);
         barrier_wait(&jb->bar);
-        if (first_error(jb) == ELSH_OK) apply_share(jb, w); /* a batch with a bad sample is not applied */
+        PROFILE_MARK(w, WAIT_MID);
+        if (first_error(jb) != ELSH_OK) break; /* a batch with a bad sample is not applied */
+        apply_share(jb, w);
+        PROFILE_MARK(w, APPLY); /* with the hashing after it, when due */
+        if (jb->hash_after) move_share(jb, w);
         break;
     }
 }
@@ -333,9 +458,11 @@ static void *worker_main(void *arg)
     const worker_arg *wa = arg;
     for (;;) {
         barrier_wait(&wa->jb->bar);
+        PROFILE_MARK(wa->w, WAIT_START);
         if (wa->jb->stop) break;
         do_share(wa->jb, wa->w);
         barrier_wait(&wa->jb->bar);
+        PROFILE_MARK(wa->w, WAIT_END);
     }
     return NULL;
 }
@@ -344,9 +471,12 @@ static void *worker_main(void *arg)
 /* The leader's side of one step. */
 static void run_step(job *jb)
 {
+    PROFILE_MARK(0, LEADER);
     barrier_wait(&jb->bar);
+    PROFILE_MARK(0, WAIT_START);
     do_share(jb, 0);
     barrier_wait(&jb->bar);
+    PROFILE_MARK(0, WAIT_END);
 }
 
 /* Samples of the next asynchronous step: up to and including the next one after which table
@@ -366,15 +496,17 @@ static int lead_training(job *jb, int64_t n_epoch, int64_t n, int32_t batch, els
         jb->start = done;
         jb->count = jb->kind == JOB_ASYNC ? async_step_length(jb, n_epoch, n - done)
                                           : (n - done < batch ? n - done : batch);
-        run_step(jb);
-        int rc = first_error(jb);
-        if (rc != ELSH_OK) return rc;
+        jb->next_sample = 0;
         int due = 0;
         int64_t seen = *jb->net->samples_seen;
         for (int64_t m = 1; m <= jb->count; m++) { /* rehash (2) wins over an update (1) */
             int d = elsh_tables_due(jb->tc, jb->epoch, n_epoch, seen + m);
             due = d > due ? d : due;
         }
+        jb->hash_after = due == 1; /* the workers hash their dirty rows at the end of the step */
+        run_step(jb);
+        int rc = first_error(jb);
+        if (rc != ELSH_OK) return rc;
         *jb->net->samples_seen = seen + jb->count;
         if (jb->kind == JOB_DETERMINISTIC && stats) {
             for (int64_t s = 0; s < jb->count; s++) {
@@ -386,13 +518,16 @@ static int lead_training(job *jb, int64_t n_epoch, int64_t n, int32_t batch, els
             }
         }
         if (due == 1) {
-            /* an update of the dirty neurons: every worker hashes its share, then the moves
-             * here, in the one-thread order (the same tables as elsh_tables_update) */
-            jb->hashing = 1;
-            run_step(jb);
-            jb->hashing = 0;
-            for (int32_t l = 0; l < jb->net->n_layers; l++)
-                if (jb->net->layers[l].use_lsh) elsh_tables_update_from(&jb->net->layers[l], jb->codes[l]);
+            /* an update of the dirty neurons: every worker has hashed its share at the end of
+             * the step; the moves here, in the one-thread order (the same tables as
+             * elsh_tables_update) */
+            for (int32_t l = 0; l < jb->net->n_layers; l++) {
+                elsh_layer *L = &jb->net->layers[l];
+                if (moves_shared(L))
+                    memset(L->dirty, 0, (size_t)L->n_out); /* moved by the workers */
+                else if (L->use_lsh)
+                    elsh_tables_update_from(L, jb->codes[l]);
+            }
             if (stats) stats->rebuilds++;
         } else if (due) {
             elsh_net_maintain(jb->net, due, stats);
