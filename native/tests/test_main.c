@@ -128,6 +128,7 @@
     /* test_threads.c */                                                                     \
     X(test_threads_deterministic_same_bytes)                                                 \
     X(test_threads_deterministic_batch_one_is_serial)                                        \
+    X(test_threads_deterministic_full_buckets)                                               \
     X(test_threads_async_one_thread_is_serial)                                               \
     X(test_threads_async_shared_one_thread_is_serial)                                        \
     X(test_threads_async_wide_trains)                                                        \

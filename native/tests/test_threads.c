@@ -31,6 +31,10 @@ static void data_once(void)
     make_blobs(wx, wlabels, TN, WN_IN, TN_CLASSES, 4.0f, 4243u);
 }
 
+/* the LSH layers' bucket capacity (0: the default) and insert policy in threads_cfg: a test
+ * sets them and puts them back */
+static int32_t small_buckets, insert_policy = ELSH_INSERT_FIFO;
+
 /* 24 - 64 (LSH, 25%) - 32 (LSH, 25%) - 4: two LSH layers, so that sparse inputs, the ReLU mask
  * and a sparse backward all take part */
 static void threads_cfg(elsh_net_config *cfg, uint64_t seed)
@@ -39,6 +43,10 @@ static void threads_cfg(elsh_net_config *cfg, uint64_t seed)
     cfg_lsh(&cfg->layers[0], 64, 0.25f, ELSH_HASH_SIMHASH, 4, 16);
     cfg_lsh(&cfg->layers[1], 32, 0.25f, ELSH_HASH_TERNARY, 3, 12);
     cfg_dense(&cfg->layers[2], TN_CLASSES);
+    for (int l = 0; l < 2; l++) {
+        cfg->layers[l].hash.bucket_capacity = small_buckets;
+        cfg->layers[l].hash.insert_policy = insert_policy;
+    }
 }
 
 static void train_cfg(elsh_train_config *tc)
@@ -189,6 +197,38 @@ void test_threads_deterministic_batch_one_is_serial(void)
         tnet_destroy(&t);
     }
     tnet_destroy(&ref);
+}
+
+void test_threads_deterministic_full_buckets(void)
+{
+    /* buckets of 3 neurons, so that table updates evict (FIFO) or draw (reservoir): the moves
+     * of FIFO layers are split by table among the workers, the reservoir ones stay on one
+     * thread; either way the same bytes for every thread count, and batch 1 is the
+     * one-thread trainer */
+    static const int32_t policies[2] = {ELSH_INSERT_FIFO, ELSH_INSERT_RESERVOIR};
+    small_buckets = 3;
+    for (int p = 0; p < 2; p++) {
+        insert_policy = policies[p];
+        tnet ref, t;
+        elsh_train_stats st_ref, st;
+        CHECK_EQ_INT(train_net(&ref, 1, ELSH_THREADS_DETERMINISTIC, 16, 2, &st_ref), ELSH_OK);
+        CHECK(st_ref.rebuilds > 0);
+        CHECK_EQ_INT(elsh_net_check(&ref.net), ELSH_OK);
+        for (int threads = 2; threads <= 3; threads++) {
+            CHECK_EQ_INT(train_net(&t, threads, ELSH_THREADS_DETERMINISTIC, 16, 2, &st), ELSH_OK);
+            CHECK_MSG(same_state(&ref, &t), "policy %d, %d threads: different bytes", (int)policies[p], threads);
+            tnet_destroy(&t);
+        }
+        tnet_destroy(&ref);
+        CHECK_EQ_INT(train_net(&ref, 0, 0, 0, 2, &st_ref), ELSH_OK);
+        CHECK_EQ_INT(train_net(&t, 2, ELSH_THREADS_DETERMINISTIC, 1, 2, &st), ELSH_OK);
+        CHECK_MSG(same_state(&ref, &t), "policy %d, batch 1: not the one-thread result", (int)policies[p]);
+        CHECK_EQ_INT(tables_problems(&t.net.layers[0], 1) + tables_problems(&t.net.layers[1], 1), 0);
+        tnet_destroy(&t);
+        tnet_destroy(&ref);
+    }
+    small_buckets = 0;
+    insert_policy = ELSH_INSERT_FIFO;
 }
 
 void test_threads_async_one_thread_is_serial(void)

@@ -71,10 +71,13 @@ The model
    too) come from DRAM and go back: q x lines x 64 B x 2 per sample. T threads need T times
    that bandwidth, so per-sample time >= DRAM bytes / total bandwidth. Because LSH keeps
    choosing the same neurons (see the measured concentration), the hot state is small.
-5. Amdahl. Work that one thread does while the others wait: table maintenance, which the
-   threaded trainer (native/src/train_threads_f32.c) runs at a barrier in both modes (its
-   measured share of a sample's time), and the per-epoch shuffle. Loading the data is once per
-   run and reported apart.
+5. Amdahl. Work that one thread does while the others wait: the per-epoch shuffle. Table
+   maintenance runs between barriers but is split among the workers in both modes
+   (native/src/train_threads_f32.c: each re-hashes the dirty neurons of its rows and moves
+   them in its range of tables), so it counts as parallel work; what the leader still does
+   alone there (statistics, clearing the dirty flags) is below a microsecond per sample
+   (tools/bench/threads_split.c) and left out. Loading the data is once per run and reported
+   apart.
 
    Asynchronous mode, time per sample with T threads and throughput speedup S(T):
 
@@ -83,10 +86,11 @@ The model
 
 6. Deterministic mode. A mini-batch of B samples (Network.fit's thread_batch, 16): phase 1
    (forward, loss, deltas, nothing written; the measured forward time) split evenly, a
-   barrier, phase 2 (the optimizer steps, the rest of a sample's time) split by neuron ranges
-   [n w / T, n (w+1) / T) of each layer, so phase 2 takes as long as its busiest range: with
-   the measured p_r, the largest share of sum p_r (n_in + 1) over a range (plus the output
-   rows). No two threads write the same value; a worker re-reads in phase 1 the rows other
+   barrier, phase 2 (the optimizer steps and the table maintenance, the rest of a sample's
+   time) split by neuron ranges cut where the batch's steps are halved (thirded, ...), so
+   phase 2 takes as long as its busiest range: with the measured p_r as the expected steps, the
+   largest share of sum p_r (n_in + 1) over ranges cut that way (plus the output rows); about
+   1 / T. No two threads write the same value; a worker re-reads in phase 1 the rows other
    workers wrote in the last phase 2 (coherence misses once a batch, not once a sample; t_coh
    is one worker's misses of a batch over B).
 
@@ -337,8 +341,8 @@ class Measured:
 
 def predict(m: Measured, t: Target, threads: int, pieces: StatePieces) -> dict[str, float]:
     """Model item 5, asynchronous mode, for `threads` threads on target t: time per sample and
-    its terms. Table maintenance runs at a barrier (train_threads_f32.c does that)."""
-    serial = (m.t_tables + m.t_shuffle) * t.slow
+    its terms. Table maintenance is split among the workers (train_threads_f32.c does that)."""
+    serial = m.t_shuffle * t.slow
     parallel = (m.t_sample * t.slow) - serial
     cache = pieces.cache_terms(threads, t.private_bytes, t.llc_bytes)
     coh = cache["coherence_lines"] * t.coh_ns * 1e-9 / t.mlp
@@ -359,17 +363,23 @@ def predict(m: Measured, t: Target, threads: int, pieces: StatePieces) -> dict[s
 
 
 def phase2_max_share(p_rows: np.ndarray, threads: int, n_in: int, n_out: int, k: int) -> float:
-    """Deterministic mode, phase 2: worker w applies the optimizer steps to the neurons
-    [n * w / T, n * (w + 1) / T) of each layer. Expected work of a row: p_r x (n_in + 1)
-    parameters in layer 0, k + 1 for each output row (every sample). Returns the largest
-    worker's share of the work (1 / T when balanced)."""
-    rows = len(p_rows)
+    """Deterministic mode, phase 2: worker w applies the optimizer steps to a range of neurons
+    of each layer, the ranges cut where the batch's steps reach w / T of the layer's (rows_of
+    in train_threads_f32.c; here the expected steps p_r stand for a batch's). Expected work of
+    a row: p_r x (n_in + 1) parameters in layer 0, k + 1 for each output row (every sample).
+    Returns the largest worker's share of the work (1 / T when balanced)."""
     work = np.zeros(threads)
-    for w in range(threads):
-        lo, hi = rows * w // threads, rows * (w + 1) // threads
-        work[w] += float(p_rows[lo:hi].sum()) * (n_in + 1)
-        lo, hi = n_out * w // threads, n_out * (w + 1) // threads
-        work[w] += (hi - lo) * (k + 1)
+    for steps, per_step in ((np.asarray(p_rows, dtype=float), n_in + 1), (np.ones(n_out), k + 1)):
+        below = np.concatenate(([0.0], np.cumsum(steps)[:-1]))  # steps of the rows before each
+        total = float(steps.sum())
+        # cut c: the first row with (steps below it) * T >= total * c; cut T: the end
+        cuts = []
+        for c in range(threads):
+            reached = below * threads >= total * c
+            cuts.append(int(np.argmax(reached)) if reached.any() else len(steps))
+        cuts.append(len(steps))
+        for w in range(threads):
+            work[w] += float(steps[cuts[w] : cuts[w + 1]].sum()) * per_step
     return float(work.max() / work.sum())
 
 
@@ -386,10 +396,10 @@ def predict_deterministic(
     2 (the optimizer steps) split by neuron ranges, so its time is that of the busiest range
     (phase2_share of the work). Coherence: in phase 1 a worker reads rows that other workers
     wrote in the last phase 2: (T - 1) / T of the private pieces a shard of batch / T samples
-    touches, once a batch. Table maintenance at a barrier as in async."""
-    serial = (m.t_tables + m.t_shuffle) * t.slow
+    touches, once a batch. Table maintenance in phase 2, split as the optimizer steps."""
+    serial = m.t_shuffle * t.slow
     phase1 = m.t_forward * t.slow
-    phase2 = (m.t_sample - m.t_forward - m.t_tables - m.t_shuffle) * t.slow
+    phase2 = (m.t_sample - m.t_forward - m.t_shuffle) * t.slow
     order = np.argsort(-pieces.touch, kind="stable")
     touch, lines = pieces.touch[order], pieces.lines[order]
     private = np.cumsum(lines * LINE_BYTES) <= t.private_bytes

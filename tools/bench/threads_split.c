@@ -64,7 +64,10 @@ static void mark(int w, int part)
 }
 
 #define PROFILE_MARK(w, part) mark((int)(w), part)
-#include "../../native/src/train_threads_f32.c"
+#ifndef TRAINER_FILE /* another version of the trainer to compare: -DTRAINER_FILE='"path"' */
+#define TRAINER_FILE "../../native/src/train_threads_f32.c"
+#endif
+#include TRAINER_FILE
 
 static unsigned char *read_file(const char *path, size_t *len)
 {
