@@ -163,10 +163,14 @@ def test_speedup_limits():
     # nothing serial, nothing in a private cache, the state in the LLC: linear
     for T in (1, 2, 8):
         assert sm.predict(m, target(), T, cold)["speedup"] == pytest.approx(T)
-    # Amdahl: a quarter serial
-    r = sm.predict(measured(t_tables=2.5e-4), target(), 4, cold)
+    # Amdahl: a quarter serial (the shuffle)
+    r = sm.predict(measured(t_shuffle=2.5e-4), target(), 4, cold)
     assert r["speedup"] == pytest.approx(1 / (0.25 + 0.75 / 4))
     assert r["serial_share"] == pytest.approx(0.25)
+    # table maintenance is split among the threads: parallel work
+    r = sm.predict(measured(t_tables=2.5e-4), target(), 4, cold)
+    assert r["speedup"] == pytest.approx(4.0)
+    assert r["serial_share"] == 0.0
     # the state does not fit the cache: 1 MB per sample (read + write back) over 1 GB/s
     big = pieces([1.0], [1e6 / 128])
     r = sm.predict(m, target(llc_bytes=1, dram_gb_s=1.0), 8, big)
@@ -181,14 +185,16 @@ def test_speedup_limits():
 
 
 def test_phase2_share_follows_the_hot_rows():
-    # all writes in the first half of the rows: with 2 workers one does all of layer 0
+    # all writes in the first half of the rows: the ranges are cut at half the steps, so each
+    # worker gets one of the two hot rows (5 each) and one output row of k + 1 = 2
     p = np.array([0.5, 0.5, 0.0, 0.0])
-    share = sm.phase2_max_share(p, 2, n_in=9, n_out=2, k=1)
-    # layer 0: worker 0 has 2 x 0.5 x 10 = 10, worker 1 none; output: 1 row of k + 1 = 2 each
-    assert share == pytest.approx(12 / 14)
+    assert sm.phase2_max_share(p, 2, n_in=9, n_out=2, k=1) == pytest.approx(0.5)
     # spread evenly: balanced
     assert sm.phase2_max_share(np.full(4, 0.25), 2, 9, 2, 1) == pytest.approx(0.5)
     assert sm.phase2_max_share(p, 1, 9, 2, 1) == pytest.approx(1.0)
+    # a row is never split: one row with most of the steps is one worker's (10 + 2 of 17)
+    hot = np.array([1.0, 0.1, 0.1, 0.1])
+    assert sm.phase2_max_share(hot, 2, 9, 2, 1) == pytest.approx(12 / 17)
 
 
 def test_deterministic_limits():

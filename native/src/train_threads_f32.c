@@ -12,12 +12,14 @@
  *   asynchronous:   a step is a run of samples up to the next sample count at which table
  *                   maintenance falls due; worker w trains on samples w, w + T, w + 2T, ...
  *                   of it, per sample, against the shared parameters (Hogwild).
- *   deterministic:  a step is a mini-batch. Phase 1: the batch split in T contiguous shards,
- *                   each sample's forward, loss and backward deltas against the parameters as
- *                   they are (nothing is written), recorded per sample. A barrier. Phase 2:
- *                   worker w applies the optimizer step of every recorded sample, in sample
- *                   order, to the neurons of its range [n_out * w / T, n_out * (w + 1) / T) in
- *                   each layer. Which worker does what changes nothing in the result.
+ *   deterministic:  a step is a mini-batch. Phase 1: each worker takes the batch's samples
+ *                   one at a time from a shared counter: forward, loss and backward deltas
+ *                   against the parameters as they are (nothing is written), recorded per
+ *                   sample. A barrier. Phase 2: each layer's neurons cut into T ranges of
+ *                   about the same number of recorded steps (a hot neuron takes one for each
+ *                   sample that has it active); worker w applies, row after row of its range,
+ *                   each row's recorded steps in sample order. Which worker does what changes
+ *                   nothing in the result.
  *   prediction:     one step; worker w classifies a contiguous range of the rows.
  *
  * Table maintenance happens between steps, with every worker stopped at a barrier, rather
@@ -25,9 +27,14 @@
  * plain loads (L bucket reads per sample and layer, with no lock to take), and the tables
  * come out exactly as one thread leaves them. Maintenance is no small share of the work
  * (re-hashing a dirty neuron reads its whole weight row: tools/bench/bench_threads.py measures
- * its share of a one-thread epoch), so it is split too: every worker hashes the dirty neurons
- * of its range of ids into `codes`, then the leader moves them, which is cheap. New hash
- * functions (rehash_every) are drawn and the tables rebuilt by the leader alone. */
+ * its share of a one-thread epoch), and whatever one thread does while the others wait limits
+ * the speedup, so it is split too, inside the step it falls due in: every worker hashes the
+ * dirty neurons of its range of ids into `codes` (deterministic: right after stepping them,
+ * rows it alone wrote; asynchronous: after a barrier), then, after a barrier, moves every dirty
+ * neuron in its range of tables (tables share no bucket; FIFO layers: a reservoir layer draws
+ * from one generator, so the leader moves its neurons after the step). The leader then clears
+ * the dirty flags. New hash functions (rehash_every) are drawn and the tables rebuilt by the
+ * leader alone. tools/bench/threads_split.c shows where the time goes, per worker and part. */
 #include "internal.h"
 
 #include "thread_barrier.h"
