@@ -24,9 +24,10 @@ The numbers ``FixedTrainer.config`` holds are exactly what a device is given
 The defaults: Adagrad, lr 0.01, momentum 0.5. The momentum is the float trainer's
 (``TrainConfig``, what ``train --from`` fine-tunes with); without it, the float path itself ends
 at the fixed path's 90.3% on digits rotated 25 degrees (lr 0.01), 3.9 points below its 94.2%
-with momentum. The float path's lr 0.02 is not taken: in fixed point it costs 5 points on
-MNIST-5k with the scanner shift (the Adagrad sums' fixed Q format, see
-tools/finetune/results/domain-shift-final.md).
+with momentum. The float path's lr 0.02 is not taken: in fixed point it cost 5 points on
+MNIST-5k with the scanner shift (tools/finetune/results/domain-shift-final.md, measured with one
+Adagrad rate per layer; the cause of that file's remaining gap was the one rate, not the sums'
+Q format: tools/finetune/results/domain-shift-rates.md).
 """
 
 from __future__ import annotations
