@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -232,3 +233,43 @@ def test_bad_thread_options_exit_2(
     assert res.returncode == 2 and message in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.skipif(
+    not (shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")),
+    reason="no aarch64 tools",
+)
+def test_pi4_runner_on_4_threads_under_qemu_writes_the_hosts_bytes(
+    tmp_path: Path, runner: Path
+) -> None:
+    """The runner `deploy --target pi4` ships, --train on 4 threads under qemu-aarch64
+    (Cortex-A72: a Pi 4 has 4 cores), writes the bytes of the host's runner on 1 thread."""
+    from edge_lsh.deploy import deploy
+
+    d = load("digits", seed=0, limit=150)
+    csv = tmp_path / "train.csv"
+    with open(csv, "w") as f:
+        for x, y in zip(d.x_train, d.y_train):
+            f.write(",".join(f"{v:.9g}" for v in x) + f",{int(y)}\n")
+    deploy(MODEL, "pi4", tmp_path / "pi4")
+    args = ["--train", str(csv), "--epochs", "2", "--no-preprocess", "--thread-batch", "8"]
+    host = subprocess.run(
+        [str(runner), str(MODEL), *args, "--threads", "1", "--out", str(tmp_path / "host.elsh")],
+        capture_output=True,
+        text=True,
+    )
+    assert host.returncode == 0, host.stderr
+    pi = tmp_path / "pi4"
+    arm = subprocess.run(
+        ["qemu-aarch64", "-cpu", "cortex-a72", str(pi / "edge-lsh-run"), str(pi / "model.elsh")]
+        + [*args, "--threads", "4", "--out", str(tmp_path / "a72.elsh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert arm.returncode == 0, arm.stderr
+    assert "4 threads in batches of 8" in arm.stdout
+    tr = FixedTrainer(MODEL, threads=2, thread_batch=8)
+    tr.fit(d.x_train, d.y_train, epochs=2)
+    assert (tmp_path / "a72.elsh").read_bytes() == (tmp_path / "host.elsh").read_bytes()
+    assert (tmp_path / "host.elsh").read_bytes() == tr.save_bytes()
