@@ -58,7 +58,8 @@
  *    (tools/finetune/results/domain-shift-rates.md).
  *      momentum (mu = momentum_q15 > 0): v = sat32(fs(v * mu, 15) + s); s = v
  *    Stochastic rounding: h = fs(s, 16), f = s - 2^16 h; if f > 0 one PRNG draw u (elsh_prng,
- *    seeded with cfg.seed) and h += 1 when (u >> 16) < f. Master: m = clamp(m + h, -32767,
+ *    seeded with cfg.seed; in mini-batches a keyed draw instead, train_q_threads.c) and h += 1
+ *    when (u >> 16) < f. Master: m = clamp(m + h, -32767,
  *    32767); bias: b = sat32(b + h). Then the inference weights of the row are re-derived.
  * 5. Tables (LSH layers, after the layer's update): for each updated neuron j (ascending)
  *    whose inference row changed, and each table t (ascending) that stores j: the new bucket
