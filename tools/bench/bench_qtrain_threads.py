@@ -14,7 +14,7 @@ The speed-up of the threads is batch x2 against batch x1 (the same work), and ag
 
 Accuracy: digits rotated 25 degrees (tools/finetune/domain_shift.py's case: an upright base on
 half A of the training split, 1000 hidden; fine-tuned on half B rotated, tested on the rotated
-test split), --epochs epochs, for --seeds seeds of the stochastic rounding: serial (1 thread)
+test split), --epochs epochs, for --seeds seeds (6) of the stochastic rounding: serial (1 thread)
 against the mini-batches on 2 threads; the mean accuracy of each and the difference in points.
 
     python tools/bench/bench_qtrain_threads.py --out tools/bench/results/qtrain_threads.md
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=positive_int, default=5, help="fine-tuning epochs of the accuracy runs"
     )
     p.add_argument(
-        "--seeds", type=positive_int, default=3, help="rounding seeds of the accuracy runs"
+        "--seeds", type=positive_int, default=6, help="rounding seeds of the accuracy runs"
     )
     p.add_argument("--no-accuracy", action="store_true", help="the throughput only")
     p.add_argument("--work", help="folder for the base models (default: a temporary one)")
