@@ -88,6 +88,15 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     _fsync_folder(target.parent)
 
 
+def write_text_output(path: str | os.PathLike[str], text: str) -> None:
+    """A report to `path` through atomic_write, or to standard output when `path` is "-"."""
+    if str(path) == "-":
+        print(text)
+        return
+    with atomic_write(path) as f:
+        f.write(text.encode())
+
+
 STALE_SECONDS = 60  # a temporary file untouched this long belongs to a write that died
 _MKSTEMP_NAME = "[a-z0-9_]{8}"  # tempfile's random part of a name
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from edge_lsh import fileio
-from edge_lsh.fileio import atomic_write, json_depth, loads_json
+from edge_lsh.fileio import atomic_write, json_depth, loads_json, write_text_output
 
 
 def age(path: Path, seconds: float) -> None:
@@ -181,3 +181,14 @@ def test_a_raised_recursion_limit_cannot_crash_the_parser() -> None:
             loads_json("[" * 200_000 + "]" * 200_000)
     finally:
         sys.setrecursionlimit(old)
+
+
+def test_write_text_output_to_a_file_or_stdout(tmp_path, capsys):
+    """The tools' reports: '-' prints, a path is written whole through atomic_write."""
+    out = tmp_path / "report.md"
+    out.write_text("old\n")
+    write_text_output(out, "# new\n| a |")
+    assert out.read_text() == "# new\n| a |"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]  # no temporary left
+    write_text_output("-", "to stdout")
+    assert capsys.readouterr().out == "to stdout\n"

@@ -39,7 +39,7 @@ from common import machine_info, machine_line, positive_int, write_json_atomic
 
 from edge_lsh.cli.argtypes import fraction
 from edge_lsh.data import load
-from edge_lsh.fileio import atomic_write
+from edge_lsh.fileio import write_text_output
 from edge_lsh.finetune import FixedTrainer
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -200,11 +200,7 @@ def run(args: argparse.Namespace) -> int:
         res["accuracy"] = None if args.no_accuracy else accuracy(args, work)
     res["machine"] = machine_info(started)
     text = report(res, args)
-    if args.out == "-":
-        print(text)
-    else:
-        with atomic_write(args.out) as f:
-            f.write(text.encode())
+    write_text_output(args.out, text)
     if args.json:
         write_json_atomic(args.json, res)
     return 0

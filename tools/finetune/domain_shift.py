@@ -36,7 +36,7 @@ import numpy as np
 import shift
 
 from edge_lsh.data import load
-from edge_lsh.fileio import atomic_write
+from edge_lsh.fileio import atomic_write, write_text_output
 
 CLI = [sys.executable, "-c", "import sys; from edge_lsh.cli import main; sys.exit(main())"]
 DATASETS = ("mnist5k", "digits")
@@ -344,11 +344,7 @@ def main() -> int:
                 print(f"{dataset} {name} ...", file=sys.stderr)
                 rows.append(one(dataset, name, args, work, log))
     text = markdown(rows, args, log, time.monotonic() - start)
-    if args.out == "-":
-        print(text)
-    else:
-        with atomic_write(args.out) as f:
-            f.write(text.encode())
+    write_text_output(args.out, text)
     if args.json:
         with atomic_write(args.json) as f:
             f.write(json.dumps(rows, indent=1).encode())

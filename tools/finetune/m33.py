@@ -31,7 +31,7 @@ from pathlib import Path
 
 import domain_shift
 
-from edge_lsh.fileio import atomic_write
+from edge_lsh.fileio import atomic_write, write_text_output
 
 ROOT = Path(__file__).resolve().parents[2]
 FT = ROOT / "firmware_tests"
@@ -136,11 +136,7 @@ def main() -> int:
                 )
                 rows.append(run(name, model, half, epochs, dense, plugin, work))
     text = markdown(rows, log, time.monotonic() - start)
-    if args.out == "-":
-        print(text)
-    else:
-        with atomic_write(args.out) as f:
-            f.write(text.encode())
+    write_text_output(args.out, text)
     if args.json:
         with atomic_write(args.json) as f:
             f.write(json.dumps(rows, indent=1).encode())
