@@ -8,7 +8,8 @@
  * carries of weight 16 ripple into the planes above; the last L mod 16 bitmaps ripple in one
  * at a time. Integer bit operations: every vector width gives the same planes, bit for bit.
  *
- * Included (no guard) by count_planes.c and count_planes_simd.c after they define
+ * Included (no guard) by count_planes.c, count_planes_simd.c and count_planes_avx2.c after they
+ * define (count_planes_avx2_ops.h holds the AVX2 set)
  *   VEC           the vector type (uint64_t, __m128i, __m256i, uint64x2_t)
  *   VWORDS        64-bit words in a VEC
  *   VZERO()       an all-zero VEC

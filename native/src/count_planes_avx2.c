@@ -10,14 +10,7 @@
 #if ELSH_X86_DISPATCH
 #include <immintrin.h>
 ELSH_TARGET_AVX2_BEGIN
-#define VEC __m256i
-#define VWORDS 4
-#define VZERO() _mm256_setzero_si256()
-#define VLOAD(p) _mm256_load_si256((const __m256i *)(const void *)(p))
-#define VSTORE(p, v) _mm256_store_si256((__m256i *)(void *)(p), (v))
-#define VAND(a, b) _mm256_and_si256((a), (b))
-#define VOR(a, b) _mm256_or_si256((a), (b))
-#define VXOR(a, b) _mm256_xor_si256((a), (b))
+#include "count_planes_avx2_ops.h"
 #define COUNT_PLANES elsh_count_planes_avx2
 #include "count_planes.h"
 
