@@ -456,6 +456,14 @@ class Network:
             raise ValueError(f"active fraction {fraction!r}: must be in (0, 1]")
         check(lib.elsh_net_set_active(self._net, fraction or 0.0), "set active fraction")
 
+    def reseed_shuffle(self, seed: int) -> None:
+        """Seed the PRNG that shuffles the training samples before each epoch (fit()) afresh
+        with `seed`, 0..2**64-1: a loaded model otherwise continues the stream it was saved
+        with. Weights, tables and the other PRNGs stay as they are."""
+        if not (0 <= seed < 2**64):
+            raise ValueError(f"seed={seed}: must be in 0..2**64-1")
+        lib.elsh_prng_seed(self._net.train_rng, seed)
+
     def fit_centers(self, x: Any) -> None:
         """Set each centered LSH layer's center to the mean of its input over x (fit() does this
         at the start of every epoch when LSHConfig.center is set)."""

@@ -22,6 +22,7 @@ from edge_lsh.cli import main
 from edge_lsh.data import load
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.native import ffi, lib
+from edge_lsh.network import Network
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "export" / "golden"
@@ -310,6 +311,23 @@ def float_model(tmp_path_factory) -> Path:
         (["finetune", str(MODEL), "--data", "digits"], "--out"),
         (
             [
+                "finetune",
+                str(MODEL),
+                "--data",
+                "digits",
+                "--shuffle-seed",
+                "-1",
+                "--out",
+                "{tmp}/o.elsh",
+            ],
+            "--shuffle-seed",
+        ),
+        (
+            ["train", "--data", "digits", "--shuffle-seed", "1", "--out", "{tmp}/o.elsh"],
+            "--shuffle-seed needs --from",
+        ),
+        (
+            [
                 "deploy",
                 str(MODEL),
                 "--target",
@@ -367,6 +385,37 @@ def test_runner_bad_input_is_one_line_and_status_2(tmp_path, runner, rows):
         assert message in res.stderr, (args, res.stderr)
         assert res.stderr.startswith("edge-lsh-run: "), (args, res.stderr)
         assert not Path(out).exists(), args
+
+
+def test_shuffle_seed_orders_both_paths_and_is_deterministic(tmp_path, float_model, capsys):
+    """finetune --shuffle-seed S: the bytes of FixedTrainer.fit(shuffle_seed=S), not those of
+    the in-order run; train --from --shuffle-seed S: the same model for the same S, another for
+    another S (domain_shift.py --seeds gives both paths the same kind of variation)."""
+    d = load("digits", seed=0, limit=120)
+    out = {}
+    for tag, extra in (("in-order", []), ("s3", ["--shuffle-seed", "3"])):
+        path = tmp_path / f"{tag}.elsh"
+        args = ["finetune", str(MODEL), "--data", "digits", "--limit", "120", "--epochs", "2"]
+        assert main([*args, *extra, "--out", str(path), "--quiet"]) == 0
+        out[tag] = path.read_bytes()
+    tr = ft.FixedTrainer(MODEL)
+    tr.fit(d.x_train, d.y_train, epochs=2, shuffle_seed=3)
+    assert out["s3"] == tr.save_bytes()
+    assert out["s3"] != out["in-order"]
+    capsys.readouterr()
+
+    weights = {}
+    for tag, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        path = tmp_path / f"{tag}.npz"
+        args = ["train", "--from", str(float_model), "--data", "digits", "--limit", "100"]
+        args += ["--epochs", "1", "--shuffle-seed", seed, "--out", str(path), "--quiet"]
+        assert main(args) == 0
+        net = Network.load(path)
+        weights[tag] = [net.layer_arrays(i)["w"].copy() for i in range(net.n_layers)]
+    assert weights["a"] and all(
+        np.array_equal(x, y) for x, y in zip(weights["a"], weights["b"], strict=True)
+    )
+    assert not all(np.array_equal(x, y) for x, y in zip(weights["a"], weights["c"], strict=True))
 
 
 def test_finetune_recovers_a_rotation_on_digits(tmp_path, capsys):

@@ -38,6 +38,14 @@ def non_negative_int(text: str) -> int:
     return _whole_number(text, 0, ">= 0")
 
 
+def seed_value(text: str) -> int:
+    """A PRNG seed, 0..2**64-1."""
+    value = _whole_number(text, 0, "in 0..2**64-1")
+    if value >= 2**64:
+        raise argparse.ArgumentTypeError(f"{text}: must be in 0..2**64-1")
+    return value
+
+
 def _number(text: str) -> float:
     try:
         return float(text)

@@ -9,7 +9,13 @@ import sys
 import time
 from typing import Any
 
-from edge_lsh.cli.argtypes import momentum, positive_float, positive_int, thread_count
+from edge_lsh.cli.argtypes import (
+    momentum,
+    positive_float,
+    positive_int,
+    seed_value,
+    thread_count,
+)
 from edge_lsh.cli.common import HelpFormatter, add_data_args, is_elsh, plural
 from edge_lsh.data import SPEC_HELP, load
 from edge_lsh.errors import ModelFileError
@@ -122,6 +128,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "the split's order, as edge-lsh-run --train takes a file's rows)",
     )
     f.add_argument(
+        "--shuffle-seed",
+        type=seed_value,
+        metavar="S",
+        help="shuffle the samples before every epoch, seeded with S (default: in the split's "
+        "order every epoch, as a device takes its rows); `train --from --shuffle-seed` seeds the "
+        "float path's order alike",
+    )
+    f.add_argument(
         "--threads",
         type=thread_count,
         default=1,
@@ -188,7 +202,11 @@ def run(args: argparse.Namespace) -> int:
         )
     bar = None if args.quiet else _Bar()
     fit = trainer.fit(
-        data.x_train, data.y_train, epochs=args.epochs, progress=bar.update if bar else None
+        data.x_train,
+        data.y_train,
+        epochs=args.epochs,
+        progress=bar.update if bar else None,
+        shuffle_seed=args.shuffle_seed,
     )
     ops = trainer.ops
     trainer.save(args.out)
@@ -204,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
         "momentum": args.momentum,
         "threads": args.threads,
         "thread_batch": trainer.batch,
+        "shuffle_seed": args.shuffle_seed,
         "accuracy_before": before,
         "accuracy": ev["accuracy"],
         "train_seconds": fit["train_seconds"],

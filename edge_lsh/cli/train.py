@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from edge_lsh import defaults
-from edge_lsh.cli.argtypes import fraction, hidden_sizes, positive_int, table_counts
+from edge_lsh.cli.argtypes import (
+    fraction,
+    hidden_sizes,
+    positive_int,
+    seed_value,
+    table_counts,
+)
 from edge_lsh.cli.common import (
     HelpFormatter,
     add_data_args,
@@ -21,7 +27,7 @@ from edge_lsh.cli.common import (
     train_and_report,
 )
 from edge_lsh.data import SPEC_HELP, Dataset, load
-from edge_lsh.errors import DataError, ModelFileError, OutputPathError
+from edge_lsh.errors import DataError, EdgeLshError, ModelFileError, OutputPathError
 from edge_lsh.fileio import atomic_write, check_output_file, check_output_folder
 from edge_lsh.network import FAMILIES, LSHConfig, Network, TrainConfig
 from edge_lsh.report import print_summary
@@ -96,6 +102,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of the data split, the weights and the hashing"
     )
     t.add_argument(
+        "--shuffle-seed",
+        type=seed_value,
+        metavar="S",
+        help="with --from: seed the sample order of the fine-tuning afresh with S (default: the "
+        "saved model's shuffle stream goes on); `finetune --shuffle-seed` shuffles the fixed "
+        "path's samples from the same kind of seed",
+    )
+    t.add_argument(
         "--out",
         metavar="PATH",
         help="save the trained model here (checked before training starts; without it the model "
@@ -129,6 +143,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out, "model")
+    if args.shuffle_seed is not None and not args.init:
+        raise EdgeLshError("--shuffle-seed needs --from MODEL (it seeds a fine-tuning's order)")
     if args.resume and not args.checkpoint:
         raise OutputPathError("--resume needs --checkpoint DIR (the folder of the run to resume)")
     if args.checkpoint:
@@ -304,6 +320,8 @@ def _continue(args: argparse.Namespace, data: Dataset) -> int:
             file=sys.stderr,
         )
     before = net.evaluate(data.x_test, data.y_test, threads=args.threads)["accuracy"]
+    if args.shuffle_seed is not None:
+        net.reseed_shuffle(args.shuffle_seed)
     net.data = data.record()  # what it was last trained on: eval's default from now on
     summary = train_and_report(
         data,

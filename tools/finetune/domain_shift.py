@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,22 @@ def run_cli(args: list[str], log: list[str]) -> dict[str, Any]:
     if proc.returncode != 0:
         sys.exit(f"domain_shift.py: `{log[-1]}` failed ({proc.returncode}): {proc.stderr.strip()}")
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def run_many(commands: list[list[str]], log: list[str], jobs: int) -> list[dict[str, Any]]:
+    """run_cli over several commands, up to `jobs` at a time; logged in the order given."""
+    logs: list[list[str]] = [[] for _ in commands]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(run_cli, commands, logs))
+    for entry in logs:
+        log.extend(entry)
+    return results
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """The mean and the sample standard deviation (0 for one value)."""
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
 def save_npz(
@@ -142,14 +159,7 @@ def one(
         },
     }
     if not args.no_fixed:
-        fixed_opts = []  # only what was asked for: otherwise finetune's own defaults
-        for flag, value in (
-            ("--optimizer", args.fixed_optimizer),
-            ("--lr", args.fixed_lr),
-            ("--momentum", args.fixed_momentum),
-        ):
-            if value is not None:
-                fixed_opts += [flag, str(value)]
+        fixed_opts = fixed_options(args)
         runs = []
         for seed in args.fixed_seeds:
             runs.append(
@@ -200,6 +210,202 @@ def one(
     return row
 
 
+def one_fair(
+    dataset: str, shift_name: str, args: argparse.Namespace, work: Path, log: list[str]
+) -> dict[str, Any]:
+    """--seeds: both paths once per seed S, with the same sources of variation: the order of
+    the fine-tuning samples, shuffled before every epoch from S on both (float: `train --from
+    --shuffle-seed S`; fixed: `finetune --shuffle-seed S`), and on the fixed path also the
+    stochastic rounding (`finetune --seed S`). Each path's after is its mean over the seeds."""
+    data = load(dataset, seed=0)
+    base, base_elsh, upright, half = make_base(dataset, args.hidden, args.base_epochs, work, log)
+    b = slice(half, min(2 * half, half + args.finetune_samples))
+    tag = f"{dataset}-{shift_name}"
+    shifted = work / f"{tag}.npz"
+    save_npz(
+        shifted,
+        shift.apply(shift_name, data.x_train[b]),
+        data.y_train[b],
+        shift.apply(shift_name, data.x_test),
+        data.y_test,
+    )
+    up_float = run_cli(["eval", str(base), "--data", f"npz:{upright}"], log)["accuracy"]
+    up_fixed = run_cli(["eval", str(base_elsh), "--data", f"npz:{upright}"], log)["accuracy"]
+    epochs = str(args.epochs)
+    commands = []
+    for seed in args.seeds:
+        commands.append(
+            [
+                "train",
+                "--from",
+                str(base),
+                "--data",
+                f"npz:{shifted}",
+                "--epochs",
+                epochs,
+                "--shuffle-seed",
+                str(seed),
+                *(["--lr", str(args.lr)] if args.lr is not None else []),
+                "--quiet",
+                "--out",
+                str(work / f"{tag}-float-shuffle{seed}.npz"),
+            ]
+        )
+    if not args.no_fixed:
+        for seed in args.seeds:
+            commands.append(
+                [
+                    "finetune",
+                    str(base_elsh),
+                    *fixed_options(args),
+                    "--data",
+                    f"npz:{shifted}",
+                    "--epochs",
+                    epochs,
+                    "--seed",
+                    str(seed),
+                    "--shuffle-seed",
+                    str(seed),
+                    "--quiet",
+                    "--out",
+                    str(work / f"{tag}-fixed-shuffle{seed}.elsh"),
+                ]
+            )
+    runs = run_many(commands, log, args.jobs)
+    n = len(args.seeds)
+    row: dict[str, Any] = {
+        "data": dataset,
+        "shift": shift_name,
+        "finetune_samples": b.stop - b.start,
+        "test_samples": int(data.x_test.shape[0]),
+        "epochs": args.epochs,
+        "seeds": list(args.seeds),
+    }
+    for path, upright_acc, path_runs in (
+        ("float", up_float, runs[:n]),
+        ("fixed", up_fixed, runs[n:]),
+    ):
+        if not path_runs:
+            continue
+        after = [r["accuracy"] for r in path_runs]
+        mean, sd = mean_sd(after)
+        before = path_runs[0]["accuracy_before"]
+        drop = upright_acc - before
+        row[path] = {
+            "upright": upright_acc,
+            "before": before,
+            "after": mean,
+            "after_sd": sd,
+            "after_per_seed": after,
+            "train_seconds": mean_sd([r["train_seconds"] for r in path_runs])[0],
+            "drop": drop,
+            "recovered": (mean - before) / drop if drop > 0 else None,
+        }
+        if path == "fixed":
+            first = path_runs[0]
+            for key in ("optimizer", "lr", "momentum", "arena_bytes"):
+                row[path][key] = first.get(key)
+    if "fixed" in row:
+        gap = row["fixed"]["after"] - row["float"]["after"]
+        rec = row["fixed"]["recovered"]
+        row["fixed_minus_float"] = gap
+        row["fixed_within_1_point"] = gap >= -0.01
+        row["fixed_recovers_70"] = rec is not None and rec >= 0.70
+    return row
+
+
+def markdown_fair(
+    rows: list[dict[str, Any]], args: argparse.Namespace, log: list[str], seconds: float
+) -> str:
+    seeds = ", ".join(map(str, args.seeds))
+    out = [
+        "# Domain shift: float against fixed-point fine-tuning over the same seeds (issue 10)",
+        "",
+        f"Made by `python tools/finetune/domain_shift.py {' '.join(sys.argv[1:])}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in {seconds:.0f} s (a shared "
+        f"2-core machine, other jobs running). Base: hidden {args.hidden}, LSH 5% (defaults), "
+        f"{args.base_epochs} epochs on upright half A; fine-tuning: {args.epochs} epochs on the "
+        "shifted half B (float: `train --from` "
+        + (f"`--lr {args.lr:g}`, otherwise " if args.lr is not None else "")
+        + "with its defaults; fixed: `finetune` "
+        f"{fixed_settings(rows, args)}, all layers). Both paths run once per seed S = {seeds} "
+        "with the same sources of variation: the fine-tuning samples are shuffled before "
+        "every epoch from S on both paths (`train --from --shuffle-seed S`, `finetune "
+        "--shuffle-seed S`); the fixed path's stochastic rounding is seeded with S too "
+        "(`finetune --seed S`). Accuracy on the shifted test split (the base's held-out images, "
+        "shifted); `after` is the mean +- sample sd over the seeds. `upright`: the base on the "
+        "upright test split; `recovered` = (mean after - before) / (upright - before). One test "
+        "image is 100 / test samples points (0.1 on MNIST-5k's 1000, 0.28 on digits' 359).",
+        "",
+        "| data | shift | samples | path | upright | before | after (mean +- sd) | "
+        "recovered | train s (mean) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        for path in ("float", "fixed"):
+            if path not in r:
+                continue
+            p = r[path]
+            name = "float `train --from`" if path == "float" else "fixed `finetune`"
+            out.append(
+                f"| {r['data']} | {r['shift']} | {r['finetune_samples']} | {name} | "
+                f"{pct(p['upright'])} | {pct(p['before'])} | {pct(p['after'])} +- "
+                f"{p['after_sd'] * 100:.1f} | {pct(p['recovered'])} | {p['train_seconds']:.1f} |"
+            )
+    out += [
+        "",
+        "Per seed (after):",
+        "",
+        "| data | shift | path | " + " | ".join(f"S={sd}" for sd in args.seeds) + " |",
+        "|---|---|---|" + "---|" * len(args.seeds),
+    ]
+    for r in rows:
+        for path in ("float", "fixed"):
+            if path in r:
+                out.append(
+                    f"| {r['data']} | {r['shift']} | {path} | "
+                    + " | ".join(pct(v) for v in r[path]["after_per_seed"])
+                    + " |"
+                )
+    if any("fixed" in r for r in rows):
+        out += [
+            "",
+            "Acceptance (issue 10): mean fixed - mean float over the same seeds, per case; "
+            "`fixed - float per seed` pairs the two paths' runs of one seed.",
+            "",
+            "| data | shift | mean fixed - mean float (points) | fixed - float per seed | "
+            "fixed within 1 point (not more than 1 under float) | fixed recovers >= 70% |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            if "fixed" not in r:
+                continue
+            pairs = zip(r["fixed"]["after_per_seed"], r["float"]["after_per_seed"], strict=True)
+            per_seed = " ".join(f"{(a - b) * 100:+.1f}" for a, b in pairs)
+            out.append(
+                f"| {r['data']} | {r['shift']} | {r['fixed_minus_float'] * 100:+.1f} | "
+                f"{per_seed} | {'yes' if r['fixed_within_1_point'] else 'NO'} | "
+                f"{'yes' if r['fixed_recovers_70'] else 'NO'} |"
+            )
+    out += ["", "Commands run (the npz files are written by the script itself):", "", "```"]
+    out += log
+    out += ["```", ""]
+    return "\n".join(out)
+
+
+def fixed_options(args: argparse.Namespace) -> list[str]:
+    """finetune's optimizer options, only those asked for: otherwise finetune's defaults."""
+    opts = []
+    for flag, value in (
+        ("--optimizer", args.fixed_optimizer),
+        ("--lr", args.fixed_lr if args.fixed_lr is not None else getattr(args, "lr", None)),
+        ("--momentum", args.fixed_momentum),
+    ):
+        if value is not None:
+            opts += [flag, str(value)]
+    return opts
+
+
 def fixed_settings(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     """The fixed path's optimizer settings as finetune --json reported them."""
     fixed = [r["fixed"] for r in rows if "fixed" in r]
@@ -210,7 +416,7 @@ def fixed_settings(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"{flag} {v}"
         for flag, v in (
             ("--optimizer", args.fixed_optimizer),
-            ("--lr", args.fixed_lr),
+            ("--lr", args.fixed_lr if args.fixed_lr is not None else args.lr),
             ("--momentum", args.fixed_momentum),
         )
         if v is not None
@@ -326,10 +532,28 @@ def main() -> int:
         help="finetune --seed values, comma-separated: the main table shows the first, a second "
         "table all of them (default 0)",
     )
+    p.add_argument(
+        "--seeds",
+        type=lambda t: [int(v) for v in t.split(",")],
+        help="the fair comparison: both paths once per seed S, the samples shuffled from S on "
+        "both (train --from --shuffle-seed S, finetune --shuffle-seed S --seed S); reports "
+        "mean +- sd per path and mean fixed - mean float (replaces --fixed-seeds)",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        help="with --seeds: the learning rate of both paths (train --from --lr, finetune --lr; "
+        "default: each path's own default, train's 0.02 and finetune's 0.01)",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=1, help="runs of one case at the same time (default 1)"
+    )
     p.add_argument("--out", default="-", help="markdown results (- for stdout)")
     p.add_argument("--json", help="also write the rows as JSON here")
     p.add_argument("--work", help="folder for the data and models (default: a temporary one)")
     args = p.parse_args()
+    if args.lr is not None and not args.seeds:
+        p.error("--lr is for --seeds (both paths); without it use --fixed-lr")
     for name in args.shifts.split(","):
         if name not in shift.SHIFTS:
             p.error(f"unknown shift {name!r}")
@@ -342,8 +566,9 @@ def main() -> int:
         for dataset in args.data.split(","):
             for name in args.shifts.split(","):
                 print(f"{dataset} {name} ...", file=sys.stderr)
-                rows.append(one(dataset, name, args, work, log))
-    text = markdown(rows, args, log, time.monotonic() - start)
+                rows.append((one_fair if args.seeds else one)(dataset, name, args, work, log))
+    seconds = time.monotonic() - start
+    text = (markdown_fair if args.seeds else markdown)(rows, args, log, seconds)
     write_text_output(args.out, text)
     if args.json:
         with atomic_write(args.json) as f:
