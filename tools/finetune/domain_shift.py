@@ -16,6 +16,16 @@ point of float, and fixed recovers >= 70% of the drop.
 
     python tools/finetune/domain_shift.py --out tools/finetune/results/domain-shift.md
 
+--seeds 0,1,2,3,4 is the fair comparison: both paths once per seed S with the same sources of
+variation (the samples shuffled before every epoch from S on both: `train --from
+--shuffle-seed S`, `finetune --shuffle-seed S`, and the fixed path's rounding seeded with S),
+each path's after the mean +- sd over the seeds, acceptance on mean fixed - mean float; --lr L
+gives both paths the same learning rate (otherwise each its own default: train's 0.02,
+finetune's 0.01). --jobs 2 runs two of a case's runs at a time.
+
+    python tools/finetune/domain_shift.py --work /tmp/ds --seeds 0,1,2,3,4 --lr 0.02 --jobs 2 \
+        --out tools/finetune/results/domain-shift-seeds-lr0.02.md
+
 Every command run is in the markdown, so any row can be re-run by hand. Runs on a busy shared
 machine are fine: nothing here is timed except the train_seconds the CLIs report.
 """
