@@ -200,9 +200,10 @@ class TrainConfig:
 # epochs of training when nobody says how many: the CLI's --epochs default too
 DEFAULT_EPOCHS = 16
 
-# training on several threads (native/src/train_threads_f32.c): "async" is Hogwild (per-sample
-# steps against shared weights, results vary run to run; threads=1 is the one-thread trainer
-# bit for bit); "deterministic" trains mini-batches of thread_batch samples against one
+# training on several threads (native/src/train_threads_f32.c): "async" is lock-free per-sample
+# training against shared weights, each neuron stepped by its owner thread (no update lost, a
+# few samples stale; results vary run to run; threads=1 is the one-thread trainer bit for
+# bit); "deterministic" trains mini-batches of thread_batch samples against one
 # snapshot and applies the per-sample steps in sample order: the same bytes on every run
 # whatever the thread count, but not the one-thread optimizer
 THREAD_MODES = {"async": lib.ELSH_THREADS_ASYNC, "deterministic": lib.ELSH_THREADS_DETERMINISTIC}

@@ -88,7 +88,8 @@ def add_thread_args(p: argparse.ArgumentParser, *, training: bool) -> None:
         "--thread-mode",
         choices=sorted(THREAD_MODES),
         default="async",
-        help="async: Hogwild, per-sample steps against shared weights, results vary from run to "
+        help="async: lock-free per-sample training against shared weights, each neuron stepped "
+        "by its owner thread (no update lost, a few samples stale), results vary from run to "
         "run (--threads 1 is the one-thread trainer exactly); deterministic: mini-batches of "
         "--thread-batch samples trained against one snapshot, their steps applied in sample "
         "order: the same bytes on every run and for every --threads",

@@ -219,17 +219,26 @@ int elsh_shuffle(elsh_net *net, int32_t *order, int64_t n); /* n <= INT32_MAX */
  * own scratch (the work memory below) and works against the network's one copy of the
  * parameters, optimizer state, hash functions and tables.
  *
- * ELSH_THREADS_ASYNC (Hogwild, as the seed): each worker trains per sample on its share of the
- * samples, reading and writing the shared weights, biases and optimizer state with relaxed
- * atomic loads and stores (no data race; two workers may lose each other's update, so results
- * vary from run to run). Table maintenance falls due at the same sample counts as on one
- * thread; the workers stop at a barrier there and one thread updates the tables alone.
+ * ELSH_THREADS_ASYNC (lock-free, asynchronous; the seed's Hogwild without its lost updates):
+ * the workers take the call's samples one at a time and train on each against the shared
+ * parameters as they are. Every neuron (row) has one owner worker (blocks of 16 neurons dealt
+ * round robin), which alone takes the optimizer steps of that row: a worker steps the rows
+ * it owns and hands the deltas of the others to their owners through lock-free rings, and
+ * each owner applies them a few samples later. Weights and biases, which every worker reads
+ * while their owner writes them, are loaded and stored as relaxed atomics (no data race,
+ * ThreadSanitizer-checked); the optimizer state only its owner touches. Guarantees: every
+ * sample's step reaches every row it had active (no update is lost), in an order and with a
+ * staleness (a sample's gradient misses the steps still waiting in the rings, typically about
+ * 8 samples' worth) that depend on timing, so results vary from run to run. Table maintenance
+ * falls due at the same sample counts as on one thread; there every worker applies what is
+ * left for it, re-hashes the rows it owns, and the workers meet at a barrier for the moves.
  * With threads == 1 it is elsh_train_batch itself, bit for bit.
  *
  * ELSH_THREADS_ASYNC_SHARED: the asynchronous mode's code path even on one thread (the
- * workers, barriers and relaxed atomic layer passes that ELSH_THREADS_ASYNC takes from two
- * threads up): what sharing the parameters costs, measured without a second core
- * (tools/bench/bench_threads.py). Results as ELSH_THREADS_ASYNC; without threads it is it.
+ * workers, ring, barriers and atomic layer passes that ELSH_THREADS_ASYNC takes from two
+ * threads up; one worker applies each record at once): what sharing the parameters costs,
+ * measured without a second core (tools/bench/bench_threads.py). Bit for bit the one-thread
+ * result; without threads it is ELSH_THREADS_ASYNC.
  *
  * ELSH_THREADS_DETERMINISTIC: mini-batches of `batch` consecutive samples of the call. Every
  * sample of a batch is trained (forward, loss, backward deltas) against the same snapshot of

@@ -289,6 +289,22 @@ void elsh_layer_backward_f32_shared(elsh_layer *layer, const float *in_val, cons
                                     int32_t in_n, float *prev_delta, float lr, float momentum,
                                     float l2, float eps);
 
+void elsh_layer_backprop_f32_shared(elsh_layer *layer, const float *in_val, const int32_t *in_idx,
+                                    int32_t in_n, float *prev_delta, float lr, float momentum,
+                                    float l2, float eps);
+void elsh_layer_update_rows_f32_shared(elsh_layer *layer, const int32_t *active, const float *delta,
+                                       int32_t n_active, const float *in_val, const int32_t *in_idx,
+                                       int32_t in_n, int32_t lo, int32_t hi, float lr, float momentum,
+                                       float l2, float eps);
+
+/* update_rows for a thread that owns the rows [lo, hi): plain loads and stores of their
+ * parameters but relaxed atomic stores of the weights and biases, which other threads read
+ * meanwhile (layer_f32_owned.c; only when ELSH_THREADS). */
+void elsh_layer_update_rows_f32_owned(elsh_layer *layer, const int32_t *active, const float *delta,
+                                      int32_t n_active, const float *in_val, const int32_t *in_idx,
+                                      int32_t in_n, int32_t lo, int32_t hi, float lr, float momentum,
+                                      float l2, float eps);
+
 /* Which layer passes a training step runs: the plain ones, the shared (atomic) ones, or the
  * forward and backprop of deterministic threads (the update comes later). */
 typedef void (*elsh_layer_forward_fn)(elsh_layer *, const float *, const int32_t *, int32_t, int32_t);

@@ -7,8 +7,9 @@
  * Inputs are dense (idx == NULL) or a list of (idx, value) pairs: the active set of the layer
  * below. Summation order is fixed (ascending input position), so results are reproducible.
  * The arithmetic is in layer_f32_body.h, here with plain loads and stores (layer_f32_shared.c
- * compiles it again with atomic ones); the two halves of the backward pass that training
- * threads in deterministic mode run apart (train_threads_f32.c) are at the end. */
+ * compiles it again with atomic ones, layer_f32_owned.c its step with atomic weight stores),
+ * and so are the two halves of the backward pass that training threads run apart
+ * (backprop and update_rows, train_threads_f32.c). */
 #include "internal.h"
 #include "vec4_f32.h"
 
@@ -54,36 +55,3 @@ void elsh_layer_hash_select(elsh_layer *L, const float *in_val, const int32_t *i
 #endif
 #define LAYER_FN(name) name
 #include "layer_f32_body.h"
-
-void elsh_layer_backprop_f32(elsh_layer *L, const float *in_val, const int32_t *in_idx, int32_t in_n,
-                             float *prev_delta, float lr, float mom, float l2, float eps)
-{
-    (void)in_val, (void)lr, (void)mom, (void)l2, (void)eps;
-    elsh_ops *bw = counters_begin(&L->ops, ELSH_PHASE_BACKWARD);
-    if (prev_delta) {
-        memset(prev_delta, 0, (size_t)in_n * sizeof(float));
-        for (int32_t a = 0; a < L->n_active; a++) { /* the same sums, in the same order, as step_row */
-            const float *row = L->w + (size_t)L->active[a] * (size_t)L->n_in;
-            float d = L->delta[a];
-            for (int32_t q = 0; q < in_n; q++) prev_delta[q] += row[in_idx ? in_idx[q] : q] * d;
-        }
-    }
-    count_backprop(bw, L->n_active, in_n, prev_delta != NULL);
-    counters_end(&L->ops, ELSH_PHASE_BACKWARD);
-}
-
-void elsh_layer_update_rows_f32(elsh_layer *L, const int32_t *active, const float *delta,
-                                int32_t n_active, const float *in_val, const int32_t *in_idx,
-                                int32_t in_n, int32_t lo, int32_t hi, float lr, float mom, float l2,
-                                float eps)
-{
-    elsh_ops *up = counters_begin(&L->ops, ELSH_PHASE_UPDATE);
-    int32_t n_rows = 0;
-    for (int32_t a = 0; a < n_active; a++) {
-        if (active[a] < lo || active[a] >= hi) continue;
-        STEP_ROW(L, active[a], delta[a], in_val, in_idx, in_n, NULL, lr, mom, l2, eps);
-        n_rows++;
-    }
-    count_update(up, n_rows, in_n);
-    counters_end(&L->ops, ELSH_PHASE_UPDATE);
-}

@@ -1,13 +1,20 @@
 /* layer_f32_body.h - the float layer's arithmetic on its parameters (forward, backward, the
- * optimizer step), written once and compiled twice:
+ * optimizer step), written once and compiled three times:
  *   layer_f32.c         plain loads and stores: one thread, the reference path;
  *   layer_f32_shared.c  relaxed atomic loads and stores of the weights, biases and optimizer
- *                       state, for threads training asynchronously against one shared copy
- *                       (Hogwild: train_threads_f32.c). Two threads may lose each other's
- *                       update, but no access is a data race, so nothing is undefined.
+ *                       state: the asynchronous training threads' forward pass and backward
+ *                       deltas (train_threads_f32.c) read with it while owners write, and
+ *                       its backward pass is Hogwild's step (tools/bench/shared_step_micro.c);
+ *   layer_f32_owned.c   the optimizer step only (LAYER_UPDATE_ONLY), for the thread that owns
+ *                       the rows: plain loads and stores but relaxed atomic stores of the
+ *                       weights and biases (WEIGHT_STORE), which other threads read meanwhile.
+ * No access of the threaded variants is a data race, so nothing is undefined.
  * The includer defines, before including this file:
  *   PARAM_LOAD(p)      the value of the float *p
  *   PARAM_STORE(p, v)  *p = v for a float
+ *   WEIGHT_STORE(p, v), WEIGHT_STORE4(p, v, paired)  (optional; default PARAM_STORE(4)) the
+ *                      stores of weights and biases
+ *   LAYER_UPDATE_ONLY  (optional) compile update_rows and the step alone
  *   MARK_DIRTY(p)      *p = 1 for a uint8_t (a neuron's dirty flag)
  *   LAYER_FN(name)     the name of an exported function in this variant
  * and, to do the dense dot products and the optimizer step four floats at a time (see
@@ -22,6 +29,14 @@
  * hashing and selection) is plain in both. Summation order is fixed in both, so the plain
  * variant is bit-identical to what this code was before it was shared. */
 
+#ifndef WEIGHT_STORE /* weights and biases, where a variant stores them apart from the optimizer state */
+#define WEIGHT_STORE(p, v) PARAM_STORE((p), (v))
+#endif
+#if defined(PARAM_STORE4) && !defined(WEIGHT_STORE4)
+#define WEIGHT_STORE4(p, v, paired) PARAM_STORE4((p), (v), (paired))
+#endif
+
+#ifndef LAYER_UPDATE_ONLY
 /* Dot products with several independent accumulators, combined in a fixed order: the same
  * result on every platform (no reassociation is left to the compiler), and enough independent
  * work per iteration for the CPU to overlap, or for the compiler to put in SIMD lanes. */
@@ -163,6 +178,8 @@ void LAYER_FN(elsh_layer_forward_f32)(elsh_layer *L, const float *in_val, const 
     counters_end(&L->ops, ELSH_PHASE_FORWARD);
 }
 
+#endif /* LAYER_UPDATE_ONLY */
+
 /* Values this small carry no information but, as subnormal floats, slow x86 down by 10-100x
  * (weights of always-zero inputs decay towards 0 under L2). Flushing them explicitly, rather
  * than with a CPU mode flag, keeps results identical on every platform. */
@@ -179,7 +196,7 @@ static inline void adagrad_step(float *w, float *g2, float *vel, float w_now, fl
     PARAM_STORE(g2, g2_new);
     float vel_new = flush_tiny(mom * PARAM_LOAD(vel) - lr * grad / (sqrtf(g2_new) + eps));
     PARAM_STORE(vel, vel_new);
-    PARAM_STORE(w, flush_tiny(w_now + vel_new));
+    WEIGHT_STORE(w, flush_tiny(w_now + vel_new));
 }
 
 #ifdef PARAM_LOAD4
@@ -243,12 +260,12 @@ static void step_row_vec(elsh_layer *L, int32_t j, float d, const float *in_val,
             for (int k = 0; k < 4; k++) {
                 PARAM_STORE(&g2[i[k]], g[k]);
                 PARAM_STORE(&vel[i[k]], v[k]);
-                PARAM_STORE(&row[i[k]], w[k]);
+                WEIGHT_STORE(&row[i[k]], w[k]);
             }
         } else {
             PARAM_STORE4(g2 + q, g, paired);
             PARAM_STORE4(vel + q, v, paired);
-            PARAM_STORE4(row + q, w, paired);
+            WEIGHT_STORE4(row + q, w, paired);
         }
     }
     for (; q < in_n; q++) {
@@ -303,6 +320,7 @@ static void count_update(elsh_ops *up, int32_t n_rows, int32_t in_n)
     up->weight_bytes += n_par * 12u; /* w, g2, vel */
 }
 
+#ifndef LAYER_UPDATE_ONLY
 /* The backward phase's work (dL/dx of the active inputs into prev_delta when it is given). */
 static void count_backprop(elsh_ops *bw, int32_t n_rows, int32_t in_n, int has_prev)
 {
@@ -325,5 +343,46 @@ void LAYER_FN(elsh_layer_backward_f32)(elsh_layer *L, const float *in_val, const
     count_backprop(bw, L->n_active, in_n, prev_delta != NULL);
     count_update(up, L->n_active, in_n);
     counters_end(&L->ops, ELSH_PHASE_BACKWARD);
+    counters_end(&L->ops, ELSH_PHASE_UPDATE);
+}
+
+/* The two halves of the backward pass, for training threads that step rows apart from the
+ * sample that computed their deltas (train_threads_f32.c). backprop: dL/dx of the active
+ * inputs into prev_delta (NULL: nothing), the parameters only read: the same sums, in the
+ * same order, as STEP_ROW's. */
+void LAYER_FN(elsh_layer_backprop_f32)(elsh_layer *L, const float *in_val, const int32_t *in_idx,
+                                       int32_t in_n, float *prev_delta, float lr, float mom, float l2,
+                                       float eps)
+{
+    (void)in_val, (void)lr, (void)mom, (void)l2, (void)eps;
+    elsh_ops *bw = counters_begin(&L->ops, ELSH_PHASE_BACKWARD);
+    if (prev_delta) {
+        memset(prev_delta, 0, (size_t)in_n * sizeof(float));
+        for (int32_t a = 0; a < L->n_active; a++) {
+            const float *row = L->w + (size_t)L->active[a] * (size_t)L->n_in;
+            float d = L->delta[a];
+            for (int32_t q = 0; q < in_n; q++) prev_delta[q] += PARAM_LOAD(&row[in_idx ? in_idx[q] : q]) * d;
+        }
+    }
+    count_backprop(bw, L->n_active, in_n, prev_delta != NULL);
+    counters_end(&L->ops, ELSH_PHASE_BACKWARD);
+}
+#endif /* LAYER_UPDATE_ONLY */
+
+/* update_rows: the optimizer step of the rows in [lo, hi) among active[0..n_active) with
+ * deltas delta[], for the layer input (in_val, in_idx, in_n). */
+void LAYER_FN(elsh_layer_update_rows_f32)(elsh_layer *L, const int32_t *active, const float *delta,
+                                          int32_t n_active, const float *in_val, const int32_t *in_idx,
+                                          int32_t in_n, int32_t lo, int32_t hi, float lr, float mom,
+                                          float l2, float eps)
+{
+    elsh_ops *up = counters_begin(&L->ops, ELSH_PHASE_UPDATE);
+    int32_t n_rows = 0;
+    for (int32_t a = 0; a < n_active; a++) {
+        if (active[a] < lo || active[a] >= hi) continue;
+        STEP_ROW(L, active[a], delta[a], in_val, in_idx, in_n, NULL, lr, mom, l2, eps);
+        n_rows++;
+    }
+    count_update(up, n_rows, in_n);
     counters_end(&L->ops, ELSH_PHASE_UPDATE);
 }

@@ -7,11 +7,26 @@
  * step). Work a worker writes before a barrier is visible to every worker after it (the
  * barrier is a mutex and a condition variable), so the only accesses that two threads make
  * at once are: reads of parameters and tables (both modes), and in asynchronous mode the
- * relaxed atomic loads and stores of layer_f32_shared.c.
+ * relaxed atomic loads of weights and biases (layer_f32_shared.c) against their owner's
+ * relaxed atomic stores (layer_f32_owned.c), and the rings' counters (acquire/release).
  *
  *   asynchronous:   a step is a run of samples up to the next sample count at which table
- *                   maintenance falls due; worker w trains on samples w, w + T, w + 2T, ...
- *                   of it, per sample, against the shared parameters (Hogwild).
+ *                   maintenance falls due; the workers take its samples one at a time from
+ *                   a shared counter. Every row (neuron) of every layer has one owner, the
+ *                   worker of its block of 16 rows (blocks dealt round robin); only the
+ *                   owner steps a row and its optimizer state. Per sample a worker runs the
+ *                   forward pass and the backward deltas against the shared parameters as
+ *                   they are (nothing written), and publishes the sample's record (active
+ *                   neurons, deltas, activations) in its ring; each worker applies, from
+ *                   every ring, its own, the records' steps of the rows it owns once DRAIN_AT
+ *                   records are waiting (row after row, a row's steps back to back), or
+ *                   whenever it has to wait. No worker waits for another inside a step except
+ *                   on a full ring; at the end of the step each applies what is left, then
+ *                   re-hashes the dirty rows it owns. No update is lost (Hogwild's can be);
+ *                   a sample's gradient is computed against parameters that miss the steps
+ *                   still waiting in the rings (about DRAIN_AT samples' worth; at most
+ *                   RING_SLOTS per worker), which depends on timing: results vary from run
+ *                   to run.
  *   deterministic:  a step is a mini-batch. Phase 1: each worker takes the batch's samples
  *                   one at a time from a shared counter: forward, loss and backward deltas
  *                   against the parameters as they are (nothing is written), recorded per
@@ -29,10 +44,11 @@
  * (re-hashing a dirty neuron reads its whole weight row: tools/bench/bench_threads.py measures
  * its share of a one-thread epoch), and whatever one thread does while the others wait limits
  * the speedup, so it is split too, inside the step it falls due in: every worker hashes the
- * dirty neurons of its range of ids into `codes` (deterministic: right after stepping them,
- * rows it alone wrote; asynchronous: after a barrier), then, after a barrier, moves every dirty
- * neuron in its range of tables (tables share no bucket; FIFO layers: a reservoir layer draws
- * from one generator, so the leader moves its neurons after the step). The leader then clears
+ * dirty neurons it alone wrote into `codes` (deterministic: its range of ids, right after
+ * stepping them; asynchronous: the rows it owns, once every record is applied), then, after a
+ * barrier, moves every dirty neuron in its range of tables (tables share no bucket; FIFO
+ * layers: a reservoir layer draws from one generator, so the leader moves its neurons after
+ * the step). The leader then clears
  * the dirty flags. New hash functions (rehash_every) are drawn and the tables rebuilt by the
  * leader alone. tools/bench/threads_split.c shows where the time goes, per worker and part. */
 #include "internal.h"
@@ -40,6 +56,9 @@
 #include "thread_barrier.h"
 
 #include <string.h>
+#if ELSH_THREADS
+#include <sched.h>
+#endif
 
 /* PROFILE_MARK(w, PART): worker w ends a stretch of PART here. Nothing in the library; the
  * measuring tool tools/bench/threads_split.c compiles this file with its own definition, which
@@ -96,6 +115,17 @@ typedef struct {
     int64_t *row_end;               /* [n_workers][widest] deterministic: where each row's steps end */
     uint64_t steps_capacity;        /* batch * the largest active_capacity */
     int64_t *row_steps;             /* [n_workers][steps_capacity] deterministic: steps by row */
+    /* asynchronous mode: each worker's ring of sample records, the deltas of the rows that
+     * other workers own (slot k of worker p's ring: index p * RING_SLOTS + k % RING_SLOTS) */
+    int64_t *ring_pos;                    /* [n_workers * RING_SLOTS] the sample's position in the call */
+    int32_t *ring_n[ELSH_MAX_LAYERS];     /* [n_workers * RING_SLOTS] active neurons of the layer */
+    int32_t *ring_active[ELSH_MAX_LAYERS]; /* [n_workers * RING_SLOTS][active_capacity] */
+    float *ring_act[ELSH_MAX_LAYERS];     /* [n_workers * RING_SLOTS][active_capacity] */
+    float *ring_delta[ELSH_MAX_LAYERS];   /* [n_workers * RING_SLOTS][active_capacity] */
+    int64_t *ring_tail;                   /* [n_workers * COUNTER_STRIDE] records worker p has published (atomic) */
+    int64_t *ring_head;                   /* [n_workers * n_workers * COUNTER_STRIDE] records of p that c has applied (atomic) */
+    int32_t *drain_slots;                 /* [n_workers][n_workers * RING_SLOTS] the slots a worker applies at once */
+    int32_t producers_done;               /* workers past their last sample of the step (atomic) */
     /* training: the new codes of the dirty neurons of each LSH layer, hashed by all workers */
     uint32_t *codes[ELSH_MAX_LAYERS];     /* [n_out][tables] */
     /* the call */
@@ -114,6 +144,16 @@ typedef struct {
     barrier bar;
 } job;
 
+/* Asynchronous mode: records a worker's ring holds (a worker waits, applying the records of
+ * the others, when the slowest of them is this far behind), and the spacing of the ring
+ * counters, 128 bytes: each on its own cache line (and line pair, which x86 prefetches
+ * together), written by one worker only. */
+#define RING_SLOTS 16
+#define COUNTER_STRIDE 16
+#ifndef DRAIN_AT
+#define DRAIN_AT 8
+#endif
+
 /* Walk the work memory (plan when base is NULL): the workers, their results and, in
  * deterministic mode, the per-sample records of one batch. */
 static void carve_work(job *jb, const elsh_net *net, const elsh_thread_config *th, elsh_arena *a)
@@ -129,18 +169,33 @@ static void carve_work(job *jb, const elsh_net *net, const elsh_thread_config *t
     for (int32_t l = 0; l < net->n_layers; l++)
         if (net->layers[l].use_lsh)
             jb->codes[l] = elsh_arena_take(a, (uint64_t)net->layers[l].n_out * (uint64_t)net->layers[l].hash.tables, 4);
-    if (th->mode != ELSH_THREADS_DETERMINISTIC) return;
     jb->widest = 0;
     for (int32_t l = 0; l < net->n_layers; l++)
         if (net->layers[l].n_out > jb->widest) jb->widest = net->layers[l].n_out;
     jb->touched = elsh_arena_take(a, (uint64_t)T * (uint64_t)jb->widest, 4);
     jb->row_end = elsh_arena_take(a, (uint64_t)T * (uint64_t)jb->widest, 8);
-    uint64_t B = (uint64_t)th->batch;
+    /* the records of one step (deterministic: a batch; asynchronous: every ring's slots) */
+    uint64_t B = th->mode == ELSH_THREADS_DETERMINISTIC ? (uint64_t)th->batch : (uint64_t)T * RING_SLOTS;
     jb->steps_capacity = 0;
     for (int32_t l = 0; l < net->n_layers; l++)
         if (B * (uint64_t)net->layers[l].active_capacity > jb->steps_capacity)
             jb->steps_capacity = B * (uint64_t)net->layers[l].active_capacity;
     jb->row_steps = elsh_arena_take(a, (uint64_t)T * jb->steps_capacity, 8);
+    if (th->mode != ELSH_THREADS_DETERMINISTIC) {
+        uint64_t slots = (uint64_t)T * RING_SLOTS;
+        jb->drain_slots = elsh_arena_take(a, (uint64_t)T * slots, 4);
+        jb->ring_pos = elsh_arena_take(a, slots, 8);
+        for (int32_t l = 0; l < net->n_layers; l++) {
+            uint64_t cap = (uint64_t)net->layers[l].active_capacity;
+            jb->ring_n[l] = elsh_arena_take(a, slots, 4);
+            jb->ring_active[l] = elsh_arena_take(a, slots * cap, 4);
+            jb->ring_act[l] = elsh_arena_take(a, slots * cap, 4);
+            jb->ring_delta[l] = elsh_arena_take(a, slots * cap, 4);
+        }
+        jb->ring_tail = elsh_arena_take(a, (uint64_t)T * COUNTER_STRIDE, 8);
+        jb->ring_head = elsh_arena_take(a, (uint64_t)T * (uint64_t)T * COUNTER_STRIDE, 8);
+        return;
+    }
     jb->rec_loss = elsh_arena_take(a, B, 4);
     jb->rec_pred = elsh_arena_take(a, B, 4);
     for (int32_t l = 0; l < net->n_layers; l++) {
@@ -182,6 +237,10 @@ static int start_job(job *jb, elsh_net *net, const elsh_thread_config *th, void 
     jb->n_workers = workers_for(th);
     memset(jb->worker_stats, 0, (size_t)jb->n_workers * sizeof(elsh_train_stats));
     memset(jb->worker_rc, 0, (size_t)jb->n_workers * sizeof(int32_t));
+    if (jb->ring_tail) {
+        memset(jb->ring_tail, 0, (size_t)jb->n_workers * COUNTER_STRIDE * sizeof(int64_t));
+        memset(jb->ring_head, 0, (size_t)jb->n_workers * (size_t)jb->n_workers * COUNTER_STRIDE * sizeof(int64_t));
+    }
     return ELSH_OK;
 }
 
@@ -203,19 +262,161 @@ static const float *row_of(const job *jb, int64_t pos, int32_t *label)
     return jb->x + (size_t)row * (size_t)jb->net->cfg.n_in;
 }
 
+static int64_t take_sample(job *jb);
+
+/* Asynchronous mode: rows are owned in blocks of OWNED_BLOCK consecutive rows, block b by
+ * worker b % n_workers: hot rows (a few neurons are active in most samples) spread over the
+ * workers, and so do the optimizer steps and the re-hashing, where halves of the ids would
+ * leave one worker most of both. 16 floats of a bias vector (and of its Adagrad and momentum
+ * state) fill one cache line, so no two workers write the same line of them. */
+#define OWNED_BLOCK 16
+
+#if ELSH_THREADS
+static int32_t owner_of(const job *jb, int32_t j) { return (j / OWNED_BLOCK) % jb->n_workers; }
+
+/* ---- asynchronous mode: rows owned, the others' deltas passed through rings
+ *
+ * Worker w owns the rows [n_out * w / T, n_out * (w + 1) / T) of every layer: it alone steps
+ * them (and their Adagrad and momentum state), and it alone re-hashes them. For each sample it
+ * takes, a worker runs the forward pass and the backward deltas against the shared parameters
+ * as they are (relaxed atomic loads: owners write meanwhile), steps the active rows it owns at
+ * once, and publishes the sample's record (active neurons, deltas, activations) in its ring;
+ * every other worker applies the record's steps of its own rows when it next looks at the
+ * rings (after each of its samples, or while it waits for a free slot). Nobody waits for
+ * anybody inside a step except on a full ring. No update is lost: every row takes every step
+ * of every sample that had it active, computed against parameters up to a few samples old
+ * (the ring's lag), in an order that depends on timing. */
+
+static int64_t counter_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static void counter_store(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+static int64_t *tail_of(job *jb, int32_t p) { return jb->ring_tail + (size_t)p * COUNTER_STRIDE; }
+
+static int64_t *head_of(job *jb, int32_t p, int32_t c)
+{
+    return jb->ring_head + ((size_t)p * (size_t)jb->n_workers + (size_t)c) * COUNTER_STRIDE;
+}
+
+/* Worker w's steps of its rows of layer l for the n records in ring slots slots[0..n), row
+ * after row (a row's steps in the order of the slots): a hot row's steps back to back, so its
+ * lines are written by this core, and read by the others, once per drain rather than once
+ * per sample. */
+static void apply_slots(job *jb, int32_t w, int32_t l, const int32_t *slots, int32_t n, float mom)
+{
+    elsh_net *me = &jb->workers[w];
+    elsh_layer *L = &me->layers[l];
+    const elsh_train_config *tc = jb->tc;
+    size_t cap = (size_t)L->active_capacity;
+    int32_t *touched = jb->touched + (size_t)w * (size_t)jb->widest;
+    int64_t *end = jb->row_end + (size_t)w * (size_t)jb->widest;
+    int64_t *steps = jb->row_steps + (size_t)w * jb->steps_capacity;
+    memset(touched, 0, (size_t)L->n_out * sizeof(int32_t)); /* rows of other workers stay 0 */
+    for (int32_t r = 0; r < n; r++) {
+        const int32_t *active = jb->ring_active[l] + (size_t)slots[r] * cap;
+        for (int32_t a = 0; a < jb->ring_n[l][slots[r]]; a++)
+            if (owner_of(jb, active[a]) == w) touched[active[a]]++;
+    }
+    int64_t at = 0;
+    for (int32_t j = 0; j < L->n_out; j++) {
+        end[j] = at;
+        at += touched[j];
+    }
+    for (int32_t r = 0; r < n; r++) {
+        const int32_t *active = jb->ring_active[l] + (size_t)slots[r] * cap;
+        for (int32_t a = 0; a < jb->ring_n[l][slots[r]]; a++)
+            if (owner_of(jb, active[a]) == w) steps[end[active[a]]++] = (int64_t)r * (int64_t)cap + a;
+    }
+    for (int32_t j = 0; j < L->n_out; j++)
+        for (int64_t e = end[j] - touched[j]; e < end[j]; e++) {
+            size_t slot = (size_t)slots[steps[e] / (int64_t)cap], a = (size_t)(steps[e] % (int64_t)cap);
+            const float *in_val = row_of(jb, jb->ring_pos[slot], NULL);
+            const int32_t *in_idx = NULL;
+            int32_t in_n = me->cfg.n_in;
+            if (l > 0) {
+                size_t in_at = slot * (size_t)me->layers[l - 1].active_capacity;
+                in_val = jb->ring_act[l - 1] + in_at;
+                in_idx = me->layers[l - 1].use_lsh ? jb->ring_active[l - 1] + in_at : NULL;
+                in_n = jb->ring_n[l - 1][slot];
+            }
+            elsh_layer_update_rows_f32_owned(L, jb->ring_active[l] + slot * cap + a, jb->ring_delta[l] + slot * cap + a,
+                                             1, in_val, in_idx, in_n, j, j + 1, tc->lr, mom, tc->l2, tc->adagrad_eps);
+        }
+}
+
+/* Worker w applies every record published (its own among them) that it has not applied yet,
+ * when there are at least `at_least` of them; returns how many it applied. */
+static int64_t drain_rings(job *jb, int32_t w, float mom, int64_t at_least)
+{
+    int32_t T = jb->n_workers, n = 0;
+    int32_t *slots = jb->drain_slots + (size_t)w * (size_t)T * RING_SLOTS;
+    int64_t to[ELSH_MAX_THREADS];
+    for (int32_t p = 0; p < T; p++) {
+        int64_t from = __atomic_load_n(head_of(jb, p, w), __ATOMIC_RELAXED);
+        to[p] = counter_load(tail_of(jb, p));
+        for (int64_t k = from; k < to[p]; k++) slots[n++] = (int32_t)((size_t)p * RING_SLOTS + (size_t)(k % RING_SLOTS));
+    }
+    if (n == 0 || n < at_least) return 0;
+    for (int32_t l = 0; l < jb->workers[w].n_layers; l++) apply_slots(jb, w, l, slots, n, mom);
+    for (int32_t p = 0; p < T; p++) counter_store(head_of(jb, p, w), to[p]); /* the slots free again */
+    return n;
+}
+
+/* Spin politely: a pause, and every BARRIER_SPINS rounds the core given back (a busy machine
+ * may have descheduled the worker this one waits for). */
+static void wait_a_little(int64_t *spins)
+{
+    if (++*spins % BARRIER_SPINS == 0)
+        sched_yield();
+    else
+        cpu_relax();
+}
+
+/* Worker w's record of the sample at position `pos` of the call (the scratch of its last
+ * training step), published in its ring once a slot is free. */
+static void publish_record(job *jb, int32_t w, int64_t pos, float mom)
+{
+    elsh_net *me = &jb->workers[w];
+    int64_t *tail = tail_of(jb, w);
+    int64_t t = __atomic_load_n(tail, __ATOMIC_RELAXED), spins = 0;
+    for (;;) { /* free when every other worker has applied record t - RING_SLOTS */
+        int64_t oldest = t;
+        for (int32_t c = 0; c < jb->n_workers; c++) {
+            int64_t h = counter_load(head_of(jb, w, c));
+            oldest = h < oldest ? h : oldest;
+        }
+        if (t - oldest < RING_SLOTS) break;
+        if (drain_rings(jb, w, mom, 1) == 0) wait_a_little(&spins);
+    }
+    size_t slot = (size_t)w * RING_SLOTS + (size_t)(t % RING_SLOTS);
+    jb->ring_pos[slot] = pos;
+    for (int32_t l = 0; l < me->n_layers; l++) {
+        const elsh_layer *L = &me->layers[l];
+        size_t at = slot * (size_t)L->active_capacity, n = (size_t)L->n_active;
+        jb->ring_n[l][slot] = L->n_active;
+        memcpy(jb->ring_active[l] + at, L->active, n * sizeof(int32_t));
+        memcpy(jb->ring_act[l] + at, L->act, n * sizeof(float));
+        memcpy(jb->ring_delta[l] + at, L->delta, n * sizeof(float));
+    }
+    counter_store(tail, t + 1);
+}
+
+#endif
+
 static void async_share(job *jb, int32_t w)
 {
 #if ELSH_THREADS
-    /* passes on the stack: no static data in the kernel (see elsh_train_sample) */
+    /* passes on the stack: no static data in the kernel (see elsh_train_sample); the backward
+     * pass only computes the deltas, the steps come after */
     elsh_layer_passes shared_passes;
     shared_passes.forward = elsh_layer_forward_f32_shared;
-    shared_passes.backward = elsh_layer_backward_f32_shared;
+    shared_passes.backward = elsh_layer_backprop_f32_shared;
     elsh_net *me = &jb->workers[w];
+    float mom = elsh_momentum_at(jb->tc, jb->epoch);
     /* the statistics summed here and stored once: the workers' entries of worker_stats share a
      * cache line, which a store per sample from each worker would pass back and forth */
     elsh_train_stats st = jb->worker_stats[w];
     int rc = 0;
-    for (int64_t s = w; s < jb->count; s += jb->n_workers) {
+    for (int64_t s = take_sample(jb); s < jb->count; s = take_sample(jb)) {
         int32_t label;
         const float *x = row_of(jb, jb->start + s, &label);
         float loss = 0.0f;
@@ -224,12 +425,21 @@ static void async_share(job *jb, int32_t w)
             rc = pred;
             break;
         }
+        publish_record(jb, w, jb->start + s, mom);
+        drain_rings(jb, w, mom, jb->n_workers > 1 ? DRAIN_AT : 1);
         st.loss_sum += loss;
         st.correct += pred == label;
         st.samples++;
     }
     jb->worker_stats[w] = st;
     if (rc < 0) jb->worker_rc[w] = rc;
+    /* the others' last records: every worker has published all of its records once
+     * producers_done reaches n_workers */
+    __atomic_add_fetch(&jb->producers_done, 1, __ATOMIC_ACQ_REL);
+    int64_t spins = 0;
+    while (__atomic_load_n(&jb->producers_done, __ATOMIC_ACQUIRE) < jb->n_workers)
+        if (drain_rings(jb, w, mom, 1) == 0) wait_a_little(&spins);
+    drain_rings(jb, w, mom, 1);
 #else
     (void)jb, (void)w; /* never called: one worker trains with elsh_train_batch */
 #endif
@@ -397,9 +607,8 @@ static void hash_share(job *jb, int32_t w)
     for (int32_t l = 0; l < me->n_layers; l++) {
         elsh_layer *L = &me->layers[l];
         if (!L->use_lsh) continue;
-        int32_t lo = (int32_t)((int64_t)L->n_out * w / jb->n_workers);
-        int32_t hi = (int32_t)((int64_t)L->n_out * (w + 1) / jb->n_workers);
-        elsh_tables_hash_dirty(L, lo, hi, jb->codes[l]);
+        for (int32_t lo = w * OWNED_BLOCK; lo < L->n_out; lo += jb->n_workers * OWNED_BLOCK)
+            elsh_tables_hash_dirty(L, lo, lo + OWNED_BLOCK < L->n_out ? lo + OWNED_BLOCK : L->n_out, jb->codes[l]);
     }
 }
 
@@ -430,9 +639,7 @@ static void do_share(job *jb, int32_t w)
     case JOB_ASYNC:
         async_share(jb, w);
         PROFILE_MARK(w, ASYNC);
-        if (jb->hash_after) { /* every worker's writes of the step done first */
-            barrier_wait(&jb->bar);
-            PROFILE_MARK(w, WAIT_MID);
+        if (jb->hash_after) { /* the rows this worker owns, which it alone has written */
             hash_share(jb, w);
             PROFILE_MARK(w, HASH);
             move_share(jb, w);
@@ -504,6 +711,7 @@ static int lead_training(job *jb, int64_t n_epoch, int64_t n, int32_t batch, els
         jb->count = jb->kind == JOB_ASYNC ? async_step_length(jb, n_epoch, n - done)
                                           : (n - done < batch ? n - done : batch);
         jb->next_sample = 0;
+        jb->producers_done = 0;
         int due = 0;
         int64_t seen = *jb->net->samples_seen;
         for (int64_t m = 1; m <= jb->count; m++) { /* rehash (2) wins over an update (1) */

@@ -131,6 +131,7 @@
     X(test_threads_deterministic_full_buckets)                                               \
     X(test_threads_async_one_thread_is_serial)                                               \
     X(test_threads_async_shared_one_thread_is_serial)                                        \
+    X(test_threads_async_loses_no_update)                                                    \
     X(test_threads_async_wide_trains)                                                        \
     X(test_threads_async_trains)                                                             \
     X(test_threads_predict_identical)                                                        \

@@ -120,6 +120,15 @@ the model's scaling divided by that per-sample cost: tools/bench/bench_threads.p
 shared path alone on one thread ("async, 1 thread"), and async(T) / "async, 1 thread" is the
 figure to hold against this model's
 prediction.
+
+Since 2026-11-30 (helper "async3") the asynchronous mode no longer steps shared rows from every
+thread: each row has one owner thread, the other threads' deltas reach it through lock-free
+rings and it applies them every 8 records, a row's steps back to back (train_threads_f32.c).
+So item 2 is what relaxed-atomic Hogwild would lose (the mode loses nothing now), the owner's
+step takes about 1.1x the plain one (55 against 49 us in shared_step_micro.c: only the weight
+and bias stores are atomic), and a row's lines move between the cores about once per drain
+rather than once per sample, as in the deterministic mode. The formula of item 5 still counts
+the Hogwild coherence term; it is not refitted to the owner design.
 """
 
 from __future__ import annotations

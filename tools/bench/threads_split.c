@@ -6,7 +6,8 @@
  *   wait_mid    the barriers inside a step (deterministic: between phase 1 and phase 2;
  *               with a table update: before the hashing or the moves)
  *   apply       deterministic phase 2: the optimizer steps of the worker's rows
- *   async       asynchronous: the worker's samples of a step (Hogwild)
+ *   async       asynchronous: the worker's samples of a step and the steps of its rows
+ *               (its own records and the others', from the rings)
  *   hash        asynchronous: re-hashing the dirty neurons of the worker's range (table
  *               update; deterministic: part of apply)
  *   move        moving the dirty neurons in the worker's range of tables (table update)
@@ -16,7 +17,7 @@
  * A network like bench_threads.py's (784-1000-10, 5% active, ternary 3 bits x 100 tables, pool
  * 98; lr 0.02, momentum 0.5, l2 1e-4, tables updated every 20 samples) on the first N images
  * of MNIST's IDX training file, one epoch, the same seed for every run. Runs round robin:
- * one thread (elsh_train_batch), each mode on T threads, the deterministic mode on one
+ * one thread (elsh_train_batch), each mode on T threads, each mode on one
  * worker (its work without a second core), --rounds times; per run the
  * samples per second; the split of the last round.
  *
@@ -169,21 +170,23 @@ int main(int argc, char **argv)
     if (!x || !y) return 1;
     for (size_t i = 0; i < (size_t)n * 784; i++) x[i] = (float)img[16 + i] / 255.0f;
     for (int32_t i = 0; i < n; i++) y[i] = lab[8 + i];
-    /* the deterministic mode on one worker: its work apart from what a second core adds */
-    const char *kinds[4] = {"1 thread", "async", "deterministic", "determ., 1 thr"};
-    int32_t modes[4] = {ELSH_THREADS_ASYNC, ELSH_THREADS_ASYNC, ELSH_THREADS_DETERMINISTIC,
-                        ELSH_THREADS_DETERMINISTIC};
-    double rate[4][100];
-    double split[4][MAX_W][N_PARTS], split_cpu[4][MAX_W][N_PARTS];
+    /* each mode on one worker too (the asynchronous one through ELSH_THREADS_ASYNC_SHARED):
+     * its work apart from what a second core adds */
+    enum { KINDS = 5 };
+    const char *kinds[KINDS] = {"1 thread", "async", "deterministic", "determ., 1 thr", "async, 1 thr"};
+    int32_t modes[KINDS] = {ELSH_THREADS_ASYNC, ELSH_THREADS_ASYNC, ELSH_THREADS_DETERMINISTIC,
+                            ELSH_THREADS_DETERMINISTIC, ELSH_THREADS_ASYNC_SHARED};
+    double rate[KINDS][100];
+    double split[KINDS][MAX_W][N_PARTS], split_cpu[KINDS][MAX_W][N_PARTS];
     for (int r = 0; r < rounds; r++)
-        for (int k = 0; k < 4; k++) {
-            rate[k][r] = epoch(x, y, n, k == 0 || k == 3 ? 1 : threads, modes[k], batch);
+        for (int k = 0; k < KINDS; k++) {
+            rate[k][r] = epoch(x, y, n, k == 0 || k >= 3 ? 1 : threads, modes[k], batch);
             memcpy(split[k], part_sum, sizeof(part_sum));
             memcpy(split_cpu[k], part_cpu, sizeof(part_cpu));
         }
     printf("%d samples, %d threads, batch %d, %d rounds (medians)\n", n, threads, batch, rounds);
     double one = 0;
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < KINDS; k++) {
         qsort(rate[k], (size_t)rounds, sizeof(double), cmp_double);
         double med = rate[k][rounds / 2];
         if (k == 0) one = med;
@@ -199,8 +202,8 @@ int main(int argc, char **argv)
         printf("%-14s %3s", "mode", "w");
         for (int p = 0; p < N_PARTS; p++) printf(" %10s", part_names[p]);
         printf("\n");
-        for (int k = 1; k < 4; k++)
-            for (int w = 0; w < (k == 3 ? 1 : threads); w++) {
+        for (int k = 1; k < KINDS; k++)
+            for (int w = 0; w < (k >= 3 ? 1 : threads); w++) {
                 printf("%-14s %3d", kinds[k], w);
                 for (int p = 0; p < N_PARTS; p++) printf(" %10.2f", 1e6 * (c ? split_cpu : split)[k][w][p] / n);
                 printf("\n");

@@ -1,0 +1,70 @@
+/* param_relaxed_f32.h - relaxed atomic loads and stores of float parameters, one at a time and
+ * four at a time into a vec4 (vec4_f32.h), for the layer variants that threads share:
+ * layer_f32_shared.c (every parameter access) and layer_f32_owned.c (the stores of weights and
+ * biases that other threads read meanwhile). Why GCC/Clang builtins and not <stdatomic.h>: see
+ * layer_f32_shared.c. Included only where ELSH_THREADS. */
+#ifndef ELSH_PARAM_RELAXED_F32_H
+#define ELSH_PARAM_RELAXED_F32_H
+
+#include "internal.h"
+#include "vec4_f32.h"
+
+static inline float load_relaxed(const float *p)
+{
+    float v;
+    __atomic_load(p, &v, __ATOMIC_RELAXED);
+    return v;
+}
+
+static inline void store_relaxed(float *p, float v) { __atomic_store(p, &v, __ATOMIC_RELAXED); }
+
+/* Vectors of parameters (layer_f32_body.h, "Vectors"): four floats loaded into or stored from
+ * a vector register at a time. On 64-bit targets, where a row is 8-byte aligned, as two
+ * relaxed atomic 64-bit loads or stores (one ordinary move each on x86-64 and aarch64; a float
+ * pair is then read or written whole, which relaxed atomics on each float allow too);
+ * otherwise (32-bit targets, where a 64-bit atomic is ldrexd/strexd or a libatomic call, and
+ * rows of an odd width) as four 32-bit ones. */
+#if __SIZEOF_POINTER__ == 8
+typedef uint64_t __attribute__((may_alias)) float_pair;
+typedef uint64_t pair2 __attribute__((vector_size(16)));
+
+static inline int pairs_fit(const float *p) { return ((uintptr_t)p & 7u) == 0; }
+#else
+static inline int pairs_fit(const float *p) { return (void)p, 0; }
+#endif
+
+/* p[0..3], with 64-bit loads when `paired` (p 8-byte aligned) */
+static inline vec4 load4_relaxed(const float *p, int paired)
+{
+#if __SIZEOF_POINTER__ == 8
+    if (paired) {
+        pair2 u = {__atomic_load_n((const float_pair *)(const void *)p, __ATOMIC_RELAXED),
+                   __atomic_load_n((const float_pair *)(const void *)(p + 2), __ATOMIC_RELAXED)};
+        return (vec4)u;
+    }
+#else
+    (void)paired;
+#endif
+    vec4 v = {load_relaxed(p), load_relaxed(p + 1), load_relaxed(p + 2), load_relaxed(p + 3)};
+    return v;
+}
+
+static inline void store4_relaxed(float *p, vec4 v, int paired)
+{
+#if __SIZEOF_POINTER__ == 8
+    if (paired) {
+        pair2 u = (pair2)v;
+        __atomic_store_n((float_pair *)(void *)p, u[0], __ATOMIC_RELAXED);
+        __atomic_store_n((float_pair *)(void *)(p + 2), u[1], __ATOMIC_RELAXED);
+        return;
+    }
+#else
+    (void)paired;
+#endif
+    store_relaxed(p, v[0]);
+    store_relaxed(p + 1, v[1]);
+    store_relaxed(p + 2, v[2]);
+    store_relaxed(p + 3, v[3]);
+}
+
+#endif
