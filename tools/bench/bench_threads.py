@@ -5,9 +5,9 @@ over repeated runs. Default: 784-1000-10 at 5 % active on MNIST-5k (4,000 train 
 1. Throughput. One epoch of a fresh network (seed --seed) per measurement, in round robin
    over the kinds (one thread; --threads async; --threads deterministic; one thread with
    table maintenance switched off, which says what share of an epoch maintenance is; and
-   "async, 1 thread": the asynchronous mode's shared code path (workers, barriers, relaxed
-   atomic layer passes) on one thread, bit for bit the one-thread result, which says what
-   sharing costs apart from a second core), --rounds
+   "async, 1 thread": the asynchronous mode's threaded code path (workers, ring, barriers,
+   atomic layer passes, the owner's step) on one thread, bit for bit the one-thread result,
+   which says what sharing costs apart from a second core), --rounds
    rounds; samples per second from the epoch's own clock (Network.fit), medians, and each
    threaded kind's speedup as the ratio of its median to the one-thread median. Also the
    process's CPU time per sample (all threads): the work a kind does per sample, whatever
