@@ -103,25 +103,23 @@ typedef struct {
     elsh_net *workers;              /* [n_workers] views with their own scratch */
     elsh_train_stats *worker_stats; /* [n_workers] asynchronous mode */
     int32_t *worker_rc;             /* [n_workers] the first error of each worker's step, or 0 */
+    /* the records of samples' training steps, one per slot (deterministic: per sample of the
+     * batch; asynchronous: the rings' slots, slot k of worker p's ring at p * RING_SLOTS +
+     * k % RING_SLOTS) */
+    int32_t *rec_n[ELSH_MAX_LAYERS];      /* [slots] active neurons of the layer */
+    int32_t *rec_active[ELSH_MAX_LAYERS]; /* [slots][active_capacity] */
+    float *rec_act[ELSH_MAX_LAYERS];      /* [slots][active_capacity] */
+    float *rec_delta[ELSH_MAX_LAYERS];    /* [slots][active_capacity] */
     /* deterministic mode, per sample of the batch */
     float *rec_loss;                /* [batch] */
     int32_t *rec_pred;              /* [batch] */
-    int32_t *rec_n[ELSH_MAX_LAYERS];      /* [batch] active neurons of the layer */
-    int32_t *rec_active[ELSH_MAX_LAYERS]; /* [batch][active_capacity] */
-    float *rec_act[ELSH_MAX_LAYERS];      /* [batch][active_capacity] */
-    float *rec_delta[ELSH_MAX_LAYERS];    /* [batch][active_capacity] */
     int32_t widest;                 /* the most neurons of a layer */
     int32_t *touched;               /* [n_workers][widest] deterministic: steps of each row in the batch */
     int64_t *row_end;               /* [n_workers][widest] deterministic: where each row's steps end */
     uint64_t steps_capacity;        /* batch * the largest active_capacity */
     int64_t *row_steps;             /* [n_workers][steps_capacity] deterministic: steps by row */
-    /* asynchronous mode: each worker's ring of sample records, the deltas of the rows that
-     * other workers own (slot k of worker p's ring: index p * RING_SLOTS + k % RING_SLOTS) */
+    /* asynchronous mode: each worker's ring of sample records (in rec_*) */
     int64_t *ring_pos;                    /* [n_workers * RING_SLOTS] the sample's position in the call */
-    int32_t *ring_n[ELSH_MAX_LAYERS];     /* [n_workers * RING_SLOTS] active neurons of the layer */
-    int32_t *ring_active[ELSH_MAX_LAYERS]; /* [n_workers * RING_SLOTS][active_capacity] */
-    float *ring_act[ELSH_MAX_LAYERS];     /* [n_workers * RING_SLOTS][active_capacity] */
-    float *ring_delta[ELSH_MAX_LAYERS];   /* [n_workers * RING_SLOTS][active_capacity] */
     int64_t *ring_tail;                   /* [n_workers * COUNTER_STRIDE] records worker p has published (atomic) */
     int64_t *ring_head;                   /* [n_workers * n_workers * COUNTER_STRIDE] records of p that c has applied (atomic) */
     int32_t *drain_slots;                 /* [n_workers][n_workers * RING_SLOTS] the slots a worker applies at once */
@@ -181,23 +179,6 @@ static void carve_work(job *jb, const elsh_net *net, const elsh_thread_config *t
         if (B * (uint64_t)net->layers[l].active_capacity > jb->steps_capacity)
             jb->steps_capacity = B * (uint64_t)net->layers[l].active_capacity;
     jb->row_steps = elsh_arena_take(a, (uint64_t)T * jb->steps_capacity, 8);
-    if (th->mode != ELSH_THREADS_DETERMINISTIC) {
-        uint64_t slots = (uint64_t)T * RING_SLOTS;
-        jb->drain_slots = elsh_arena_take(a, (uint64_t)T * slots, 4);
-        jb->ring_pos = elsh_arena_take(a, slots, 8);
-        for (int32_t l = 0; l < net->n_layers; l++) {
-            uint64_t cap = (uint64_t)net->layers[l].active_capacity;
-            jb->ring_n[l] = elsh_arena_take(a, slots, 4);
-            jb->ring_active[l] = elsh_arena_take(a, slots * cap, 4);
-            jb->ring_act[l] = elsh_arena_take(a, slots * cap, 4);
-            jb->ring_delta[l] = elsh_arena_take(a, slots * cap, 4);
-        }
-        jb->ring_tail = elsh_arena_take(a, (uint64_t)T * COUNTER_STRIDE, 8);
-        jb->ring_head = elsh_arena_take(a, (uint64_t)T * (uint64_t)T * COUNTER_STRIDE, 8);
-        return;
-    }
-    jb->rec_loss = elsh_arena_take(a, B, 4);
-    jb->rec_pred = elsh_arena_take(a, B, 4);
     for (int32_t l = 0; l < net->n_layers; l++) {
         uint64_t cap = (uint64_t)net->layers[l].active_capacity;
         jb->rec_n[l] = elsh_arena_take(a, B, 4);
@@ -205,6 +186,15 @@ static void carve_work(job *jb, const elsh_net *net, const elsh_thread_config *t
         jb->rec_act[l] = elsh_arena_take(a, B * cap, 4);
         jb->rec_delta[l] = elsh_arena_take(a, B * cap, 4);
     }
+    if (th->mode == ELSH_THREADS_DETERMINISTIC) {
+        jb->rec_loss = elsh_arena_take(a, B, 4);
+        jb->rec_pred = elsh_arena_take(a, B, 4);
+        return;
+    }
+    jb->drain_slots = elsh_arena_take(a, (uint64_t)T * B, 4);
+    jb->ring_pos = elsh_arena_take(a, B, 8);
+    jb->ring_tail = elsh_arena_take(a, (uint64_t)T * COUNTER_STRIDE, 8);
+    jb->ring_head = elsh_arena_take(a, (uint64_t)T * (uint64_t)T * COUNTER_STRIDE, 8);
 }
 
 int elsh_threads_plan(const elsh_net *net, const elsh_thread_config *th, size_t *work_bytes)
@@ -264,6 +254,37 @@ static const float *row_of(const job *jb, int64_t pos, int32_t *label)
 
 static int64_t take_sample(job *jb);
 
+/* Worker view me's last training step (active neurons, activations and deltas of every
+ * layer) into record slot `slot`. */
+static void keep_record(job *jb, const elsh_net *me, size_t slot)
+{
+    for (int32_t l = 0; l < me->n_layers; l++) {
+        const elsh_layer *L = &me->layers[l];
+        size_t at = slot * (size_t)L->active_capacity, n = (size_t)L->n_active;
+        jb->rec_n[l][slot] = L->n_active;
+        memcpy(jb->rec_active[l] + at, L->active, n * sizeof(int32_t));
+        memcpy(jb->rec_act[l] + at, L->act, n * sizeof(float));
+        memcpy(jb->rec_delta[l] + at, L->delta, n * sizeof(float));
+    }
+}
+
+/* The input of layer l in record slot `slot` of the sample at position `pos` of the call: its
+ * values (returned), their positions (*in_idx, NULL: dense) and count (*in_n). */
+static const float *record_input(const job *jb, int32_t l, size_t slot, int64_t pos, const int32_t **in_idx,
+                                 int32_t *in_n)
+{
+    const elsh_net *net = jb->net;
+    if (l == 0) {
+        *in_idx = NULL;
+        *in_n = net->cfg.n_in;
+        return row_of(jb, pos, NULL);
+    }
+    size_t in_at = slot * (size_t)net->layers[l - 1].active_capacity;
+    *in_idx = net->layers[l - 1].use_lsh ? jb->rec_active[l - 1] + in_at : NULL;
+    *in_n = jb->rec_n[l - 1][slot];
+    return jb->rec_act[l - 1] + in_at;
+}
+
 /* Asynchronous mode: rows are owned in blocks of OWNED_BLOCK consecutive rows, block b by
  * worker b % n_workers: hot rows (a few neurons are active in most samples) spread over the
  * workers, and so do the optimizer steps and the re-hashing, where halves of the ids would
@@ -312,8 +333,8 @@ static void apply_slots(job *jb, int32_t w, int32_t l, const int32_t *slots, int
     int64_t *steps = jb->row_steps + (size_t)w * jb->steps_capacity;
     memset(touched, 0, (size_t)L->n_out * sizeof(int32_t)); /* rows of other workers stay 0 */
     for (int32_t r = 0; r < n; r++) {
-        const int32_t *active = jb->ring_active[l] + (size_t)slots[r] * cap;
-        for (int32_t a = 0; a < jb->ring_n[l][slots[r]]; a++)
+        const int32_t *active = jb->rec_active[l] + (size_t)slots[r] * cap;
+        for (int32_t a = 0; a < jb->rec_n[l][slots[r]]; a++)
             if (owner_of(jb, active[a]) == w) touched[active[a]]++;
     }
     int64_t at = 0;
@@ -322,23 +343,17 @@ static void apply_slots(job *jb, int32_t w, int32_t l, const int32_t *slots, int
         at += touched[j];
     }
     for (int32_t r = 0; r < n; r++) {
-        const int32_t *active = jb->ring_active[l] + (size_t)slots[r] * cap;
-        for (int32_t a = 0; a < jb->ring_n[l][slots[r]]; a++)
+        const int32_t *active = jb->rec_active[l] + (size_t)slots[r] * cap;
+        for (int32_t a = 0; a < jb->rec_n[l][slots[r]]; a++)
             if (owner_of(jb, active[a]) == w) steps[end[active[a]]++] = (int64_t)r * (int64_t)cap + a;
     }
     for (int32_t j = 0; j < L->n_out; j++)
         for (int64_t e = end[j] - touched[j]; e < end[j]; e++) {
             size_t slot = (size_t)slots[steps[e] / (int64_t)cap], a = (size_t)(steps[e] % (int64_t)cap);
-            const float *in_val = row_of(jb, jb->ring_pos[slot], NULL);
-            const int32_t *in_idx = NULL;
-            int32_t in_n = me->cfg.n_in;
-            if (l > 0) {
-                size_t in_at = slot * (size_t)me->layers[l - 1].active_capacity;
-                in_val = jb->ring_act[l - 1] + in_at;
-                in_idx = me->layers[l - 1].use_lsh ? jb->ring_active[l - 1] + in_at : NULL;
-                in_n = jb->ring_n[l - 1][slot];
-            }
-            elsh_layer_update_rows_f32_owned(L, jb->ring_active[l] + slot * cap + a, jb->ring_delta[l] + slot * cap + a,
+            const int32_t *in_idx;
+            int32_t in_n;
+            const float *in_val = record_input(jb, l, slot, jb->ring_pos[slot], &in_idx, &in_n);
+            elsh_layer_update_rows_f32_owned(L, jb->rec_active[l] + slot * cap + a, jb->rec_delta[l] + slot * cap + a,
                                              1, in_val, in_idx, in_n, j, j + 1, tc->lr, mom, tc->l2, tc->adagrad_eps);
         }
 }
@@ -375,10 +390,9 @@ static void wait_a_little(int64_t *spins)
  * training step), published in its ring once a slot is free. */
 static void publish_record(job *jb, int32_t w, int64_t pos, float mom)
 {
-    elsh_net *me = &jb->workers[w];
     int64_t *tail = tail_of(jb, w);
     int64_t t = __atomic_load_n(tail, __ATOMIC_RELAXED), spins = 0;
-    for (;;) { /* free when every other worker has applied record t - RING_SLOTS */
+    for (;;) { /* free when every worker (this one too) has applied record t - RING_SLOTS */
         int64_t oldest = t;
         for (int32_t c = 0; c < jb->n_workers; c++) {
             int64_t h = counter_load(head_of(jb, w, c));
@@ -389,14 +403,7 @@ static void publish_record(job *jb, int32_t w, int64_t pos, float mom)
     }
     size_t slot = (size_t)w * RING_SLOTS + (size_t)(t % RING_SLOTS);
     jb->ring_pos[slot] = pos;
-    for (int32_t l = 0; l < me->n_layers; l++) {
-        const elsh_layer *L = &me->layers[l];
-        size_t at = slot * (size_t)L->active_capacity, n = (size_t)L->n_active;
-        jb->ring_n[l][slot] = L->n_active;
-        memcpy(jb->ring_active[l] + at, L->active, n * sizeof(int32_t));
-        memcpy(jb->ring_act[l] + at, L->act, n * sizeof(float));
-        memcpy(jb->ring_delta[l] + at, L->delta, n * sizeof(float));
-    }
+    keep_record(jb, &jb->workers[w], slot);
     counter_store(tail, t + 1);
 }
 
@@ -476,14 +483,7 @@ static void record_share(job *jb, int32_t w)
         }
         jb->rec_loss[s] = loss;
         jb->rec_pred[s] = pred;
-        for (int32_t l = 0; l < me->n_layers; l++) {
-            const elsh_layer *L = &me->layers[l];
-            size_t at = (size_t)s * (size_t)L->active_capacity, n = (size_t)L->n_active;
-            jb->rec_n[l][s] = L->n_active;
-            memcpy(jb->rec_active[l] + at, L->active, n * sizeof(int32_t));
-            memcpy(jb->rec_act[l] + at, L->act, n * sizeof(float));
-            memcpy(jb->rec_delta[l] + at, L->delta, n * sizeof(float));
-        }
+        keep_record(jb, me, (size_t)s);
     }
 }
 
@@ -545,15 +545,9 @@ static void apply_rows(job *jb, int32_t w, int32_t l, int32_t lo, int32_t hi, fl
     for (int32_t j = lo; j < hi; j++)
         for (int64_t e = end[j] - touched[j]; e < end[j]; e++) {
             int64_t s = steps[e] / (int64_t)cap;
-            const float *in_val = row_of(jb, jb->start + s, NULL);
-            const int32_t *in_idx = NULL;
-            int32_t in_n = me->cfg.n_in;
-            if (l > 0) {
-                size_t in_at = (size_t)s * (size_t)me->layers[l - 1].active_capacity;
-                in_val = jb->rec_act[l - 1] + in_at;
-                in_idx = me->layers[l - 1].use_lsh ? jb->rec_active[l - 1] + in_at : NULL;
-                in_n = jb->rec_n[l - 1][s];
-            }
+            const int32_t *in_idx;
+            int32_t in_n;
+            const float *in_val = record_input(jb, l, (size_t)s, jb->start + s, &in_idx, &in_n);
             elsh_layer_update_rows_f32(L, jb->rec_active[l] + steps[e], jb->rec_delta[l] + steps[e], 1, in_val,
                                        in_idx, in_n, lo, hi, tc->lr, mom, tc->l2, tc->adagrad_eps);
         }
