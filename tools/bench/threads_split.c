@@ -25,7 +25,8 @@
  *       -Inative/include -Inative/src -Inative/tests tools/bench/threads_split.c \
  *       native/tests/test_util.c native/build/libedge_lsh.a -lm -o /tmp/threads_split && \
  *       /tmp/threads_split /work/mnist-idx 4000 2 5 16
- *   (arguments: IDX folder, samples, threads, rounds, deterministic batch)
+ *   (arguments: IDX folder, samples, threads, rounds, deterministic batch; add -DDRAIN_AT=N
+ *   to the cc line for the asynchronous mode applying records every N instead of 8)
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
