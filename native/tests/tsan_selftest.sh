@@ -1,6 +1,7 @@
 #!/bin/sh
 # tsan_selftest.sh RUNNER - the C test runner built with -DELSH_PLANT_RACE (layer_f32_shared.c
-# with plain loads and stores instead of relaxed atomic ones) must be stopped by
+# with plain loads and stores instead of relaxed atomic ones, layer_f32_owned.c with plain
+# weight stores) must be stopped by
 # ThreadSanitizer with a data race report in the shared layer code: proof that `make test-tsan`
 # would catch a real race in the asynchronous training threads.
 set -u
