@@ -101,6 +101,9 @@ def test_bad_value_is_exit_2(script):
         (["--compare", "sparse"], "invalid choice"),
         (["--json", "no/such/folder/out.json"], "does not exist"),
         (["--save", "README.md"], "--save README.md: not a folder"),
+        (["--validate", "0"], "--validate"),
+        (["--validate", "100000"], "--validate 100000: must leave training rows"),
+        (["--validate", "100", "--save", "tools"], "--save with --validate"),
     ],
 )
 def test_accuracy_bad_input_before_training(args, message):
@@ -282,3 +285,28 @@ def test_accuracy_dense_from_reuses_a_checked_dense_run(tmp_path):
         "accuracy.py", *base, "--seeds", "0", "--dense-from", str(tmp_path / "bad.json")
     )
     assert res.returncode == 2 and "not a JSON file written by" in res.stderr
+
+
+def test_accuracy_validate_trains_and_measures_on_the_training_split_only():
+    """--validate N: the networks train on all training rows but the last N and every figure
+    is measured on those N; the test split is never read."""
+    pytest.importorskip("sklearn")
+    from edge_lsh import defaults
+    from edge_lsh.data import load
+    from edge_lsh.network import Network
+
+    args = ["--hidden", "32", "--epochs", "1", "--seeds", "1", "--recall", "0"]
+    res = run_script("accuracy.py", *args, "--validate", "300", "--json", "-")
+    assert res.returncode == 0, res.stderr
+    assert "validated on the last 300 training rows" in res.stdout
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    data = load("digits", seed=0)
+    n_train = data.x_train.shape[0] - 300
+    assert summary["validate"] == 300
+    assert summary["data_info"]["n_train"] == n_train and summary["data_info"]["n_test"] == 300
+    x_fit, y_fit = data.x_train[:n_train], data.y_train[:n_train]
+    x_val, y_val = data.x_train[n_train:], data.y_train[n_train:]
+    for kind, cfg in (("lsh", defaults.LSH), ("dense", None)):
+        net = Network(data.n_features, [32], data.n_classes, cfg, seed=1)
+        net.fit(x_fit, y_fit, epochs=1, train=defaults.TRAIN)
+        assert net.evaluate(x_val, y_val)["accuracy"] == summary[f"{kind}_accuracies"][0]

@@ -21,6 +21,8 @@ The Markdown table goes to stdout, progress to stderr.
       --epochs 5 --dense-from dense.json --set warm_fraction=0.2 --set warm_epochs=1
   python tools/bench/accuracy.py --data idx:MNIST_FOLDER --hidden 1000,1000 --epochs 2 \
       --seeds 0 --compare both --save models/    # then: edge-lsh export models/lsh-seed0.npz
+  python tools/bench/accuracy.py --data idx:MNIST_FOLDER --hidden 1000 --epochs 2 \
+      --validate 10000 --compare none --set tables=200   # choose settings without the test set
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from common import (
     load_data,
     markdown_table,
     non_negative_int,
+    positive_int,
     progress,
     quantized,
     record,
@@ -162,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
         "dense), as `edge-lsh train --out` saves one: `edge-lsh export` and `eval` take it",
     )
     p.add_argument(
+        "--validate",
+        type=positive_int,
+        metavar="N",
+        help="choose settings without the test split: train on all training rows but the last "
+        "N (after --limit) and measure every figure on those N instead of the test split, "
+        "which this run never reads",
+    )
+    p.add_argument(
         "--set",
         type=setting,
         action="append",
@@ -172,6 +183,31 @@ def build_parser() -> argparse.ArgumentParser:
         "repeatable",
     )
     return p
+
+
+def validation_split(data: Dataset, n: int) -> Dataset:
+    """data with its last n training rows as the test split and the rest as the training
+    split (the test split is dropped): a validation split carved from the training data."""
+    n_train = int(data.x_train.shape[0])
+    if not 0 < n < n_train:
+        raise ValueError(
+            f"--validate {n}: must leave training rows; the training split has {n_train}"
+        )
+    keep = n_train - n
+    return dataclasses.replace(
+        data,
+        x_train=np.ascontiguousarray(data.x_train[:keep]),
+        y_train=np.ascontiguousarray(data.y_train[:keep]),
+        x_test=np.ascontiguousarray(data.x_train[keep:]),
+        y_test=np.ascontiguousarray(data.y_train[keep:]),
+        source={},  # not a split load() makes again
+    )
+
+
+def load_split(args: argparse.Namespace, seed: int) -> Dataset:
+    """The data of this run: --data split with `seed`, then --validate's carving."""
+    data = load_data(args, seed)
+    return validation_split(data, args.validate) if args.validate else data
 
 
 def configs(settings: list[tuple[str, Any]]) -> tuple[LSHConfig, TrainConfig]:
@@ -241,6 +277,7 @@ def dense_results(args: argparse.Namespace, data: Dataset, train_config: TrainCo
             old.get("layers"),
         ),
         "epochs": (args.epochs, old.get("epochs")),
+        "validate": (args.validate, old.get("validate")),
         **{
             f"train_config.{k}": (v, theirs.get(k))
             for k, v in mine.items()
@@ -339,6 +376,7 @@ def summarise(
             "data": args.data,
             "data_info": data_info(args.data, data, args.limit),
             "split_seed": args.split_seed,
+            "validate": args.validate,
             "layers": runs[0]["layers"],
             "epochs": args.epochs,
             "seeds": args.seeds,
@@ -476,17 +514,24 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--dense-from needs one split for every seed, not --split-seed each")
     if args.dense_from and "dense" not in COMPARE[args.compare]:
         raise ValueError(f"--dense-from needs --compare dense or both, not {args.compare}")
-    data = None if args.split_seed == EACH else load_data(args, args.split_seed)
+    if args.save and args.validate:
+        raise ValueError(
+            "--save with --validate: a saved network records how to load its "
+            "split again, and the validation split is not one load() makes"
+        )
+    data = None if args.split_seed == EACH else load_split(args, args.split_seed)
     dense_done = dense_results(args, data, train_config) if data is not None else None
     runs = []
     for seed in args.seeds:
-        split = data if data is not None else load_data(args, seed)
+        split = data if data is not None else load_split(args, seed)
         runs.append(measure(args, split, seed, lsh, train_config, dense_done))
     summary = summarise(args, runs, split, lsh, train_config)
     print(
         f"**{args.data}, {layers_text(summary['layers'])}, {args.epochs} epoch(s), LSH "
         f"{lsh.family} K={lsh.bits} L={lsh.tables_text()} at {lsh.active_fraction * 100:g}% "
-        f"active, split seed {args.split_seed}**\n"
+        f"active, split seed {args.split_seed}"
+        + (f", validated on the last {args.validate} training rows" if args.validate else "")
+        + "**\n"
     )
     print(render(summary))
     line = (
