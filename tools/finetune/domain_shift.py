@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,9 +121,24 @@ def make_base(
     return base, base_elsh, upright, half
 
 
-def one(
+@dataclass
+class Case:
+    """One data set and shift, ready to fine-tune: the bases, the shifted half B with the shifted
+    test split (an npz), and both bases' accuracy on the upright test split."""
+
+    base: Path
+    base_elsh: Path
+    shifted: Path
+    tag: str
+    finetune_samples: int
+    test_samples: int
+    upright_float: float
+    upright_fixed: float
+
+
+def prepare_case(
     dataset: str, shift_name: str, args: argparse.Namespace, work: Path, log: list[str]
-) -> dict[str, Any]:
+) -> Case:
     data = load(dataset, seed=0)
     base, base_elsh, upright, half = make_base(dataset, args.hidden, args.base_epochs, work, log)
     b = slice(half, min(2 * half, half + args.finetune_samples))
@@ -135,8 +151,26 @@ def one(
         shift.apply(shift_name, data.x_test),
         data.y_test,
     )
-    up_float = run_cli(["eval", str(base), "--data", f"npz:{upright}"], log)["accuracy"]
-    up_fixed = run_cli(["eval", str(base_elsh), "--data", f"npz:{upright}"], log)["accuracy"]
+    return Case(
+        base=base,
+        base_elsh=base_elsh,
+        shifted=shifted,
+        tag=tag,
+        finetune_samples=b.stop - b.start,
+        test_samples=int(data.x_test.shape[0]),
+        upright_float=run_cli(["eval", str(base), "--data", f"npz:{upright}"], log)["accuracy"],
+        upright_fixed=run_cli(["eval", str(base_elsh), "--data", f"npz:{upright}"], log)[
+            "accuracy"
+        ],
+    )
+
+
+def one(
+    dataset: str, shift_name: str, args: argparse.Namespace, work: Path, log: list[str]
+) -> dict[str, Any]:
+    case = prepare_case(dataset, shift_name, args, work, log)
+    base, base_elsh, shifted, tag = case.base, case.base_elsh, case.shifted, case.tag
+    up_float, up_fixed = case.upright_float, case.upright_fixed
     epochs = str(args.epochs)
     flt = run_cli(
         [
@@ -158,8 +192,8 @@ def one(
     row: dict[str, Any] = {
         "data": dataset,
         "shift": shift_name,
-        "finetune_samples": b.stop - b.start,
-        "test_samples": int(data.x_test.shape[0]),
+        "finetune_samples": case.finetune_samples,
+        "test_samples": case.test_samples,
         "epochs": args.epochs,
         "float": {
             "upright": up_float,
@@ -227,20 +261,9 @@ def one_fair(
     the fine-tuning samples, shuffled before every epoch from S on both (float: `train --from
     --shuffle-seed S`; fixed: `finetune --shuffle-seed S`), and on the fixed path also the
     stochastic rounding (`finetune --seed S`). Each path's after is its mean over the seeds."""
-    data = load(dataset, seed=0)
-    base, base_elsh, upright, half = make_base(dataset, args.hidden, args.base_epochs, work, log)
-    b = slice(half, min(2 * half, half + args.finetune_samples))
-    tag = f"{dataset}-{shift_name}"
-    shifted = work / f"{tag}.npz"
-    save_npz(
-        shifted,
-        shift.apply(shift_name, data.x_train[b]),
-        data.y_train[b],
-        shift.apply(shift_name, data.x_test),
-        data.y_test,
-    )
-    up_float = run_cli(["eval", str(base), "--data", f"npz:{upright}"], log)["accuracy"]
-    up_fixed = run_cli(["eval", str(base_elsh), "--data", f"npz:{upright}"], log)["accuracy"]
+    case = prepare_case(dataset, shift_name, args, work, log)
+    base, base_elsh, shifted, tag = case.base, case.base_elsh, case.shifted, case.tag
+    up_float, up_fixed = case.upright_float, case.upright_fixed
     epochs = str(args.epochs)
     commands = []
     for seed in args.seeds:
@@ -286,8 +309,8 @@ def one_fair(
     row: dict[str, Any] = {
         "data": dataset,
         "shift": shift_name,
-        "finetune_samples": b.stop - b.start,
-        "test_samples": int(data.x_test.shape[0]),
+        "finetune_samples": case.finetune_samples,
+        "test_samples": case.test_samples,
         "epochs": args.epochs,
         "seeds": list(args.seeds),
     }
