@@ -102,11 +102,12 @@ void elsh_tables_rebuild(elsh_layer *L)
     counters_end(&L->ops, ELSH_PHASE_TABLES);
 }
 
-/* Move neuron j to the buckets of its new codes[L] in every table where they differ. */
-static void move_neuron(elsh_layer *L, int32_t j, const uint32_t *codes)
+/* Move neuron j to the buckets of its new codes[L] in the tables t_lo..t_hi-1 where they
+ * differ. */
+static void move_neuron(elsh_layer *L, int32_t j, const uint32_t *codes, int32_t t_lo, int32_t t_hi)
 {
     size_t T = (size_t)L->hash.tables;
-    for (int32_t t = 0; t < L->hash.tables; t++) {
+    for (int32_t t = t_lo; t < t_hi; t++) {
         uint16_t now = L->neuron_bucket[(size_t)j * T + (size_t)t];
         if (now == codes[t]) continue;
         remove_neuron(L, t, j);
@@ -120,12 +121,7 @@ void elsh_tables_move_from(elsh_layer *L, const uint32_t *codes, int32_t t_lo, i
     size_t T = (size_t)L->hash.tables;
     for (int32_t j = 0; j < L->n_out; j++) {
         if (!L->dirty[j]) continue;
-        const uint32_t *code = codes + (size_t)j * T;
-        for (int32_t t = t_lo; t < t_hi; t++) { /* move_neuron on these tables */
-            if (L->neuron_bucket[(size_t)j * T + (size_t)t] == code[t]) continue;
-            remove_neuron(L, t, j);
-            insert_neuron(L, t, code[t], j);
-        }
+        move_neuron(L, j, codes + (size_t)j * T, t_lo, t_hi);
     }
     counters_end(&L->ops, ELSH_PHASE_TABLES);
 }
@@ -139,7 +135,7 @@ int32_t elsh_tables_update(elsh_layer *L)
         L->dirty[j] = 0;
         moved++;
         elsh_hash_neuron(L, j, L->neuron_codes, ops);
-        move_neuron(L, j, L->neuron_codes);
+        move_neuron(L, j, L->neuron_codes, 0, L->hash.tables);
     }
     counters_end(&L->ops, ELSH_PHASE_TABLES);
     return moved;
@@ -162,7 +158,7 @@ int32_t elsh_tables_update_from(elsh_layer *L, const uint32_t *codes)
         if (!L->dirty[j]) continue;
         L->dirty[j] = 0;
         moved++;
-        move_neuron(L, j, codes + (size_t)j * (size_t)L->hash.tables);
+        move_neuron(L, j, codes + (size_t)j * (size_t)L->hash.tables, 0, L->hash.tables);
     }
     counters_end(&L->ops, ELSH_PHASE_TABLES);
     return moved;
