@@ -230,8 +230,11 @@ int elsh_shuffle(elsh_net *net, int32_t *order, int64_t n); /* n <= INT32_MAX */
  * sample's step reaches every row it had active (no update is lost), in an order and with a
  * staleness (a sample's gradient misses the steps still waiting in the rings, typically about
  * 8 samples' worth) that depend on timing, so results vary from run to run. Table maintenance
- * falls due at the same sample counts as on one thread; there every worker applies what is
- * left for it, re-hashes the rows it owns, and the workers meet at a barrier for the moves.
+ * falls due at the same sample counts as on one thread; there every worker applies what has
+ * reached it and re-hashes the rows it owns (helping the others with theirs when done), and
+ * the workers meet at a barrier for the moves. The last sample of another worker may reach
+ * its rows only after that update (its rows are then re-hashed at the next one); when the
+ * call returns, every step has been applied.
  * With threads == 1 it is elsh_train_batch itself, bit for bit.
  *
  * ELSH_THREADS_ASYNC_SHARED: the asynchronous mode's code path even on one thread (the

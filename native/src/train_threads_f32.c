@@ -21,12 +21,17 @@
  *                   every ring, its own, the records' steps of the rows it owns once DRAIN_AT
  *                   records are waiting (row after row, a row's steps back to back), or
  *                   whenever it has to wait. No worker waits for another inside a step except
- *                   on a full ring; at the end of the step each applies what is left, then
- *                   re-hashes the dirty rows it owns. No update is lost (Hogwild's can be);
- *                   a sample's gradient is computed against parameters that miss the steps
- *                   still waiting in the rings (about DRAIN_AT samples' worth; at most
- *                   RING_SLOTS per worker), which depends on timing: results vary from run
- *                   to run.
+ *                   on a full ring. When a step's samples are all taken, each worker applies
+ *                   what has been published so far and starts hashing its dirty rows, which
+ *                   no longer change in this step; the others' last records (at most one
+ *                   each) wait in the rings for the next step, except at the call's last
+ *                   step, where every record is applied. Once a row's owner is done, any
+ *                   worker may hash the row (hash_share). No update is lost (Hogwild's can
+ *                   be); a sample's gradient is computed against parameters that miss the
+ *                   steps still waiting in the rings (about DRAIN_AT samples' worth; at most
+ *                   RING_SLOTS per worker), and a step may reach its row after the table
+ *                   update it preceded (then the row is re-hashed at the next one), which
+ *                   depends on timing: results vary from run to run.
  *   deterministic:  a step is a mini-batch. Phase 1: each worker takes the batch's samples
  *                   one at a time from a shared counter: forward, loss and backward deltas
  *                   against the parameters as they are (nothing is written), recorded per
@@ -45,7 +50,7 @@
  * its share of a one-thread epoch), and whatever one thread does while the others wait limits
  * the speedup, so it is split too, inside the step it falls due in: every worker hashes the
  * dirty neurons it alone wrote into `codes` (deterministic: its range of ids, right after
- * stepping them; asynchronous: the rows it owns, once every record is applied), then, after a
+ * stepping them; asynchronous: its own rows, then others' rows whose owner is done), then, after a
  * barrier, moves every dirty neuron in its range of tables (tables share no bucket; FIFO
  * layers: a reservoir layer draws from one generator, so the leader moves its neurons after
  * the step). The leader then clears
@@ -124,6 +129,9 @@ typedef struct {
     int64_t *ring_head;                   /* [n_workers * n_workers * COUNTER_STRIDE] records of p that c has applied (atomic) */
     int32_t *drain_slots;                 /* [n_workers][n_workers * RING_SLOTS] the slots a worker applies at once */
     int32_t producers_done;               /* workers past their last sample of the step (atomic) */
+    int drain_all;                        /* this step ends with every record applied (see async_share) */
+    int64_t *drained;                     /* [n_workers * COUNTER_STRIDE] worker p has applied every record of the step (atomic) */
+    int64_t *hash_claim;                  /* [n_workers * COUNTER_STRIDE] how many of p's hashing blocks are claimed (atomic) */
     /* training: the new codes of the dirty neurons of each LSH layer, hashed by all workers */
     uint32_t *codes[ELSH_MAX_LAYERS];     /* [n_out][tables] */
     /* the call */
@@ -195,6 +203,8 @@ static void carve_work(job *jb, const elsh_net *net, const elsh_thread_config *t
     jb->ring_pos = elsh_arena_take(a, B, 8);
     jb->ring_tail = elsh_arena_take(a, (uint64_t)T * COUNTER_STRIDE, 8);
     jb->ring_head = elsh_arena_take(a, (uint64_t)T * (uint64_t)T * COUNTER_STRIDE, 8);
+    jb->drained = elsh_arena_take(a, (uint64_t)T * COUNTER_STRIDE, 8);
+    jb->hash_claim = elsh_arena_take(a, (uint64_t)T * COUNTER_STRIDE, 8);
 }
 
 int elsh_threads_plan(const elsh_net *net, const elsh_thread_config *th, size_t *work_bytes)
@@ -428,8 +438,9 @@ static void async_share(job *jb, int32_t w)
         const float *x = row_of(jb, jb->start + s, &label);
         float loss = 0.0f;
         int pred = elsh_train_sample_with(me, jb->tc, jb->epoch, x, label, &loss, &shared_passes);
-        if (pred < 0) {
+        if (pred < 0) { /* the call fails; the others take no more samples either */
             rc = pred;
+            __atomic_store_n(&jb->next_sample, jb->count, __ATOMIC_RELAXED);
             break;
         }
         publish_record(jb, w, jb->start + s, mom);
@@ -440,8 +451,17 @@ static void async_share(job *jb, int32_t w)
     }
     jb->worker_stats[w] = st;
     if (rc < 0) jb->worker_rc[w] = rc;
-    /* the others' last records: every worker has published all of its records once
-     * producers_done reaches n_workers */
+    if (!jb->drain_all) {
+        /* A step that ends in a table update: what has been published so far, and no waiting.
+         * Every sample of the step is taken, so each other worker publishes at most one more
+         * record (the sample it holds); its steps of this worker's rows wait in the ring for
+         * the next step, and the rows they touch are re-hashed at the next update. Meanwhile
+         * this worker, whose rows no longer change in this step, hashes them (hash_share). */
+        drain_rings(jb, w, mom, 1);
+        return;
+    }
+    /* the call's last step (or one before new hash functions): the others' last records too,
+     * every worker having published all of its records once producers_done reaches n_workers */
     __atomic_add_fetch(&jb->producers_done, 1, __ATOMIC_ACQ_REL);
     int64_t spins = 0;
     while (__atomic_load_n(&jb->producers_done, __ATOMIC_ACQUIRE) < jb->n_workers)
@@ -594,16 +614,53 @@ static int first_error(const job *jb)
     return ELSH_OK;
 }
 
-/* The codes of the dirty neurons of this worker's range of each LSH layer. */
+/* Asynchronous mode, at the end of a step with a table update: the codes of the dirty rows of
+ * every LSH layer, hashed in blocks of OWNED_BLOCK rows. Owner p's blocks (owner_of) are final
+ * once p has applied every record of the step and said so in drained[p] (release; its plain
+ * writes of the rows and dirty flags are then visible to whoever reads drained[p] with acquire).
+ * Each worker hashes its own blocks first and then helps the others with theirs, claiming
+ * blocks one at a time from the owner's counter: the worker the step left with the longer tail
+ * (more records to apply at its end, more dirty rows) no longer makes the others wait at the
+ * barrier before the moves. Which worker hashes a block changes nothing in the codes. */
+#if ELSH_THREADS
+/* Owner p's k-th block: its layer and rows [*lo, *hi); 0 when p has fewer than k + 1. */
+static int owner_block(const job *jb, int32_t p, int64_t k, int32_t *layer, int32_t *lo, int32_t *hi)
+{
+    int32_t T = jb->n_workers;
+    for (int32_t l = 0; l < jb->net->n_layers; l++) {
+        const elsh_layer *L = &jb->net->layers[l];
+        if (!L->use_lsh) continue;
+        int32_t blocks = (L->n_out + OWNED_BLOCK - 1) / OWNED_BLOCK;
+        int64_t mine = blocks > p ? (blocks - p + T - 1) / T : 0;
+        if (k < mine) {
+            *layer = l;
+            *lo = (int32_t)((p + k * T) * OWNED_BLOCK);
+            *hi = *lo + OWNED_BLOCK < L->n_out ? *lo + OWNED_BLOCK : L->n_out;
+            return 1;
+        }
+        k -= mine;
+    }
+    return 0;
+}
+#endif
+
 static void hash_share(job *jb, int32_t w)
 {
+#if ELSH_THREADS
     elsh_net *me = &jb->workers[w];
-    for (int32_t l = 0; l < me->n_layers; l++) {
-        elsh_layer *L = &me->layers[l];
-        if (!L->use_lsh) continue;
-        for (int32_t lo = w * OWNED_BLOCK; lo < L->n_out; lo += jb->n_workers * OWNED_BLOCK)
-            elsh_tables_hash_dirty(L, lo, lo + OWNED_BLOCK < L->n_out ? lo + OWNED_BLOCK : L->n_out, jb->codes[l]);
+    int32_t T = jb->n_workers;
+    __atomic_store_n(jb->drained + (size_t)w * COUNTER_STRIDE, 1, __ATOMIC_RELEASE);
+    for (int32_t i = 0; i < T; i++) {
+        int32_t p = (w + i) % T, l, lo, hi;
+        int64_t *claim = jb->hash_claim + (size_t)p * COUNTER_STRIDE, spins = 0;
+        if (!owner_block(jb, p, __atomic_load_n(claim, __ATOMIC_RELAXED), &l, &lo, &hi)) continue;
+        while (!__atomic_load_n(jb->drained + (size_t)p * COUNTER_STRIDE, __ATOMIC_ACQUIRE)) wait_a_little(&spins);
+        while (owner_block(jb, p, __atomic_fetch_add(claim, 1, __ATOMIC_RELAXED), &l, &lo, &hi))
+            elsh_tables_hash_dirty(&me->layers[l], lo, hi, jb->codes[l]);
     }
+#else
+    (void)jb, (void)w; /* never called: one worker trains with elsh_train_batch */
+#endif
 }
 
 /* FIFO layers move their dirty neurons in parallel: worker w the tables of its range. */
@@ -633,7 +690,7 @@ static void do_share(job *jb, int32_t w)
     case JOB_ASYNC:
         async_share(jb, w);
         PROFILE_MARK(w, ASYNC);
-        if (jb->hash_after) { /* the rows this worker owns, which it alone has written */
+        if (jb->hash_after) { /* the dirty rows, each once its owner has applied every record */
             hash_share(jb, w);
             PROFILE_MARK(w, HASH);
             move_share(jb, w);
@@ -713,6 +770,11 @@ static int lead_training(job *jb, int64_t n_epoch, int64_t n, int32_t batch, els
             due = d > due ? d : due;
         }
         jb->hash_after = due == 1; /* the workers hash their dirty rows at the end of the step */
+        jb->drain_all = due != 1 || done + jb->count == n;
+        if (jb->drained) { /* asynchronous mode: the hashing's counters, published by the barrier */
+            memset(jb->drained, 0, (size_t)jb->n_workers * COUNTER_STRIDE * sizeof(int64_t));
+            memset(jb->hash_claim, 0, (size_t)jb->n_workers * COUNTER_STRIDE * sizeof(int64_t));
+        }
         run_step(jb);
         int rc = first_error(jb);
         if (rc != ELSH_OK) return rc;
