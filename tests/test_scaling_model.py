@@ -214,3 +214,36 @@ def test_deterministic_limits():
         m, target(coh_ns=1000.0, private_bytes=1 << 20), 2, hot, 0.5, batch=64
     )
     assert r["coherence_lines_per_sample"] == pytest.approx(64 * 0.5 / 64)
+
+
+def test_owner_share_deals_blocks_round_robin():
+    # 64 rows, blocks of 16: two blocks each for 2 workers; all the writes in block 0
+    p = np.zeros(64)
+    p[:16] = 1.0
+    assert sm.owner_max_share(p, 2, n_in=9, n_out=0, k=1) == pytest.approx(1.0)
+    # spread evenly: balanced; the output rows (one block, worker 0's) tilt it
+    even = np.full(64, 0.5)
+    assert sm.owner_max_share(even, 2, 9, 0, 1) == pytest.approx(0.5)
+    assert sm.owner_max_share(even, 2, 9, 2, 1) == pytest.approx((160 + 4) / (320 + 4))
+    assert sm.owner_max_share(even, 1, 9, 2, 1) == pytest.approx(1.0)
+
+
+def test_owned_limits():
+    cold = pieces([0.05], [10])
+    m = measured(t_forward=4e-4)  # forward 0.4 ms, steps 0.6 ms
+    # one thread is the plain trainer, whatever the step cost
+    assert sm.predict_owned(m, target(), 1, cold, 1.0)["speedup"] == pytest.approx(1.0)
+    # balanced owners, a plain-cost step, no coherence: linear
+    r = sm.predict_owned(m, target(), 4, cold, 0.25, owner_step_cost=1.0)
+    assert r["speedup"] == pytest.approx(4.0)
+    # the owner's step at 1.1x: the steps' part of every worker's time grows
+    r = sm.predict_owned(m, target(), 2, cold, 0.5, owner_step_cost=1.1)
+    assert r["speedup"] == pytest.approx(1e-3 / ((4e-4 + 6e-4 * 1.1) / 2))
+    # one worker owns every row: its steps bound the time, the others only run samples
+    r = sm.predict_owned(m, target(), 4, cold, 1.0, owner_step_cost=1.0)
+    assert r["speedup"] == pytest.approx(1e-3 / 6e-4)
+    # a hot piece in the private cache touched by every sample, 2 workers, drain 8: each
+    # worker re-reads the other's half of its lines once a drain of 8 samples
+    hot = pieces([1.0], [64])
+    r = sm.predict_owned(m, target(coh_ns=1000.0, private_bytes=1 << 20), 2, hot, 0.5, drain=8)
+    assert r["coherence_lines_per_sample"] == pytest.approx(64 * 0.5 / 8)

@@ -121,14 +121,32 @@ shared path alone on one thread ("async, 1 thread"), and async(T) / "async, 1 th
 figure to hold against this model's
 prediction.
 
-Since 2026-11-30 (helper "async3") the asynchronous mode no longer steps shared rows from every
-thread: each row has one owner thread, the other threads' deltas reach it through lock-free
-rings and it applies them every 8 records, a row's steps back to back (train_threads_f32.c).
-So item 2 is what relaxed-atomic Hogwild would lose (the mode loses nothing now), the owner's
-step takes about 1.1x the plain one (55 against 49 us in shared_step_micro.c: only the weight
-and bias stores are atomic), and a row's lines move between the cores about once per drain
-rather than once per sample, as in the deterministic mode. The formula of item 5 still counts
-the Hogwild coherence term; it is not refitted to the owner design.
+Since 2026-11-30 (helper "async3") the asynchronous mode is not Hogwild: each row has one owner
+thread, the other threads' deltas reach it through lock-free rings, and it applies them every
+DRAIN_AT (8) records, a row's steps back to back (train_threads_f32.c). Item 2 is then what
+relaxed-atomic Hogwild would lose (the mode loses nothing), and `predict` (items 3-5 as
+written above) is kept as "hogwild": the design the measured conflicts ruled out. The
+asynchronous mode is priced by item 7:
+
+7. Asynchronous mode, rows owned (predict_owned). The samples' forward passes and deltas
+   (t_forward) are split evenly: the workers take samples one at a time. The optimizer steps
+   are split by ownership, rows dealt in blocks of 16 round robin (owner_max_share with the
+   measured p_r; the 10-row output layer is one block, one worker's); because a worker with
+   more steps to apply takes fewer samples, the step only costs wall time beyond the even
+   share when one owner's steps alone exceed it. The owner's step costs `owner_step_cost`
+   (1.1: 55 against 49 us for 50 x 785 in tools/bench/shared_step_micro.c; only the weight and
+   bias stores are atomic). Table maintenance is split evenly (any worker hashes a finished
+   owner's blocks, train_threads_f32.c hash_share). Coherence as in item 6 with the drain in
+   place of the batch: a row is written by its owner about once per DRAIN_AT samples of all
+   workers, so a reader misses a line of it at most once per drain (DRAIN_AT / T of its own
+   samples):
+
+       compute = max((t_forward + t_step x cost + t_tables) / T, t_step x cost x share)
+       t_T = t_serial + max(compute + t_coh(drain), floor)
+
+   Left out: the straggler at the end of each table-update step (about half a sample on one
+   worker, partly overlapped with hashing since the step no longer waits for the others' last
+   records) and the ring bookkeeping; threads_split.c measures both.
 """
 
 from __future__ import annotations
@@ -349,8 +367,9 @@ class Measured:
 
 
 def predict(m: Measured, t: Target, threads: int, pieces: StatePieces) -> dict[str, float]:
-    """Model item 5, asynchronous mode, for `threads` threads on target t: time per sample and
-    its terms. Table maintenance is split among the workers (train_threads_f32.c does that)."""
+    """Model item 5, Hogwild (every thread steps shared rows; the asynchronous mode before rows
+    had owners, kept as the design the measured conflicts ruled out), for `threads` threads on
+    target t: time per sample and its terms. Table maintenance split among the workers."""
     serial = m.t_shuffle * t.slow
     parallel = (m.t_sample * t.slow) - serial
     cache = pieces.cache_terms(threads, t.private_bytes, t.llc_bytes)
@@ -427,6 +446,69 @@ def predict_deterministic(
         "speedup": one / per_sample,
         "serial_share": serial / one,
         "phase2_largest_share": phase2_share if threads > 1 else 1.0,
+        "coherence_lines_per_sample": coh_lines,
+        "coherence_seconds_per_sample": coh,
+        "dram_bytes_per_sample": cache["dram_bytes"],
+        "bandwidth_floor_seconds": bw_floor,
+        "bandwidth_bound": float(bw_floor > compute),
+    }
+
+
+OWNED_BLOCK = 16  # rows per ownership block (train_threads_f32.c)
+DRAIN_AT = 8  # records an owner lets wait before it applies them (train_threads_f32.c)
+OWNER_STEP_COST = 1.1  # the owner's optimizer step over the plain one (shared_step_micro.c)
+
+
+def owner_max_share(
+    p_rows: np.ndarray, threads: int, n_in: int, n_out: int, k: int, block: int = OWNED_BLOCK
+) -> float:
+    """Asynchronous mode: the largest worker's share of the optimizer steps when each layer's
+    rows are dealt in blocks of `block` round robin (owner_of in train_threads_f32.c). Expected
+    work of a row per sample: p_r x (n_in + 1) in layer 0, k + 1 for each output row."""
+    work = np.zeros(threads)
+    for steps, per_step in ((np.asarray(p_rows, dtype=float), n_in + 1), (np.ones(n_out), k + 1)):
+        owner = (np.arange(len(steps)) // block) % threads
+        work += np.bincount(owner, weights=steps * per_step, minlength=threads)
+    return float(work.max() / work.sum())
+
+
+def predict_owned(
+    m: Measured,
+    t: Target,
+    threads: int,
+    pieces: StatePieces,
+    owner_share: float,
+    drain: int = DRAIN_AT,
+    owner_step_cost: float = OWNER_STEP_COST,
+) -> dict[str, float]:
+    """Model item 7: the asynchronous mode as built, rows owned and deltas passed through
+    rings. One thread is the plain trainer (the mode runs elsh_train_batch there)."""
+    serial = m.t_shuffle * t.slow
+    forward = m.t_forward * t.slow
+    tables = m.t_tables * t.slow
+    step = (m.t_sample - m.t_forward - m.t_shuffle - m.t_tables) * t.slow
+    one = serial + forward + step + tables
+    cache = pieces.cache_terms(threads, t.private_bytes, t.llc_bytes)
+    bw_floor = cache["dram_bytes"] / (t.dram_gb_s * 1e9)
+    if threads == 1:
+        compute, coh_lines, coh = forward + step + tables, 0.0, 0.0
+    else:
+        owned = step * owner_step_cost
+        order = np.argsort(-pieces.touch, kind="stable")
+        touch, lines = pieces.touch[order], pieces.lines[order]
+        private = np.cumsum(lines * LINE_BYTES) <= t.private_bytes
+        own = max(1.0, drain / threads)  # this worker's samples between two drains
+        stale = (1.0 - (1.0 - touch) ** own) * lines * (threads - 1) / threads
+        coh_lines = float(stale[private].sum()) / drain
+        coh = coh_lines * t.coh_ns * 1e-9 / t.mlp
+        compute = max((forward + owned + tables) / threads, owned * owner_share) + coh
+    per_sample = serial + max(compute, bw_floor)
+    return {
+        "threads": threads,
+        "seconds_per_sample": per_sample,
+        "speedup": one / per_sample,
+        "serial_share": serial / one,
+        "owner_largest_share": owner_share if threads > 1 else 1.0,
         "coherence_lines_per_sample": coh_lines,
         "coherence_seconds_per_sample": coh,
         "dram_bytes_per_sample": cache["dram_bytes"],
@@ -773,11 +855,14 @@ def run(args: argparse.Namespace) -> int:
         extra_t = {args.threads} if t is all_targets[0] else set()
         for T in sorted({1, 2, t.cores} | extra_t):
             share = phase2_max_share(p, T, 784, 10, m.k)
-            for mode in ("async", "deterministic"):
+            owners = owner_max_share(p, T, 784, 10, m.k)
+            for mode in ("async", "deterministic", "hogwild (not built)"):
                 if mode == "async":
-                    r = predict(m, t, T, pieces)
-                else:
+                    r = predict_owned(m, t, T, pieces, owners)
+                elif mode == "deterministic":
                     r = predict_deterministic(m, t, T, pieces, share, thread_batch())
+                else:
+                    r = predict(m, t, T, pieces)
                 predictions.append({"target": t.name, "mode": mode, **r})
                 pred_rows.append(
                     [
