@@ -154,7 +154,9 @@ typedef struct {
  * the others, when the slowest of them is this far behind), and the spacing of the ring
  * counters, 128 bytes: each on its own cache line (and line pair, which x86 prefetches
  * together), written by one worker only. */
+#ifndef RING_SLOTS
 #define RING_SLOTS 16
+#endif
 #define COUNTER_STRIDE 16
 #ifndef DRAIN_AT
 #define DRAIN_AT 8
