@@ -411,6 +411,49 @@ def phase2_max_share(p_rows: np.ndarray, threads: int, n_in: int, n_out: int, k:
     return float(work.max() / work.sum())
 
 
+def interval_coherence(
+    pieces: StatePieces, t: Target, threads: int, interval: int
+) -> tuple[float, float]:
+    """Coherence misses when every row is written (by one worker) once per `interval` samples
+    of all workers together and read by every worker in its samples between (the deterministic
+    mode's batch, the asynchronous mode's drain): a worker misses the lines of the private
+    pieces its interval / T samples touch, (T - 1) / T of them written by another worker.
+    Lines and seconds, per sample."""
+    order = np.argsort(-pieces.touch, kind="stable")
+    touch, lines = pieces.touch[order], pieces.lines[order]
+    private = np.cumsum(lines * LINE_BYTES) <= t.private_bytes
+    own = max(1.0, interval / threads)  # one worker's samples in an interval
+    stale = (1.0 - (1.0 - touch) ** own) * lines * (threads - 1) / threads
+    coh_lines = float(stale[private].sum()) / interval
+    return coh_lines, coh_lines * t.coh_ns * 1e-9 / t.mlp
+
+
+def timing_terms(
+    threads: int,
+    serial: float,
+    one: float,
+    compute: float,
+    coh_lines: float,
+    coh: float,
+    cache: dict[str, float],
+    bw_floor: float,
+) -> dict[str, float]:
+    """The result of a prediction: `compute` the parallel part's time per sample (coherence
+    included), the DRAM floor under it, the serial part on top."""
+    per_sample = serial + max(compute, bw_floor)
+    return {
+        "threads": threads,
+        "seconds_per_sample": per_sample,
+        "speedup": one / per_sample,
+        "serial_share": serial / one,
+        "coherence_lines_per_sample": coh_lines,
+        "coherence_seconds_per_sample": coh,
+        "dram_bytes_per_sample": cache["dram_bytes"],
+        "bandwidth_floor_seconds": bw_floor,
+        "bandwidth_bound": float(bw_floor > compute),
+    }
+
+
 def predict_deterministic(
     m: Measured,
     t: Target,
@@ -428,29 +471,14 @@ def predict_deterministic(
     serial = m.t_shuffle * t.slow
     phase1 = m.t_forward * t.slow
     phase2 = (m.t_sample - m.t_forward - m.t_shuffle) * t.slow
-    order = np.argsort(-pieces.touch, kind="stable")
-    touch, lines = pieces.touch[order], pieces.lines[order]
-    private = np.cumsum(lines * LINE_BYTES) <= t.private_bytes
-    shard = max(1.0, batch / threads)
-    stale = (1.0 - (1.0 - touch) ** shard) * lines * (threads - 1) / threads
-    coh_lines = float(stale[private].sum()) / batch  # per sample of the batch
-    coh = coh_lines * t.coh_ns * 1e-9 / t.mlp
+    coh_lines, coh = interval_coherence(pieces, t, threads, batch)
     cache = pieces.cache_terms(threads, t.private_bytes, t.llc_bytes)
     bw_floor = cache["dram_bytes"] / (t.dram_gb_s * 1e9)
     compute = phase1 / threads + phase2 * (phase2_share if threads > 1 else 1.0) + coh
-    per_sample = serial + max(compute, bw_floor)
     one = serial + phase1 + phase2
     return {
-        "threads": threads,
-        "seconds_per_sample": per_sample,
-        "speedup": one / per_sample,
-        "serial_share": serial / one,
+        **timing_terms(threads, serial, one, compute, coh_lines, coh, cache, bw_floor),
         "phase2_largest_share": phase2_share if threads > 1 else 1.0,
-        "coherence_lines_per_sample": coh_lines,
-        "coherence_seconds_per_sample": coh,
-        "dram_bytes_per_sample": cache["dram_bytes"],
-        "bandwidth_floor_seconds": bw_floor,
-        "bandwidth_bound": float(bw_floor > compute),
     }
 
 
@@ -494,26 +522,11 @@ def predict_owned(
         compute, coh_lines, coh = forward + step + tables, 0.0, 0.0
     else:
         owned = step * owner_step_cost
-        order = np.argsort(-pieces.touch, kind="stable")
-        touch, lines = pieces.touch[order], pieces.lines[order]
-        private = np.cumsum(lines * LINE_BYTES) <= t.private_bytes
-        own = max(1.0, drain / threads)  # this worker's samples between two drains
-        stale = (1.0 - (1.0 - touch) ** own) * lines * (threads - 1) / threads
-        coh_lines = float(stale[private].sum()) / drain
-        coh = coh_lines * t.coh_ns * 1e-9 / t.mlp
+        coh_lines, coh = interval_coherence(pieces, t, threads, drain)
         compute = max((forward + owned + tables) / threads, owned * owner_share) + coh
-    per_sample = serial + max(compute, bw_floor)
     return {
-        "threads": threads,
-        "seconds_per_sample": per_sample,
-        "speedup": one / per_sample,
-        "serial_share": serial / one,
+        **timing_terms(threads, serial, one, compute, coh_lines, coh, cache, bw_floor),
         "owner_largest_share": owner_share if threads > 1 else 1.0,
-        "coherence_lines_per_sample": coh_lines,
-        "coherence_seconds_per_sample": coh,
-        "dram_bytes_per_sample": cache["dram_bytes"],
-        "bandwidth_floor_seconds": bw_floor,
-        "bandwidth_bound": float(bw_floor > compute),
     }
 
 
