@@ -234,9 +234,20 @@ def test_bench_threads_tiny_run(tmp_path):
         "deterministic",
         "1 thread, no table maintenance",
         "async, 1 thread",
+        "independent 1-thread runs",
     }
     assert all(v > 0 for v in tp["median_samples_per_second"].values())
-    assert set(tp["speedup"]) == {"async", "deterministic", "async, 1 thread"}
+    assert set(tp["speedup"]) == {
+        "async",
+        "deterministic",
+        "async, 1 thread",
+        "independent 1-thread runs",
+    }
+    # the threaded kinds as a share of the machine's ceiling (2 independent one-thread runs)
+    ceiling = tp["median_samples_per_second"]["independent 1-thread runs"]
+    assert tp["share_of_ceiling"] == {
+        k: tp["median_samples_per_second"][k] / ceiling for k in ("async", "deterministic")
+    }
     assert all(v > 0 for v in tp["median_cpu_us_per_sample"].values())
     assert all(0.0 <= a <= 1.0 for v in result["accuracy"]["test_accuracy"].values() for a in v)
     det = result["determinism"]
