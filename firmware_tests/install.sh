@@ -33,4 +33,4 @@ echo "firmware_tests/install.sh: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 # shellcheck disable=SC2086
-apt-get install -y --no-install-recommends $missing
+apt-get install -o DPkg::Lock::Timeout=600 -y --no-install-recommends $missing
