@@ -41,8 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_lsh import defaults
 from edge_lsh.finetune import DEFAULT_MOMENTUM, FixedTrainer, rates
 from edge_lsh.format.reader import parse
+from edge_lsh.network import Network, TrainConfig
 from edge_lsh.oracle import qreference
 from edge_lsh.oracle.qmodel import QLayer, QModel, hash_codes, pool
 from edge_lsh.oracle.qtrain import ADAGRAD, QTrainConfig, QTrainer, _State, fs, sat32
@@ -213,6 +215,30 @@ def curve_last_lr(
     return accs
 
 
+def curve_float(
+    base: Path,
+    x: np.ndarray,
+    y: np.ndarray,
+    xv: np.ndarray,
+    yv: np.ndarray,
+    lr: float,
+    l2: float,
+    rebuild: str,
+    seed: int,
+    epochs: int,
+) -> list[float]:
+    """Float `train --from --shuffle-seed S --lr lr` (paired_curves.py's curve_float) with
+    TrainConfig's l2 and rebuild replaced: which of float's two extras carries its gain."""
+    net = Network.load(base)
+    net.reseed_shuffle(seed)
+    tc = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": lr, "l2": l2, "rebuild": rebuild})
+    accs = []
+    for _ in range(epochs):
+        net.fit(x, y, 1, tc)
+        accs.append(net.evaluate(xv, yv)["accuracy"])
+    return accs
+
+
 def check_equivalence(elsh: bytes, x: np.ndarray, y: np.ndarray, lr: float, seed: int) -> str:
     """Decay off: the oracle wrapper and the C step on the same samples; the first difference
     or 'equal'."""
@@ -251,6 +277,13 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--l2", default="1e-4", help="comma-separated decays for the oracle runs")
     p.add_argument("--last-lr", type=float, default=None, help="C runs, decay off, last epoch")
+    p.add_argument(
+        "--float",
+        dest="float_variant",
+        default=None,
+        metavar="L2:REBUILD",
+        help="float runs instead, e.g. 0:every (no l2), 1e-4:never (no table rebuilds)",
+    )
     p.add_argument("--test", action="store_true", help="score the test split (report only)")
     p.add_argument("--check", type=int, default=0, help="decay-off equivalence on N samples")
     args = p.parse_args()
@@ -280,7 +313,15 @@ def main() -> int:
         return 0 if got == "equal" else 1
     scored = "test split" if args.test else f"validation (last {xv.shape[0]} rows of half B)"
     runs: list[tuple[str, float]] = []
-    if args.last_lr is not None:
+    fl2, frebuild = 0.0, "every"
+    if args.float_variant is not None:
+        try:
+            a, frebuild = args.float_variant.split(":")
+            fl2 = float(a)
+        except ValueError:
+            p.exit(2, f"l2_probe.py: --float {args.float_variant!r}: expected L2:REBUILD\n")
+        runs.append(("float", fl2))
+    elif args.last_lr is not None:
         runs.append(("last-lr", args.last_lr))
     else:
         runs += [("l2", float(v)) for v in args.l2.split(",")]
@@ -290,6 +331,9 @@ def main() -> int:
         for s in seeds:
             if kind == "l2":
                 c = curve_oracle(elsh, xt, yt, xv, yv, args.lr, val, s, args.epochs)
+            elif kind == "float":
+                fbase = work / f"{args.data}-base.npz"
+                c = curve_float(fbase, xt, yt, xv, yv, args.lr, fl2, frebuild, s, args.epochs)
             else:
                 c = curve_last_lr(elsh, xt, yt, xv, yv, args.lr, val, s, args.epochs)
             curves.append(c)
@@ -297,9 +341,12 @@ def main() -> int:
         a = np.asarray(curves) * 100
         last = a[:, -1]
         sd = float(last.std(ddof=1)) if last.size > 1 else 0.0
-        label = f"oracle l2 {val:g}" if kind == "l2" else f"C, last epoch lr {val:g}"
+        label = {
+            "l2": f"fixed oracle l2 {val:g}",
+            "float": f"float l2 {fl2:g} rebuild {frebuild}",
+        }.get(kind, f"fixed C, last epoch lr {val:g}")
         print(
-            f"fixed {label} {args.data} {args.shift} lr {args.lr:g} ({scored}, seeds "
+            f"{label} {args.data} {args.shift} lr {args.lr:g} ({scored}, seeds "
             f"{args.seeds}): mean after each epoch "
             + " ".join(f"{v:.1f}" for v in a.mean(axis=0))
             + " | last epoch per seed "
