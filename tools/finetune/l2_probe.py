@@ -337,6 +337,8 @@ def main() -> int:
             else:
                 c = curve_last_lr(elsh, xt, yt, xv, yv, args.lr, val, s, args.epochs)
             curves.append(c)
+            per_epoch = " ".join(f"{100 * v:.1f}" for v in c)
+            print(f"  {kind} {val:g} seed {s}: {per_epoch}", flush=True)
         secs = time.perf_counter() - t0
         a = np.asarray(curves) * 100
         last = a[:, -1]
