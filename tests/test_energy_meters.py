@@ -19,6 +19,7 @@ from edge_lsh.energy.meters import (
     MeterError,
     PmicMeter,
     PowercapMeter,
+    PowerMeter,
     open_meter,
     parse_pmic,
 )
@@ -212,6 +213,41 @@ def test_ina260_measurement_with_a_fake_bus():
     m = measure(meter, work, idle_seconds=0.2, seconds=0.4)
     assert m.idle_watts == pytest.approx(5.0, rel=1e-3)
     assert m.joules_per_inference * m.inferences == pytest.approx(2.0 * m.seconds, rel=0.05)
+
+
+def test_window_power_uses_the_meters_reading_times():
+    """measure() divides a window's energy by the time between the meter's own readings. It
+    used to read its own clock after each reading returned, so a thread switch in between (the
+    meter's poller holding the GIL, on a loaded machine) shortened the idle window and gave
+    5.05 W for a constant 5 W. Here 10 ms pass right after the idle window's first reading is
+    taken, before measure() can look at any clock."""
+    now = [0.0]
+    working = [False]
+    readings = [0]
+
+    class Constant(PowerMeter):
+        name = "constant"
+
+        def _watts(self) -> float:
+            readings[0] += 1
+            if readings[0] == 2:  # the first reading after start(): a thread switch follows
+                now[0] += 0.01
+            return 7.0 if working[0] else 5.0
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    def work() -> int:
+        working[0] = True
+        now[0] += 0.01
+        return 1
+
+    meter = Constant(interval=3600.0, clock=lambda: now[0])
+    m = measure(meter, work, idle_seconds=1.0, seconds=0.1, clock=lambda: now[0], sleep=sleep)
+    assert m.idle_watts == pytest.approx(5.0, rel=1e-12)
+    assert m.idle_seconds == pytest.approx(1.01, rel=1e-12)
+    # two readings bound the working window (no poll between): 5 W and 7 W, the trapezoid 6 W
+    assert m.joules == pytest.approx(6.0 * m.seconds, rel=1e-12)
 
 
 PMIC = """\

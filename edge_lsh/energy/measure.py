@@ -56,8 +56,9 @@ def measure(
     """Measure idle watts for idle_seconds (or take idle_watts as given), warm up for
     warmup_seconds (caches, clocks, the first call's one-time work), then call work() (which
     runs some inferences and returns how many) until `seconds` have passed and at least
-    min_inferences were run, while the meter samples in its own thread. The meter is started
-    here and stopped at the end."""
+    min_inferences were run, while the meter samples in its own thread. Each window's power
+    is its energy over the time between the meter's own readings (Meter.reading), not over
+    `clock`, which only paces the loops. The meter is started here and stopped at the end."""
     if seconds <= 0 or (idle_watts is None and idle_seconds <= 0):
         raise ValueError("idle and measuring times must be > 0 seconds")
     if idle_watts is not None and not (idle_watts >= 0 and np.isfinite(idle_watts)):
@@ -65,23 +66,23 @@ def measure(
     meter.start()
     try:
         if idle_watts is None:
-            e0, t0 = meter.energy(), clock()
+            e0, t0 = meter.reading()
             sleep(idle_seconds)
-            e1, t1 = meter.energy(), clock()
+            e1, t1 = meter.reading()
             idle_w = (e1 - e0) / (t1 - t0) if t1 > t0 else -1.0
         else:
             t0, t1, idle_w = 0.0, 1.0, float(idle_watts)
         t_warm = clock()
         while clock() - t_warm < warmup_seconds:
             work()
-        e2, t2 = meter.energy(), clock()
-        n = 0
-        while n < min_inferences or clock() - t2 < seconds:
+        e2, t2 = meter.reading()
+        n, c2 = 0, clock()
+        while n < min_inferences or clock() - c2 < seconds:
             done = int(work())
             if done < 1:
                 raise ValueError("the measured work ran no inference")
             n += done
-        e3, t3 = meter.energy(), clock()
+        e3, t3 = meter.reading()
     finally:
         meter.stop()
     if not (t1 > t0 and t3 > t2):

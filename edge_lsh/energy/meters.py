@@ -121,11 +121,21 @@ class Meter:
 
     def energy(self) -> float:
         """Joules since start(), including a fresh reading."""
+        return self.reading()[0]
+
+    def reading(self) -> tuple[float, float]:
+        """Joules since start() with a fresh reading, and the time of that reading on the
+        meter's clock: what a window's power is computed from (the caller's own clock, read
+        after this returns, can be late by a thread switch)."""
         if self._error is not None:
             raise MeterError(f"{self.name}: {self._error}") from self._error
         with self._lock:
             self._poll()
-            return self._joules
+            return self._joules, self._reading_time()
+
+    def _reading_time(self) -> float:
+        """When the last reading was taken (subclasses that keep it say so exactly)."""
+        return self.clock()
 
     def stop(self) -> None:
         self._stop.set()
@@ -184,6 +194,9 @@ class PowerMeter(Meter):
         t, w = self.clock(), self._watts()
         self._joules += 0.5 * (w + self._w) * (t - self._t)
         self._t, self._w = t, w
+
+    def _reading_time(self) -> float:
+        return self._t  # the integral ends exactly here
 
 
 # ----------------------------------------------------------------------------- powercap
@@ -458,6 +471,10 @@ class CsvMeter(Meter):
         self._joules = sum(
             0.5 * (w0 + w1) * (t1_ - t0_) for (t0_, w0), (t1_, w1) in zip(pts, pts[1:])
         )
+        self._t1 = t1
+
+    def _reading_time(self) -> float:
+        return self._t1  # on the log's (wall) clock, like its samples
 
 
 # ----------------------------------------------------------------------------- Joulescope
