@@ -40,7 +40,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -368,6 +368,18 @@ class FixedTrainer:
         self._samples += rows.shape[0]
         return pred
 
+    def set_lr(self, lr: float) -> None:
+        """Train the next steps at learning rate lr (a schedule): the C kernel's
+        elsh_qtrain_set_rates with ``rates`` of lr, so the steps that follow are those of a
+        trainer resumed from the state saved now with this lr; ``config`` and the saved
+        TRAIN_STATE hold the new rates."""
+        lw, lws, lb, lbs = rates(self.model, self.config.optimizer, lr)
+        for i in range(MAX_LAYERS):
+            self._cfg.lr_w[i], self._cfg.lr_w_shift[i] = lw[i], lws[i]
+            self._cfg.lr_b[i], self._cfg.lr_b_shift[i] = lb[i], lbs[i]
+        check(lib.elsh_qtrain_set_rates(self._tr, self._cfg), "set the learning rates")
+        self.config = replace(self.config, lr_w=lw, lr_w_shift=lws, lr_b=lb, lr_b_shift=lbs)
+
     def fit(
         self,
         x: Any,
@@ -375,11 +387,13 @@ class FixedTrainer:
         epochs: int = 1,
         progress: Progress | None = None,
         shuffle_seed: int | None = None,
+        last_lr: float | None = None,
     ) -> dict[str, float]:
         """Train on float rows x (quantized as inference does) with int labels y, one sample at
         a time (or in mini-batches on threads: see the class), `epochs` passes (in order, or
-        shuffled by shuffle_seed). progress(epoch, epochs, done, n) is called after every 64
-        samples (every 64 batches in mini-batches) and at each epoch's end."""
+        shuffled by shuffle_seed). last_lr: the learning rate of the last epoch (set_lr before
+        it; with epochs 1, of the only one). progress(epoch, epochs, done, n) is called after
+        every 64 samples (every 64 batches in mini-batches) and at each epoch's end."""
         xq = self.model.quantize_input(x)
         labels = np.asarray(y)
         if labels.shape != (xq.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
@@ -390,11 +404,15 @@ class FixedTrainer:
             raise ValueError(f"labels must be in 0..{self.model.n_classes - 1}")
         if epochs < 0:
             raise ValueError(f"epochs={epochs} must be >= 0")
+        if last_lr is not None:
+            rates(self.model, self.config.optimizer, last_lr)  # a bad lr fails before any step
         n = xq.shape[0]
         rng = np.random.default_rng(shuffle_seed) if shuffle_seed is not None else None
         correct = 0
         t0 = time.perf_counter()
         for e in range(epochs):
+            if last_lr is not None and e == epochs - 1:
+                self.set_lr(last_lr)
             order = rng.permutation(n) if rng is not None else np.arange(n)
             correct = 0
             if self.batch > 0:

@@ -72,6 +72,8 @@ def rows(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray]:
         ["--train-layers", "last"],
         ["--optimizer", "sgd", "--momentum", "0.25"],
         ["--momentum", "0"],
+        ["--lr", "0.02", "--last-lr", "0.01"],
+        ["--optimizer", "sgd", "--lr", "0.03", "--last-lr", "0.007", "--train-layers", "last"],
     ],
 )
 def test_cli_json_and_the_same_bytes_as_the_api_and_the_runner(
@@ -101,7 +103,9 @@ def test_cli_json_and_the_same_bytes_as_the_api_and_the_runner(
         momentum=float(opts.get("--momentum", ft.DEFAULT_MOMENTUM)),
         seed=int(opts.get("--seed", 0)),
     )
-    tr.fit(d.x_train, d.y_train, epochs=2)
+    last_lr = float(opts["--last-lr"]) if "--last-lr" in opts else None
+    assert summary["last_lr"] == (last_lr if last_lr is not None else summary["lr"])
+    tr.fit(d.x_train, d.y_train, epochs=2, last_lr=last_lr)
     api = tr.save_bytes()
     assert out.read_bytes() == api
     assert api != MODEL.read_bytes()  # it did train
@@ -279,6 +283,23 @@ def float_model(tmp_path_factory) -> Path:
             "--lr",
         ),
         (
+            ["finetune", str(MODEL), "--data", "digits", "--last-lr", "0", "--out", "{tmp}/o.elsh"],
+            "--last-lr",
+        ),
+        (
+            [
+                "finetune",
+                str(MODEL),
+                "--data",
+                "digits",
+                "--last-lr",
+                "1e29",
+                "--out",
+                "{tmp}/o.elsh",
+            ],
+            "too large",
+        ),
+        (
             [
                 "finetune",
                 str(MODEL),
@@ -367,6 +388,10 @@ def test_runner_bad_input_is_one_line_and_status_2(tmp_path, runner, rows):
         (["--train", str(csv), "--out", out, "--train-layers", "9"], "the model has 2 layers"),
         (["--train", str(csv), "--out", out, "--optimizer", "adam"], "--optimizer"),
         (["--train", str(csv), "--out", out, "--lr", "nan"], "--lr"),
+        (["--train", str(csv), "--out", out, "--last-lr", "inf"], "--last-lr"),
+        (["--train", str(csv), "--out", out, "--last-lr", "0"], "cannot fine-tune"),
+        (["--train", str(csv), "--out", out, "--last-lr", "1e29"], "cannot fine-tune"),
+        (["--last-lr", "0.01"], "go with --train"),
         (["--train", str(csv), "--out", out, "--momentum", "1"], "--momentum"),
         (["--train", str(csv), "--out", out, "--momentum", "-0.1"], "--momentum"),
         (["--train", str(csv), "--out", out, "--momentum", "nan"], "--momentum"),

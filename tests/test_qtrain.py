@@ -425,6 +425,66 @@ def test_state_section_round_trip_and_resume_bit_exact(seed: int) -> None:
     assert_same_state(resumed, orc2, "resumed")
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_set_lr_mid_run_is_the_oracle_with_the_new_rates_and_a_resume(seed: int) -> None:
+    """A learning-rate schedule (FixedTrainer.set_lr, elsh_qtrain_set_rates) between steps: the
+    steps after it equal the oracle's with the new rates and those of a trainer resumed from
+    the state saved before it at the new rates, bit for bit; the saved state records them."""
+    qm, cfg, xs, ys, data = _trained(seed, 3, tables=seed % 3 != 0, momentum=[0, 20000][seed % 2])
+    ft = FixedTrainer(data, config=cfg)
+    orc = QTrainer(parse(data), cfg)
+    for x, y in zip(xs[:3], ys[:3]):
+        assert ft.step_q(x, int(y)) == orc.step(x, int(y))
+    saved = ft.save_bytes()
+    lr = [0.002, 0.03][seed % 2]
+    lw, lws, lb, lbs = rates(data, cfg.optimizer, lr)
+    new = dataclasses.replace(cfg, lr_w=lw, lr_w_shift=lws, lr_b=lb, lr_b_shift=lbs)
+    assert (lw, lws, lb, lbs) != (cfg.lr_w, cfg.lr_w_shift, cfg.lr_b, cfg.lr_b_shift)
+    ft.set_lr(lr)
+    assert ft.config == new
+    orc.cfg = new
+    resumed = FixedTrainer(saved, config=dataclasses.replace(new, resume=1))
+    for x, y in zip(xs[3:], ys[3:]):
+        assert ft.step_q(x, int(y)) == orc.step(x, int(y)) == resumed.step_q(x, int(y))
+    assert_same_state(ft, orc, "after set_lr")
+    out = ft.save_bytes()
+    assert out == resumed.save_bytes()
+    ts = parse(out).train_state
+    assert ts is not None
+    for li, ls in ts.layers.items():
+        got = (ls.lr_w, ls.lr_w_shift, ls.lr_b, ls.lr_b_shift)
+        assert got == (lw[li], lws[li], lb[li], lbs[li])
+
+
+def test_fit_last_lr_is_set_lr_before_the_last_epoch() -> None:
+    qm, cfg, xs, ys, data = _trained(3, 4, tables=True)
+    x = np.random.default_rng(8).normal(0.0, 1.0, (ys.size, qm.n_in))
+    a = FixedTrainer(data, lr=0.02, seed=5)
+    a.fit(x, ys, epochs=3, shuffle_seed=1, last_lr=0.004)
+    b = FixedTrainer(data, lr=0.02, seed=5)
+    rng = np.random.default_rng(1)
+    orders = [rng.permutation(len(ys)) for _ in range(3)]
+    b.fit(x[orders[0]], ys[orders[0]])
+    b.fit(x[orders[1]], ys[orders[1]])
+    b.set_lr(0.004)
+    b.fit(x[orders[2]], ys[orders[2]])
+    assert a.save_bytes() == b.save_bytes()
+    c = FixedTrainer(data, lr=0.02, seed=5)
+    c.fit(x, ys, epochs=3, shuffle_seed=1)
+    assert c.save_bytes() != a.save_bytes()
+    # one epoch: the last one, at last_lr
+    d, e = FixedTrainer(data, lr=0.02), FixedTrainer(data, lr=0.004)
+    d.fit(x, ys, last_lr=0.004)
+    e.fit(x, ys)
+    assert d.save_bytes() == e.save_bytes()
+    # a bad last_lr fails before any step
+    f = FixedTrainer(data, lr=0.02)
+    before = f.save_bytes()
+    with pytest.raises(ValueError, match="learning rate"):
+        f.fit(x, ys, epochs=2, last_lr=float("nan"))
+    assert f.save_bytes() == before
+
+
 def test_with_and_without_state_predict_the_same() -> None:
     for seed in range(4):
         qm, cfg, xs, ys, data = _trained(seed, 4, tables=seed % 2 == 0)

@@ -26,6 +26,7 @@ from edge_lsh.finetune import (
     DEFAULT_THREAD_BATCH,
     MAX_BATCH,
     FixedTrainer,
+    rates,
 )
 from edge_lsh.fixed import FixedPointModel
 from edge_lsh.report import print_summary
@@ -114,6 +115,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="learning rate, turned into each layer's integer rate as the device gets it",
     )
     f.add_argument(
+        "--last-lr",
+        type=positive_float,
+        default=None,
+        metavar="L",
+        help="learning rate of the last epoch (default: --lr; with --epochs 1, of the only "
+        "one): a lower rate at the end steadies the result",
+    )
+    f.add_argument(
         "--momentum",
         type=momentum,
         default=DEFAULT_MOMENTUM,
@@ -178,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         thread_batch=args.thread_batch,
     )
+    if args.last_lr is not None:  # its rates checked before the data is read or a step taken
+        rates(trainer.model, trainer.config.optimizer, args.last_lr)
     data = load(
         args.data, seed=args.seed, limit=args.limit, label_column=args.label_column or "last"
     )
@@ -188,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(
             f"fine-tuning {args.model} in fixed point ({args.optimizer}, lr {args.lr:g}, "
-            f"momentum {args.momentum:g}, train layers {args.train_layers}, "
+            + (f"last epoch lr {args.last_lr:g}, " if args.last_lr is not None else "")
+            + f"momentum {args.momentum:g}, train layers {args.train_layers}, "
             + (
                 f"{plural(args.threads, 'thread')} in batches of {trainer.batch}, "
                 if trainer.batch
@@ -207,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         progress=bar.update if bar else None,
         shuffle_seed=args.shuffle_seed,
+        last_lr=args.last_lr,
     )
     ops = trainer.ops
     trainer.save(args.out)
@@ -219,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
         "train_layers": args.train_layers,
         "optimizer": args.optimizer,
         "lr": args.lr,
+        "last_lr": args.last_lr if args.last_lr is not None else args.lr,
         "momentum": args.momentum,
         "threads": args.threads,
         "thread_batch": trainer.batch,

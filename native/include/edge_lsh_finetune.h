@@ -129,6 +129,12 @@ int elsh_qtrain_config_default(elsh_qtrain_config *cfg, const elsh_qnet *net);
  * for an lr that is not finite and > 0 or a rate too large for the step. */
 int elsh_qtrain_rates(const elsh_qnet *net, int32_t optimizer, double lr, elsh_qtrain_config *cfg);
 
+/* A learning-rate schedule: give an attached trainer new rates between steps (lr_w, lr_w_shift,
+ * lr_b, lr_b_shift of `rates`; nothing else of it is read). The next steps are those of a
+ * trainer attached with these rates to the state saved before the call (cfg.resume), and the
+ * saved TRAIN_STATE records them. ELSH_ERR_CONFIG for a rate out of range (tr unchanged). */
+int elsh_qtrain_set_rates(elsh_qtrain *tr, const elsh_qtrain_config *rates);
+
 /* The exact arena bytes elsh_qtrain_attach needs for this model (opened) and configuration,
  * beyond the model's own arena. ELSH_ERR_CONFIG for a value out of range. */
 int elsh_qtrain_plan(const elsh_qnet *net, const elsh_qtrain_config *cfg, size_t *arena_bytes);

@@ -93,6 +93,8 @@ static const char *usage =
     "                      the file and need no RAM\n"
     "  --optimizer sgd|adagrad    (default adagrad)\n"
     "  --lr X              learning rate (default 0.01)\n"
+    "  --last-lr X         learning rate of the last epoch (default: --lr); with --epochs 1, of\n"
+    "                      the only one\n"
     "  --momentum M        momentum, 0 <= M < 1 (default 0.5, as edge-lsh train's; 0: none, and\n"
     "                      4 bytes less of RAM per trainable weight)\n"
     "  --seed N            seed of the sample order and the stochastic rounding (default 0)\n"
@@ -785,8 +787,8 @@ typedef struct {
     long epochs;
     int32_t train_layers;
     int adagrad;
-    int has_lr;
-    float lr;
+    int has_lr, has_last_lr;
+    double lr, last_lr; /* parsed as double: the value edge_lsh.finetune derives the rates from */
     double momentum;
     uint32_t seed;
     int32_t threads;      /* --threads (1) */
@@ -830,13 +832,19 @@ static int parse_train_option(train_opts *o, const char *a, const char *v)
             return 1;
         }
         o->adagrad = !strcmp(v, "adagrad");
-    } else if (!strcmp(a, "--lr")) {
-        o->lr = strtof(v, &end);
-        if (*end || errno || end == v || !(o->lr >= 0.0f && o->lr < 1e30f)) {
-            fprintf(stderr, "edge-lsh-run: --lr must be a finite number >= 0, got %s\n", v);
+    } else if (!strcmp(a, "--lr") || !strcmp(a, "--last-lr")) {
+        double lr = strtod(v, &end);
+        if (*end || errno || end == v || !(lr >= 0.0 && lr < 1e30)) {
+            fprintf(stderr, "edge-lsh-run: %s must be a finite number >= 0, got %s\n", a, v);
             return 1;
         }
-        o->has_lr = 1;
+        if (!strcmp(a, "--lr")) {
+            o->lr = lr;
+            o->has_lr = 1;
+        } else {
+            o->last_lr = lr;
+            o->has_last_lr = 1;
+        }
     } else if (!strcmp(a, "--momentum")) {
         o->momentum = strtod(v, &end);
         if (*end || errno || end == v || !(o->momentum >= 0.0 && o->momentum < 1.0)) {
@@ -949,7 +957,9 @@ static int train_and_save(elsh_qnet *net, const rows *r, const train_opts *o, co
         fprintf(stderr, "edge-lsh-run: out of memory\n");
         goto done;
     }
-    if (st == ELSH_OK) st = elsh_qtrain_rates(net, cfg.optimizer, o->has_lr ? (double)o->lr : DEFAULT_LR, &cfg);
+    if (st == ELSH_OK) st = elsh_qtrain_rates(net, cfg.optimizer, o->has_lr ? o->lr : DEFAULT_LR, &cfg);
+    elsh_qtrain_config last = cfg; /* --last-lr's rates, checked before any step */
+    if (st == ELSH_OK && o->has_last_lr) st = elsh_qtrain_rates(net, cfg.optimizer, o->last_lr, &last);
     if (st == ELSH_OK) st = elsh_qtrain_plan(net, &cfg, &need);
     if (st != ELSH_OK) {
         fprintf(stderr, "edge-lsh-run: cannot fine-tune this model with these settings: %s\n", elsh_status_str(st));
@@ -974,6 +984,8 @@ static int train_and_save(elsh_qnet *net, const rows *r, const train_opts *o, co
     st = elsh_qtrain_attach(&tr, net, &cfg, arena, need);
     double t0 = now_us();
     for (long e = 0; e < o->epochs && st == ELSH_OK; e++) {
+        if (e == o->epochs - 1 && o->has_last_lr) st = elsh_qtrain_set_rates(&tr, &last);
+        if (st != ELSH_OK) break;
         if (cfg.batch > 0) {
             st = elsh_qtrain_steps(&tr, xq, r->label, r->n, NULL);
         } else {
@@ -1072,6 +1084,7 @@ int main(int argc, char **argv)
             info_only = 1;
         } else if (!strcmp(a, "--train") || !strcmp(a, "--out") || !strcmp(a, "--epochs") ||
                    !strcmp(a, "--train-layers") || !strcmp(a, "--optimizer") || !strcmp(a, "--lr") ||
+                   !strcmp(a, "--last-lr") ||
                    !strcmp(a, "--momentum") || !strcmp(a, "--seed") || !strcmp(a, "--threads") ||
                    !strcmp(a, "--thread-batch")) {
             if (i + 1 >= argc) {
@@ -1130,7 +1143,8 @@ int main(int argc, char **argv)
         return EXIT_BAD;
     }
     if (topt.given && !topt.samples) {
-        fprintf(stderr, "edge-lsh-run: --out, --epochs, --train-layers, --optimizer, --lr, --momentum and --seed go "
+        fprintf(stderr, "edge-lsh-run: --out, --epochs, --train-layers, --optimizer, --lr, --last-lr, --momentum, --seed, "
+                        "--threads and --thread-batch go "
                         "with --train SAMPLES.csv\n");
         return EXIT_BAD;
     }

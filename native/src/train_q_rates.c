@@ -85,3 +85,20 @@ int elsh_qtrain_rates(const elsh_qnet *net, int32_t optimizer, double lr, elsh_q
     cfg->optimizer = optimizer;
     return ELSH_OK;
 }
+
+int elsh_qtrain_set_rates(elsh_qtrain *tr, const elsh_qtrain_config *rates)
+{
+    if (!tr || !rates) return ELSH_ERR_NULL;
+    if (!tr->attached) return ELSH_ERR_STATE;
+    for (int32_t l = 0; l < ELSH_MAX_LAYERS; l++)
+        if (rates->lr_w[l] < 0 || rates->lr_b[l] < 0 || rates->lr_w_shift[l] < 0 || rates->lr_w_shift[l] > 62 ||
+            rates->lr_b_shift[l] < 0 || rates->lr_b_shift[l] > 62)
+            return ELSH_ERR_CONFIG;
+    for (int32_t l = 0; l < ELSH_MAX_LAYERS; l++) {
+        tr->cfg.lr_w[l] = rates->lr_w[l];
+        tr->cfg.lr_w_shift[l] = rates->lr_w_shift[l];
+        tr->cfg.lr_b[l] = rates->lr_b[l];
+        tr->cfg.lr_b_shift[l] = rates->lr_b_shift[l];
+    }
+    return ELSH_OK;
+}

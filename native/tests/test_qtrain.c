@@ -305,6 +305,23 @@ void test_qtrain_guards(void)
     /* integer rates from a float one */
     elsh_qtrain_config rc;
     elsh_qtrain_config_default(&rc, &t.net);
+    /* new rates for an attached trainer: checked, and a bad one leaves the trainer as it was */
+    CHECK_EQ_INT(elsh_qtrain_set_rates(NULL, &rc), ELSH_ERR_NULL);
+    CHECK_EQ_INT(elsh_qtrain_set_rates(&t.tr, NULL), ELSH_ERR_NULL);
+    CHECK_EQ_INT(elsh_qtrain_set_rates(&tr, &rc), ELSH_ERR_STATE);
+    rc.lr_w[0] = 12345;
+    rc.lr_b_shift[ELSH_MAX_LAYERS - 1] = 63;
+    CHECK_EQ_INT(elsh_qtrain_set_rates(&t.tr, &rc), ELSH_ERR_CONFIG);
+    CHECK_EQ_INT(t.tr.cfg.lr_w[0], cfg.lr_w[0]);
+    rc.lr_b_shift[ELSH_MAX_LAYERS - 1] = 62;
+    rc.lr_w[1] = -1;
+    CHECK_EQ_INT(elsh_qtrain_set_rates(&t.tr, &rc), ELSH_ERR_CONFIG);
+    rc.lr_w[1] = 7;
+    CHECK_EQ_INT(elsh_qtrain_set_rates(&t.tr, &rc), ELSH_OK);
+    CHECK_EQ_INT(t.tr.cfg.lr_w[0], 12345);
+    CHECK_EQ_INT(t.tr.cfg.lr_w[1], 7);
+    CHECK_EQ_INT(t.tr.cfg.lr_b_shift[ELSH_MAX_LAYERS - 1], 62);
+    elsh_qtrain_config_default(&rc, &t.net);
     CHECK_EQ_INT(elsh_qtrain_rates(NULL, ELSH_QTRAIN_SGD, 0.01, &rc), ELSH_ERR_NULL);
     CHECK_EQ_INT(elsh_qtrain_rates(&t.net, 7, 0.01, &rc), ELSH_ERR_CONFIG);
     CHECK_EQ_INT(elsh_qtrain_rates(&t.net, ELSH_QTRAIN_SGD, 0.0, &rc), ELSH_ERR_CONFIG);
