@@ -95,16 +95,17 @@ def test_cli_json_and_the_same_bytes_as_the_api_and_the_runner(
     assert model.arena_bytes + 0 <= summary["arena_bytes"]
     # the Python API, same settings: the same bytes
     opts = dict(zip(extra[::2], extra[1::2]))
+    lr = float(opts.get("--lr", ft.DEFAULT_LR))
+    last_lr = float(opts.get("--last-lr", lr * ft.DEFAULT_LAST_LR_FACTOR))
+    assert summary["lr"] == lr and summary["last_lr"] == last_lr
     tr = ft.FixedTrainer(
         MODEL,
         train_layers=opts.get("--train-layers", "all"),
         optimizer=opts.get("--optimizer", "adagrad"),
-        lr=float(opts.get("--lr", ft.DEFAULT_LR)),
+        lr=lr,
         momentum=float(opts.get("--momentum", ft.DEFAULT_MOMENTUM)),
         seed=int(opts.get("--seed", 0)),
     )
-    last_lr = float(opts["--last-lr"]) if "--last-lr" in opts else None
-    assert summary["last_lr"] == (last_lr if last_lr is not None else summary["lr"])
     tr.fit(d.x_train, d.y_train, epochs=2, last_lr=last_lr)
     api = tr.save_bytes()
     assert out.read_bytes() == api
@@ -149,6 +150,12 @@ def test_defaults_agree():
     src = (ROOT / "native" / "runner" / "edge_lsh_run.c").read_text()
     m = re.search(r"#define DEFAULT_LR ([0-9.e-]+)", src)
     assert m and float(m.group(1)) == sig["lr"].default
+    # the last epoch's rate: half of --lr unless --last-lr says otherwise (fit: lr throughout)
+    assert p.get_default("last_lr") is None
+    assert inspect.signature(ft.FixedTrainer.fit).parameters["last_lr"].default is None
+    m = re.search(r"#define DEFAULT_LAST_LR_FACTOR ([0-9.e-]+)", src)
+    assert m and float(m.group(1)) == ft.DEFAULT_LAST_LR_FACTOR
+    assert "o->has_last_lr ? o->last_lr : lr * DEFAULT_LAST_LR_FACTOR" in src
     assert "topt.adagrad = 1;" in src and sig["optimizer"].default == "adagrad"
     assert p.get_default("momentum") == sig["momentum"].default
     m = re.search(r"#define DEFAULT_MOMENTUM ([0-9.e-]+)", src)
@@ -193,7 +200,7 @@ def test_pi4_runner_under_qemu_writes_the_hosts_bytes(tmp_path, rows, runner):
     )
     assert arm.returncode == 0, arm.stderr
     tr = ft.FixedTrainer(MODEL, train_layers="last")
-    tr.fit(x, y, epochs=3)
+    tr.fit(x, y, epochs=3, last_lr=ft.DEFAULT_LR * ft.DEFAULT_LAST_LR_FACTOR)  # the runner's
     assert (tmp_path / "a72.elsh").read_bytes() == (tmp_path / "host.elsh").read_bytes()
     assert (tmp_path / "host.elsh").read_bytes() == tr.save_bytes()
 
@@ -424,7 +431,8 @@ def test_shuffle_seed_orders_both_paths_and_is_deterministic(tmp_path, float_mod
         assert main([*args, *extra, "--out", str(path), "--quiet"]) == 0
         out[tag] = path.read_bytes()
     tr = ft.FixedTrainer(MODEL)
-    tr.fit(d.x_train, d.y_train, epochs=2, shuffle_seed=3)
+    last_lr = ft.DEFAULT_LR * ft.DEFAULT_LAST_LR_FACTOR  # finetune's default schedule
+    tr.fit(d.x_train, d.y_train, epochs=2, shuffle_seed=3, last_lr=last_lr)
     assert out["s3"] == tr.save_bytes()
     assert out["s3"] != out["in-order"]
     capsys.readouterr()

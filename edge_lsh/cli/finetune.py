@@ -21,6 +21,7 @@ from edge_lsh.data import SPEC_HELP, load
 from edge_lsh.errors import ModelFileError
 from edge_lsh.fileio import check_input_file, check_output_file
 from edge_lsh.finetune import (
+    DEFAULT_LAST_LR_FACTOR,
     DEFAULT_LR,
     DEFAULT_MOMENTUM,
     DEFAULT_THREAD_BATCH,
@@ -119,8 +120,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         type=positive_float,
         default=None,
         metavar="L",
-        help="learning rate of the last epoch (default: --lr; with --epochs 1, of the only "
-        "one): a lower rate at the end steadies the result",
+        help=f"learning rate of the last epoch (default: {DEFAULT_LAST_LR_FACTOR:g} x --lr; with "
+        "--epochs 1, of the only one): the lower rate at the end steadies the result",
     )
     f.add_argument(
         "--momentum",
@@ -187,8 +188,10 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         thread_batch=args.thread_batch,
     )
-    if args.last_lr is not None:  # its rates checked before the data is read or a step taken
-        rates(trainer.model, trainer.config.optimizer, args.last_lr)
+    if args.last_lr is None:
+        args.last_lr = args.lr * DEFAULT_LAST_LR_FACTOR
+    # the last epoch's rates, checked before the data is read or a step taken
+    rates(trainer.model, trainer.config.optimizer, args.last_lr)
     data = load(
         args.data, seed=args.seed, limit=args.limit, label_column=args.label_column or "last"
     )
@@ -199,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(
             f"fine-tuning {args.model} in fixed point ({args.optimizer}, lr {args.lr:g}, "
-            + (f"last epoch lr {args.last_lr:g}, " if args.last_lr is not None else "")
+            + f"last epoch lr {args.last_lr:g}, "
             + f"momentum {args.momentum:g}, train layers {args.train_layers}, "
             + (
                 f"{plural(args.threads, 'thread')} in batches of {trainer.batch}, "
@@ -232,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         "train_layers": args.train_layers,
         "optimizer": args.optimizer,
         "lr": args.lr,
-        "last_lr": args.last_lr if args.last_lr is not None else args.lr,
+        "last_lr": args.last_lr,
         "momentum": args.momentum,
         "threads": args.threads,
         "thread_batch": trainer.batch,

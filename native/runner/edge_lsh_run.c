@@ -92,9 +92,9 @@ static const char *usage =
     "  --train-layers all|last|N  the layers that learn (default all): the others stay as in\n"
     "                      the file and need no RAM\n"
     "  --optimizer sgd|adagrad    (default adagrad)\n"
-    "  --lr X              learning rate (default 0.01)\n"
-    "  --last-lr X         learning rate of the last epoch (default: --lr); with --epochs 1, of\n"
-    "                      the only one\n"
+    "  --lr X              learning rate (default 0.02)\n"
+    "  --last-lr X         learning rate of the last epoch (default: 0.5 x --lr); with --epochs 1,\n"
+    "                      of the only one\n"
     "  --momentum M        momentum, 0 <= M < 1 (default 0.5, as edge-lsh train's; 0: none, and\n"
     "                      4 bytes less of RAM per trainable weight)\n"
     "  --seed N            seed of the sample order and the stochastic rounding (default 0)\n"
@@ -779,7 +779,8 @@ static int parse_bytes(const char *s, size_t *out)
 
 #define TRAIN_ALL 0     /* train_layers: every layer; N > 0: the last N */
 /* edge_lsh.finetune.FixedTrainer's lr and momentum (tests/test_finetune_entry.py checks) */
-#define DEFAULT_LR 0.01
+#define DEFAULT_LR 0.02
+#define DEFAULT_LAST_LR_FACTOR 0.5 /* --last-lr's default: this times --lr */
 #define DEFAULT_MOMENTUM 0.5
 
 typedef struct {
@@ -957,9 +958,11 @@ static int train_and_save(elsh_qnet *net, const rows *r, const train_opts *o, co
         fprintf(stderr, "edge-lsh-run: out of memory\n");
         goto done;
     }
-    if (st == ELSH_OK) st = elsh_qtrain_rates(net, cfg.optimizer, o->has_lr ? o->lr : DEFAULT_LR, &cfg);
-    elsh_qtrain_config last = cfg; /* --last-lr's rates, checked before any step */
-    if (st == ELSH_OK && o->has_last_lr) st = elsh_qtrain_rates(net, cfg.optimizer, o->last_lr, &last);
+    double lr = o->has_lr ? o->lr : DEFAULT_LR;
+    if (st == ELSH_OK) st = elsh_qtrain_rates(net, cfg.optimizer, lr, &cfg);
+    elsh_qtrain_config last = cfg; /* the last epoch's rates, checked before any step */
+    if (st == ELSH_OK)
+        st = elsh_qtrain_rates(net, cfg.optimizer, o->has_last_lr ? o->last_lr : lr * DEFAULT_LAST_LR_FACTOR, &last);
     if (st == ELSH_OK) st = elsh_qtrain_plan(net, &cfg, &need);
     if (st != ELSH_OK) {
         fprintf(stderr, "edge-lsh-run: cannot fine-tune this model with these settings: %s\n", elsh_status_str(st));
@@ -984,7 +987,7 @@ static int train_and_save(elsh_qnet *net, const rows *r, const train_opts *o, co
     st = elsh_qtrain_attach(&tr, net, &cfg, arena, need);
     double t0 = now_us();
     for (long e = 0; e < o->epochs && st == ELSH_OK; e++) {
-        if (e == o->epochs - 1 && o->has_last_lr) st = elsh_qtrain_set_rates(&tr, &last);
+        if (e == o->epochs - 1) st = elsh_qtrain_set_rates(&tr, &last);
         if (st != ELSH_OK) break;
         if (cfg.batch > 0) {
             st = elsh_qtrain_steps(&tr, xq, r->label, r->n, NULL);
