@@ -19,7 +19,7 @@ equals ``edge-lsh finetune`` (the C step) bit for bit (checked by --check and
 tests/test_l2_probe.py).
 
 Also (--last-lr): decay off, the C trainer (FixedTrainer) with a lower lr in the last epoch,
-by saving the trained state after epoch N - 1 and resuming it with the lower rates.
+by FixedTrainer.set_lr before epoch N (bit for bit a resume of the state at the lower rates).
 
     python tools/finetune/l2_probe.py --work /tmp/ftacc2-ds --data digits --shift rotate25 \\
         --lr 0.02 --seeds 0,1,2,3,4,5,6,7,8,9 --l2 0,1e-4,3e-4 [--test] [--last-lr 0.01]
@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_lsh import defaults
-from edge_lsh.finetune import DEFAULT_MOMENTUM, FixedTrainer, rates
+from edge_lsh.finetune import DEFAULT_MOMENTUM, FixedTrainer
 from edge_lsh.format.reader import parse
 from edge_lsh.network import Network, TrainConfig
 from edge_lsh.oracle import qreference
@@ -188,27 +188,14 @@ def curve_last_lr(
     seed: int,
     epochs: int,
 ) -> list[float]:
-    """The C trainer (no decay): lr for epochs 1..N-1, then its trained state resumed with the
-    rates of last_lr for epoch N (the same PRNG stream and sample orders)."""
+    """The C trainer (no decay): lr for epochs 1..N-1, then last_lr for epoch N (set_lr; the
+    same PRNG stream and sample orders)."""
     tr = FixedTrainer(elsh, lr=lr, momentum=DEFAULT_MOMENTUM, seed=seed)
     rng = np.random.default_rng(seed)
     accs = []
     for e in range(epochs):
         if e == epochs - 1 and last_lr != lr:
-            lw, lws, lb, lbs = rates(tr.model, ADAGRAD, last_lr)
-            c = tr.config
-            cfg = QTrainConfig(
-                optimizer=c.optimizer,
-                train_layers=c.train_layers,
-                momentum_q15=c.momentum_q15,
-                lr_w=lw,
-                lr_w_shift=lws,
-                lr_b=lb,
-                lr_b_shift=lbs,
-                seed=c.seed,
-                resume=1,
-            )
-            tr = FixedTrainer(tr.save_bytes(state=True), config=cfg)
+            tr.set_lr(last_lr)  # = resuming the saved state at last_lr's rates, bit for bit
         order = rng.permutation(x.shape[0])
         tr.fit(x[order], y[order], epochs=1)
         accs.append(tr.evaluate(xv, yv)["accuracy"])
