@@ -116,6 +116,31 @@ def test_resume_continues_a_batched_run() -> None:
     assert straight.save_bytes() == resumed.save_bytes()
 
 
+def test_set_lr_between_batches_is_a_resume_at_the_new_rates() -> None:
+    """A schedule in mini-batch mode (finetune --threads 2 --last-lr): the batches after
+    set_lr equal the oracle's with the new rates and those of a trainer resumed at them."""
+    rng = np.random.default_rng(12)
+    qm = random_qmodel(rng, extreme=False)
+    cfg = _config(rng, ADAGRAD, 20000, 0)
+    data = elsh_bytes(qm)
+    xs, ys = _inputs(qm, rng, 12), rng.integers(0, qm.n_classes, 12)
+    straight = FixedTrainer(data, config=cfg, threads=2, thread_batch=3)
+    straight.steps_q(xs[:6], ys[:6])
+    saved = straight.save_bytes()
+    straight.set_lr(0.004)
+    new = straight.config
+    assert new.lr_w != cfg.lr_w
+    resumed = FixedTrainer(
+        saved, config=dataclasses.replace(new, resume=1), threads=3, thread_batch=3
+    )
+    orc = QBatchTrainer(parse(saved), dataclasses.replace(new, resume=1), 3)
+    want = orc.train(xs[6:], ys[6:])
+    assert straight.steps_q(xs[6:], ys[6:]).tolist() == want
+    assert resumed.steps_q(xs[6:], ys[6:]).tolist() == want
+    assert_same_state(straight, orc, "after set_lr")
+    assert straight.save_bytes() == resumed.save_bytes()
+
+
 def test_the_plan_counts_the_workers_and_batch_records_exactly() -> None:
     rng = np.random.default_rng(5)
     qm = random_qmodel(rng, extreme=False)
