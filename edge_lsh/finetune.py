@@ -393,8 +393,10 @@ class FixedTrainer:
         """Train on float rows x (quantized as inference does) with int labels y, one sample at
         a time (or in mini-batches on threads: see the class), `epochs` passes (in order, or
         shuffled by shuffle_seed). last_lr: the learning rate of the last epoch (set_lr before
-        it; with epochs 1, of the only one). progress(epoch, epochs, done, n) is called after
-        every 64 samples (every 64 batches in mini-batches) and at each epoch's end."""
+        it; with epochs 1, of the only one); None keeps the trainer's rate throughout, while
+        `finetune` and `edge-lsh-run --train` default to lr * DEFAULT_LAST_LR_FACTOR.
+        progress(epoch, epochs, done, n) is called after every 64 samples (every 64 batches in
+        mini-batches) and at each epoch's end."""
         xq = self.model.quantize_input(x)
         labels = np.asarray(y)
         if labels.shape != (xq.shape[0],) or not np.issubdtype(labels.dtype, np.integer):

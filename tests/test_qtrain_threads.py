@@ -22,7 +22,12 @@ from test_qtrain import _config, _families, _inputs, assert_same_state
 
 from edge_lsh.cli import main
 from edge_lsh.data import load
-from edge_lsh.finetune import DEFAULT_THREAD_BATCH, FixedTrainer
+from edge_lsh.finetune import (
+    DEFAULT_LAST_LR_FACTOR,
+    DEFAULT_LR,
+    DEFAULT_THREAD_BATCH,
+    FixedTrainer,
+)
 from edge_lsh.format import elsh_bytes
 from edge_lsh.format.reader import parse
 from edge_lsh.native import aligned_empty, ffi, lib, ptr
@@ -193,12 +198,13 @@ def test_cli_runner_and_api_give_the_same_bytes_for_every_thread_count(
     with open(csv, "w") as f:
         for x, y in zip(d.x_train, d.y_train):
             f.write(",".join(f"{v:.9g}" for v in x) + f",{int(y)}\n")
+    last_lr = DEFAULT_LR * DEFAULT_LAST_LR_FACTOR  # finetune's and the runner's default
     tr = FixedTrainer(MODEL, threads=3, thread_batch=8)
-    tr.fit(d.x_train, d.y_train, epochs=2)
+    tr.fit(d.x_train, d.y_train, epochs=2, last_lr=last_lr)
     api = tr.save_bytes()
     assert api != MODEL.read_bytes()
     serial = FixedTrainer(MODEL)
-    serial.fit(d.x_train, d.y_train, epochs=2)
+    serial.fit(d.x_train, d.y_train, epochs=2, last_lr=last_lr)
     assert serial.save_bytes() != api  # mini-batches are another trainer than one-sample steps
     for threads in (1, 2, 4):
         out = tmp_path / f"cli{threads}.elsh"
@@ -295,6 +301,6 @@ def test_pi4_runner_on_4_threads_under_qemu_writes_the_hosts_bytes(
     assert arm.returncode == 0, arm.stderr
     assert "4 threads in batches of 8" in arm.stdout
     tr = FixedTrainer(MODEL, threads=2, thread_batch=8)
-    tr.fit(d.x_train, d.y_train, epochs=2)
+    tr.fit(d.x_train, d.y_train, epochs=2, last_lr=DEFAULT_LR * DEFAULT_LAST_LR_FACTOR)
     assert (tmp_path / "a72.elsh").read_bytes() == (tmp_path / "host.elsh").read_bytes()
     assert (tmp_path / "host.elsh").read_bytes() == tr.save_bytes()
