@@ -232,6 +232,7 @@ def one(
             "train_seconds": fix["train_seconds"],
             "optimizer": fix.get("optimizer"),
             "lr": fix.get("lr"),
+            "last_lr": fix.get("last_lr"),
             "momentum": fix.get("momentum"),
             "arena_bytes": fix.get("arena_bytes"),
             "multiplications_per_sample": fix.get("multiplications_per_sample"),
@@ -336,7 +337,7 @@ def one_fair(
         }
         if path == "fixed":
             first = path_runs[0]
-            for key in ("optimizer", "lr", "momentum", "arena_bytes"):
+            for key in ("optimizer", "lr", "last_lr", "momentum", "arena_bytes"):
                 row[path][key] = first.get(key)
     if "fixed" in row:
         gap = row["fixed"]["after"] - row["float"]["after"]
@@ -455,7 +456,9 @@ def fixed_settings(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         if v is not None
     )
     how = f"`{given}`" if given else "with its defaults"
-    return f"{how} ({f['optimizer']}, lr {f['lr']:g}, momentum {f['momentum']:g})"
+    last = f.get("last_lr")
+    last_text = f", last epoch lr {last:g}" if last is not None and last != f["lr"] else ""
+    return f"{how} ({f['optimizer']}, lr {f['lr']:g}{last_text}, momentum {f['momentum']:g})"
 
 
 def pct(v: float | None) -> str:
