@@ -103,46 +103,32 @@ def test_one_thread_without_a_batch_is_the_serial_step() -> None:
     assert FixedTrainer(data, config=cfg, threads=2).batch == DEFAULT_THREAD_BATCH
 
 
-def test_resume_continues_a_batched_run() -> None:
-    rng = np.random.default_rng(11)
+@pytest.mark.parametrize("seed, momentum, new_lr", [(11, 29491, None), (12, 20000, 0.004)])
+def test_resume_continues_a_batched_run(seed: int, momentum: int, new_lr: float | None) -> None:
+    """Resuming a saved batched run continues it; with new_lr, set_lr between batches (finetune
+    --threads 2 --last-lr) is the same as resuming at the new rates, and the batch oracle's."""
+    rng = np.random.default_rng(seed)
     qm = random_qmodel(rng, extreme=False)
-    cfg = _config(rng, ADAGRAD, 29491, 0)
+    cfg = _config(rng, ADAGRAD, momentum, 0)
     data = elsh_bytes(qm)
     xs, ys = _inputs(qm, rng, 12), rng.integers(0, qm.n_classes, 12)
     straight = FixedTrainer(data, config=cfg, threads=2, thread_batch=3)
     straight.steps_q(xs[:6], ys[:6])
     saved = straight.save_bytes()
-    resumed = FixedTrainer(saved, resume=True, threads=3, thread_batch=3)
-    orc = QBatchTrainer(parse(saved), dataclasses.replace(cfg, resume=1), 3)
+    if new_lr is not None:
+        straight.set_lr(new_lr)
+        assert straight.config.lr_w != cfg.lr_w
+    rcfg = dataclasses.replace(straight.config, resume=1)
+    if new_lr is None:  # the rates and the rest from the file's trained state
+        resumed = FixedTrainer(saved, resume=True, threads=3, thread_batch=3)
+    else:
+        resumed = FixedTrainer(saved, config=rcfg, threads=3, thread_batch=3)
+    orc = QBatchTrainer(parse(saved), rcfg, 3)
     want = orc.train(xs[6:], ys[6:])
     assert straight.steps_q(xs[6:], ys[6:]).tolist() == want
     assert resumed.steps_q(xs[6:], ys[6:]).tolist() == want
     assert_same_state(resumed, orc, "resumed")
-    assert straight.save_bytes() == resumed.save_bytes()
-
-
-def test_set_lr_between_batches_is_a_resume_at_the_new_rates() -> None:
-    """A schedule in mini-batch mode (finetune --threads 2 --last-lr): the batches after
-    set_lr equal the oracle's with the new rates and those of a trainer resumed at them."""
-    rng = np.random.default_rng(12)
-    qm = random_qmodel(rng, extreme=False)
-    cfg = _config(rng, ADAGRAD, 20000, 0)
-    data = elsh_bytes(qm)
-    xs, ys = _inputs(qm, rng, 12), rng.integers(0, qm.n_classes, 12)
-    straight = FixedTrainer(data, config=cfg, threads=2, thread_batch=3)
-    straight.steps_q(xs[:6], ys[:6])
-    saved = straight.save_bytes()
-    straight.set_lr(0.004)
-    new = straight.config
-    assert new.lr_w != cfg.lr_w
-    resumed = FixedTrainer(
-        saved, config=dataclasses.replace(new, resume=1), threads=3, thread_batch=3
-    )
-    orc = QBatchTrainer(parse(saved), dataclasses.replace(new, resume=1), 3)
-    want = orc.train(xs[6:], ys[6:])
-    assert straight.steps_q(xs[6:], ys[6:]).tolist() == want
-    assert resumed.steps_q(xs[6:], ys[6:]).tolist() == want
-    assert_same_state(straight, orc, "after set_lr")
+    assert_same_state(straight, orc, "straight")
     assert straight.save_bytes() == resumed.save_bytes()
 
 
