@@ -35,12 +35,18 @@ def curve_float(
     lr: float,
     seed: int,
     epochs: int,
+    last_lr: float | None = None,
 ) -> list[float]:
+    """Float `train --from --shuffle-seed seed` one epoch at a time; the accuracy on (xv, yv)
+    after each. last_lr: the last epoch at this lr instead (a schedule `train` itself does not
+    offer; for comparisons with the fixed path's)."""
     net = Network.load(base)
     net.reseed_shuffle(seed)
     tc = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": lr})
     accs = []
-    for _ in range(epochs):
+    for e in range(epochs):
+        if last_lr is not None and e == epochs - 1:
+            tc = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": last_lr})
         net.fit(x, y, 1, tc)
         accs.append(net.evaluate(xv, yv)["accuracy"])
     return accs

@@ -2,9 +2,12 @@
 
 The candidates, for each case (data x shift) and seed S, all scored on the last 20% of the
 shifted half B after training on its first 80% (paired_curves.py's split; the test split is
-not touched here):
+not touched here unless --test, which trains on all of half B and scores the shifted test
+split: diagnosis only, nothing is chosen with it):
 
 - float   : float `train --from` at its default lr (defaults.TRAIN.lr), the reference;
+- float   : also at that lr then each of --float-last in epoch N (a schedule `train` does not
+  offer: the same schedule on both paths);
 - fixed C : FixedTrainer at a constant lr (each of --const);
 - fixed C : lr --high for epochs 1..N-1, then each of --last in epoch N. The run at --high is
   branched after epoch N-1 (its trained state saved, resumed, and given the last epoch's rate
@@ -25,6 +28,7 @@ import multiprocessing
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,9 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paired_curves import curve_fixed, curve_float  # noqa: E402
 
 
-def split(work: Path, data: str, shift: str) -> tuple[np.ndarray, ...]:
+def split(work: Path, data: str, shift: str, test: bool) -> tuple[np.ndarray, ...]:
     d = np.load(work / f"{data}-{shift}.npz")
     x, y = d["x_train"], d["y_train"]
+    if test:  # diagnosis only: all of half B, scored on the shifted test split
+        return x, y, d["x_test"], d["y_test"]
     cut = int(x.shape[0] * 0.8)
     return x[:cut], y[:cut], x[cut:], y[cut:]
 
@@ -70,15 +76,17 @@ def branched(
     return out
 
 
-def one(job: tuple[str, str, str, int, int, float, list[float], list[float]]) -> dict:
-    work_s, data, shift, seed, epochs, high, lasts, consts = job
+def one(job: tuple[Any, ...]) -> dict:
+    work_s, data, shift, seed, epochs, high, lasts, consts, float_lasts, test = job
     work = Path(work_s)
-    xt, yt, xv, yv = split(work, data, shift)
+    xt, yt, xv, yv = split(work, data, shift, test)
     t0 = time.perf_counter()
     res: dict[str, float] = {}
-    res["float"] = curve_float(
-        work / f"{data}-base.npz", xt, yt, xv, yv, defaults.TRAIN.lr, seed, epochs
-    )[-1]
+    fbase, flr = work / f"{data}-base.npz", defaults.TRAIN.lr
+    res["float"] = curve_float(fbase, xt, yt, xv, yv, flr, seed, epochs)[-1]
+    for last in float_lasts:
+        acc = curve_float(fbase, xt, yt, xv, yv, flr, seed, epochs, last_lr=last)[-1]
+        res[f"float {flr:g} then {last:g}"] = acc
     elsh = work / f"{data}-base.elsh"
     for c in consts:
         if c == high and high in lasts:
@@ -117,6 +125,10 @@ def main() -> int:
     p.add_argument("--high", type=float, default=0.02, help="lr of epochs 1..N-1")
     p.add_argument("--last", default="0.02,0.01", help="last-epoch lrs after --high")
     p.add_argument("--const", default="0.01", help="constant lrs for the fixed path")
+    p.add_argument(
+        "--float-last", default="", help="float: also its lr then each of these in epoch N"
+    )
+    p.add_argument("--test", action="store_true", help="score the test split (diagnosis only)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", default=None, help="also write the table here (markdown)")
     args = p.parse_args()
@@ -128,7 +140,18 @@ def main() -> int:
                 p.exit(2, f"schedule_select.py: {work / f} missing: run domain_shift.py\n")
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [
-        (str(work), d, s, seed, args.epochs, args.high, floats(args.last), floats(args.const))
+        (
+            str(work),
+            d,
+            s,
+            seed,
+            args.epochs,
+            args.high,
+            floats(args.last),
+            floats(args.const),
+            floats(args.float_last),
+            args.test,
+        )
         for d, s in cases
         for seed in seeds
     ]
@@ -144,11 +167,18 @@ def main() -> int:
             )
     names = list(results[0]["acc"])
     lines = [
-        f"Validation accuracy after {args.epochs} epochs (last 20% of the shifted half B; "
+        (
+            "Test-split accuracy (diagnosis only: nothing is chosen with it)"
+            if args.test
+            else "Validation accuracy"
+        )
+        + f" after {args.epochs} epochs ("
+        + ("trained on all of half B" if args.test else "last 20% of the shifted half B")
+        + "; "
         f"seeds {args.seeds}), mean (sd) in %; fixed columns also as mean fixed - mean float. "
         f"`python {' '.join(sys.argv)}`, {time.perf_counter() - t0:.0f} s.",
         "",
-        "| case | val rows | " + " | ".join(names) + " |",
+        "| case | scored rows | " + " | ".join(names) + " |",
         "|---|--:|" + "--:|" * len(names),
     ]
     for data, shift in cases:
