@@ -41,13 +41,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_lsh import defaults
 from edge_lsh.finetune import DEFAULT_MOMENTUM, FixedTrainer
 from edge_lsh.format.reader import parse
-from edge_lsh.network import Network, TrainConfig
 from edge_lsh.oracle import qreference
 from edge_lsh.oracle.qmodel import QLayer, QModel, hash_codes, pool
 from edge_lsh.oracle.qtrain import ADAGRAD, QTrainConfig, QTrainer, _State, fs, sat32
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paired_curves import curve_fixed, curve_float  # noqa: E402
 
 K_SHIFT = 32
 
@@ -177,55 +178,6 @@ def curve_oracle(
     return accs
 
 
-def curve_last_lr(
-    elsh: bytes,
-    x: np.ndarray,
-    y: np.ndarray,
-    xv: np.ndarray,
-    yv: np.ndarray,
-    lr: float,
-    last_lr: float,
-    seed: int,
-    epochs: int,
-) -> list[float]:
-    """The C trainer (no decay): lr for epochs 1..N-1, then last_lr for epoch N (set_lr; the
-    same PRNG stream and sample orders)."""
-    tr = FixedTrainer(elsh, lr=lr, momentum=DEFAULT_MOMENTUM, seed=seed)
-    rng = np.random.default_rng(seed)
-    accs = []
-    for e in range(epochs):
-        if e == epochs - 1 and last_lr != lr:
-            tr.set_lr(last_lr)  # = resuming the saved state at last_lr's rates, bit for bit
-        order = rng.permutation(x.shape[0])
-        tr.fit(x[order], y[order], epochs=1)
-        accs.append(tr.evaluate(xv, yv)["accuracy"])
-    return accs
-
-
-def curve_float(
-    base: Path,
-    x: np.ndarray,
-    y: np.ndarray,
-    xv: np.ndarray,
-    yv: np.ndarray,
-    lr: float,
-    l2: float,
-    rebuild: str,
-    seed: int,
-    epochs: int,
-) -> list[float]:
-    """Float `train --from --shuffle-seed S --lr lr` (paired_curves.py's curve_float) with
-    TrainConfig's l2 and rebuild replaced: which of float's two extras carries its gain."""
-    net = Network.load(base)
-    net.reseed_shuffle(seed)
-    tc = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": lr, "l2": l2, "rebuild": rebuild})
-    accs = []
-    for _ in range(epochs):
-        net.fit(x, y, 1, tc)
-        accs.append(net.evaluate(xv, yv)["accuracy"])
-    return accs
-
-
 def check_equivalence(elsh: bytes, x: np.ndarray, y: np.ndarray, lr: float, seed: int) -> str:
     """Decay off: the oracle wrapper and the C step on the same samples; the first difference
     or 'equal'."""
@@ -320,9 +272,13 @@ def main() -> int:
                 c = curve_oracle(elsh, xt, yt, xv, yv, args.lr, val, s, args.epochs)
             elif kind == "float":
                 fbase = work / f"{args.data}-base.npz"
-                c = curve_float(fbase, xt, yt, xv, yv, args.lr, fl2, frebuild, s, args.epochs)
+                # which of float's two extras carries its gain: l2 and rebuild replaced
+                overrides = {"l2": fl2, "rebuild": frebuild}
+                c = curve_float(fbase, xt, yt, xv, yv, args.lr, s, args.epochs, None, overrides)
             else:
-                c = curve_last_lr(elsh, xt, yt, xv, yv, args.lr, val, s, args.epochs)
+                # the C trainer, no decay: lr, then val in the last epoch (set_lr)
+                mom = DEFAULT_MOMENTUM
+                c = curve_fixed(elsh, xt, yt, xv, yv, args.lr, mom, s, args.epochs, val)
             curves.append(c)
             per_epoch = " ".join(f"{100 * v:.1f}" for v in c)
             print(f"  {kind} {val:g} seed {s}: {per_epoch}", flush=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,24 +37,27 @@ def curve_float(
     seed: int,
     epochs: int,
     last_lr: float | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> list[float]:
     """Float `train --from --shuffle-seed seed` one epoch at a time; the accuracy on (xv, yv)
     after each. last_lr: the last epoch at this lr instead (a schedule `train` itself does not
-    offer; for comparisons with the fixed path's)."""
+    offer; for comparisons with the fixed path's). overrides: other TrainConfig fields replaced
+    (l2_probe.py: l2, rebuild)."""
     net = Network.load(base)
     net.reseed_shuffle(seed)
-    tc = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": lr})
+    fields = {**defaults.TRAIN.__dict__, **(overrides or {})}
+    tc = TrainConfig(**{**fields, "lr": lr})
     accs = []
     for e in range(epochs):
         if last_lr is not None and e == epochs - 1:
-            tc = TrainConfig(**{**defaults.TRAIN.__dict__, "lr": last_lr})
+            tc = TrainConfig(**{**fields, "lr": last_lr})
         net.fit(x, y, 1, tc)
         accs.append(net.evaluate(xv, yv)["accuracy"])
     return accs
 
 
 def curve_fixed(
-    base: Path,
+    base: Path | bytes,
     x: np.ndarray,
     y: np.ndarray,
     xv: np.ndarray,
@@ -62,11 +66,16 @@ def curve_fixed(
     momentum: float,
     seed: int,
     epochs: int,
+    last_lr: float | None = None,
 ) -> list[float]:
+    """Fixed `finetune --seed seed --shuffle-seed seed` one epoch at a time; the accuracy on
+    (xv, yv) after each. last_lr: the last epoch at this lr (FixedTrainer.set_lr)."""
     tr = FixedTrainer(base, lr=lr, momentum=momentum, seed=seed)
     rng = np.random.default_rng(seed)  # FixedTrainer.fit(shuffle_seed=seed)'s orders
     accs = []
-    for _ in range(epochs):
+    for e in range(epochs):
+        if last_lr is not None and e == epochs - 1 and last_lr != lr:
+            tr.set_lr(last_lr)  # = resuming the saved state at last_lr's rates, bit for bit
         order = rng.permutation(x.shape[0])
         tr.fit(x[order], y[order], epochs=1)
         accs.append(tr.evaluate(xv, yv)["accuracy"])
