@@ -33,14 +33,57 @@ static inline int pairs_fit(const float *p) { return ((uintptr_t)p & 7u) == 0; }
 static inline int pairs_fit(const float *p) { return (void)p, 0; }
 #endif
 
+/* Pair accesses straight from and into a vector register (x86-64 and aarch64, except under
+ * ThreadSanitizer): GCC 12 compiles a relaxed atomic 64-bit access of a vector's half through
+ * a general register (movq %xmm, %rax; mov %rax, (mem); and a shuffle for the upper half),
+ * three instructions where one would do. These are the single instructions: movlps / movhps
+ * (x86-64) and str d / st1 {v.d}[1] (aarch64) store one half of the register, movq / movhps
+ * and ldr d / ld1 {v.d}[1] load one. Each is one 8-byte access to an 8-byte-aligned address,
+ * which both architectures make single-copy atomic (Intel SDM vol. 3A 9.1.1, AMD APM vol. 2
+ * 7.3.2; Arm ARM B2.2.1) -- the guarantee, and the very access, that the relaxed atomic
+ * 64-bit load or store gives on these targets; in assembly the compiler neither splits,
+ * merges, elides nor reorders it against other accesses to the pair. ThreadSanitizer cannot
+ * see inside assembly, so its builds (make -C native test-tsan) keep the __atomic builtins,
+ * and so do other targets: the same algorithm, every access visible to it.
+ * tools/bench/shared_step_micro.c measures both. */
+#if defined(__SANITIZE_THREAD__)
+#define ELSH_PAIR_ASM 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ELSH_PAIR_ASM 0
+#endif
+#endif
+#ifndef ELSH_PAIR_ASM
+#if __SIZEOF_POINTER__ == 8 && (defined(__x86_64__) || (defined(__aarch64__) && defined(__ARM_NEON))) && \
+    !defined(ELSH_PAIR_BUILTINS)
+#define ELSH_PAIR_ASM 1
+#else
+#define ELSH_PAIR_ASM 0
+#endif
+#endif
+
 /* p[0..3], with 64-bit loads when `paired` (p 8-byte aligned) */
 static inline vec4 load4_relaxed(const float *p, int paired)
 {
 #if __SIZEOF_POINTER__ == 8
     if (paired) {
+#if ELSH_PAIR_ASM && defined(__x86_64__)
+        vec4 v;
+        __asm__("movq %1, %0\n\tmovhps %2, %0"
+                : "=&x"(v)
+                : "m"(*(const float_pair *)(const void *)p), "m"(*(const float_pair *)(const void *)(p + 2)));
+        return v;
+#elif ELSH_PAIR_ASM
+        vec4 v;
+        __asm__("ldr %d0, %1\n\tld1 {%0.d}[1], %2"
+                : "=&w"(v)
+                : "m"(*(const float_pair *)(const void *)p), "Q"(*(const float_pair *)(const void *)(p + 2)));
+        return v;
+#else
         pair2 u = {__atomic_load_n((const float_pair *)(const void *)p, __ATOMIC_RELAXED),
                    __atomic_load_n((const float_pair *)(const void *)(p + 2), __ATOMIC_RELAXED)};
         return (vec4)u;
+#endif
     }
 #else
     (void)paired;
@@ -53,9 +96,19 @@ static inline void store4_relaxed(float *p, vec4 v, int paired)
 {
 #if __SIZEOF_POINTER__ == 8
     if (paired) {
+#if ELSH_PAIR_ASM && defined(__x86_64__)
+        __asm__("movlps %2, %0\n\tmovhps %2, %1"
+                : "=m"(*(float_pair *)(void *)p), "=m"(*(float_pair *)(void *)(p + 2))
+                : "x"(v));
+#elif ELSH_PAIR_ASM
+        __asm__("str %d2, %0\n\tst1 {%2.d}[1], %1"
+                : "=m"(*(float_pair *)(void *)p), "=Q"(*(float_pair *)(void *)(p + 2))
+                : "w"(v));
+#else
         pair2 u = (pair2)v;
         __atomic_store_n((float_pair *)(void *)p, u[0], __ATOMIC_RELAXED);
         __atomic_store_n((float_pair *)(void *)(p + 2), u[1], __ATOMIC_RELAXED);
+#endif
         return;
     }
 #else

@@ -135,7 +135,8 @@
     X(test_threads_async_wide_trains)                                                        \
     X(test_threads_async_trains)                                                             \
     X(test_threads_predict_identical)                                                        \
-    X(test_threads_bad_arguments)
+    X(test_threads_bad_arguments)                                                            \
+    X(test_threads_relaxed_vec4_moves_bits)
 
 #define DECLARE(fn) void fn(void);
 TESTS(DECLARE)

@@ -6,7 +6,9 @@
  * Asynchronous mode: one thread is elsh_train_batch bit for bit, and so is its threaded path
  * on one worker (which proves that backprop_shared and update_rows_owned do what
  * elsh_layer_backward_f32 does); three threads lose no update; four train toy data to a high
- * accuracy and leave valid tables. Prediction: the same bits as elsh_predict.
+ * accuracy and leave valid tables. Prediction: the same bits as elsh_predict. The relaxed
+ * four-float accessors (param_relaxed_f32.h; single-instruction pair accesses in assembly on
+ * x86-64 and aarch64, the __atomic builtins under ThreadSanitizer) move bits exactly.
  * `make test-tsan` runs these under ThreadSanitizer, which must report nothing. Built without
  * threads (bare metal) the same tests run every call on one thread. */
 #include <stdlib.h>
@@ -14,6 +16,9 @@
 
 #include "check.h"
 #include "test_util.h"
+#if ELSH_THREADS
+#include "param_relaxed_f32.h"
+#endif
 
 enum { TN = 600, TN_IN = 24, TN_CLASSES = 4 };
 
@@ -465,4 +470,40 @@ void test_threads_bad_arguments(void)
     free(x);
     free(raw);
     tnet_destroy(&t);
+}
+
+/* load4_relaxed / store4_relaxed (param_relaxed_f32.h), whichever way this build compiles
+ * them (assembly pair accesses on x86-64 and aarch64, the __atomic builtins under
+ * ThreadSanitizer and elsewhere): every bit pattern (NaN payloads, -0, subnormals, infinities)
+ * loaded and stored exactly, at 8-byte aligned places (paired) and not, and nothing written
+ * outside the four floats. */
+void test_threads_relaxed_vec4_moves_bits(void)
+{
+#if ELSH_THREADS && ELSH_VEC4_F32
+    static const uint32_t special[8] = {0x7fc00001u, 0xffa00005u, 0x80000000u, 0x00000001u,
+                                        0x807fffffu, 0x7f800000u, 0xff800000u, 0x3f800000u};
+    uint32_t state = 12345u;
+    for (int trial = 0; trial < 200; trial++) {
+        uint64_t store_words[8], load_words[8]; /* 8-byte aligned; floats at offset 0 or 1 */
+        float *dst = (float *)(void *)store_words, *src = (float *)(void *)load_words;
+        uint32_t bits[4];
+        for (int k = 0; k < 4; k++) {
+            state = state * 1664525u + 1013904223u;
+            bits[k] = trial < 2 ? special[trial * 4 + k] : state;
+        }
+        int at = trial % 2, paired = at == 0;
+        memset(store_words, 0xa5, sizeof(store_words));
+        memset(load_words, 0x5a, sizeof(load_words));
+        memcpy(src + 2 + at, bits, sizeof(bits));
+        vec4 v = load4_relaxed(src + 2 + at, paired);
+        uint32_t got[4];
+        memcpy(got, &v, sizeof(got));
+        CHECK(memcmp(got, bits, sizeof(bits)) == 0);
+        store4_relaxed(dst + 2 + at, v, paired);
+        CHECK(memcmp(dst + 2 + at, bits, sizeof(bits)) == 0);
+        uint8_t *b = (uint8_t *)(void *)store_words;
+        for (size_t i = 0; i < sizeof(store_words); i++)
+            if (i < (size_t)(2 + at) * 4 || i >= (size_t)(6 + at) * 4) CHECK(b[i] == 0xa5);
+    }
+#endif
 }

@@ -11,6 +11,11 @@
  *   make -C native build/libedge_lsh.a && cc -std=c99 -O2 -Inative/include -Inative/src \
  *       -Inative/tests tools/bench/shared_step_micro.c native/tests/test_util.c \
  *       native/build/libedge_lsh.a -lm -o /tmp/shared_step_micro && /tmp/shared_step_micro 1000
+ *
+ * The relaxed pair accesses are single-instruction assembly on x86-64 and aarch64
+ * (param_relaxed_f32.h); for the __atomic builtins instead (what ThreadSanitizer builds use),
+ * build a second library with make -C native BUILD=build-builtins \
+ * CFLAGS="-O2 -DELSH_PAIR_BUILTINS" build-builtins/libedge_lsh.a and link that.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
