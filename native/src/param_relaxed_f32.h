@@ -44,7 +44,8 @@ static inline int pairs_fit(const float *p) { return (void)p, 0; }
  * 64-bit load or store gives on these targets; in assembly the compiler neither splits,
  * merges, elides nor reorders it against other accesses to the pair. ThreadSanitizer cannot
  * see inside assembly, so its builds (make -C native test-tsan) keep the __atomic builtins,
- * and so do other targets: the same algorithm, every access visible to it.
+ * and so do other targets and any build with -DELSH_PAIR_BUILTINS: the same algorithm, every
+ * access visible to it.
  * tools/bench/shared_step_micro.c measures both. */
 #if defined(__SANITIZE_THREAD__)
 #define ELSH_PAIR_ASM 0
