@@ -474,12 +474,12 @@ void test_threads_bad_arguments(void)
 
 /* load4_relaxed / store4_relaxed (param_relaxed_f32.h), whichever way this build compiles
  * them (assembly pair accesses on x86-64 and aarch64, the __atomic builtins under
- * ThreadSanitizer and elsewhere): every bit pattern (NaN payloads, -0, subnormals, infinities)
- * loaded and stored exactly, at 8-byte aligned places (paired) and not, and nothing written
- * outside the four floats. */
+ * ThreadSanitizer and elsewhere; on 32-bit targets four 32-bit relaxed accesses): every bit
+ * pattern (NaN payloads, -0, subnormals, infinities) loaded and stored exactly, at 8-byte
+ * aligned places (paired) and not, and nothing written outside the four floats. */
 void test_threads_relaxed_vec4_moves_bits(void)
 {
-#if ELSH_THREADS && ELSH_VEC4_F32
+#if ELSH_THREADS
     static const uint32_t special[8] = {0x7fc00001u, 0xffa00005u, 0x80000000u, 0x00000001u,
                                         0x807fffffu, 0x7f800000u, 0xff800000u, 0x3f800000u};
     uint32_t state = 12345u;
