@@ -33,19 +33,22 @@ static inline int pairs_fit(const float *p) { return ((uintptr_t)p & 7u) == 0; }
 static inline int pairs_fit(const float *p) { return (void)p, 0; }
 #endif
 
-/* Pair accesses straight from and into a vector register (x86-64 and aarch64, except under
- * ThreadSanitizer): GCC 12 compiles a relaxed atomic 64-bit access of a vector's half through
- * a general register (movq %xmm, %rax; mov %rax, (mem); and a shuffle for the upper half),
- * three instructions where one would do. These are the single instructions: movlps / movhps
- * (x86-64) and str d / st1 {v.d}[1] (aarch64) store one half of the register, movq / movhps
- * and ldr d / ld1 {v.d}[1] load one. Each is one 8-byte access to an 8-byte-aligned address,
- * which both architectures make single-copy atomic (Intel SDM vol. 3A 9.1.1, AMD APM vol. 2
- * 7.3.2; Arm ARM B2.2.1) -- the guarantee, and the very access, that the relaxed atomic
- * 64-bit load or store gives on these targets; in assembly the compiler neither splits,
- * merges, elides nor reorders it against other accesses to the pair. ThreadSanitizer cannot
- * see inside assembly, so its builds (make -C native test-tsan) keep the __atomic builtins,
- * and so do other targets and any build with -DELSH_PAIR_BUILTINS: the same algorithm, every
- * access visible to it.
+/* Pair accesses straight from and into a vector register (x86-64 and little-endian aarch64,
+ * except under ThreadSanitizer): GCC 12 compiles a relaxed atomic 64-bit access of a vector's
+ * half through a general register (movq %xmm, %rax; mov %rax, (mem); and a shuffle for the
+ * upper half), three instructions where one would do. These are the single instructions:
+ * movlps / movhps (x86-64) and str d / st1 {v.d}[1] (aarch64) store one half of the register,
+ * movq / movhps and ldr d / ld1 {v.d}[1] load one. Each is one 8-byte access to an
+ * 8-byte-aligned address, which both architectures make single-copy atomic (Intel SDM vol. 3A,
+ * "Guaranteed Atomic Operations"; AMD APM vol. 2 7.3.2; Arm ARM B2.2.1) -- the guarantee, and
+ * the very access, that the relaxed atomic 64-bit load or store gives on these targets. The
+ * compiler never splits or tears one, and keeps it in order with the plain accesses to the same
+ * floats (the memory operands say which 8 bytes it reads or writes); like relaxed atomics, two
+ * loads of the same pair with nothing between them may become one. Big-endian aarch64 is left
+ * out: there ldr d puts the two floats of a pair in the other lanes. ThreadSanitizer cannot see
+ * inside assembly, so its builds (make -C native test-tsan) keep the __atomic builtins, and so
+ * do other targets and any build with -DELSH_PAIR_BUILTINS: the same algorithm, every access
+ * visible to it. test_threads_relaxed_vec4_moves_bits checks which way a build went;
  * tools/bench/shared_step_micro.c measures both. */
 #if defined(__SANITIZE_THREAD__)
 #define ELSH_PAIR_ASM 0
@@ -55,8 +58,8 @@ static inline int pairs_fit(const float *p) { return (void)p, 0; }
 #endif
 #endif
 #ifndef ELSH_PAIR_ASM
-#if __SIZEOF_POINTER__ == 8 && (defined(__x86_64__) || (defined(__aarch64__) && defined(__ARM_NEON))) && \
-    !defined(ELSH_PAIR_BUILTINS)
+#if __SIZEOF_POINTER__ == 8 && !defined(ELSH_PAIR_BUILTINS) && \
+    (defined(__x86_64__) || (defined(__aarch64__) && defined(__ARM_NEON) && defined(__AARCH64EL__)))
 #define ELSH_PAIR_ASM 1
 #else
 #define ELSH_PAIR_ASM 0
