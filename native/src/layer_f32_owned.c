@@ -12,9 +12,9 @@
  * So no access is a data race (ThreadSanitizer checks it: make -C native test-tsan), and five of
  * the six parameter accesses of a step are ordinary vector loads and stores; the sixth, the
  * weights' relaxed stores, are two single 8-byte stores per four floats straight from the
- * vector register on x86-64 and aarch64 (param_relaxed_f32.h; tools/bench/shared_step_micro.c
- * measures the variants). On one thread the result is bit for bit the plain variant's
- * (native/tests/test_threads.c). */
+ * vector register on x86-64 and little-endian aarch64 (param_relaxed_f32.h;
+ * tools/bench/shared_step_micro.c measures the variants). On one thread the result is bit for
+ * bit the plain variant's (native/tests/test_threads.c). */
 #include "internal.h"
 
 #if ELSH_THREADS

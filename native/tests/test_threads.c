@@ -8,7 +8,8 @@
  * elsh_layer_backward_f32 does); three threads lose no update; four train toy data to a high
  * accuracy and leave valid tables. Prediction: the same bits as elsh_predict. The relaxed
  * four-float accessors (param_relaxed_f32.h; single-instruction pair accesses in assembly on
- * x86-64 and aarch64, the __atomic builtins under ThreadSanitizer) move bits exactly.
+ * x86-64 and little-endian aarch64, the __atomic builtins under ThreadSanitizer) move bits
+ * exactly.
  * `make test-tsan` runs these under ThreadSanitizer, which must report nothing. Built without
  * threads (bare metal) the same tests run every call on one thread. */
 #include <stdlib.h>
@@ -473,10 +474,10 @@ void test_threads_bad_arguments(void)
 }
 
 /* load4_relaxed / store4_relaxed (param_relaxed_f32.h), whichever way this build compiles
- * them (assembly pair accesses on x86-64 and aarch64, the __atomic builtins under
- * ThreadSanitizer and elsewhere; on 32-bit targets four 32-bit relaxed accesses): every bit
- * pattern (NaN payloads, -0, subnormals, infinities) loaded and stored exactly, at 8-byte
- * aligned places (paired) and not, and nothing written outside the four floats. */
+ * them (assembly pair accesses on x86-64 and little-endian aarch64, the __atomic builtins
+ * under ThreadSanitizer and elsewhere; on 32-bit targets four 32-bit relaxed accesses):
+ * every bit pattern (NaN payloads, -0, subnormals, infinities) loaded and stored exactly, at
+ * 8-byte aligned places (paired) and not, and nothing written outside the four floats. */
 void test_threads_relaxed_vec4_moves_bits(void)
 {
 #if ELSH_THREADS
